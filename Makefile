@@ -1,0 +1,46 @@
+# Thin wrapper over CMake for the README's commands. Every target first runs
+# scripts/deps.sh, which installs missing Debian packages and is a no-op
+# when everything is present.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_SECONDS ?= 60
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build test asan fuzz ci demo format clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	cmake -S . -B build $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+
+# The whole test suite, warnings as errors.
+test: build
+	cd build && ctest --output-on-failure -j $(JOBS)
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+asan: deps
+	cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DESIM_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		ctest --output-on-failure -j $(JOBS)
+
+# Every libFuzzer target for FUZZ_SECONDS each (clang), seeded from tests/fuzz/corpus.
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DESIM_FUZZ=ON -DESIM_TESTS=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	bash scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+# What CI runs (.ci/run): tests, sanitizer run, bounded fuzzing.
+ci: test asan fuzz
+
+demo: build
+	bash scripts/demo.sh build
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-asan build-fuzz

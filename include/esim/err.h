@@ -1,0 +1,105 @@
+/*
+ * esim_err: the one error space of libesim.
+ *
+ * Every function that can fail returns an esim_err; 0 (ESIM_OK) is success.
+ * Codes are grouped by layer so that a caller (and a user reading a message)
+ * can tell "the bytes were malformed" from "the signature did not verify"
+ * from "the certificate has expired". esim_strerror() describes each code,
+ * esim_errname() gives its symbol.
+ *
+ * The list below is the single source of both: X(name, value, text), where
+ * value is "_" for "previous + 1". Layers append codes inside their own
+ * block; never renumber, never reuse a code for a second meaning.
+ */
+#ifndef ESIM_ERR_H
+#define ESIM_ERR_H
+
+#define ESIM_ERR_LIST(X) \
+	/* general (1..99) */ \
+	X(ESIM_E_NOMEM, 1, "allocation failed") \
+	X(ESIM_E_ARG, _, "invalid argument from the caller") \
+	X(ESIM_E_IO, _, "file or socket I/O failed") \
+	X(ESIM_E_TOO_LARGE, _, "input exceeds a size cap") \
+	X(ESIM_E_BUF_SMALL, _, "output buffer too small") \
+	X(ESIM_E_NOT_FOUND, _, "requested item does not exist") \
+	X(ESIM_E_HEX, _, "malformed hexadecimal text") \
+	X(ESIM_E_BASE64, _, "malformed base64 text") \
+	X(ESIM_E_UNSUPPORTED, _, "valid but not supported here") \
+	X(ESIM_E_INTERNAL, _, "a library below failed unexpectedly") \
+	/* der layer (100..199) */ \
+	X(ESIM_E_DER_TRUNCATED_TAG, 100, "input ends inside a tag") \
+	X(ESIM_E_DER_TAG_TOO_LONG, _, "tag longer than 4 bytes") \
+	X(ESIM_E_DER_NONMINIMAL_TAG, _, "multi-byte tag not minimally encoded") \
+	X(ESIM_E_DER_TRUNCATED_LENGTH, _, "input ends inside a length") \
+	X(ESIM_E_DER_INDEFINITE_LENGTH, _, "0x80 length form (BER only)") \
+	X(ESIM_E_DER_LENGTH_TOO_LONG, _, "more than 4 length bytes") \
+	X(ESIM_E_DER_RESERVED_LENGTH, _, "0xFF length byte") \
+	X(ESIM_E_DER_NONMINIMAL_LENGTH, _, "long form where short fits, or leading zero") \
+	X(ESIM_E_DER_OVERRUN, _, "value runs past its parent / input") \
+	X(ESIM_E_DER_TRAILING_DATA, _, "bytes left after the last element") \
+	X(ESIM_E_DER_UNEXPECTED_TAG, _, "element has another tag than required") \
+	X(ESIM_E_DER_CONSTRUCTED_EXPECTED, _, "primitive where constructed is required") \
+	X(ESIM_E_DER_PRIMITIVE_EXPECTED, _, "constructed where primitive is required") \
+	X(ESIM_E_DER_EMPTY_INTEGER, _, "INTEGER with no content bytes") \
+	X(ESIM_E_DER_NONMINIMAL_INTEGER, _, "INTEGER with a redundant leading byte") \
+	X(ESIM_E_DER_INTEGER_OVERFLOW, _, "INTEGER does not fit the C type") \
+	X(ESIM_E_DER_NEGATIVE_INTEGER, _, "negative where unsigned is required") \
+	X(ESIM_E_DER_BAD_BOOLEAN, _, "BOOLEAN not exactly one byte") \
+	X(ESIM_E_DER_BAD_NULL, _, "NULL with content") \
+	X(ESIM_E_DER_EMPTY_BITSTRING, _, "BIT STRING with no unused-bits byte") \
+	X(ESIM_E_DER_BAD_UNUSED_BITS, _, "unused-bits count > 7, or > 0 when empty") \
+	X(ESIM_E_DER_NONZERO_PADDING, _, "unused bits of a BIT STRING not zero") \
+	X(ESIM_E_DER_BAD_UTF8, _, "UTF8String not valid UTF-8") \
+	X(ESIM_E_DER_BAD_OID, _, "malformed OBJECT IDENTIFIER") \
+	X(ESIM_E_DER_TOO_DEEP, _, "nesting deeper than the reader allows") \
+	X(ESIM_E_DER_BAD_ENUMERATED, _, "ENUMERATED malformed") \
+	X(ESIM_E_DER_BUILDER_STATE, _, "builder misuse (unbalanced open/close)") \
+	/* crypto layer (200..299) */ \
+	X(ESIM_E_CRYPTO_BAD_KEY, 200, "key malformed or of the wrong type") \
+	X(ESIM_E_CRYPTO_UNSUPPORTED_CURVE, _, "curve other than P-256 / brainpoolP256r1") \
+	X(ESIM_E_CRYPTO_CURVE_MISMATCH, _, "two keys on different curves") \
+	X(ESIM_E_CRYPTO_BAD_POINT, _, "public point not on the curve / bad encoding") \
+	X(ESIM_E_CRYPTO_BAD_SIGNATURE_FORMAT, _, "signature bytes malformed") \
+	X(ESIM_E_CRYPTO_SIGNATURE_INVALID, _, "signature does not verify") \
+	X(ESIM_E_CRYPTO_MAC_INVALID, _, "MAC does not verify") \
+	X(ESIM_E_CRYPTO_BAD_PADDING, _, "ISO 9797-1 method 2 padding wrong") \
+	X(ESIM_E_CRYPTO_BAD_LENGTH, _, "ciphertext / key length wrong") \
+	X(ESIM_E_CRYPTO_OPENSSL, _, "OpenSSL failed unexpectedly") \
+	X(ESIM_E_CRYPTO_RANDOM, _, "random generator failed") \
+	/* certificates (300..399) */ \
+	X(ESIM_E_CERT_PARSE, 300, "not a DER or PEM X.509 certificate") \
+	X(ESIM_E_CERT_EXPIRED, _, "notAfter is in the past") \
+	X(ESIM_E_CERT_NOT_YET_VALID, _, "notBefore is in the future") \
+	X(ESIM_E_CERT_NO_ROLE, _, "no GSMA RSP role policy OID") \
+	X(ESIM_E_CERT_WRONG_ROLE, _, "role policy OID other than required") \
+	X(ESIM_E_CERT_UNKNOWN_CI, _, "chain ends at a CI that is not trusted") \
+	X(ESIM_E_CERT_BAD_SIGNATURE, _, "issuer's signature does not verify") \
+	X(ESIM_E_CERT_MISSING_ISSUER, _, "an intermediate certificate is missing") \
+	X(ESIM_E_CERT_NOT_CA, _, "issuer lacks CA:TRUE / keyCertSign") \
+	X(ESIM_E_CERT_NO_SKI, _, "SubjectKeyIdentifier missing") \
+	X(ESIM_E_CERT_NO_AKI, _, "AuthorityKeyIdentifier missing") \
+	X(ESIM_E_CERT_NO_EID, _, "eUICC certificate without a valid EID") \
+	X(ESIM_E_CERT_EID_OUT_OF_RANGE, _, "EID outside the EUM's permitted range") \
+	X(ESIM_E_CERT_KEY_USAGE, _, "key usage does not allow the use") \
+	/* end */
+
+#define ESIM_ERR__ENUM_(name, value, text) name ESIM_ERR__VAL_##value,
+#define ESIM_ERR__VAL__
+#define ESIM_ERR__VAL_1 = 1
+#define ESIM_ERR__VAL_100 = 100
+#define ESIM_ERR__VAL_200 = 200
+#define ESIM_ERR__VAL_300 = 300
+
+typedef enum esim_err {
+	ESIM_OK = 0,
+	ESIM_ERR_LIST(ESIM_ERR__ENUM_)
+	ESIM_E__LAST
+} esim_err;
+
+/* A static, human-readable description of err; never NULL. */
+const char *esim_strerror(esim_err err);
+
+/* The symbolic name of err, e.g. "ESIM_E_DER_OVERRUN"; never NULL. */
+const char *esim_errname(esim_err err);
+
+#endif

@@ -1,0 +1,54 @@
+/*
+ * util: small helpers every layer uses — a growable byte buffer, hex text,
+ * whole-file reads with a size cap, constant-time compare and wiping.
+ *
+ * Ownership: esim_buf owns its data; free it with esim_buf_free() (or
+ * esim_buf_wipe_free() when it held a secret). Functions that return a
+ * malloc'd pointer say so; the caller frees it with free().
+ */
+#ifndef ESIM_UTIL_H
+#define ESIM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "esim/err.h"
+
+typedef struct esim_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} esim_buf;
+
+#define ESIM_BUF_INIT {NULL, 0, 0}
+
+/* Make room for at least extra more bytes after len. */
+esim_err esim_buf_reserve(esim_buf *b, size_t extra);
+/* Append n bytes (n may be 0; p may be NULL when n is 0). */
+esim_err esim_buf_append(esim_buf *b, const void *p, size_t n);
+esim_err esim_buf_append_byte(esim_buf *b, uint8_t v);
+/* Release the storage and reset to empty. */
+void esim_buf_free(esim_buf *b);
+/* Wipe the whole allocation, then release it. Use for secrets. */
+void esim_buf_wipe_free(esim_buf *b);
+
+/* Overwrite n bytes with zeros in a way the compiler cannot elide. */
+void esim_wipe(void *p, size_t n);
+/* 1 when the n bytes at a and b are equal, in time independent of content. */
+int esim_ct_equal(const void *a, const void *b, size_t n);
+
+/* Decode hex text (upper or lower case, even length, no separators).
+ * On success *out is malloc'd (caller frees) and *out_len set. */
+esim_err esim_hex_decode(const char *hex, uint8_t **out, size_t *out_len);
+/* Decode hex text of exactly out_len bytes into out. */
+esim_err esim_hex_decode_fixed(const char *hex, uint8_t *out, size_t out_len);
+/* Encode n bytes as hex into a malloc'd NUL-terminated string (caller
+ * frees); NULL on allocation failure. */
+char *esim_hex_encode(const uint8_t *p, size_t n, bool upper);
+
+/* Read a whole file ("-" reads stdin) of at most max bytes.
+ * *out is malloc'd (caller frees). ESIM_E_TOO_LARGE past max. */
+esim_err esim_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
+
+#endif

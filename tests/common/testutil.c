@@ -1,0 +1,105 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static int dir_exists(const char *p)
+{
+	struct stat st;
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *test_source_dir(void)
+{
+	const char *s = getenv("ESIM_SOURCE_DIR");
+	return s ? s : ".";
+}
+
+const char *test_bin_dir(void)
+{
+	const char *s = getenv("ESIM_BIN_DIR");
+	return s ? s : ".";
+}
+
+const char *test_shared_testdata(void)
+{
+	static char path[4096];
+	const char *shared = getenv("ESIM_SHARED_DIR");
+	if (shared == NULL) {
+		snprintf(path, sizeof path, "%s/../shared", test_source_dir());
+		shared = path;
+	}
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%s/testdata", shared);
+	if (!dir_exists(buf))
+		return NULL;
+	snprintf(path, sizeof path, "%s", buf);
+	return path;
+}
+
+void test_require_shared(const char *what)
+{
+	if (test_shared_testdata() == NULL) {
+		printf("SKIPPED: %s needs ../shared/testdata, which is absent\n", what);
+		exit(TEST_SKIP_CODE);
+	}
+}
+
+char *test_path(char *buf, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, n, fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+uint8_t *test_read(const char *path, size_t *len)
+{
+	uint8_t *p = NULL;
+	esim_err err = esim_read_file(path, 64u << 20, &p, len);
+	if (err != ESIM_OK)
+		fail_msg("cannot read %s: %s", path, esim_strerror(err));
+	return p;
+}
+
+uint8_t *test_unhex(const char *hex, size_t *len)
+{
+	uint8_t *p = NULL;
+	size_t n = 0;
+	if (esim_hex_decode(hex, &p, &n) != ESIM_OK)
+		fail_msg("bad hex in test: %s", hex);
+	if (len)
+		*len = n;
+	return p;
+}
+
+char *test_mkdtemp(void)
+{
+	char *t = strdup("/tmp/esimtest.XXXXXX");
+	if (t == NULL || mkdtemp(t) == NULL)
+		fail_msg("mkdtemp failed");
+	return t;
+}
+
+void test_rm_rf(const char *dir)
+{
+	char cmd[4200];
+	if (dir == NULL || strncmp(dir, "/tmp/esimtest.", 14) != 0)
+		return;
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+void _assert_esim(esim_err expected, esim_err actual, const char *expr, const char *file, int line)
+{
+	if (expected != actual) {
+		cm_print_error("%s:%d: %s returned %s (%s), expected %s\n", file, line, expr,
+			       esim_errname(actual), esim_strerror(actual), esim_errname(expected));
+		_fail(file, line);
+	}
+}
