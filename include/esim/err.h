@@ -66,6 +66,8 @@
 	X(ESIM_E_CRYPTO_BAD_LENGTH, _, "ciphertext / key length wrong") \
 	X(ESIM_E_CRYPTO_OPENSSL, _, "OpenSSL failed unexpectedly") \
 	X(ESIM_E_CRYPTO_RANDOM, _, "random generator failed") \
+	X(ESIM_E_CRYPTO_EID_FORMAT, _, "EID is not 32 decimal digits") \
+	X(ESIM_E_CRYPTO_EID_CHECK_DIGITS, _, "EID check digits wrong (SGP.29: EID mod 97 must be 1)") \
 	/* certificates (300..399) */ \
 	X(ESIM_E_CERT_PARSE, 300, "not a DER or PEM X.509 certificate") \
 	X(ESIM_E_CERT_EXPIRED, _, "notAfter is in the past") \
@@ -81,14 +83,29 @@
 	X(ESIM_E_CERT_NO_EID, _, "eUICC certificate without a valid EID") \
 	X(ESIM_E_CERT_EID_OUT_OF_RANGE, _, "EID outside the EUM's permitted range") \
 	X(ESIM_E_CERT_KEY_USAGE, _, "key usage does not allow the use") \
+	/* store layer (500..599) */ \
+	X(ESIM_E_STORE_OPEN, 500, "the database could not be opened") \
+	X(ESIM_E_STORE_SQL, _, "a database statement failed") \
+	X(ESIM_E_STORE_CONSTRAINT, _, "a database constraint (e.g. uniqueness) was violated") \
+	X(ESIM_E_STORE_BUSY, _, "the database is locked by another writer") \
+	X(ESIM_E_STORE_MIGRATION, _, "the database schema is newer than this program or a migration failed") \
+	X(ESIM_E_STORE_CORRUPT, _, "the database file is damaged") \
+	X(ESIM_E_STORE_STATE, _, "store misuse (transaction or statement state)") \
 	/* end */
 
+/* A block that starts at a new number needs its ESIM_ERR__VAL_<n> below. */
 #define ESIM_ERR__ENUM_(name, value, text) name ESIM_ERR__VAL_##value,
 #define ESIM_ERR__VAL__
 #define ESIM_ERR__VAL_1 = 1
 #define ESIM_ERR__VAL_100 = 100
 #define ESIM_ERR__VAL_200 = 200
 #define ESIM_ERR__VAL_300 = 300
+#define ESIM_ERR__VAL_400 = 400
+#define ESIM_ERR__VAL_500 = 500
+#define ESIM_ERR__VAL_600 = 600
+#define ESIM_ERR__VAL_700 = 700
+#define ESIM_ERR__VAL_800 = 800
+#define ESIM_ERR__VAL_900 = 900
 
 typedef enum esim_err {
 	ESIM_OK = 0,

@@ -27,16 +27,15 @@ const char *test_bin_dir(void)
 const char *test_shared_testdata(void)
 {
 	static char path[4096];
+	char buf[4200];
 	const char *shared = getenv("ESIM_SHARED_DIR");
-	if (shared == NULL) {
-		snprintf(path, sizeof path, "%s/../shared", test_source_dir());
-		shared = path;
-	}
-	char buf[4096];
-	snprintf(buf, sizeof buf, "%s/testdata", shared);
+	if (shared != NULL)
+		snprintf(buf, sizeof buf, "%.4000s/testdata", shared);
+	else
+		snprintf(buf, sizeof buf, "%.4000s/../shared/testdata", test_source_dir());
 	if (!dir_exists(buf))
 		return NULL;
-	snprintf(path, sizeof path, "%s", buf);
+	snprintf(path, sizeof path, "%.4000s", buf);
 	return path;
 }
 
@@ -98,8 +97,8 @@ void test_rm_rf(const char *dir)
 void _assert_esim(esim_err expected, esim_err actual, const char *expr, const char *file, int line)
 {
 	if (expected != actual) {
-		cm_print_error("%s:%d: %s returned %s (%s), expected %s\n", file, line, expr,
-			       esim_errname(actual), esim_strerror(actual), esim_errname(expected));
+		print_error("%s:%d: %s returned %s (%s), expected %s\n", file, line, expr,
+			    esim_errname(actual), esim_strerror(actual), esim_errname(expected));
 		_fail(file, line);
 	}
 }
