@@ -68,6 +68,7 @@
 	X(ESIM_E_CRYPTO_RANDOM, _, "random generator failed") \
 	X(ESIM_E_CRYPTO_EID_FORMAT, _, "EID is not 32 decimal digits") \
 	X(ESIM_E_CRYPTO_EID_CHECK_DIGITS, _, "EID check digits wrong (SGP.29: EID mod 97 must be 1)") \
+	X(ESIM_E_CRYPTO_UNSUPPORTED_CRT, _, "BPP keyType / keyLen other than AES-128") \
 	/* certificates (300..399) */ \
 	X(ESIM_E_CERT_PARSE, 300, "not a DER or PEM X.509 certificate") \
 	X(ESIM_E_CERT_EXPIRED, _, "notAfter is in the past") \
@@ -83,6 +84,17 @@
 	X(ESIM_E_CERT_NO_EID, _, "eUICC certificate without a valid EID") \
 	X(ESIM_E_CERT_EID_OUT_OF_RANGE, _, "EID outside the EUM's permitted range") \
 	X(ESIM_E_CERT_KEY_USAGE, _, "key usage does not allow the use") \
+	X(ESIM_E_CERT_SIG_ALG, _, "certificate not signed with ecdsa-with-SHA256") \
+	/* apdu layer (400..499) */ \
+	X(ESIM_E_APDU_MALFORMED, 400, "malformed APDU (too short, bad Lc/Le)") \
+	X(ESIM_E_APDU_SW, _, "the card answered with an error status word") \
+	X(ESIM_E_APDU_CLOSED, _, "the card transport was closed by the peer") \
+	X(ESIM_E_APDU_TIMEOUT, _, "the card did not answer in time") \
+	X(ESIM_E_APDU_NO_READER, _, "no matching smart card reader or card") \
+	X(ESIM_E_APDU_PCSC, _, "a PC/SC call failed") \
+	X(ESIM_E_APDU_NO_CHANNEL, _, "the card opened no logical channel") \
+	X(ESIM_E_APDU_FRAME, _, "socket frame malformed or too large") \
+	X(ESIM_E_APDU_DRIVER, _, "no APDU driver of that name") \
 	/* store layer (500..599) */ \
 	X(ESIM_E_STORE_OPEN, 500, "the database could not be opened") \
 	X(ESIM_E_STORE_SQL, _, "a database statement failed") \
@@ -91,6 +103,57 @@
 	X(ESIM_E_STORE_MIGRATION, _, "the database schema is newer than this program or a migration failed") \
 	X(ESIM_E_STORE_CORRUPT, _, "the database file is damaged") \
 	X(ESIM_E_STORE_STATE, _, "store misuse (transaction or statement state)") \
+	/* rsp layer (600..699) */ \
+	X(ESIM_E_RSP_BAD_ICCID, 600, "ICCID not 18..20 digits (a 20th may be F) or bad BCD") \
+	X(ESIM_E_RSP_BAD_EID, _, "EID not 32 decimal digits / 16 BCD bytes") \
+	X(ESIM_E_RSP_BAD_TXID, _, "transactionId not 1..16 bytes") \
+	X(ESIM_E_RSP_BAD_AID, _, "AID not 5..16 bytes") \
+	X(ESIM_E_RSP_BAD_STRUCTURE, _, "SGP.22 message does not follow its ASN.1 structure") \
+	X(ESIM_E_RSP_FIELD_SIZE, _, "SGP.22 field outside its size limit") \
+	X(ESIM_E_RSP_DUPLICATE_FIELD, _, "SGP.22 field present twice") \
+	X(ESIM_E_RSP_BAD_PMO, _, "profileManagementOperation wrong (not exactly one bit, or wrong kind)") \
+	X(ESIM_E_RSP_BAD_SIGNATURE, _, "signature over the SGP.22 message does not verify") \
+	X(ESIM_E_RSP_TXID_MISMATCH, _, "transactionId differs from the session's") \
+	X(ESIM_E_RSP_CHALLENGE_MISMATCH, _, "serverChallenge differs from the session's") \
+	X(ESIM_E_RSP_OID_MISMATCH, _, "SM-DP+ OID differs from the expected one") \
+	X(ESIM_E_RSP_CI_MISMATCH, _, "eUICC chain ends at another CI than the one chosen") \
+	X(ESIM_E_RSP_EUICC_ERROR, _, "the eUICC answered with an error result") \
+	X(ESIM_E_RSP_UNKNOWN_NOTIFICATION, _, "pending notification is neither a PIR nor an other notification") \
+	X(ESIM_E_RSP_CC_MISSING, _, "confirmation code required but hashCc absent") \
+	X(ESIM_E_RSP_CC_MISMATCH, _, "hashCc does not match the confirmation code") \
+	X(ESIM_E_RSP_BPP_STRUCTURE, _, "bound profile package malformed") \
+	X(ESIM_E_RSP_SAIP_MALFORMED, _, "profile package is not a sequence of DER profile elements") \
+	X(ESIM_E_RSP_SAIP_NO_HEADER, _, "profile package does not start with a ProfileHeader (A0)") \
+	X(ESIM_E_RSP_SAIP_BAD_HEADER, _, "ProfileHeader malformed (version, ICCID, services)") \
+	X(ESIM_E_RSP_SAIP_NO_MF, _, "profile package has no mf element (B0)") \
+	X(ESIM_E_RSP_SAIP_NO_END, _, "profile package does not end with an end element (AA)") \
+	X(ESIM_E_RSP_SAIP_MISPLACED, _, "header or end element in the wrong place") \
+	X(ESIM_E_RSP_SAIP_BAD_PE_HEADER, _, "profile element without a valid PEHeader") \
+	X(ESIM_E_RSP_SAIP_DUPLICATE_ID, _, "two profile elements share an identification number") \
+	X(ESIM_E_RSP_SAIP_NO_EF_ICCID, _, "mf element has no EF.ICCID content to personalise") \
+	/* euicc (700..799) */ \
+	X(ESIM_E_EUICC_BAD_COMMAND, 700, "malformed ES10 command (bad TLV or element)") \
+	X(ESIM_E_EUICC_UNKNOWN_COMMAND, _, "unknown ES10 command tag") \
+	X(ESIM_E_EUICC_IDENTITY, _, "eUICC identity inconsistent (certificate, key, EUM, EID)") \
+	X(ESIM_E_EUICC_STATE, _, "stored eUICC state is inconsistent") \
+	X(ESIM_E_EUICC_CONDITIONS, _, "ES10 command out of sequence (no download prepared)") \
+	/* net layer (800..899) */ \
+	X(ESIM_E_NET_CONNECT, 800, "could not connect to the server (name, refused, unreachable)") \
+	X(ESIM_E_NET_TLS, _, "TLS handshake failed") \
+	X(ESIM_E_NET_UNTRUSTED_SERVER, _, "server certificate does not chain to a trusted CI") \
+	X(ESIM_E_NET_HOSTNAME, _, "server certificate does not match the host name") \
+	X(ESIM_E_NET_TIMEOUT, _, "network operation timed out") \
+	X(ESIM_E_NET_HTTP_STATUS, _, "HTTP status other than 2xx") \
+	X(ESIM_E_NET_BODY_TOO_LARGE, _, "HTTP body exceeds its size cap") \
+	X(ESIM_E_NET_BAD_REQUEST, _, "malformed HTTP request, URL or header") \
+	X(ESIM_E_NET_IO, _, "connection failed while sending or receiving") \
+	X(ESIM_E_NET_CLIENT_CERT, _, "client certificate or key unusable, missing or refused") \
+	X(ESIM_E_NET_BIND, _, "could not listen on the address and port") \
+	X(ESIM_E_NET_TLS_CONFIG, _, "TLS certificate chain or key unusable") \
+	X(ESIM_E_NET_JSON, _, "body is not valid JSON") \
+	X(ESIM_E_NET_JSON_FIELD, _, "JSON field missing or of the wrong type") \
+	X(ESIM_E_NET_JSON_TOO_DEEP, _, "JSON nested deeper than allowed") \
+	X(ESIM_E_NET_STATE, _, "server or client misuse (e.g. route added after start)") \
 	/* end */
 
 /* A block that starts at a new number needs its ESIM_ERR__VAL_<n> below. */
