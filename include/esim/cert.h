@@ -79,6 +79,21 @@ esim_err crypto_cert_check_time(const crypto_cert *cert, time_t now);
 esim_err crypto_cert_registered_id(const crypto_cert *cert, char *out, size_t n);
 /* Check that issuer's key signed cert (no other checks). */
 esim_err crypto_cert_verify_signed_by(const crypto_cert *cert, const crypto_cert *issuer);
+/* CA rights: basicConstraints CA:TRUE and keyUsage keyCertSign, else
+ * ESIM_E_CERT_NOT_CA. */
+esim_err crypto_cert_check_ca(const crypto_cert *cert);
+/* keyUsage present and allowing digitalSignature, else ESIM_E_CERT_KEY_USAGE
+ * (RSP certificates always carry keyUsage, so an absent one fails too). */
+esim_err crypto_cert_check_digital_signature(const crypto_cert *cert);
+/* ESIM_OK when eid starts with an EIN prefix that the EUM certificate eum
+ * permits: nameConstraints permitted directoryName serialNumber (Variant O)
+ * or the permitted-eins extension 2.23.146.1.2.2.0 (v3).
+ * ESIM_E_CERT_EID_OUT_OF_RANGE otherwise, also when eum declares no range. */
+esim_err crypto_cert_eid_permitted(const crypto_cert *eum, const char *eid);
+/* SGP.29 check digits: true when the 32-digit eid, read as a number, is 1
+ * modulo 97. Not part of crypto_cert_eid / crypto_chain_verify (see cert.c):
+ * callers that want it ask for it. */
+bool crypto_eid_check_digits(const char *eid);
 
 /* A set of trusted CI certificates, looked up by their SKI (the CI PKID). */
 typedef struct crypto_trust crypto_trust;
