@@ -1,0 +1,142 @@
+/*
+ * The "pcsc" APDU driver: any reader pcsc-lite knows (USB readers with a
+ * removable eUICC, or vsmartcard's vpcd carrying esim-euicc). The reader
+ * is picked by index or by a substring of its name; the card is opened
+ * shared, T=0 or T=1 as its ATR offers, and left as it is on close so that
+ * other programs (a modem's NAA on the basic channel) are not disturbed.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <PCSC/winscard.h>
+
+#include "esim/apdu.h"
+
+struct pcsc_ctx {
+	SCARDCONTEXT ctx;
+	SCARDHANDLE card;
+	DWORD proto;
+};
+
+static esim_err map_pcsc(LONG rv)
+{
+	switch (rv) {
+	case SCARD_S_SUCCESS:
+		return ESIM_OK;
+	case SCARD_E_NO_READERS_AVAILABLE:
+	case SCARD_E_UNKNOWN_READER:
+	case SCARD_E_NO_SMARTCARD:
+	case SCARD_W_REMOVED_CARD:
+		return ESIM_E_APDU_NO_READER;
+	case SCARD_E_TIMEOUT:
+		return ESIM_E_APDU_TIMEOUT;
+	case SCARD_E_NO_MEMORY:
+		return ESIM_E_NOMEM;
+	default:
+		return ESIM_E_APDU_PCSC;
+	}
+}
+
+static bool all_digits(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+static LONG try_connect(struct pcsc_ctx *c, const char *reader)
+{
+	return SCardConnect(c->ctx, reader, SCARD_SHARE_SHARED,
+			    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &c->card, &c->proto);
+}
+
+static esim_err pcsc_open(const char *spec, void **out)
+{
+	if (spec == NULL)
+		spec = "";
+	struct pcsc_ctx *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return ESIM_E_NOMEM;
+	LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &c->ctx);
+	if (rv != SCARD_S_SUCCESS) {
+		free(c);
+		return rv == SCARD_E_NO_SERVICE ? ESIM_E_APDU_NO_READER : map_pcsc(rv);
+	}
+	char *readers = NULL;
+	DWORD len = 0;
+	rv = SCardListReaders(c->ctx, NULL, NULL, &len);
+	if (rv == SCARD_S_SUCCESS) {
+		readers = calloc(1, len + 1);
+		rv = readers == NULL ? SCARD_E_NO_MEMORY
+				     : SCardListReaders(c->ctx, NULL, readers, &len);
+	}
+	esim_err err = map_pcsc(rv);
+	if (err == ESIM_OK) {
+		/* default: no reader matched, or none had a card */
+		err = ESIM_E_APDU_NO_READER;
+		long want = all_digits(spec) ? strtol(spec, NULL, 10) : -1;
+		long idx = 0;
+		for (const char *r = readers; *r != '\0'; r += strlen(r) + 1, idx++) {
+			bool match = want >= 0 ? idx == want : strstr(r, spec) != NULL;
+			if (!match)
+				continue;
+			rv = try_connect(c, r);
+			err = map_pcsc(rv);
+			/* the first match is the chosen reader, unless the
+			 * spec was empty: then take the first with a card */
+			if (rv == SCARD_S_SUCCESS || spec[0] != '\0')
+				break;
+		}
+	}
+	free(readers);
+	if (err != ESIM_OK) {
+		SCardReleaseContext(c->ctx);
+		free(c);
+		return err;
+	}
+	*out = c;
+	return ESIM_OK;
+}
+
+static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
+{
+	struct pcsc_ctx *c = ctx;
+	rapdu->len = 0;
+	if (len < 4 || len > APDU_MAX_LEN)
+		return ESIM_E_APDU_MALFORMED;
+	esim_err err = esim_buf_reserve(rapdu, APDU_MAX_LEN);
+	if (err != ESIM_OK)
+		return err;
+	const SCARD_IO_REQUEST *pci = c->proto == SCARD_PROTOCOL_T0 ? SCARD_PCI_T0 : SCARD_PCI_T1;
+	DWORD rlen = (DWORD)rapdu->cap;
+	LONG rv = SCardTransmit(c->card, pci, capdu, (DWORD)len, NULL, rapdu->data, &rlen);
+	if (rv == SCARD_W_REMOVED_CARD || rv == SCARD_W_RESET_CARD)
+		return ESIM_E_APDU_CLOSED;
+	if (rv != SCARD_S_SUCCESS)
+		return map_pcsc(rv);
+	if (rlen < 2)
+		return ESIM_E_APDU_MALFORMED;
+	rapdu->len = rlen;
+	return ESIM_OK;
+}
+
+static void pcsc_close(void *ctx)
+{
+	struct pcsc_ctx *c = ctx;
+	if (c == NULL)
+		return;
+	SCardDisconnect(c->card, SCARD_LEAVE_CARD);
+	SCardReleaseContext(c->ctx);
+	free(c);
+}
+
+const apdu_driver apdu_driver_pcsc = {
+    .name = "pcsc",
+    .help = "\"\" (first reader with a card) | reader index | substring of the reader name",
+    .open = pcsc_open,
+    .transmit = pcsc_transmit,
+    .close = pcsc_close,
+};

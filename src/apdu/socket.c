@@ -1,0 +1,85 @@
+/*
+ * The "socket" APDU driver: talks to esimkit's virtual eUICC (esim-euicc)
+ * over a unix or TCP stream socket with the 2-byte length framing of
+ * docs/euicc-socket.md. One frame out (the command APDU), one frame back
+ * (the response APDU); the card's answer is awaited with a timeout so that
+ * a hung card cannot hang the LPA.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "esim/apdu.h"
+#include "apdu/sockio.h"
+
+#define SOCKET_DEFAULT_TIMEOUT_MS 30000
+
+struct socket_ctx {
+	int fd;
+	int timeout_ms;
+};
+
+static esim_err socket_open(const char *spec, void **ctx)
+{
+	char addr[512];
+	int timeout = SOCKET_DEFAULT_TIMEOUT_MS;
+	if (spec == NULL || strlen(spec) >= sizeof addr)
+		return ESIM_E_ARG;
+	strcpy(addr, spec);
+	char *opt = strchr(addr, ',');
+	if (opt != NULL) {
+		*opt++ = '\0';
+		char *end;
+		if (strncmp(opt, "timeout=", 8) != 0)
+			return ESIM_E_ARG;
+		long v = strtol(opt + 8, &end, 10);
+		if (*end != '\0' || v < 1 || v > 3600000)
+			return ESIM_E_ARG;
+		timeout = (int)v;
+	}
+	struct socket_ctx *c = calloc(1, sizeof *c);
+	if (c == NULL)
+		return ESIM_E_NOMEM;
+	esim_err err = apdu_sock_connect(addr, &c->fd);
+	if (err != ESIM_OK) {
+		free(c);
+		return err == ESIM_E_ARG ? err : ESIM_E_APDU_NO_READER;
+	}
+	c->timeout_ms = timeout;
+	*ctx = c;
+	return ESIM_OK;
+}
+
+static esim_err socket_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
+{
+	struct socket_ctx *c = ctx;
+	rapdu->len = 0;
+	if (len < 4 || len > APDU_FRAME_MAX)
+		return ESIM_E_APDU_MALFORMED;
+	esim_err err = apdu_frame_write(c->fd, capdu, len);
+	if (err != ESIM_OK)
+		return err;
+	err = apdu_frame_read(c->fd, rapdu, c->timeout_ms, c->timeout_ms, -1, NULL);
+	if (err == ESIM_E_APDU_FRAME)
+		return ESIM_E_APDU_CLOSED;
+	if (err != ESIM_OK)
+		return err;
+	return rapdu->len >= 2 ? ESIM_OK : ESIM_E_APDU_MALFORMED;
+}
+
+static void socket_close(void *ctx)
+{
+	struct socket_ctx *c = ctx;
+	if (c == NULL)
+		return;
+	close(c->fd);
+	free(c);
+}
+
+const apdu_driver apdu_driver_socket = {
+    .name = "socket",
+    .help = "unix:/path/to/euicc.sock | tcp:HOST:PORT | HOST:PORT [,timeout=MS]",
+    .open = socket_open,
+    .transmit = socket_transmit,
+    .close = socket_close,
+};

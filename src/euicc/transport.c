@@ -1,0 +1,221 @@
+/*
+ * The virtual eUICC's transports: a socket server for the LPA's "socket"
+ * driver (docs/euicc-socket.md) and a client of vsmartcard's vpcd driver,
+ * so that pcscd presents the card in a PC/SC reader (ARCHITECTURE.md).
+ * Both speak the same framing (2-byte big-endian length + payload, 1-byte
+ * payloads are control messages) and feed APDUs to the euicc_apdu_front.
+ *
+ * A card is one device: connections are served one at a time, and every
+ * new connection or power event is a card reset.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "apdu/sockio.h"
+#include "euicc/transport.h"
+
+/* 3B 9F 96 80 1F C7: direct convention, TA1 = 96, T=0 then T=15 with
+ * TA3 = C7 (class A/B/C, clock stop); 15 historical bytes as many eUICCs
+ * send; TCK 93 (the often-quoted ...90 00 31 has a wrong TCK). */
+const uint8_t euicc_atr[EUICC_ATR_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x1F, 0xC7, 0x80, 0x31,
+					  0xE0, 0x73, 0xFE, 0x21, 0x1B, 0x63, 0x3A, 0x20,
+					  0x4E, 0x83, 0x00, 0x90, 0x00, 0x93};
+
+#define DEFAULT_FRAME_TIMEOUT_MS 10000
+#define DEFAULT_RETRY_MS	 1000
+
+struct serve_cfg {
+	int stop_fd;
+	FILE *log;
+	int frame_timeout_ms;
+	int retry_ms;
+};
+
+static struct serve_cfg serve_cfg_of(const struct euicc_serve_opts *o)
+{
+	struct serve_cfg c = {-1, NULL, DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_RETRY_MS};
+	if (o != NULL) {
+		c.stop_fd = o->stop_fd;
+		c.log = o->log;
+		if (o->frame_timeout_ms > 0)
+			c.frame_timeout_ms = o->frame_timeout_ms;
+		if (o->retry_ms > 0)
+			c.retry_ms = o->retry_ms;
+	}
+	return c;
+}
+
+__attribute__((format(printf, 2, 3))) static void logf_(const struct serve_cfg *c, const char *fmt,
+							...)
+{
+	if (c->log == NULL)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("euicc: ", c->log);
+	vfprintf(c->log, fmt, ap);
+	fputc('\n', c->log);
+	fflush(c->log);
+	va_end(ap);
+}
+
+/* Has the stop fd fired? Waits up to ms (0: just look). */
+static bool stop_requested(const struct serve_cfg *c, int ms)
+{
+	if (c->stop_fd < 0) {
+		if (ms > 0)
+			poll(NULL, 0, ms);
+		return false;
+	}
+	struct pollfd pf = {.fd = c->stop_fd, .events = POLLIN};
+	return poll(&pf, 1, ms) > 0;
+}
+
+/*
+ * Serve one connection until it ends. Returns true when the stop fd fired.
+ */
+static bool serve_connection(int fd, euicc_apdu_front *front, const struct serve_cfg *c)
+{
+	esim_buf in = ESIM_BUF_INIT, out = ESIM_BUF_INIT;
+	bool stopped = false;
+	for (;;) {
+		esim_err err =
+		    apdu_frame_read(fd, &in, -1, c->frame_timeout_ms, c->stop_fd, &stopped);
+		if (stopped)
+			break;
+		if (err == ESIM_E_APDU_CLOSED) {
+			logf_(c, "peer closed the connection");
+			break;
+		}
+		if (err != ESIM_OK) {
+			logf_(c, "closing the connection: %s", esim_strerror(err));
+			break;
+		}
+		if (in.len == 1) {
+			uint8_t ctl = in.data[0];
+			if (ctl == EUICC_CTRL_POWER_OFF || ctl == EUICC_CTRL_POWER_ON ||
+			    ctl == EUICC_CTRL_RESET) {
+				euicc_apdu_front_reset(front);
+				continue;
+			}
+			if (ctl == EUICC_CTRL_ATR) {
+				err = apdu_frame_write(fd, euicc_atr, sizeof euicc_atr);
+			} else {
+				logf_(c, "closing the connection: unknown control byte %02X", ctl);
+				break;
+			}
+		} else if (in.len == 0) {
+			logf_(c, "closing the connection: empty frame");
+			break;
+		} else {
+			err = euicc_apdu_front_process(front, in.data, in.len, &out);
+			if (err == ESIM_OK)
+				err = apdu_frame_write(fd, out.data, out.len);
+		}
+		if (err != ESIM_OK) {
+			logf_(c, "closing the connection: %s", esim_strerror(err));
+			break;
+		}
+	}
+	esim_buf_free(&in);
+	esim_buf_free(&out);
+	return stopped;
+}
+
+esim_err euicc_socket_listen(const char *spec, int *fd)
+{
+	if (spec == NULL || fd == NULL)
+		return ESIM_E_ARG;
+	return apdu_sock_listen(spec, fd);
+}
+
+esim_err euicc_serve_listener(int listen_fd, euicc_apdu_front *front,
+			      const struct euicc_serve_opts *opts)
+{
+	if (listen_fd < 0 || front == NULL)
+		return ESIM_E_ARG;
+	struct serve_cfg c = serve_cfg_of(opts);
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = listen_fd, .events = POLLIN},
+				       {.fd = c.stop_fd, .events = POLLIN}};
+		int r = poll(pf, c.stop_fd >= 0 ? 2 : 1, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ESIM_E_IO;
+		if (c.stop_fd >= 0 && pf[1].revents != 0)
+			return ESIM_OK;
+		if (pf[0].revents == 0)
+			continue;
+		int fd = accept(listen_fd, NULL, NULL);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN ||
+			    errno == EMFILE || errno == ENFILE) {
+				/* transient; EMFILE: wait instead of spinning */
+				if (errno == EMFILE || errno == ENFILE)
+					stop_requested(&c, 100);
+				continue;
+			}
+			return ESIM_E_IO;
+		}
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		apdu_sock_nodelay(fd);
+		logf_(&c, "client connected");
+		euicc_apdu_front_reset(front);
+		bool stopped = serve_connection(fd, front, &c);
+		close(fd);
+		if (stopped)
+			return ESIM_OK;
+	}
+}
+
+esim_err euicc_serve_socket(const char *spec, euicc_apdu_front *front,
+			    const struct euicc_serve_opts *opts)
+{
+	int fd;
+	esim_err err = euicc_socket_listen(spec, &fd);
+	if (err != ESIM_OK)
+		return err;
+	err = euicc_serve_listener(fd, front, opts);
+	close(fd);
+	if (strncmp(spec, "unix:", 5) == 0)
+		unlink(spec + 5);
+	return err;
+}
+
+esim_err euicc_serve_vpcd(const char *host, uint16_t port, euicc_apdu_front *front,
+			  const struct euicc_serve_opts *opts)
+{
+	if (host == NULL || front == NULL || port == 0)
+		return ESIM_E_ARG;
+	struct serve_cfg c = serve_cfg_of(opts);
+	bool logged_wait = false;
+	for (;;) {
+		if (stop_requested(&c, 0))
+			return ESIM_OK;
+		int fd;
+		if (apdu_sock_connect_tcp(host, port, &fd) != ESIM_OK) {
+			if (!logged_wait)
+				logf_(&c, "waiting for vpcd on %s:%u", host, (unsigned)port);
+			logged_wait = true;
+			if (stop_requested(&c, c.retry_ms))
+				return ESIM_OK;
+			continue;
+		}
+		logged_wait = false;
+		logf_(&c, "connected to vpcd on %s:%u", host, (unsigned)port);
+		euicc_apdu_front_reset(front);
+		bool stopped = serve_connection(fd, front, &c);
+		close(fd);
+		euicc_apdu_front_reset(front);
+		if (stopped)
+			return ESIM_OK;
+		if (stop_requested(&c, c.retry_ms))
+			return ESIM_OK;
+	}
+}
