@@ -51,4 +51,15 @@ char *esim_hex_encode(const uint8_t *p, size_t n, bool upper);
  * *out is malloc'd (caller frees). ESIM_E_TOO_LARGE past max. */
 esim_err esim_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
 
+/* Base64 (RFC 4648 section 4, standard alphabet, with padding), as SGP.22's
+ * JSON bindings carry DER. Encoding emits no line breaks: *out is a malloc'd
+ * NUL-terminated string (caller frees). Decoding skips ASCII whitespace
+ * (lpac and others wrap lines) and rejects every other character outside the
+ * alphabet, misplaced or missing padding, and non-zero trailing bits, so that
+ * one text decodes to exactly one byte string. *out is malloc'd (caller
+ * frees; never NULL on success, even for empty input). ESIM_E_BASE64 on bad
+ * text. */
+esim_err esim_base64_encode(const uint8_t *p, size_t n, char **out);
+esim_err esim_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len);
+
 #endif

@@ -1,0 +1,834 @@
+/*
+ * net_server: the HTTPS server under the SM-DP+ (ES9+, ES2+) and the
+ * operator service, on libevent 2.1's evhttp with TLS through
+ * bufferevent_openssl (SGP.22 section 2.6.2 / 6.5; digest 5.1, 9.2).
+ *
+ * Threading: each listener's socket is bound once; every worker thread has
+ * its own event_base and, per listener, its own evhttp on a dup() of that
+ * socket. The kernel wakes the workers that are waiting and one of them
+ * wins accept(): a worker busy in TLS or in a handler's RSP crypto is not
+ * polling, so new connections go to the idle ones. (SO_REUSEPORT was not
+ * chosen: it hashes each connection to a fixed socket, so a new connection
+ * could wait behind a busy worker.) A connection stays on the worker that
+ * accepted it, keep-alive included. Handlers run synchronously on their
+ * worker.
+ *
+ * TLS: one SSL_CTX per listener (one identity per curve, as SGP.22 allows),
+ * shared by the workers, with its session cache and ticket keys, so that a
+ * resumed session works whichever worker accepts. The groups list carries
+ * brainpoolP256r1 because OpenSSL 3.0 offers no brainpool group unless
+ * asked; OpenSSL before 3.2 has brainpool only for TLS 1.2 (neither the
+ * TLS 1.3 groups nor the TLS 1.3 brainpool signature schemes), so a
+ * brainpool listener is capped at TLS 1.2 there.
+ *
+ * TCP_NODELAY (digest 15.1): set on the listening socket, which Linux
+ * copies to every accepted socket before the TLS handshake; checked again
+ * (and set if missing) when a request is dispatched.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "esim/net.h"
+
+#define NET_DEFAULT_THREADS	2
+#define NET_DEFAULT_MAX_BODY	(1u << 20)
+#define NET_DEFAULT_MAX_HEADERS (16u << 10)
+#define NET_DEFAULT_TIMEOUT_MS	30000
+#define NET_DEFAULT_GRACE_MS	5000
+#define NET_MAX_HEADERS_COUNT	100
+#define NET_LISTEN_BACKLOG	1024
+#define NET_DRAIN_POLL_MS	10
+
+/* TLS 1.2 suites: ECDHE-ECDSA only (every RSP TLS certificate is EC);
+ * AES-128-GCM and AES-128-CBC-SHA256 first, as SGP.22 names them. */
+#define NET_TLS12_CIPHERS                                                                          \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES128-SHA256:"                                 \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+#define NET_GROUPS  "P-256:brainpoolP256r1:X25519:P-384"
+#define NET_SIGALGS "ECDSA+SHA256:ECDSA+SHA384:ECDSA+SHA512:RSA-PSS+SHA256:RSA+SHA256"
+
+struct net_route {
+	char *method;
+	char *path;
+	net_handler fn;
+	void *arg;
+	int listener; /* -1: every listener */
+};
+
+struct net_listener {
+	int id;
+	int fd;
+	uint16_t port;
+	bool tls;
+	SSL_CTX *ctx;
+	net_client_auth auth;
+	uint8_t (*pins)[NET_SHA256_LEN];
+	size_t n_pins;
+	bool has_ca;
+	net_server *srv;
+};
+
+struct net_worker;
+
+/* One listener's evhttp inside one worker. */
+struct net_worker_http {
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	struct net_listener *l;
+	struct net_worker *w;
+};
+
+struct net_worker {
+	net_server *srv;
+	struct event_base *base;
+	pthread_t thread;
+	bool running;
+	struct event *stop_ev;
+	struct event *drain_ev;
+	struct timespec deadline;
+	struct net_worker_http *https; /* one per listener */
+	unsigned long inflight;	       /* replies not yet written; worker-local */
+};
+
+struct net_server {
+	struct net_server_config cfg;
+	struct net_listener **listeners;
+	size_t n_listeners;
+	struct net_route *routes;
+	size_t n_routes;
+	struct net_worker *workers;
+	unsigned n_workers;
+	bool started;
+	bool stopped;
+	atomic_ulong connections;
+	atomic_ulong requests;
+	atomic_ulong handled;
+	atomic_ulong handshakes;
+	atomic_ulong resumed;
+};
+
+static pthread_once_t net_libevent_once = PTHREAD_ONCE_INIT;
+static int net_libevent_ok;
+
+static void net_libevent_init(void)
+{
+	net_libevent_ok = evthread_use_pthreads() == 0;
+}
+
+esim_err net_server_new(const struct net_server_config *cfg, net_server **out)
+{
+	*out = NULL;
+	pthread_once(&net_libevent_once, net_libevent_init);
+	if (!net_libevent_ok)
+		return ESIM_E_INTERNAL;
+	net_server *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return ESIM_E_NOMEM;
+	if (cfg != NULL)
+		s->cfg = *cfg;
+	if (s->cfg.threads == 0)
+		s->cfg.threads = NET_DEFAULT_THREADS;
+	if (s->cfg.max_body == 0)
+		s->cfg.max_body = NET_DEFAULT_MAX_BODY;
+	if (s->cfg.max_headers == 0)
+		s->cfg.max_headers = NET_DEFAULT_MAX_HEADERS;
+	if (s->cfg.timeout_ms == 0)
+		s->cfg.timeout_ms = NET_DEFAULT_TIMEOUT_MS;
+	if (s->cfg.shutdown_grace_ms == 0)
+		s->cfg.shutdown_grace_ms = NET_DEFAULT_GRACE_MS;
+	atomic_init(&s->connections, 0);
+	atomic_init(&s->requests, 0);
+	atomic_init(&s->handled, 0);
+	atomic_init(&s->handshakes, 0);
+	atomic_init(&s->resumed, 0);
+	*out = s;
+	return ESIM_OK;
+}
+
+/* ---- listeners: socket ------------------------------------------------- */
+
+static esim_err listen_socket(const char *address, uint16_t port, int *fd_out, uint16_t *port_out)
+{
+	struct addrinfo hints = {0}, *ai = NULL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	char portbuf[8];
+	snprintf(portbuf, sizeof(portbuf), "%u", (unsigned)port);
+	if (getaddrinfo(address != NULL ? address : "0.0.0.0", portbuf, &hints, &ai) != 0)
+		return ESIM_E_NET_BIND;
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		freeaddrinfo(ai);
+		return ESIM_E_NET_BIND;
+	}
+	int one = 1;
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, NET_LISTEN_BACKLOG) != 0) {
+		freeaddrinfo(ai);
+		close(fd);
+		return ESIM_E_NET_BIND;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) {
+		close(fd);
+		return ESIM_E_NET_BIND;
+	}
+	*port_out = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+					     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	return ESIM_OK;
+}
+
+/* ---- listeners: TLS ------------------------------------------------------ */
+
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE))
+		return;
+	struct net_listener *l = SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl));
+	if (l == NULL)
+		return;
+	atomic_fetch_add(&l->srv->handshakes, 1);
+	if (SSL_session_reused((SSL *)ssl))
+		atomic_fetch_add(&l->srv->resumed, 1);
+}
+
+/* Client-certificate check for mutual TLS. It replaces OpenSSL's path
+ * building so that a pinned certificate is accepted as itself, whoever
+ * issued it (ES2+ certificates are agreed bilaterally and often
+ * self-signed); otherwise the configured CA decides. */
+static int client_cert_verify_cb(X509_STORE_CTX *sctx, void *arg)
+{
+	struct net_listener *l = arg;
+	X509 *leaf = X509_STORE_CTX_get0_cert(sctx);
+	if (leaf == NULL) {
+		X509_STORE_CTX_set_error(sctx, X509_V_ERR_UNSPECIFIED);
+		return 0;
+	}
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (X509_digest(leaf, EVP_sha256(), md, &mdlen) == 1 && mdlen == NET_SHA256_LEN) {
+		for (size_t i = 0; i < l->n_pins; i++) {
+			if (memcmp(l->pins[i], md, NET_SHA256_LEN) == 0) {
+				X509_STORE_CTX_set_error(sctx, X509_V_OK);
+				return 1;
+			}
+		}
+	}
+	if (l->has_ca)
+		return X509_verify_cert(sctx) == 1;
+	X509_STORE_CTX_set_error(sctx, X509_V_ERR_CERT_REJECTED);
+	return 0;
+}
+
+static bool key_is_brainpool(EVP_PKEY *key)
+{
+	char group[64];
+	size_t glen = 0;
+	if (key == NULL || EVP_PKEY_get_group_name(key, group, sizeof(group), &glen) != 1)
+		return false;
+	return strcmp(group, "brainpoolP256r1") == 0;
+}
+
+static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_config *lc)
+{
+	if (lc->cert_chain_file == NULL || lc->key_file == NULL)
+		return ESIM_E_ARG;
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL)
+		return ESIM_E_NOMEM;
+	esim_err err = ESIM_E_NET_TLS_CONFIG;
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, NET_TLS12_CIPHERS) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, NET_GROUPS) != 1 ||
+	    SSL_CTX_set1_sigalgs_list(ctx, NET_SIGALGS) != 1)
+		goto fail;
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+				     SSL_OP_NO_COMPRESSION);
+	if (SSL_CTX_use_certificate_chain_file(ctx, lc->cert_chain_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, lc->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto fail;
+	if (key_is_brainpool(SSL_CTX_get0_privatekey(ctx)) && OpenSSL_version_num() < 0x30200000L &&
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1)
+		goto fail;
+
+	/* Resumption: the server-side cache (TLS 1.2 session ids) and tickets
+	 * (on by default). A session id context is required once client
+	 * certificates are verified, or OpenSSL refuses to resume. */
+	static const unsigned char sid_ctx[] = "esimkit-net";
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, 20000);
+	if (SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1)
+		goto fail;
+
+	if (lc->client_auth == NET_CLIENT_AUTH_REQUIRE) {
+		if (lc->n_client_pins == 0 && lc->client_ca_file == NULL) {
+			err = ESIM_E_ARG;
+			goto fail;
+		}
+		if (lc->client_ca_file != NULL) {
+			STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(lc->client_ca_file);
+			if (names == NULL ||
+			    SSL_CTX_load_verify_locations(ctx, lc->client_ca_file, NULL) != 1) {
+				sk_X509_NAME_pop_free(names, X509_NAME_free);
+				goto fail;
+			}
+			SSL_CTX_set_client_CA_list(ctx, names);
+			l->has_ca = true;
+		}
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+		SSL_CTX_set_cert_verify_callback(ctx, client_cert_verify_cb, l);
+	}
+	SSL_CTX_set_app_data(ctx, l);
+	SSL_CTX_set_info_callback(ctx, tls_info_cb);
+	l->ctx = ctx;
+	return ESIM_OK;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return err;
+}
+
+static void listener_free(struct net_listener *l)
+{
+	if (l == NULL)
+		return;
+	if (l->fd >= 0)
+		close(l->fd);
+	SSL_CTX_free(l->ctx);
+	free(l->pins);
+	free(l);
+}
+
+esim_err net_server_add_listener(net_server *srv, const struct net_listener_config *lc, int *id)
+{
+	if (srv->started)
+		return ESIM_E_NET_STATE;
+	if (lc->client_auth == NET_CLIENT_AUTH_REQUIRE && !lc->tls)
+		return ESIM_E_ARG;
+	struct net_listener *l = calloc(1, sizeof(*l));
+	if (l == NULL)
+		return ESIM_E_NOMEM;
+	l->fd = -1;
+	l->srv = srv;
+	l->tls = lc->tls;
+	l->auth = lc->client_auth;
+	l->id = (int)srv->n_listeners;
+	esim_err err = ESIM_OK;
+	if (lc->n_client_pins > 0) {
+		l->pins = malloc(lc->n_client_pins * sizeof(*l->pins));
+		if (l->pins == NULL) {
+			err = ESIM_E_NOMEM;
+			goto fail;
+		}
+		memcpy(l->pins, lc->client_pins, lc->n_client_pins * sizeof(*l->pins));
+		l->n_pins = lc->n_client_pins;
+	}
+	if (lc->tls && (err = tls_ctx_new(l, lc)) != ESIM_OK)
+		goto fail;
+	if ((err = listen_socket(lc->address, lc->port, &l->fd, &l->port)) != ESIM_OK)
+		goto fail;
+	struct net_listener **v =
+	    realloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*srv->listeners));
+	if (v == NULL) {
+		err = ESIM_E_NOMEM;
+		goto fail;
+	}
+	srv->listeners = v;
+	v[srv->n_listeners++] = l;
+	if (id != NULL)
+		*id = l->id;
+	return ESIM_OK;
+fail:
+	listener_free(l);
+	return err;
+}
+
+uint16_t net_server_port(const net_server *srv, int id)
+{
+	if (id < 0 || (size_t)id >= srv->n_listeners)
+		return 0;
+	return srv->listeners[id]->port;
+}
+
+esim_err net_server_add_route(net_server *srv, int id, const char *method, const char *path,
+			      net_handler fn, void *arg)
+{
+	if (srv->started)
+		return ESIM_E_NET_STATE;
+	if (method == NULL || path == NULL || fn == NULL || path[0] != '/' || id < -1 ||
+	    (id >= 0 && (size_t)id >= srv->n_listeners))
+		return ESIM_E_ARG;
+	struct net_route *r = realloc(srv->routes, (srv->n_routes + 1) * sizeof(*r));
+	if (r == NULL)
+		return ESIM_E_NOMEM;
+	srv->routes = r;
+	struct net_route *nr = &r[srv->n_routes];
+	nr->method = strdup(method);
+	nr->path = strdup(path);
+	if (nr->method == NULL || nr->path == NULL) {
+		free(nr->method);
+		free(nr->path);
+		return ESIM_E_NOMEM;
+	}
+	nr->fn = fn;
+	nr->arg = arg;
+	nr->listener = id;
+	srv->n_routes++;
+	return ESIM_OK;
+}
+
+/* ---- per-connection and per-request callbacks (worker threads) ---------- */
+
+static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
+{
+	struct net_worker_http *wh = arg;
+	atomic_fetch_add(&wh->l->srv->connections, 1);
+	if (!wh->l->tls)
+		return NULL; /* evhttp makes a plain socket bufferevent */
+	SSL *ssl = SSL_new(wh->l->ctx);
+	if (ssl == NULL)
+		return NULL;
+	struct bufferevent *bev = bufferevent_openssl_socket_new(
+	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* Clients that close without close_notify are common and harmless
+	 * here: every HTTP message is length-delimited. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static const char *method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
+	}
+}
+
+static void request_complete_cb(struct evhttp_request *r, void *arg)
+{
+	(void)r;
+	struct net_worker *w = arg;
+	if (w->inflight > 0)
+		w->inflight--;
+}
+
+static void send_simple(struct net_worker *w, struct evhttp_request *r, int status)
+{
+	w->inflight++;
+	evhttp_request_set_on_complete_cb(r, request_complete_cb, w);
+	evhttp_send_reply(r, status, NULL, NULL);
+}
+
+static void send_response(struct net_worker *w, struct evhttp_request *r, const net_response *resp)
+{
+	struct evkeyvalq *oh = evhttp_request_get_output_headers(r);
+	if (resp->content_type != NULL)
+		evhttp_add_header(oh, "Content-Type", resp->content_type);
+	for (size_t i = 0; i < resp->n_headers; i++)
+		evhttp_add_header(oh, resp->headers[i].name, resp->headers[i].value);
+	struct evbuffer *body = NULL;
+	if (resp->body.len > 0) {
+		body = evbuffer_new();
+		if (body == NULL || evbuffer_add(body, resp->body.data, resp->body.len) != 0) {
+			if (body != NULL)
+				evbuffer_free(body);
+			evhttp_clear_headers(oh);
+			send_simple(w, r, 500);
+			return;
+		}
+	}
+	w->inflight++;
+	evhttp_request_set_on_complete_cb(r, request_complete_cb, w);
+	evhttp_send_reply(r, resp->status, NULL, body);
+	if (body != NULL)
+		evbuffer_free(body);
+}
+
+static const struct net_route *find_route(const net_server *srv, int listener, const char *method,
+					  const char *path, bool *path_known)
+{
+	*path_known = false;
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		const struct net_route *rt = &srv->routes[i];
+		if ((rt->listener != -1 && rt->listener != listener) || strcmp(rt->path, path) != 0)
+			continue;
+		*path_known = true;
+		if (strcmp(rt->method, method) == 0)
+			return rt;
+	}
+	return NULL;
+}
+
+/* Transport facts for net_request: TLS state, peer, client certificate.
+ * *der_out is malloc'd when a client certificate is present. */
+static void fill_transport(struct net_worker_http *wh, struct evhttp_request *r, net_request *req,
+			   uint8_t **der_out)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r);
+	if (evcon == NULL)
+		return;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	req->peer_addr = addr != NULL ? addr : "";
+	req->peer_port = port;
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+	if (fd >= 0) {
+		int on = 0;
+		socklen_t ol = sizeof(on);
+		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) == 0 && !on) {
+			int one = 1;
+			if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
+				on = 1;
+		}
+		req->tcp_nodelay = on != 0;
+	}
+	if (!wh->l->tls || bev == NULL)
+		return;
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+	if (ssl == NULL)
+		return;
+	req->tls = true;
+	req->tls_resumed = SSL_session_reused(ssl) == 1;
+	req->tls_version = SSL_get_version(ssl);
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	if (peer == NULL)
+		return;
+	int n = i2d_X509(peer, NULL);
+	if (n <= 0)
+		return;
+	uint8_t *der = malloc((size_t)n);
+	if (der == NULL)
+		return;
+	uint8_t *p = der;
+	if (i2d_X509(peer, &p) != n ||
+	    EVP_Digest(der, (size_t)n, req->client_cert_sha256, NULL, EVP_sha256(), NULL) != 1) {
+		free(der);
+		return;
+	}
+	req->has_client_cert = true;
+	req->client_cert_der = der;
+	req->client_cert_der_len = (size_t)n;
+	*der_out = der;
+}
+
+static void dispatch_cb(struct evhttp_request *r, void *arg)
+{
+	struct net_worker_http *wh = arg;
+	struct net_worker *w = wh->w;
+	net_server *srv = w->srv;
+	atomic_fetch_add(&srv->requests, 1);
+
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	if (path == NULL || path[0] == '\0')
+		path = "/";
+	const char *method = method_name(evhttp_request_get_command(r));
+	bool path_known;
+	const struct net_route *rt = find_route(srv, wh->l->id, method, path, &path_known);
+	if (rt == NULL) {
+		send_simple(w, r, path_known ? 405 : 404);
+		return;
+	}
+
+	net_request req = {0};
+	req.method = method;
+	req.path = path;
+	req.query = evhttp_uri_get_query(uri);
+	req.listener = wh->l->id;
+
+	struct net_header hdrs[NET_MAX_HEADERS_COUNT];
+	size_t nh = 0;
+	struct evkeyvalq *ih = evhttp_request_get_input_headers(r);
+	for (struct evkeyval *kv = ih->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
+		if (nh == NET_MAX_HEADERS_COUNT) {
+			send_simple(w, r, 431);
+			return;
+		}
+		hdrs[nh].name = kv->key;
+		hdrs[nh].value = kv->value;
+		nh++;
+	}
+	req.headers = hdrs;
+	req.n_headers = nh;
+
+	struct evbuffer *in = evhttp_request_get_input_buffer(r);
+	req.body_len = evbuffer_get_length(in);
+	req.body = req.body_len > 0 ? evbuffer_pullup(in, -1) : NULL;
+	if (req.body_len > 0 && req.body == NULL) {
+		send_simple(w, r, 500);
+		return;
+	}
+
+	uint8_t *cert_der = NULL;
+	fill_transport(wh, r, &req, &cert_der);
+	if (wh->l->auth == NET_CLIENT_AUTH_REQUIRE && !req.has_client_cert) {
+		/* The handshake already demands a certificate; this only
+		 * guards against a failure to read it back. */
+		free(cert_der);
+		send_simple(w, r, 403);
+		return;
+	}
+
+	net_response resp;
+	net_response_init(&resp);
+	esim_err err = rt->fn(&req, &resp, rt->arg);
+	free(cert_der);
+	if (err != ESIM_OK || resp.status == 0) {
+		net_response_clear(&resp);
+		send_simple(w, r, 500);
+		return;
+	}
+	atomic_fetch_add(&srv->handled, 1);
+	send_response(w, r, &resp);
+	net_response_clear(&resp);
+}
+
+/* ---- workers ------------------------------------------------------------- */
+
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_worker *w = arg;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	bool late = now.tv_sec > w->deadline.tv_sec ||
+		    (now.tv_sec == w->deadline.tv_sec && now.tv_nsec >= w->deadline.tv_nsec);
+	if (w->inflight == 0 || late)
+		event_base_loopbreak(w->base);
+}
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_worker *w = arg;
+	for (size_t i = 0; i < w->srv->n_listeners; i++) {
+		struct net_worker_http *wh = &w->https[i];
+		if (wh->bound != NULL) {
+			evhttp_del_accept_socket(wh->http, wh->bound);
+			wh->bound = NULL;
+		}
+	}
+	clock_gettime(CLOCK_MONOTONIC, &w->deadline);
+	unsigned g = w->srv->cfg.shutdown_grace_ms;
+	w->deadline.tv_sec += g / 1000;
+	w->deadline.tv_nsec += (long)(g % 1000) * 1000000L;
+	if (w->deadline.tv_nsec >= 1000000000L) {
+		w->deadline.tv_sec++;
+		w->deadline.tv_nsec -= 1000000000L;
+	}
+	struct timeval tv = {0, NET_DRAIN_POLL_MS * 1000};
+	event_add(w->drain_ev, &tv);
+	drain_cb(-1, 0, w);
+}
+
+static void *worker_main(void *arg)
+{
+	struct net_worker *w = arg;
+	/* A peer that resets while a reply is written must not raise SIGPIPE
+	 * in the process: block it on this thread, so write() reports EPIPE
+	 * instead. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static esim_err worker_setup(net_server *srv, struct net_worker *w)
+{
+	w->srv = srv;
+	w->base = event_base_new();
+	if (w->base == NULL)
+		return ESIM_E_NOMEM;
+	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
+	w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_cb, w);
+	w->https = calloc(srv->n_listeners ? srv->n_listeners : 1, sizeof(*w->https));
+	if (w->stop_ev == NULL || w->drain_ev == NULL || w->https == NULL)
+		return ESIM_E_NOMEM;
+	struct timeval tmo = {srv->cfg.timeout_ms / 1000, (srv->cfg.timeout_ms % 1000) * 1000};
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct net_listener *l = srv->listeners[i];
+		struct net_worker_http *wh = &w->https[i];
+		wh->l = l;
+		wh->w = w;
+		wh->http = evhttp_new(w->base);
+		if (wh->http == NULL)
+			return ESIM_E_NOMEM;
+		evhttp_set_max_body_size(wh->http, (ev_ssize_t)srv->cfg.max_body);
+		evhttp_set_max_headers_size(wh->http, (ev_ssize_t)srv->cfg.max_headers);
+		evhttp_set_timeout_tv(wh->http, &tmo);
+		evhttp_set_allowed_methods(wh->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+							 EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+							 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
+		evhttp_set_default_content_type(wh->http, NULL);
+		evhttp_set_gencb(wh->http, dispatch_cb, wh);
+		evhttp_set_bevcb(wh->http, new_conn_bev, wh);
+		int fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0)
+			return ESIM_E_IO;
+		struct evconnlistener *lev =
+		    evconnlistener_new(w->base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+		if (lev == NULL) {
+			close(fd);
+			return ESIM_E_NOMEM;
+		}
+		wh->bound = evhttp_bind_listener(wh->http, lev);
+		if (wh->bound == NULL) {
+			evconnlistener_free(lev);
+			return ESIM_E_NOMEM;
+		}
+	}
+	return ESIM_OK;
+}
+
+static void worker_free(net_server *srv, struct net_worker *w)
+{
+	if (w->https != NULL) {
+		for (size_t i = 0; i < srv->n_listeners; i++) {
+			if (w->https[i].http != NULL)
+				evhttp_free(w->https[i].http);
+		}
+		free(w->https);
+	}
+	if (w->stop_ev != NULL)
+		event_free(w->stop_ev);
+	if (w->drain_ev != NULL)
+		event_free(w->drain_ev);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	memset(w, 0, sizeof(*w));
+}
+
+esim_err net_server_start(net_server *srv)
+{
+	if (srv->started || srv->n_listeners == 0)
+		return ESIM_E_NET_STATE;
+	srv->workers = calloc(srv->cfg.threads, sizeof(*srv->workers));
+	if (srv->workers == NULL)
+		return ESIM_E_NOMEM;
+	srv->n_workers = srv->cfg.threads;
+	srv->started = true;
+	esim_err err = ESIM_OK;
+	for (unsigned i = 0; i < srv->n_workers && err == ESIM_OK; i++)
+		err = worker_setup(srv, &srv->workers[i]);
+	for (unsigned i = 0; i < srv->n_workers && err == ESIM_OK; i++) {
+		struct net_worker *w = &srv->workers[i];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+			err = ESIM_E_INTERNAL;
+		else
+			w->running = true;
+	}
+	if (err != ESIM_OK)
+		net_server_stop(srv);
+	return err;
+}
+
+void net_server_stop(net_server *srv)
+{
+	if (srv == NULL || !srv->started || srv->stopped)
+		return;
+	srv->stopped = true;
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct net_worker *w = &srv->workers[i];
+		if (w->running)
+			event_active(w->stop_ev, EV_READ, 0);
+	}
+	for (unsigned i = 0; i < srv->n_workers; i++) {
+		struct net_worker *w = &srv->workers[i];
+		if (w->running) {
+			pthread_join(w->thread, NULL);
+			w->running = false;
+		}
+	}
+	/* No worker accepts any more: close the listening sockets so that
+	 * new clients are refused rather than queued. */
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (srv->listeners[i]->fd >= 0) {
+			close(srv->listeners[i]->fd);
+			srv->listeners[i]->fd = -1;
+		}
+	}
+	/* Closes idle keep-alive connections. */
+	for (unsigned i = 0; i < srv->n_workers; i++)
+		worker_free(srv, &srv->workers[i]);
+}
+
+void net_server_free(net_server *srv)
+{
+	if (srv == NULL)
+		return;
+	net_server_stop(srv);
+	free(srv->workers);
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_free(srv->listeners[i]);
+	free(srv->listeners);
+	for (size_t i = 0; i < srv->n_routes; i++) {
+		free(srv->routes[i].method);
+		free(srv->routes[i].path);
+	}
+	free(srv->routes);
+	free(srv);
+}
+
+void net_server_get_stats(const net_server *srv, struct net_server_stats *out)
+{
+	net_server *s = (net_server *)srv;
+	out->connections = atomic_load(&s->connections);
+	out->requests = atomic_load(&s->requests);
+	out->handled = atomic_load(&s->handled);
+	out->tls_handshakes = atomic_load(&s->handshakes);
+	out->tls_resumed = atomic_load(&s->resumed);
+}
