@@ -99,10 +99,11 @@
 	X(ESIM_E_STORE_OPEN, 500, "the database could not be opened") \
 	X(ESIM_E_STORE_SQL, _, "a database statement failed") \
 	X(ESIM_E_STORE_CONSTRAINT, _, "a database constraint (e.g. uniqueness) was violated") \
-	X(ESIM_E_STORE_BUSY, _, "the database is locked by another writer") \
+	X(ESIM_E_STORE_BUSY, _, "the database is locked by another writer, or the transaction lost a conflict (retry it)") \
 	X(ESIM_E_STORE_MIGRATION, _, "the database schema is newer than this program or a migration failed") \
 	X(ESIM_E_STORE_CORRUPT, _, "the database file is damaged") \
 	X(ESIM_E_STORE_STATE, _, "store misuse (transaction or statement state)") \
+	X(ESIM_E_STORE_CONNECTION, _, "the connection to the database server failed or was lost") \
 	/* rsp layer (600..699) */ \
 	X(ESIM_E_RSP_BAD_ICCID, 600, "ICCID not 18..20 digits (a 20th may be F) or bad BCD") \
 	X(ESIM_E_RSP_BAD_EID, _, "EID not 32 decimal digits / 16 BCD bytes") \
@@ -131,6 +132,7 @@
 	X(ESIM_E_RSP_SAIP_BAD_PE_HEADER, _, "profile element without a valid PEHeader") \
 	X(ESIM_E_RSP_SAIP_DUPLICATE_ID, _, "two profile elements share an identification number") \
 	X(ESIM_E_RSP_SAIP_NO_EF_ICCID, _, "mf element has no EF.ICCID content to personalise") \
+	X(ESIM_E_RSP_BAD_ACTIVATION_CODE, _, "activation code malformed (SGP.22 4.1: LPA:1$address$matchingId[$oid[$1]])") \
 	/* euicc (700..799) */ \
 	X(ESIM_E_EUICC_BAD_COMMAND, 700, "malformed ES10 command (bad TLV or element)") \
 	X(ESIM_E_EUICC_UNKNOWN_COMMAND, _, "unknown ES10 command tag") \
@@ -154,6 +156,11 @@
 	X(ESIM_E_NET_JSON_FIELD, _, "JSON field missing or of the wrong type") \
 	X(ESIM_E_NET_JSON_TOO_DEEP, _, "JSON nested deeper than allowed") \
 	X(ESIM_E_NET_STATE, _, "server or client misuse (e.g. route added after start)") \
+	/* smdp (900..999) */ \
+	X(ESIM_E_SMDP_TRANSITION, 900, "profile is not in a state this transition starts from") \
+	X(ESIM_E_SMDP_CONFIG, _, "SM-DP+ configuration unusable (identities, CIs, OID)") \
+	X(ESIM_E_SMDP_CSV, _, "profile batch CSV malformed") \
+	X(ESIM_E_SMDP_UNKNOWN, _, "unknown operator, profile type or order") \
 	/* end */
 
 /* A block that starts at a new number needs its ESIM_ERR__VAL_<n> below. */
