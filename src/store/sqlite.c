@@ -1,10 +1,12 @@
 /*
- * The SQLite backend of the store layer (the embedded default).
+ * The SQLite backend of the store layer (the embedded default, used by the
+ * virtual eUICC and by single-host SM-DP+ / operator deployments).
  *
  * Durability: WAL journal with synchronous=FULL, so that COMMIT returns only
  * once the transaction is on disk; a process killed at any instant leaves the
  * last committed state. Writers take the lock up front (BEGIN IMMEDIATE) and
- * wait up to busy_timeout for each other.
+ * wait up to busy_timeout for each other, which makes every transaction
+ * serializable, the guarantee the PostgreSQL backend matches.
  *
  * Schema versions live in PRAGMA user_version.
  */
@@ -14,17 +16,27 @@
 
 #include <sqlite3.h>
 
-#include "esim/store.h"
+#include "store/store_int.h"
 
-struct store {
+struct sqlite_store {
+	struct store base;
 	sqlite3 *db;
-	int in_tx;
 };
 
-struct store_stmt {
-	store *s;
+struct sqlite_stmt {
+	struct store_stmt base;
 	sqlite3_stmt *st;
 };
+
+static sqlite3 *db_of(const store *s)
+{
+	return ((const struct sqlite_store *)s)->db;
+}
+
+static sqlite3_stmt *st_of(store_stmt *st)
+{
+	return ((struct sqlite_stmt *)st)->st;
+}
 
 static esim_err map_rc(int rc)
 {
@@ -56,227 +68,243 @@ static esim_err map_rc(int rc)
 	}
 }
 
-esim_err store_open(const char *url, store **out)
+/* An error that is certain to be one: some failures report SQLITE_OK from
+ * sqlite3_errcode (e.g. after an automatic reset). */
+static esim_err fail(int rc)
+{
+	esim_err err = map_rc(rc);
+	return err == ESIM_OK ? ESIM_E_STORE_SQL : err;
+}
+
+static esim_err lite_exec(store *s, const char *sql)
+{
+	return map_rc(sqlite3_exec(db_of(s), sql, NULL, NULL, NULL));
+}
+
+static void lite_close(store *s)
+{
+	sqlite3_close(db_of(s));
+	free(s);
+}
+
+static esim_err lite_open(const char *url, store **out)
 {
 	const char *path = url;
 	if (strncmp(url, "sqlite:", 7) == 0)
 		path = url + 7;
-	else if (strstr(url, "://") != NULL)
-		return ESIM_E_UNSUPPORTED;
-	store *s = calloc(1, sizeof *s);
-	if (s == NULL)
+	struct sqlite_store *ls = calloc(1, sizeof *ls);
+	if (ls == NULL)
 		return ESIM_E_NOMEM;
-	int rc = sqlite3_open_v2(path, &s->db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	int rc = sqlite3_open_v2(
+	    path, &ls->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
-		sqlite3_close(s->db);
-		free(s);
+		sqlite3_close(ls->db);
+		free(ls);
 		return ESIM_E_STORE_OPEN;
 	}
-	sqlite3_busy_timeout(s->db, 5000);
-	sqlite3_extended_result_codes(s->db, 0);
-	esim_err err = store_exec(s, "PRAGMA journal_mode=WAL;"
-				     "PRAGMA synchronous=FULL;"
-				     "PRAGMA foreign_keys=ON;");
-	if (err == ESIM_OK) {
-		/* Touch the file so that a non-database is refused at open. */
-		err = store_exec(s, "SELECT count(*) FROM sqlite_master;");
+	sqlite3_busy_timeout(ls->db, 5000);
+	sqlite3_extended_result_codes(ls->db, 0);
+	store *s = &ls->base;
+	/* Switching a new file to WAL while another connection opens it can
+	 * fail with SQLITE_BUSY at once, without the busy handler: retry for
+	 * about as long as the busy timeout. */
+	esim_err err = ESIM_E_STORE_BUSY;
+	for (int i = 0; i < 500 && err == ESIM_E_STORE_BUSY; i++) {
+		if (i > 0)
+			sqlite3_sleep(10);
+		err = lite_exec(s, "PRAGMA journal_mode=WAL;"
+				   "PRAGMA synchronous=FULL;"
+				   "PRAGMA foreign_keys=ON;");
+		if (err == ESIM_OK) {
+			/* Touch the file so that a non-database is refused at open. */
+			err = lite_exec(s, "SELECT count(*) FROM sqlite_master;");
+		}
 	}
 	if (err != ESIM_OK) {
-		store_close(s);
+		lite_close(s);
 		return err == ESIM_E_STORE_SQL ? ESIM_E_STORE_OPEN : err;
 	}
 	*out = s;
 	return ESIM_OK;
 }
 
-void store_close(store *s)
+static const char *lite_errmsg(const store *s)
 {
-	if (s == NULL)
-		return;
-	sqlite3_close(s->db);
-	free(s);
+	return sqlite3_errmsg(db_of(s));
 }
 
-const char *store_errmsg(const store *s)
+static esim_err lite_prepare(store *s, const char *sql, int nparams, store_stmt **out)
 {
-	return s && s->db ? sqlite3_errmsg(s->db) : "no database";
-}
-
-esim_err store_exec(store *s, const char *sql)
-{
-	return map_rc(sqlite3_exec(s->db, sql, NULL, NULL, NULL));
-}
-
-esim_err store_prepare(store *s, const char *sql, store_stmt **out)
-{
-	store_stmt *st = calloc(1, sizeof *st);
+	(void)nparams;
+	struct sqlite_stmt *st = calloc(1, sizeof *st);
 	if (st == NULL)
 		return ESIM_E_NOMEM;
-	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st->st, NULL);
-	if (rc != SQLITE_OK) {
+	int rc = sqlite3_prepare_v2(db_of(s), sql, -1, &st->st, NULL);
+	if (rc != SQLITE_OK || st->st == NULL) {
+		sqlite3_finalize(st->st);
 		free(st);
-		return map_rc(rc) == ESIM_OK ? ESIM_E_STORE_SQL : map_rc(rc);
+		return fail(rc);
 	}
-	st->s = s;
-	*out = st;
+	*out = &st->base;
 	return ESIM_OK;
 }
 
-void store_finalize(store_stmt *st)
+static void lite_finalize(store_stmt *st)
 {
-	if (st == NULL)
-		return;
-	sqlite3_finalize(st->st);
+	sqlite3_finalize(st_of(st));
 	free(st);
 }
 
-esim_err store_reset(store_stmt *st)
+static esim_err lite_reset(store_stmt *st)
 {
-	sqlite3_reset(st->st);
-	return map_rc(sqlite3_clear_bindings(st->st));
+	sqlite3_reset(st_of(st));
+	return map_rc(sqlite3_clear_bindings(st_of(st)));
 }
 
-esim_err store_bind_int64(store_stmt *st, int idx, int64_t v)
+static esim_err lite_bind_int64(store_stmt *st, int idx, int64_t v)
 {
-	return map_rc(sqlite3_bind_int64(st->st, idx, v));
+	return map_rc(sqlite3_bind_int64(st_of(st), idx, v));
 }
 
-esim_err store_bind_text(store_stmt *st, int idx, const char *v)
+static esim_err lite_bind_text(store_stmt *st, int idx, const char *v)
 {
-	if (v == NULL)
-		return store_bind_null(st, idx);
-	return map_rc(sqlite3_bind_text(st->st, idx, v, -1, SQLITE_TRANSIENT));
+	return map_rc(sqlite3_bind_text(st_of(st), idx, v, -1, SQLITE_TRANSIENT));
 }
 
-esim_err store_bind_blob(store_stmt *st, int idx, const void *p, size_t n)
+static esim_err lite_bind_blob(store_stmt *st, int idx, const void *p, size_t n)
 {
-	if (n > INT32_MAX)
-		return ESIM_E_TOO_LARGE;
 	/* A zero-length blob is bound as an empty blob, not as NULL. */
-	return map_rc(n ? sqlite3_bind_blob(st->st, idx, p, (int)n, SQLITE_TRANSIENT)
-			: sqlite3_bind_zeroblob(st->st, idx, 0));
+	return map_rc(n ? sqlite3_bind_blob(st_of(st), idx, p, (int)n, SQLITE_TRANSIENT)
+			: sqlite3_bind_zeroblob(st_of(st), idx, 0));
 }
 
-esim_err store_bind_null(store_stmt *st, int idx)
+static esim_err lite_bind_null(store_stmt *st, int idx)
 {
-	return map_rc(sqlite3_bind_null(st->st, idx));
+	return map_rc(sqlite3_bind_null(st_of(st), idx));
 }
 
-esim_err store_step(store_stmt *st, bool *row)
+static esim_err lite_step(store_stmt *st, bool *row)
 {
-	int rc = sqlite3_step(st->st);
+	int rc = sqlite3_step(st_of(st));
 	*row = rc == SQLITE_ROW;
 	if (rc == SQLITE_ROW || rc == SQLITE_DONE)
 		return ESIM_OK;
-	esim_err err = map_rc(sqlite3_errcode(st->s->db));
-	return err == ESIM_OK ? ESIM_E_STORE_SQL : err;
+	return fail(sqlite3_errcode(db_of(st->s)));
 }
 
-esim_err store_run(store_stmt *st)
+static int64_t lite_col_int64(store_stmt *st, int col)
 {
-	bool row = true;
-	esim_err err;
-	while ((err = store_step(st, &row)) == ESIM_OK && row)
-		;
-	return err;
+	return sqlite3_column_int64(st_of(st), col);
 }
 
-int64_t store_col_int64(store_stmt *st, int col)
+static const char *lite_col_text(store_stmt *st, int col)
 {
-	return sqlite3_column_int64(st->st, col);
+	return (const char *)sqlite3_column_text(st_of(st), col);
 }
 
-const char *store_col_text(store_stmt *st, int col)
+static const uint8_t *lite_col_blob(store_stmt *st, int col, size_t *len)
 {
-	return (const char *)sqlite3_column_text(st->st, col);
-}
-
-const uint8_t *store_col_blob(store_stmt *st, int col, size_t *len)
-{
-	const uint8_t *p = sqlite3_column_blob(st->st, col);
-	*len = (size_t)sqlite3_column_bytes(st->st, col);
+	static const uint8_t empty[1] = {0};
+	const uint8_t *p = sqlite3_column_blob(st_of(st), col);
+	*len = (size_t)sqlite3_column_bytes(st_of(st), col);
+	/* SQLite gives NULL for an empty blob too; the store API keeps NULL
+	 * for SQL NULL only. */
+	if (p == NULL && sqlite3_column_type(st_of(st), col) != SQLITE_NULL)
+		return empty;
 	return p;
 }
 
-bool store_col_is_null(store_stmt *st, int col)
+static bool lite_col_is_null(store_stmt *st, int col)
 {
-	return sqlite3_column_type(st->st, col) == SQLITE_NULL;
+	return sqlite3_column_type(st_of(st), col) == SQLITE_NULL;
 }
 
-esim_err store_begin(store *s)
+static esim_err lite_begin(store *s)
 {
-	if (s->in_tx)
-		return ESIM_E_STORE_STATE;
-	esim_err err = store_exec(s, "BEGIN IMMEDIATE");
-	if (err == ESIM_OK)
-		s->in_tx = 1;
+	return lite_exec(s, "BEGIN IMMEDIATE");
+}
+
+static esim_err lite_commit(store *s)
+{
+	esim_err err = lite_exec(s, "COMMIT");
+	/* A failed COMMIT leaves SQLite's transaction open; the store API
+	 * promises that it is over. */
+	if (err != ESIM_OK && !sqlite3_get_autocommit(db_of(s)))
+		sqlite3_exec(db_of(s), "ROLLBACK", NULL, NULL, NULL);
 	return err;
 }
 
-esim_err store_commit(store *s)
+static esim_err lite_rollback(store *s)
 {
-	if (!s->in_tx)
-		return ESIM_E_STORE_STATE;
-	esim_err err = store_exec(s, "COMMIT");
-	if (err == ESIM_OK)
-		s->in_tx = 0;
-	return err;
+	/* SQLite may already have rolled back by itself (e.g. after SQLITE_FULL). */
+	if (sqlite3_get_autocommit(db_of(s)))
+		return ESIM_OK;
+	return lite_exec(s, "ROLLBACK");
 }
 
-esim_err store_rollback(store *s)
+static int64_t lite_last_insert_id(store *s)
 {
-	if (!s->in_tx)
-		return ESIM_E_STORE_STATE;
-	s->in_tx = 0;
-	return store_exec(s, "ROLLBACK");
+	return sqlite3_last_insert_rowid(db_of(s));
 }
 
-int64_t store_last_insert_id(store *s)
+static int64_t lite_changes(store *s)
 {
-	return sqlite3_last_insert_rowid(s->db);
+	return sqlite3_changes(db_of(s));
 }
 
-int64_t store_changes(store *s)
+static esim_err lite_prepare_version(store *s)
 {
-	return sqlite3_changes(s->db);
-}
-
-static esim_err user_version(store *s, int64_t *v)
-{
-	store_stmt *st;
-	esim_err err = store_prepare(s, "PRAGMA user_version", &st);
-	if (err != ESIM_OK)
-		return err;
-	bool row = false;
-	err = store_step(st, &row);
-	*v = row ? store_col_int64(st, 0) : 0;
-	store_finalize(st);
-	return err;
-}
-
-esim_err store_migrate(store *s, const char *const *migrations, size_t n)
-{
-	int64_t v;
-	esim_err err = user_version(s, &v);
-	if (err != ESIM_OK)
-		return err;
-	if (v < 0 || (uint64_t)v > n)
-		return ESIM_E_STORE_MIGRATION;
-	for (size_t i = (size_t)v; i < n; i++) {
-		char pragma[64];
-		snprintf(pragma, sizeof pragma, "PRAGMA user_version=%zu", i + 1);
-		if ((err = store_begin(s)) != ESIM_OK)
-			return err;
-		err = store_exec(s, migrations[i]);
-		if (err == ESIM_OK)
-			err = store_exec(s, pragma);
-		if (err != ESIM_OK) {
-			store_rollback(s);
-			return ESIM_E_STORE_MIGRATION;
-		}
-		if ((err = store_commit(s)) != ESIM_OK)
-			return err;
-	}
+	(void)s;
 	return ESIM_OK;
 }
+
+static esim_err lite_get_version(store *s, int64_t *v)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db_of(s), "PRAGMA user_version", -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return fail(rc);
+	}
+	rc = sqlite3_step(st);
+	*v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	esim_err err = rc == SQLITE_ROW ? ESIM_OK : fail(rc);
+	sqlite3_finalize(st);
+	return err;
+}
+
+static esim_err lite_set_version(store *s, int64_t v)
+{
+	char pragma[64];
+	snprintf(pragma, sizeof pragma, "PRAGMA user_version=%lld", (long long)v);
+	return lite_exec(s, pragma);
+}
+
+const struct store_backend store_sqlite_backend = {
+    .name = "sqlite",
+    .dialect = STORE_DIALECT_SQLITE,
+    .open = lite_open,
+    .close = lite_close,
+    .errmsg = lite_errmsg,
+    .exec = lite_exec,
+    .prepare = lite_prepare,
+    .finalize = lite_finalize,
+    .reset = lite_reset,
+    .bind_int64 = lite_bind_int64,
+    .bind_text = lite_bind_text,
+    .bind_blob = lite_bind_blob,
+    .bind_null = lite_bind_null,
+    .step = lite_step,
+    .col_int64 = lite_col_int64,
+    .col_text = lite_col_text,
+    .col_blob = lite_col_blob,
+    .col_is_null = lite_col_is_null,
+    .begin = lite_begin,
+    .commit = lite_commit,
+    .rollback = lite_rollback,
+    .last_insert_id = lite_last_insert_id,
+    .changes = lite_changes,
+    .prepare_version = lite_prepare_version,
+    .get_version = lite_get_version,
+    .set_version = lite_set_version,
+};
