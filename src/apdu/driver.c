@@ -10,10 +10,12 @@
 const uint8_t apdu_isdr_aid[APDU_ISDR_AID_LEN] = {0xA0, 0x00, 0x00, 0x05, 0x59, 0x10, 0x10, 0xFF,
 						  0xFF, 0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
 
+extern const apdu_driver apdu_driver_at; /* src/apdu/at.c */
+
 static const apdu_driver *const drivers[] = {
     &apdu_driver_socket,
     &apdu_driver_pcsc,
-    /* &apdu_driver_at, -- added with src/apdu/at.c (AT+CSIM modems) */
+    &apdu_driver_at, /* src/apdu/at.c (AT+CCHO/CGLA/CSIM modems) */
     NULL,
 };
 

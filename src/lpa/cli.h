@@ -23,5 +23,9 @@ struct cli_command {
 };
 
 int cmd_der(int argc, char **argv);
+int cmd_chip(int argc, char **argv);
+int cmd_profile(int argc, char **argv);
+int cmd_notification(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 
 #endif

@@ -8,7 +8,12 @@
 #include "lpa/cli.h"
 
 static const struct cli_command commands[] = {
-	{"der", "inspect BER-TLV / DER data (der dump FILE|-)", cmd_der},
+    {"chip", "the eUICC: info, default-smdp, reset", cmd_chip},
+    {"profile", "profiles: list, enable, disable, delete, nickname, download, discover",
+     cmd_profile},
+    {"notification", "pending notifications: list, process, remove", cmd_notification},
+    {"cancel", "disable + delete a profile, notify its SM-DP+, print a receipt", cmd_cancel},
+    {"der", "inspect BER-TLV / DER data (der dump FILE|-)", cmd_der},
 };
 
 static void usage(FILE *out)

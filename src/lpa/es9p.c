@@ -1,0 +1,176 @@
+/*
+ * The LPA's ES9+ / ES11 client (SGP.22 5.6, 5.8, 6.5; digest 5.1 to 5.5):
+ * POST a JSON body to https://ADDRESS/gsma/rsp2/es9plus/FUNCTION over the
+ * CI-pinned TLS of net_client, with the SGP.22 headers, and read the
+ * functionExecutionStatus of the answer. A "Failed" answer is reported
+ * with its subjectCode / reasonCode named and explained.
+ *
+ * Retries: only functions the caller marks safe to repeat are retried
+ * (initiateAuthentication, handleNotification); authenticateClient,
+ * getBoundProfilePackage and cancelSession change server state and are
+ * sent once.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lpa/lpa.h"
+
+#define ES9_MAX_JSON_DEPTH 16
+
+static void trace_http(struct lpa *L, const char *dir, const char *fn, const char *body, size_t len)
+{
+	if (!L->o.trace)
+		return;
+	const size_t cap = 2000;
+	fprintf(stderr, "%s %s (%zu bytes) %.*s%s\n", dir, fn, len, (int)(len < cap ? len : cap),
+		body ? body : "", len > cap ? "..." : "");
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	snprintf(dst, cap, "%s", src ? src : "");
+}
+
+/* Read header.functionExecutionStatus; fills st on "Failed"/"Expired". */
+static bool header_ok(json_t *doc, struct lpa_es9_status *st, const char **status_out)
+{
+	json_t *h = json_object_get(doc, "header");
+	json_t *fes = h ? json_object_get(h, "functionExecutionStatus") : NULL;
+	const char *status = fes ? json_string_value(json_object_get(fes, "status")) : NULL;
+	*status_out = status;
+	if (status != NULL && (strcmp(status, "Executed-Success") == 0 ||
+			       strcmp(status, "Executed-WithWarning") == 0))
+		return true;
+	json_t *scd = fes ? json_object_get(fes, "statusCodeData") : NULL;
+	copy_str(st->subject, sizeof st->subject,
+		 scd ? json_string_value(json_object_get(scd, "subjectCode")) : NULL);
+	copy_str(st->reason, sizeof st->reason,
+		 scd ? json_string_value(json_object_get(scd, "reasonCode")) : NULL);
+	copy_str(st->message, sizeof st->message,
+		 scd ? json_string_value(json_object_get(scd, "message")) : NULL);
+	return false;
+}
+
+static int report_failed(struct lpa *L, const char *address, const char *function,
+			 const char *status, const struct lpa_es9_status *st)
+{
+	const char *sn = lpa_subject_name(st->subject), *rn = lpa_reason_name(st->reason);
+	const char *hint = lpa_es9_hint(function, st->subject, st->reason);
+	bool first = L->exit_code == CLI_OK;
+	int rc;
+	if (st->subject[0] == '\0')
+		rc = lpa_fail(L, CLI_EXIT_SERVER, "%s at %s: the server answered status '%s'",
+			      function, address, status ? status : "(none)");
+	else
+		rc = lpa_fail(L, CLI_EXIT_SERVER,
+			      "%s at %s failed: subject %s (%s), reason %s (%s)%s%s%s%s%s",
+			      function, address, st->subject, sn ? sn : "unknown subject",
+			      st->reason, rn ? rn : "unknown reason", hint ? ": " : "",
+			      hint ? hint : "", st->message[0] ? " [server: " : "", st->message,
+			      st->message[0] ? "]" : "");
+	if (first) {
+		lpa_error_set(L, "function", json_string(function));
+		lpa_error_set(L, "status", lpa_jstr(status));
+		if (st->subject[0]) {
+			lpa_error_set(L, "subject_code", json_string(st->subject));
+			lpa_error_set(L, "reason_code", json_string(st->reason));
+			lpa_error_set(L, "subject", lpa_jstr(sn));
+			lpa_error_set(L, "reason", lpa_jstr(rn));
+		}
+	}
+	return rc;
+}
+
+int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
+			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
+{
+	memset(st, 0, sizeof *st);
+	*resp = NULL;
+	int rc = lpa_http(L);
+	if (rc != CLI_OK)
+		return rc;
+	char url[600];
+	snprintf(url, sizeof url, "https://%s/gsma/rsp2/es9plus/%s", address, function);
+	char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (body == NULL)
+		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
+	trace_http(L, ">>", url, body, strlen(body));
+	struct net_retry policy = {.safe_to_repeat = safe_to_repeat, .max_attempts = 3};
+	struct net_client_response r;
+	unsigned attempts = 0;
+	esim_err err =
+	    net_client_post_json_retry(L->http, url, body, strlen(body), &policy, &r, &attempts);
+	free(body);
+	st->err = err;
+	st->http_status = r.status;
+	trace_http(L, "<<", function, (const char *)r.body.data, r.body.len);
+	if (err == ESIM_E_NET_HTTP_STATUS) {
+		rc = lpa_fail(L, CLI_EXIT_SERVER, "%s at %s: HTTP status %ld", function, address,
+			      r.status);
+		lpa_error_set(L, "http_status", json_integer(r.status));
+		snprintf(st->message, sizeof st->message, "HTTP status %ld", r.status);
+	} else if (err != ESIM_OK) {
+		char ctx[800];
+		const char *curl = net_client_errmsg(L->http);
+		snprintf(ctx, sizeof ctx, "%s at %s%s%s%s", function, address,
+			 curl && *curl ? " (" : "", curl ? curl : "", curl && *curl ? ")" : "");
+		snprintf(st->message, sizeof st->message, "%s", esim_strerror(err));
+		rc = lpa_fail_err(L, err, 0, ctx);
+	} else if (r.status == 204 || r.body.len == 0) {
+		rc = CLI_OK; /* handleNotification: 204, no body */
+	} else {
+		json_t *doc = NULL;
+		struct net_json_error je;
+		err = net_json_parse(r.body.data, r.body.len, LPA_MAX_BPP * 2, ES9_MAX_JSON_DEPTH,
+				     &doc, &je);
+		const char *status = NULL;
+		if (err != ESIM_OK) {
+			char ctx[300];
+			snprintf(ctx, sizeof ctx, "%s at %s: the answer is not valid JSON",
+				 function, address);
+			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER, ctx);
+		} else if (!header_ok(doc, st, &status)) {
+			rc = report_failed(L, address, function, status, st);
+			json_decref(doc);
+		} else {
+			*resp = doc;
+		}
+	}
+	net_client_response_clear(&r);
+	return rc;
+}
+
+int lpa_es9_post(struct lpa *L, const char *address, const char *function, json_t *req,
+		 bool safe_to_repeat, json_t **resp)
+{
+	struct lpa_es9_status st;
+	return lpa_es9_post_status(L, address, function, req, safe_to_repeat, resp, &st);
+}
+
+int lpa_deliver_notification(struct lpa *L, const uint8_t *p, size_t len, const char *address,
+			     uint64_t seq, bool *delivered, struct lpa_es9_status *st)
+{
+	*delivered = false;
+	json_t *req = json_object();
+	if (req == NULL || net_json_set_base64(req, "pendingNotification", p, len) != ESIM_OK) {
+		json_decref(req);
+		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
+	}
+	json_t *resp = NULL;
+	/* handleNotification may be repeated: the SM-DP+ de-duplicates (digest 8.4) */
+	int rc = lpa_es9_post_status(L, address, "handleNotification", req, true, &resp, st);
+	json_decref(req);
+	json_decref(resp);
+	if (rc != CLI_OK)
+		return rc;
+	*delivered = true;
+	uint8_t *rm = NULL;
+	size_t rm_len = 0;
+	esim_err err = rsp_remove_notification_req(seq, &rm, &rm_len);
+	int64_t code = 0;
+	rc = lpa_es10_simple(L, RSP_ES10_REMOVE_NOTIFICATION, err, rm, rm_len, &code);
+	if (rc == CLI_OK && code != 0 && code != 1) /* 1: already gone */
+		rc = lpa_fail_card_result(L, RSP_ES10_REMOVE_NOTIFICATION, code);
+	return rc;
+}

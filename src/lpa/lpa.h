@@ -1,0 +1,200 @@
+/*
+ * The LPA's shared machinery (private to src/lpa): one struct lpa per
+ * command run holds the parsed global options, the card session and HTTP
+ * client (both opened lazily), the JSON result being built and the first
+ * error. Commands report failures through lpa_fail*(), which print one
+ * clear line on stderr and remember the exit code and the SGP.22 code;
+ * lpa_done() prints the JSON document (with --json) and returns the exit
+ * code, so every command ends with `return lpa_done(&L);`.
+ */
+#ifndef ESIM_LPA_LPA_H
+#define ESIM_LPA_LPA_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "esim/apdu.h"
+#include "esim/err.h"
+#include "esim/net.h"
+#include "esim/rsp.h"
+#include "esim/rsp_es10.h"
+#include "lpa/cli.h"
+
+#define LPA_MAX_CI		   16
+#define LPA_MAX_POS		   8
+#define LPA_DEFAULT_HTTP_TIMEOUT_S 60
+#define LPA_MAX_BPP		   (8u * 1024 * 1024)
+
+struct lpa_opts {
+	const char *transport; /* socket | pcsc | at */
+	const char *device;    /* the driver's spec */
+	bool json;
+	bool trace;
+	bool yes;
+	bool basic_channel;
+	size_t mss;
+	const char *ci[LPA_MAX_CI];
+	size_t n_ci;
+	unsigned timeout_s;
+};
+
+struct lpa {
+	const char *command; /* "profile list" */
+	struct lpa_opts o;
+	bool tty; /* stdout is a terminal and no --json: tables + progress */
+	bool stdin_tty;
+	apdu_session *s;
+	net_client *http;
+	char *ci_pem;
+	json_t *result; /* the command's result object */
+	/* the first failure */
+	int exit_code;
+	json_t *error;
+	/* > 0: failures are printed as warnings and not recorded (for
+	 * best-effort steps such as delivering a notification) */
+	int soft;
+	/* positional arguments after the subcommand */
+	char *pos[LPA_MAX_POS];
+	int npos;
+};
+
+/* A command-specific option: getopt_long entry plus its handler. */
+typedef int (*lpa_opt_fn)(struct lpa *L, int id, const char *arg, void *user);
+
+/*
+ * Parse argv (argv[0] = group, argv[1] = subcommand when sub is true) with
+ * the global options plus extra (codes of extra entries must be >= 0x200;
+ * the array ends with a zero entry; may be NULL). Positional arguments go
+ * to L->pos. Returns CLI_OK, or an exit code after printing the problem
+ * (the caller returns lpa_done()).
+ */
+int lpa_init(struct lpa *L, const char *command, int argc, char **argv, int first,
+	     const struct option *extra, lpa_opt_fn fn, void *user);
+/* Print the JSON document (with --json), free everything, return the exit
+ * code. */
+int lpa_done(struct lpa *L);
+
+/* Print the global options (for --help of each group). */
+void lpa_usage_globals(FILE *out);
+
+/* --- failures ------------------------------------------------------------ */
+
+/* Record a failure with exit code and message (printf format). Only the
+ * first failure is kept in the JSON document; each is printed. Returns
+ * exit_code so that a command can `return lpa_fail(...)`. */
+int lpa_fail(struct lpa *L, int exit_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Same, for a library error; the exit code follows the error's layer when
+ * exit_code is 0. context says what was being done ("reading the EID"). */
+int lpa_fail_err(struct lpa *L, esim_err err, int exit_code, const char *context);
+/* An ES10 function answered with result code `code` (not ok). */
+int lpa_fail_card_result(struct lpa *L, uint32_t tag, int64_t code);
+/* Attach a field to the error object of the last failure (for --json). */
+void lpa_error_set(struct lpa *L, const char *key, json_t *value);
+/* Non-fatal message on stderr (and in the JSON "warnings" array). */
+void lpa_warn(struct lpa *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The exit code an esim_err maps to. */
+int lpa_exit_for(esim_err err);
+
+/* --- the card -------------------------------------------------------------- */
+
+/* Open the session if needed; on failure records it and returns the exit
+ * code (non-zero). */
+int lpa_card(struct lpa *L);
+/* One ES10 command (the card session is opened first). resp is emptied and
+ * receives the response TLV. On failure the error is recorded with the
+ * function's name and a non-zero exit code is returned. */
+int lpa_es10(struct lpa *L, const uint8_t *req, size_t len, esim_buf *resp);
+/* Build-and-send helpers: run an ES10 request built by the caller
+ * (req is freed here). */
+int lpa_es10_owned(struct lpa *L, esim_err build_err, uint8_t *req, size_t len, esim_buf *resp);
+/* A "TAG { 80 result }" function: sends req (freed here) and fails with the
+ * result's name unless it is 0. *result (may be NULL) gets the code. */
+int lpa_es10_simple(struct lpa *L, uint32_t tag, esim_err build_err, uint8_t *req, size_t len,
+		    int64_t *result);
+/* GetEID. */
+int lpa_get_eid(struct lpa *L, char eid[RSP_EID_DIGITS + 1]);
+/* GetProfilesInfo for all (ref NULL) or one profile. */
+int lpa_get_profiles(struct lpa *L, const struct rsp_profile_ref *ref,
+		     struct rsp_profile_list *out);
+/* ListNotification with a PMO filter (0: all). */
+int lpa_list_notifications(struct lpa *L, uint32_t pmo, struct rsp_notif_list *out);
+
+/* --- ES9+ / ES11 ----------------------------------------------------------- */
+
+/* The HTTP client (CI trust from --ci / ESIM_CI), opened if needed. */
+int lpa_http(struct lpa *L);
+
+/*
+ * POST an ES9+ function (function = "initiateAuthentication", ...) to
+ * https://ADDRESS/gsma/rsp2/es9plus/FUNCTION with the JSON body req
+ * (borrowed). With safe_to_repeat, transient failures are retried. On
+ * success *resp is the parsed response (NULL for 204; caller decrefs).
+ * A transport failure, an HTTP error or a "Failed" header is recorded (the
+ * subject / reason code named and explained) and a non-zero exit code
+ * returned. When quiet, the failure is recorded in the JSON error but
+ * printed only as a warning (used for best-effort calls).
+ */
+int lpa_es9_post(struct lpa *L, const char *address, const char *function, json_t *req,
+		 bool safe_to_repeat, json_t **resp);
+/* Result of the last lpa_es9_post that failed: was it the network? */
+struct lpa_es9_status {
+	esim_err err; /* ESIM_OK, or the transport error */
+	long http_status;
+	char subject[16], reason[16]; /* "" unless the server said Failed */
+	char message[256];
+};
+int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
+			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st);
+
+/* Explanations of ES9+ status codes (codes.c). */
+const char *lpa_subject_name(const char *subject);
+const char *lpa_reason_name(const char *reason);
+/* A sentence for a known (function, subject, reason) case, or NULL. */
+const char *lpa_es9_hint(const char *function, const char *subject, const char *reason);
+/* Names of bppCommandId and errorReason values in a PIR (digest 7.6). */
+const char *lpa_bpp_command_name(int64_t v);
+const char *lpa_bpp_error_name(int64_t v);
+
+/* Deliver one pending notification (the whole BF37 / 30 TLV) to address
+ * and, when the server accepted it, remove seq from the card. *delivered
+ * tells which; the failure (if any) is kept in st. Returns CLI_OK or the
+ * exit code of the failure (recorded as warning only when quiet). */
+int lpa_deliver_notification(struct lpa *L, const uint8_t *p, size_t len, const char *address,
+			     uint64_t seq, bool *delivered, struct lpa_es9_status *st);
+
+/* Deliver every pending notification of the profile iccid (10 bytes
+ * swapped BCD; NULL: all), each removed from the card once accepted.
+ * One object per notification is appended to out; *failures counts those
+ * kept and *first_rc is the exit code of the first failure (cmd_notification.c). */
+int lpa_process_notifications(struct lpa *L, const uint8_t *iccid, json_t *out, size_t *failures,
+			      int *first_rc);
+
+/* --- output helpers -------------------------------------------------------- */
+
+/* Ask on the terminal; true for y/yes. */
+bool lpa_confirm(struct lpa *L, const char *question);
+/* Read a line from the terminal (echo off when secret); false on EOF. */
+bool lpa_prompt(struct lpa *L, const char *question, bool secret, char *buf, size_t cap);
+/* Progress line on a terminal (overwritten with \r); nothing otherwise. */
+void lpa_progress(struct lpa *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void lpa_progress_end(struct lpa *L);
+/* json helpers that tolerate NULL strings (-> null) */
+json_t *lpa_jstr(const char *s);
+json_t *lpa_jhex(const uint8_t *p, size_t n);
+/* "2.2.2" for a VersionType */
+void lpa_version_text(const uint8_t v[3], char out[16]);
+/* Current UTC time as ISO 8601 "2024-01-02T03:04:05Z". */
+void lpa_now_iso(char out[32]);
+
+/* --- command groups (declared in cli.h) ------------------------------------------ */
+
+/* profile download / discover (download.c, discover.c) */
+int lpa_profile_download(int argc, char **argv);
+int lpa_profile_discover(int argc, char **argv);
+
+#endif
