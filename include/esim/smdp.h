@@ -1,0 +1,172 @@
+/*
+ * smdp: the SM-DP+ of esimkit (SGP.22 roles, digest sections 5, 6, 7, 8.4,
+ * 9): ES9+ towards the LPA, ES2+ towards operators, and the profile
+ * inventory with its lifecycle, all in one store (SQLite or PostgreSQL).
+ *
+ * The handlers are plain functions (body in, HTTP status + body out) so
+ * that tests drive them without sockets; smdp_add_routes() puts them on a
+ * net_server. One smdp handle serves every listener and worker thread: it
+ * keeps a pool of store connections, one per concurrent caller.
+ *
+ * Ownership: smdp_open() gives a handle freed by smdp_close(); the config
+ * is copied. Output bodies are malloc'd and freed by the caller.
+ */
+#ifndef ESIM_SMDP_H
+#define ESIM_SMDP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "esim/err.h"
+#include "esim/net.h"
+
+#define SMDP_MAX_IDENTITIES 4
+#define SMDP_MAX_CI	    8
+
+/* One SM-DP+ identity: CERT.DPauth and CERT.DPpb with their keys (PEM or
+ * DER files), signed by the same CI. Each curve gets its own. */
+struct smdp_identity_cfg {
+	const char *dpauth_cert, *dpauth_key;
+	const char *dppb_cert, *dppb_key;
+};
+
+struct smdp_config {
+	const char *db_url; /* store URL: sqlite:PATH, PATH, :memory:, postgresql://... */
+	const char *fqdn;   /* our address (compared case-insensitively) */
+	const char *oid;    /* NULL: the registeredID of the first DPauth certificate */
+	struct smdp_identity_cfg ids[SMDP_MAX_IDENTITIES];
+	size_t n_ids;
+	/* CIs trusted for eUICC chains (usually the CIs of the identities). */
+	const char *ci_paths[SMDP_MAX_CI];
+	size_t n_ci;
+	unsigned session_ttl_s;		/* idle RSP session lifetime; 0: 600 */
+	unsigned cc_max_attempts;	/* confirmation code tries per order; 0: 3 */
+	unsigned max_download_attempts; /* authenticateClient per order; 0: 10 */
+	unsigned order_ttl_s;		/* default order lifetime; 0: 30 days */
+	bool refuse_rebind;		/* a different otPK.EUICC gets 8.2/3.7 */
+	bool no_cert_time_check;	/* skip validity periods of EUM/eUICC */
+	bool log;			/* structured log lines on stderr */
+	unsigned max_db_connections;	/* store connections at most; 0: 16 */
+	/* Clock for tests (NULL: time()). */
+	time_t (*clock)(void *arg);
+	void *clock_arg;
+};
+
+typedef struct smdp smdp;
+
+esim_err smdp_open(const struct smdp_config *cfg, smdp **out);
+void smdp_close(smdp *d);
+/* The OID in use (borrowed). */
+const char *smdp_oid(const smdp *d);
+
+/* ---- profile states (digest 9.1) ---------------------------------------- */
+
+enum smdp_state {
+	SMDP_AVAILABLE = 0,
+	SMDP_ALLOCATED,
+	SMDP_LINKED,
+	SMDP_CONFIRMED,
+	SMDP_RELEASED,
+	SMDP_DOWNLOADED,
+	SMDP_INSTALLED,
+	SMDP_ERROR,
+	SMDP_UNAVAILABLE,
+};
+/* "Available", ... (static); NULL for an unknown value. */
+const char *smdp_state_name(enum smdp_state s);
+/* ESIM_E_NOT_FOUND for an unknown name. */
+esim_err smdp_state_parse(const char *name, enum smdp_state *out);
+
+/* ---- administration (inventory.c) ---------------------------------------- */
+
+/* Register an operator: its functionRequesterIdentifier, the SHA-256 of
+ * its ES2+ client certificate (pinned; NULL: none yet) and the URL of its
+ * handleDownloadProgressInfo endpoint (NULL: no callbacks). */
+esim_err smdp_add_operator(smdp *d, const char *name, const uint8_t *cert_sha256,
+			   const char *callback_url);
+
+/* A profile type: a SAIP template (UPP) owned by an operator, with the
+ * metadata shown to the user. profile_class is 0 test, 1 provisioning,
+ * 2 operational; ppr the profilePolicyRules bits (0: none). */
+struct smdp_profile_type {
+	const char *name;
+	const char *operator_name;
+	const uint8_t *upp;
+	size_t upp_len;
+	const char *spn;
+	const char *profile_name;
+	int profile_class;
+	uint32_t ppr;
+};
+esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t);
+
+/* Import one profile of a type (ICCID personalised into the template;
+ * IMSI kept as inventory data). State Available. */
+esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const char *imsi);
+/* Import a CSV batch: lines "ICCID,IMSI[,Ki,OPc]" ('#' comments, an
+ * optional header line starting with "iccid"). *count: profiles added.
+ * All or nothing. */
+esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len, size_t *count);
+
+/* The pinned client-certificate SHA-256 of every operator, for the ES2+
+ * listener (*pins malloc'd, caller frees). */
+esim_err smdp_operator_pins(smdp *d, uint8_t (**pins)[32], size_t *n);
+/* Admin: DownloadOrder + ConfirmOrder on behalf of operator (by name),
+ * for a profile of type (or the ICCID iccid_in when not NULL); eid and cc
+ * may be NULL. Writes the ICCID and matchingId (>= 64 bytes each). */
+esim_err smdp_admin_order(smdp *d, const char *operator_name, const char *type,
+			  const char *iccid_in, const char *eid, const char *cc, char *iccid,
+			  char *matching_id);
+
+/* The state of the profile with this ICCID. */
+esim_err smdp_profile_state(smdp *d, const char *iccid, enum smdp_state *out);
+/* Profiles of a type in a state. */
+esim_err smdp_count_state(smdp *d, const char *type, enum smdp_state s, size_t *out);
+/* The ICCID's history as text lines "time event detail\n" (*out malloc'd). */
+esim_err smdp_iccid_history(smdp *d, const char *iccid, char **out);
+
+/* ---- profile transitions (one function each, digest 9.1) -------------------
+ * Each checks the current state and moves the profile (by ICCID) in one
+ * transaction; ESIM_E_SMDP_TRANSITION when the profile is not in a state
+ * the transition starts from, ESIM_E_NOT_FOUND for an unknown ICCID. */
+esim_err smdp_tr_allocate(smdp *d, const char *iccid); /* Available -> Allocated */
+esim_err smdp_tr_link(smdp *d, const char *iccid);     /* Available|Allocated -> Linked */
+esim_err smdp_tr_confirm(smdp *d, const char *iccid);  /* Allocated|Linked -> Confirmed */
+esim_err smdp_tr_release(smdp *d, const char *iccid);  /* Allocated|Linked|Confirmed -> Released */
+esim_err smdp_tr_downloaded(smdp *d, const char *iccid); /* Released|Downloaded -> Downloaded */
+esim_err smdp_tr_installed(smdp *d, const char *iccid);	 /* Downloaded -> Installed */
+esim_err smdp_tr_error(smdp *d, const char *iccid); /* any but Installed|Unavailable -> Error */
+esim_err smdp_tr_make_available(smdp *d,
+				const char *iccid); /* not Installed|Downloaded -> Available */
+esim_err smdp_tr_make_unavailable(smdp *d, const char *iccid); /* any -> Unavailable */
+
+/* ---- handlers ------------------------------------------------------------- */
+
+/* One ES9+ function ("initiateAuthentication", ...), JSON binding: the
+ * request body in, *status (200 or 204) and *body (malloc'd JSON, NULL for
+ * 204) out. Protocol faults (unknown function) give 404. */
+esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len, int *status,
+		  char **out);
+/* One ES2+ function ("downloadOrder", ...). client_sha256 is the SHA-256 of
+ * the caller's TLS client certificate (NULL when none: refused). */
+esim_err smdp_es2(smdp *d, const char *function, const uint8_t *client_sha256, const uint8_t *body,
+		  size_t len, int *status, char **out);
+
+/* Deliver due HandleDownloadProgressInfo callbacks from the outbox (one
+ * pass). client_cfg configures the TLS client (trust, client cert);
+ * *delivered (may be NULL) counts successes. Failed deliveries are retried
+ * later with backoff. */
+esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, size_t *delivered);
+/* Callbacks waiting (not yet delivered). */
+esim_err smdp_outbox_pending(smdp *d, size_t *out);
+
+/* Routes on srv: POST /gsma/rsp2/es9plus/<fn> on es9_listener and POST
+ * /gsma/rsp2/es2plus/<fn> on es2_listener (-1: every listener), GET
+ * /metrics on every listener. d is borrowed and must outlive srv. */
+esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_listener);
+/* Prometheus text of the counters (*out malloc'd). */
+esim_err smdp_metrics(smdp *d, char **out);
+
+#endif

@@ -1,0 +1,769 @@
+/*
+ * ES2+ (operator -> SM-DP+, digest 9.2 / 9.3): DownloadOrder, ConfirmOrder,
+ * CancelOrder, ReleaseProfile, and the durable outbox of
+ * HandleDownloadProgressInfo calls back to the operator.
+ *
+ * The caller is identified by the SHA-256 of its TLS client certificate
+ * (pinned per operator); the header's functionRequesterIdentifier must
+ * name that same operator, and an operator only ever sees its own
+ * profiles. Each function runs in one transaction together with the record
+ * of its functionCallIdentifier, so a resent call gets the first answer
+ * back (digest 15.4: idempotent ES2+).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "esim/rsp.h"
+#include "smdp_int.h"
+
+#define ES2_MAX_BODY  (64 * 1024)
+#define ES2_MAX_DEPTH 8
+
+static const char *opt_str(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+struct es2_ctx {
+	smdp *d;
+	const char *function;
+	int64_t op_id;
+	const char *op_name;
+	const json_t *req;
+	const char *call_id;
+	time_t now;
+	/* out, reset at each (re)try */
+	struct smdp_status st;
+	json_t *resp_fields;
+	char *replayed;
+};
+
+/* Profile + open order of an ICCID, checked to belong to the caller. */
+struct prof {
+	int64_t id, type_id, op_id, order_id;
+	enum smdp_state state;
+	char type_name[128];
+	char order_eid[40];
+	bool has_order_eid;
+	char matching_id[80];
+	bool has_mid;
+};
+
+static esim_err load_profile(store *s, const char *iccid, struct prof *p, bool *found)
+{
+	memset(p, 0, sizeof *p);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "SELECT p.id, p.type_id, t.operator_id, p.state, t.name, o.id, o.eid, o.matching_id"
+	    " FROM smdp_profiles p JOIN smdp_profile_types t ON t.id = p.type_id"
+	    " LEFT JOIN smdp_orders o ON o.profile_id = p.id AND o.open = 1"
+	    " WHERE p.iccid = ?1",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, iccid);
+	bool row;
+	err = store_step(st, &row);
+	*found = err == ESIM_OK && row;
+	if (*found) {
+		p->id = store_col_int64(st, 0);
+		p->type_id = store_col_int64(st, 1);
+		p->op_id = store_col_int64(st, 2);
+		if (smdp_state_parse(store_col_text(st, 3), &p->state) != ESIM_OK)
+			err = ESIM_E_STORE_CORRUPT;
+		snprintf(p->type_name, sizeof p->type_name, "%s", store_col_text(st, 4));
+		p->order_id = store_col_is_null(st, 5) ? 0 : store_col_int64(st, 5);
+		const char *e = store_col_text(st, 6);
+		if (e) {
+			p->has_order_eid = true;
+			snprintf(p->order_eid, sizeof p->order_eid, "%s", e);
+		}
+		const char *m = store_col_text(st, 7);
+		if (m) {
+			p->has_mid = true;
+			snprintf(p->matching_id, sizeof p->matching_id, "%s", m);
+		}
+	}
+	store_finalize(st);
+	return err;
+}
+
+static bool eid_ok(const char *eid)
+{
+	uint8_t b[RSP_EID_LEN];
+	return rsp_eid_to_bcd(eid, b) == ESIM_OK;
+}
+
+static esim_err create_order(struct es2_ctx *c, store *s, int64_t profile_id, const char *eid)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "INSERT INTO smdp_orders (profile_id, operator_id, eid, cc_left, attempts, expires,"
+	    " open, created, updated) VALUES (?1, ?2, ?3, ?4, 0, ?5, 1, ?6, ?6)",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, profile_id);
+	store_bind_int64(st, 2, c->op_id);
+	store_bind_text(st, 3, eid);
+	store_bind_int64(st, 4, c->d->cc_max);
+	store_bind_int64(st, 5, (int64_t)c->now + c->d->order_ttl_s);
+	store_bind_int64(st, 6, (int64_t)c->now);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+/* ---- DownloadOrder (5.3.1) -------------------------------------------------- */
+
+static esim_err download_order(struct es2_ctx *c, store *s)
+{
+	const char *eid = opt_str(c->req, "eid");
+	const char *iccid = opt_str(c->req, "iccid");
+	const char *ptype = opt_str(c->req, "profileType");
+	if (eid && !eid_ok(eid)) {
+		c->st = SMDP_FAIL("8.1.1", "2.1", "EID malformed");
+		return ESIM_OK;
+	}
+	if (!iccid && !ptype) {
+		c->st = SMDP_FAIL("8.2.1", "2.3", "iccid or profileType required");
+		return ESIM_OK;
+	}
+	struct prof p;
+	esim_err err;
+	if (iccid) {
+		bool found;
+		if ((err = load_profile(s, iccid, &p, &found)) != ESIM_OK)
+			return err;
+		if (!found) {
+			c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
+			return ESIM_OK;
+		}
+		if (p.op_id != c->op_id) {
+			c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+			return ESIM_OK;
+		}
+		if (ptype && strcmp(ptype, p.type_name) != 0) {
+			c->st = SMDP_FAIL("8.2.5", "3.8", "ICCID and profileType do not match");
+			return ESIM_OK;
+		}
+		if (p.state != SMDP_AVAILABLE) {
+			c->st = SMDP_FAIL("8.2.1", "3.3", "ICCID not available");
+			return ESIM_OK;
+		}
+	} else {
+		store_stmt *st;
+		err = store_prepare(
+		    s, "SELECT id, operator_id FROM smdp_profile_types WHERE name = ?1", &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_text(st, 1, ptype);
+		bool row;
+		err = store_step(st, &row);
+		int64_t tid = row ? store_col_int64(st, 0) : 0;
+		int64_t top = row ? store_col_int64(st, 1) : 0;
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+		if (!row) {
+			c->st = SMDP_FAIL("8.2.5", "3.9", "profileType unknown");
+			return ESIM_OK;
+		}
+		if (top != c->op_id) {
+			c->st = SMDP_FAIL("8.2.5", "1.2", "profileType not allowed for the caller");
+			return ESIM_OK;
+		}
+		/* claim exactly once (docs/store.md) */
+		err = store_prepare(s,
+				    "SELECT id FROM smdp_profiles WHERE type_id = ?1 AND state ="
+				    " 'Available' ORDER BY id LIMIT 1 {{SKIP_LOCKED}}",
+				    &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_int64(st, 1, tid);
+		err = store_step(st, &row);
+		int64_t pid = row ? store_col_int64(st, 0) : 0;
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+		if (!row) {
+			c->st = SMDP_FAIL("8.2.5", "3.7", "no profile of this type left");
+			return ESIM_OK;
+		}
+		p.id = pid;
+	}
+	err = smdp_db_transition(s, p.id, SMDP_BIT(SMDP_AVAILABLE),
+				 eid ? SMDP_LINKED : SMDP_ALLOCATED, c->now, "DownloadOrder");
+	if (err == ESIM_OK)
+		err = create_order(c, s, p.id, eid);
+	if (err != ESIM_OK)
+		return err;
+	/* the ICCID of the claimed profile */
+	store_stmt *st;
+	if ((err = store_prepare(s, "SELECT iccid FROM smdp_profiles WHERE id = ?1", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, p.id);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && row)
+		json_object_set_new(c->resp_fields, "iccid", json_string(store_col_text(st, 0)));
+	store_finalize(st);
+	return err;
+}
+
+/* ---- ConfirmOrder (5.3.2) ---------------------------------------------------- */
+
+static void make_matching_id(char out[24])
+{
+	static const char al[] = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789";
+	uint8_t r[20];
+	RAND_bytes(r, sizeof r);
+	size_t k = 0;
+	for (size_t i = 0; i < 20; i++) {
+		if (i && i % 5 == 0)
+			out[k++] = '-';
+		out[k++] = al[r[i] % (sizeof al - 1)];
+	}
+	out[k] = '\0';
+}
+
+static bool mid_in_use(store *s, const char *mid, int64_t except_order, esim_err *err)
+{
+	store_stmt *st;
+	*err =
+	    store_prepare(s, "SELECT id FROM smdp_orders WHERE matching_id = ?1 AND open = 1", &st);
+	if (*err != ESIM_OK)
+		return false;
+	store_bind_text(st, 1, mid);
+	bool row;
+	*err = store_step(st, &row);
+	bool used = row && store_col_int64(st, 0) != except_order;
+	store_finalize(st);
+	return used;
+}
+
+static esim_err confirm_order(struct es2_ctx *c, store *s)
+{
+	const char *iccid = opt_str(c->req, "iccid");
+	json_t *rf = json_object_get(c->req, "releaseFlag");
+	if (!iccid || !json_is_boolean(rf)) {
+		c->st = SMDP_FAIL("1.3.1", "2.2", "iccid and releaseFlag are mandatory");
+		return ESIM_OK;
+	}
+	const char *eid = opt_str(c->req, "eid");
+	const char *mid = opt_str(c->req, "matchingId");
+	const char *cc = opt_str(c->req, "confirmationCode");
+	const char *smds = opt_str(c->req, "smdsAddress");
+	struct prof p;
+	bool found;
+	esim_err err = load_profile(s, iccid, &p, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found) {
+		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
+		return ESIM_OK;
+	}
+	if (p.op_id != c->op_id) {
+		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+		return ESIM_OK;
+	}
+	if (!p.order_id || (p.state != SMDP_ALLOCATED && p.state != SMDP_LINKED)) {
+		c->st = SMDP_FAIL("8.2.1", "3.5", "profile not in an orderable state");
+		return ESIM_OK;
+	}
+	if (eid && !eid_ok(eid)) {
+		c->st = SMDP_FAIL("8.1.1", "2.1", "EID malformed");
+		return ESIM_OK;
+	}
+	if (eid && p.has_order_eid && strcmp(eid, p.order_eid) != 0) {
+		c->st = SMDP_FAIL("8.1.1", "3.10", "a different EID is linked");
+		return ESIM_OK;
+	}
+	const char *final_eid = eid ? eid : (p.has_order_eid ? p.order_eid : NULL);
+	if (!final_eid && (smds || (mid && !*mid))) {
+		c->st = SMDP_FAIL("8.1.1", "2.2", "EID required for SM-DS or default SM-DP+ use");
+		return ESIM_OK;
+	}
+	char gen[24];
+	if (!mid) {
+		make_matching_id(gen);
+		mid = gen;
+	}
+	if (*mid) {
+		if (mid_in_use(s, mid, p.order_id, &err)) {
+			c->st = SMDP_FAIL("8.2.6", "3.3", "matchingId already in use");
+			return ESIM_OK;
+		}
+		if (err != ESIM_OK)
+			return err;
+	}
+	uint8_t cch[32];
+	unsigned int hl = 0;
+	if (cc && EVP_Digest(cc, strlen(cc), cch, &hl, EVP_sha256(), NULL) != 1)
+		return ESIM_E_CRYPTO_OPENSSL;
+	store_stmt *st;
+	err = store_prepare(s,
+			    "UPDATE smdp_orders SET eid = ?1, matching_id = ?2, cc_hash = ?3,"
+			    " smds_address = ?4, updated = ?5 WHERE id = ?6",
+			    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, final_eid);
+	store_bind_text(st, 2, mid);
+	if (cc)
+		store_bind_blob(st, 3, cch, sizeof cch);
+	store_bind_text(st, 4, smds);
+	store_bind_int64(st, 5, (int64_t)c->now);
+	store_bind_int64(st, 6, p.order_id);
+	err = store_run(st);
+	store_finalize(st);
+	esim_wipe(cch, sizeof cch);
+	if (err != ESIM_OK)
+		return err;
+	bool release = json_is_true(rf);
+	err = smdp_db_transition(s, p.id, SMDP_BIT(SMDP_ALLOCATED) | SMDP_BIT(SMDP_LINKED),
+				 release ? SMDP_RELEASED : SMDP_CONFIRMED, c->now, "ConfirmOrder");
+	if (err != ESIM_OK)
+		return err;
+	if (final_eid)
+		json_object_set_new(c->resp_fields, "eid", json_string(final_eid));
+	json_object_set_new(c->resp_fields, "matchingId", json_string(mid));
+	json_object_set_new(c->resp_fields, "smdpAddress", json_string(c->d->fqdn));
+	return ESIM_OK;
+}
+
+/* ---- CancelOrder (5.3.3) ------------------------------------------------------- */
+
+static esim_err close_order(store *s, int64_t order_id, time_t now)
+{
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)now);
+	store_bind_int64(st, 2, order_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if ((err = store_prepare(s, "DELETE FROM smdp_sessions WHERE order_id = ?1", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, order_id);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err cancel_order(struct es2_ctx *c, store *s)
+{
+	const char *iccid = opt_str(c->req, "iccid");
+	const char *fpsi = opt_str(c->req, "finalProfileStatusIndicator");
+	if (!iccid || !fpsi) {
+		c->st = SMDP_FAIL("1.3.1", "2.2",
+				  "iccid and finalProfileStatusIndicator are mandatory");
+		return ESIM_OK;
+	}
+	bool to_avail = strcmp(fpsi, "Available") == 0;
+	if (!to_avail && strcmp(fpsi, "Unavailable") != 0) {
+		c->st = SMDP_FAIL("1.3.1", "2.1", "finalProfileStatusIndicator invalid");
+		return ESIM_OK;
+	}
+	const char *eid = opt_str(c->req, "eid");
+	const char *mid = opt_str(c->req, "matchingId");
+	struct prof p;
+	bool found;
+	esim_err err = load_profile(s, iccid, &p, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found) {
+		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
+		return ESIM_OK;
+	}
+	if (p.op_id != c->op_id) {
+		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+		return ESIM_OK;
+	}
+	if (!p.order_id) {
+		c->st = SMDP_FAIL("8.2.1", "3.5", "no open order for this ICCID");
+		return ESIM_OK;
+	}
+	if (mid && (!p.has_mid || strcmp(mid, p.matching_id) != 0)) {
+		c->st = SMDP_FAIL("8.2.6", "3.10", "matchingId does not match the order");
+		return ESIM_OK;
+	}
+	if (eid && (!p.has_order_eid || strcmp(eid, p.order_eid) != 0)) {
+		c->st = SMDP_FAIL("8.1.1", "3.10", "EID does not match the order");
+		return ESIM_OK;
+	}
+	if (p.state == SMDP_INSTALLED || (p.state == SMDP_DOWNLOADED && to_avail)) {
+		c->st = SMDP_FAIL("8.2.1", "3.5", "profile already delivered");
+		return ESIM_OK;
+	}
+	if ((err = close_order(s, p.order_id, c->now)) != ESIM_OK)
+		return err;
+	return smdp_db_transition(s, p.id, 0x1FFu & ~SMDP_BIT(SMDP_INSTALLED),
+				  to_avail ? SMDP_AVAILABLE : SMDP_UNAVAILABLE, c->now,
+				  "CancelOrder");
+}
+
+/* ---- ReleaseProfile (5.3.4) ---------------------------------------------------- */
+
+static esim_err release_profile(struct es2_ctx *c, store *s)
+{
+	const char *iccid = opt_str(c->req, "iccid");
+	if (!iccid) {
+		c->st = SMDP_FAIL("1.3.1", "2.2", "iccid is mandatory");
+		return ESIM_OK;
+	}
+	struct prof p;
+	bool found;
+	esim_err err = load_profile(s, iccid, &p, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found) {
+		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
+		return ESIM_OK;
+	}
+	if (p.op_id != c->op_id) {
+		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+		return ESIM_OK;
+	}
+	if (p.state != SMDP_CONFIRMED) {
+		c->st = SMDP_FAIL("8.2.1", "3.5", "profile not Confirmed");
+		return ESIM_OK;
+	}
+	return smdp_db_transition(s, p.id, SMDP_BIT(SMDP_CONFIRMED), SMDP_RELEASED, c->now,
+				  "ReleaseProfile");
+}
+
+/* ---- dispatch -------------------------------------------------------------------- */
+
+static esim_err es2_tx(store *s, void *arg)
+{
+	struct es2_ctx *c = arg;
+	c->st = SMDP_OK_STATUS;
+	json_decref(c->resp_fields);
+	c->resp_fields = json_object();
+	free(c->replayed);
+	c->replayed = NULL;
+	if (!c->resp_fields)
+		return ESIM_E_NOMEM;
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s, "SELECT response FROM smdp_calls WHERE operator_id = ?1 AND call_id = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, c->op_id);
+	store_bind_text(st, 2, c->call_id);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && row)
+		c->replayed = strdup(store_col_text(st, 0));
+	store_finalize(st);
+	if (err != ESIM_OK || row)
+		return err;
+
+	if (strcmp(c->function, "downloadOrder") == 0)
+		err = download_order(c, s);
+	else if (strcmp(c->function, "confirmOrder") == 0)
+		err = confirm_order(c, s);
+	else if (strcmp(c->function, "cancelOrder") == 0)
+		err = cancel_order(c, s);
+	else
+		err = release_profile(c, s);
+	if (err != ESIM_OK)
+		return err;
+	if (c->st.subject)
+		return ESIM_E_SMDP_UNKNOWN; /* roll back whatever was done; answered below */
+	/* remember the answer for a resend */
+	json_t *o = smdp_json_header(&c->st);
+	json_object_update(o, c->resp_fields);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!text)
+		return ESIM_E_NOMEM;
+	err = store_prepare(s,
+			    "INSERT INTO smdp_calls (operator_id, call_id, function, response)"
+			    " VALUES (?1, ?2, ?3, ?4)",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, c->op_id);
+		store_bind_text(st, 2, c->call_id);
+		store_bind_text(st, 3, c->function);
+		store_bind_text(st, 4, text);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	free(text);
+	return err;
+}
+
+static esim_err find_operator(store *s, const uint8_t *sha, int64_t *id, char *name, size_t n,
+			      bool *found)
+{
+	char hex[65];
+	smdp_sha_hex(sha, hex);
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(s, "SELECT id, name FROM smdp_operators WHERE cert_sha256 = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, hex);
+	bool row;
+	err = store_step(st, &row);
+	*found = err == ESIM_OK && row;
+	if (*found) {
+		*id = store_col_int64(st, 0);
+		snprintf(name, n, "%s", store_col_text(st, 1));
+	}
+	store_finalize(st);
+	return err;
+}
+
+esim_err smdp_es2(smdp *d, const char *function, const uint8_t *client_sha256, const uint8_t *body,
+		  size_t len, int *status, char **out)
+{
+	if (!d || !function || !status || !out)
+		return ESIM_E_ARG;
+	*out = NULL;
+	atomic_fetch_add(&d->req_es2, 1);
+	if (strcmp(function, "downloadOrder") != 0 && strcmp(function, "confirmOrder") != 0 &&
+	    strcmp(function, "cancelOrder") != 0 && strcmp(function, "releaseProfile") != 0) {
+		*status = 404;
+		return ESIM_OK;
+	}
+	*status = 200;
+	struct smdp_status st = SMDP_OK_STATUS;
+	json_t *req = NULL;
+	store *s = NULL;
+	esim_err err = ESIM_OK;
+	struct es2_ctx c = {.d = d, .function = function, .now = smdp_now(d)};
+	char op_name[128] = "";
+	if (net_json_parse(body, len, ES2_MAX_BODY, ES2_MAX_DEPTH, &req, NULL) != ESIM_OK ||
+	    !json_is_object(req)) {
+		st = SMDP_FAIL("1.3.1", "2.1", "body is not a JSON object");
+		goto answer;
+	}
+	json_t *hdr = json_object_get(req, "header");
+	const char *fri = opt_str(hdr, "functionRequesterIdentifier");
+	c.call_id = opt_str(hdr, "functionCallIdentifier");
+	if (!fri || !c.call_id) {
+		st = SMDP_FAIL("1.3.1", "2.2",
+			       "header with functionRequesterIdentifier and "
+			       "functionCallIdentifier required");
+		goto answer;
+	}
+	if ((err = smdp_store_get(d, &s)) != ESIM_OK)
+		goto done;
+	bool found = false;
+	if (client_sha256 && (err = find_operator(s, client_sha256, &c.op_id, op_name,
+						  sizeof op_name, &found)) != ESIM_OK)
+		goto done;
+	if (!found || strcmp(fri, op_name) != 0) {
+		/* (impl) function requester: not allowed */
+		st = SMDP_FAIL("1.1.1", "1.2", "caller not authorised as this requester");
+		goto answer;
+	}
+	c.req = req;
+	c.op_name = op_name;
+	err = store_transaction(s, es2_tx, &c, 0);
+	if (err == ESIM_E_SMDP_UNKNOWN && c.st.subject)
+		err = ESIM_OK;
+	if (err != ESIM_OK)
+		goto done;
+	if (c.replayed) {
+		*out = c.replayed;
+		c.replayed = NULL;
+		goto done;
+	}
+	st = c.st;
+answer:;
+	json_t *o = smdp_json_header(&st);
+	if (!st.subject && c.resp_fields)
+		json_object_update(o, c.resp_fields);
+	if (st.subject)
+		atomic_fetch_add(&d->fail_es2, 1);
+	smdp_logf(d, "es2", "function=%s operator=%s status=%s%s%s", function,
+		  op_name[0] ? op_name : "-", st.subject ? "Failed" : "Executed-Success",
+		  st.subject ? " subject=" : "", st.subject ? st.subject : "");
+	err = smdp_json_finish(d, o, &st, out);
+done:
+	json_decref(c.resp_fields);
+	free(c.replayed);
+	json_decref(req);
+	smdp_store_put(d, s);
+	return err;
+}
+
+/* ---- HandleDownloadProgressInfo outbox (5.3.5) ----------------------------------- */
+
+esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+			   const struct smdp_status *st, const uint8_t *result, size_t result_len)
+{
+	store_stmt *q;
+	esim_err err = store_prepare(
+	    s,
+	    "SELECT op.id, op.name, op.callback_url, o.eid, p.iccid, t.name FROM smdp_orders o"
+	    " JOIN smdp_operators op ON op.id = o.operator_id"
+	    " JOIN smdp_profiles p ON p.id = o.profile_id"
+	    " JOIN smdp_profile_types t ON t.id = p.type_id WHERE o.id = ?1",
+	    &q);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(q, 1, order_id);
+	bool row;
+	err = store_step(q, &row);
+	if (err != ESIM_OK || !row || store_col_is_null(q, 2)) {
+		store_finalize(q);
+		return err;
+	}
+	int64_t op_id = store_col_int64(q, 0);
+	time_t now = smdp_now(d);
+	char ts[32], callid[48];
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	uint8_t r[8];
+	RAND_bytes(r, sizeof r);
+	snprintf(callid, sizeof callid, "hdpi-%lld-%02x%02x%02x%02x%02x%02x%02x%02x",
+		 (long long)order_id, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+	json_t *o = json_object();
+	json_t *h = json_object();
+	json_object_set_new(h, "functionRequesterIdentifier", json_string(d->fqdn));
+	json_object_set_new(h, "functionCallIdentifier", json_string(callid));
+	json_object_set_new(o, "header", h);
+	if (!store_col_is_null(q, 3))
+		json_object_set_new(o, "eid", json_string(store_col_text(q, 3)));
+	json_object_set_new(o, "iccid", json_string(store_col_text(q, 4)));
+	json_object_set_new(o, "profileType", json_string(store_col_text(q, 5)));
+	json_object_set_new(o, "timestamp", json_string(ts));
+	json_object_set_new(o, "notificationPointId", json_integer(point));
+	json_t *hdr = smdp_json_header(st);
+	json_t *fes = json_object_get(json_object_get(hdr, "header"), "functionExecutionStatus");
+	json_object_set(o, "notificationPointStatus", fes);
+	json_decref(hdr);
+	if (result && result_len)
+		net_json_set_base64(o, "resultData", result, result_len);
+	char *text = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	char *url = strdup(store_col_text(q, 2));
+	store_finalize(q);
+	if (!text || !url) {
+		free(text);
+		free(url);
+		return ESIM_E_NOMEM;
+	}
+	err = store_prepare(s,
+			    "INSERT INTO smdp_outbox (operator_id, url, body, attempts, next_try,"
+			    " done, created) VALUES (?1, ?2, ?3, 0, ?4, 0, ?4)",
+			    &q);
+	if (err == ESIM_OK) {
+		store_bind_int64(q, 1, op_id);
+		store_bind_text(q, 2, url);
+		store_bind_text(q, 3, text);
+		store_bind_int64(q, 4, (int64_t)now);
+		err = store_run(q);
+		store_finalize(q);
+	}
+	free(text);
+	free(url);
+	return err;
+}
+
+esim_err smdp_outbox_pending(smdp *d, size_t *out)
+{
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	err = store_prepare(s, "SELECT COUNT(*) FROM smdp_outbox WHERE done = 0", &st);
+	if (err == ESIM_OK) {
+		bool row;
+		err = store_step(st, &row);
+		*out = (size_t)store_col_int64(st, 0);
+		store_finalize(st);
+	}
+	smdp_store_put(d, s);
+	return err;
+}
+
+struct due {
+	int64_t id, attempts;
+	char *url, *body;
+};
+
+esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, size_t *delivered)
+{
+	if (delivered)
+		*delivered = 0;
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	time_t now = smdp_now(d);
+	struct due items[64];
+	size_t n = 0;
+	store_stmt *st;
+	err = store_prepare(s,
+			    "SELECT id, attempts, url, body FROM smdp_outbox WHERE done = 0 AND"
+			    " next_try <= ?1 ORDER BY id LIMIT 64",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, (int64_t)now);
+		bool row;
+		while (n < 64 && (err = store_step(st, &row)) == ESIM_OK && row) {
+			items[n].id = store_col_int64(st, 0);
+			items[n].attempts = store_col_int64(st, 1);
+			items[n].url = strdup(store_col_text(st, 2));
+			items[n].body = strdup(store_col_text(st, 3));
+			n++;
+		}
+		store_finalize(st);
+	}
+	net_client *cl = NULL;
+	if (err == ESIM_OK && n > 0)
+		err = net_client_new(client_cfg, &cl);
+	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
+		struct net_client_response r;
+		bool ok = false;
+		if (items[i].url && items[i].body) {
+			esim_err e = net_client_post_json(cl, items[i].url, items[i].body,
+							  strlen(items[i].body), &r);
+			ok = e == ESIM_OK && r.status >= 200 && r.status < 300;
+			net_client_response_clear(&r);
+		}
+		int64_t backoff = 1LL << (items[i].attempts < 12 ? items[i].attempts : 12);
+		err = store_prepare(s,
+				    "UPDATE smdp_outbox SET done = ?1, attempts = attempts + 1,"
+				    " next_try = ?2 WHERE id = ?3",
+				    &st);
+		if (err == ESIM_OK) {
+			store_bind_int64(st, 1, ok ? 1 : 0);
+			store_bind_int64(st, 2, (int64_t)now + backoff);
+			store_bind_int64(st, 3, items[i].id);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		if (ok && delivered)
+			(*delivered)++;
+		smdp_logf(d, "outbox", "id=%lld delivered=%d", (long long)items[i].id, ok);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(items[i].url);
+		free(items[i].body);
+	}
+	net_client_free(cl);
+	smdp_store_put(d, s);
+	return err;
+}

@@ -1,0 +1,1518 @@
+/*
+ * ES9+ (LPA -> SM-DP+), JSON binding (digest 5.1 to 5.4), with the SM-DP+
+ * steps of the common mutual authentication and download (digest 6.2 to
+ * 6.7) and handleNotification (digest 8.4).
+ *
+ * Sessions live in the store (digest 15.4) keyed by the transactionId in
+ * upper-case hex: a session is created by initiateAuthentication, moves to
+ * "authenticated" exactly once (so each serverChallenge is used once), to
+ * "downloaded" when a bound profile package went out, and is deleted by
+ * the PIR, cancelSession, a failure, or when it has been idle longer than
+ * the configured lifetime. Crypto runs outside database transactions;
+ * every order and profile change runs inside one.
+ *
+ * Every failure answers HTTP 200 with a Failed header and the subject and
+ * reason codes of digest 5.4; handleNotification always answers 204.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "esim/der.h"
+#include "esim/rsp_auth.h"
+#include "esim/rsp_bpp.h"
+#include "smdp_int.h"
+
+#define ES9_MAX_BODY  (256 * 1024)
+#define ES9_MAX_DEPTH 8
+#define ES9_HOST_ID   "esimkit1"
+
+#define ST_STARTED	 "started"
+#define ST_AUTHENTICATED "authenticated"
+#define ST_DOWNLOADED	 "downloaded"
+
+static const struct smdp_status MISSING = {"1.3.1", "2.2", "mandatory element missing"};
+static const struct smdp_status BADFIELD = {"1.3.1", "2.1", "element invalid"};
+static const struct smdp_status UNKNOWN_TX = {"8.10.1", "3.9", "transactionId unknown"};
+static const struct smdp_status EUICC_SIG = {"8.1", "6.1", "eUICC signature invalid"};
+
+struct es9 {
+	smdp *d;
+	json_t *req;
+	json_t *resp; /* fields added on success */
+	struct smdp_status st;
+	bool no_content; /* 204 */
+};
+
+static const char *opt_str(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+/* A base64 field of at most max bytes; false with st set when absent/bad. */
+static bool get_b64(struct es9 *x, const char *field, size_t max, uint8_t **out, size_t *len)
+{
+	json_t *v = json_object_get(x->req, field);
+	if (!json_is_string(v)) {
+		x->st = MISSING;
+		return false;
+	}
+	if (net_json_get_base64(x->req, field, max, out, len, NULL) != ESIM_OK) {
+		x->st = BADFIELD;
+		return false;
+	}
+	return true;
+}
+
+/* ---- sessions ------------------------------------------------------------- */
+
+struct session {
+	char txid_hex[2 * RSP_TXID_MAX + 1];
+	rsp_txid txid;
+	char state[24];
+	int ident;
+	uint8_t euicc_challenge[16], server_challenge[16];
+	uint8_t ci_pkid[CRYPTO_KEY_ID_MAX];
+	size_t ci_pkid_len;
+	char eid[RSP_EID_DIGITS + 1];
+	int64_t order_id;
+	uint8_t *euicc_cert;
+	size_t euicc_cert_len;
+	uint8_t sig1[64], sig2[64];
+	bool cc_required;
+};
+
+static void session_clear(struct session *s)
+{
+	free(s->euicc_cert);
+	memset(s, 0, sizeof *s);
+}
+
+static void copy_blob(store_stmt *st, int col, uint8_t *dst, size_t cap, size_t *len)
+{
+	size_t n = 0;
+	const uint8_t *p = store_col_blob(st, col, &n);
+	if (!p || n > cap)
+		n = 0;
+	if (n)
+		memcpy(dst, p, n);
+	if (len)
+		*len = n;
+}
+
+static esim_err delete_session(store *s, const char *txid_hex)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(s, "DELETE FROM smdp_sessions WHERE txid = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, txid_hex);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+/* Load a live session; *found false when unknown or expired (then deleted). */
+static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct session *out,
+			     bool *found)
+{
+	memset(out, 0, sizeof *out);
+	*found = false;
+	rsp_txid t;
+	if (!txid_hex || rsp_txid_from_hex(txid_hex, &t) != ESIM_OK)
+		return ESIM_OK;
+	char hex[2 * RSP_TXID_MAX + 1];
+	rsp_txid_to_hex(&t, hex);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "SELECT state, ident, euicc_challenge, server_challenge, ci_pkid, eid, order_id,"
+	    " euicc_cert, euicc_sig1, smdp_sig2, cc_required, updated FROM smdp_sessions"
+	    " WHERE txid = ?1",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, hex);
+	bool row;
+	err = store_step(st, &row);
+	if (err != ESIM_OK || !row) {
+		store_finalize(st);
+		return err;
+	}
+	bool expired = store_col_int64(st, 11) + (int64_t)d->session_ttl_s < (int64_t)smdp_now(d);
+	snprintf(out->txid_hex, sizeof out->txid_hex, "%s", hex);
+	out->txid = t;
+	snprintf(out->state, sizeof out->state, "%s", store_col_text(st, 0));
+	out->ident = (int)store_col_int64(st, 1);
+	copy_blob(st, 2, out->euicc_challenge, 16, NULL);
+	copy_blob(st, 3, out->server_challenge, 16, NULL);
+	copy_blob(st, 4, out->ci_pkid, sizeof out->ci_pkid, &out->ci_pkid_len);
+	const char *eid = store_col_text(st, 5);
+	if (eid)
+		snprintf(out->eid, sizeof out->eid, "%s", eid);
+	out->order_id = store_col_int64(st, 6);
+	size_t n = 0;
+	const uint8_t *c = store_col_blob(st, 7, &n);
+	if (c && n) {
+		out->euicc_cert = malloc(n);
+		if (out->euicc_cert) {
+			memcpy(out->euicc_cert, c, n);
+			out->euicc_cert_len = n;
+		}
+	}
+	copy_blob(st, 8, out->sig1, 64, NULL);
+	copy_blob(st, 9, out->sig2, 64, NULL);
+	out->cc_required = store_col_int64(st, 10) != 0;
+	store_finalize(st);
+	if (out->ident < 0 || (size_t)out->ident >= d->n_ids)
+		return ESIM_E_STORE_CORRUPT;
+	if (expired) {
+		session_clear(out);
+		return delete_session(s, hex);
+	}
+	*found = true;
+	return ESIM_OK;
+}
+
+static esim_err euicc_pub_of(const struct session *ss, crypto_cert **cert)
+{
+	if (!ss->euicc_cert)
+		return ESIM_E_NOT_FOUND;
+	return crypto_cert_load(ss->euicc_cert, ss->euicc_cert_len, cert);
+}
+
+/* ---- initiateAuthentication (digest 6.2) ---------------------------------------- */
+
+struct info1 {
+	uint8_t svn[3];
+	der_span verif[16], sign[16];
+	size_t n_verif, n_sign;
+};
+
+static esim_err parse_pkid_list(der_cursor *c, uint32_t tag, der_span *out, size_t *n)
+{
+	bool present;
+	der_cursor list;
+	esim_err err = der_get_optional(c, tag, &present, &list);
+	if (err != ESIM_OK || !present)
+		return err;
+	while (!der_cursor_empty(&list)) {
+		der_span id;
+		if ((err = der_get_octet_string(&list, 0x04, &id)) != ESIM_OK)
+			return err;
+		if (*n < 16)
+			out[(*n)++] = id;
+	}
+	return ESIM_OK;
+}
+
+static esim_err parse_info1(const uint8_t *p, size_t len, struct info1 *out)
+{
+	memset(out, 0, sizeof *out);
+	der_cursor top, in;
+	der_cursor_init(&top, p, len);
+	esim_err err = der_get_sequence(&top, 0xBF20, &in);
+	if (err == ESIM_OK)
+		err = der_expect_end(&top);
+	der_span svn;
+	if (err == ESIM_OK)
+		err = der_get_octet_string(&in, 0x82, &svn);
+	if (err == ESIM_OK && svn.len != 3)
+		err = ESIM_E_RSP_BAD_STRUCTURE;
+	if (err == ESIM_OK) {
+		memcpy(out->svn, svn.p, 3);
+		err = parse_pkid_list(&in, 0xA9, out->verif, &out->n_verif);
+	}
+	if (err == ESIM_OK)
+		err = parse_pkid_list(&in, 0xAA, out->sign, &out->n_sign);
+	return err; /* later (v3) elements are ignored */
+}
+
+static bool span_has(const der_span *list, size_t n, const uint8_t *id, size_t id_len)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i].len == id_len && memcmp(list[i].p, id, id_len) == 0)
+			return true;
+	return false;
+}
+
+static esim_err initiate_authentication(struct es9 *x, store *s)
+{
+	smdp *d = x->d;
+	const char *addr = opt_str(x->req, "smdpAddress");
+	uint8_t *chal = NULL, *info = NULL;
+	size_t chal_len = 0, info_len = 0;
+	esim_err err = ESIM_OK;
+	if (!addr) {
+		x->st = MISSING;
+		return ESIM_OK;
+	}
+	if (!get_b64(x, "euiccChallenge", 64, &chal, &chal_len) ||
+	    !get_b64(x, "euiccInfo1", 4096, &info, &info_len))
+		goto out;
+	if (chal_len != 16) {
+		x->st = BADFIELD;
+		goto out;
+	}
+	if (strcasecmp(addr, d->fqdn) != 0) {
+		x->st = SMDP_FAIL("8.8.1", "3.8", "SM-DP+ address refused");
+		goto out;
+	}
+	struct info1 i1;
+	if (parse_info1(info, info_len, &i1) != ESIM_OK) {
+		x->st = BADFIELD;
+		goto out;
+	}
+	/* this server implements SGP.22 v2.x (2.0.0 up to, not including, 3.0.0) */
+	if (i1.svn[0] != 2) {
+		x->st = SMDP_FAIL("8.8.3", "3.1", "SGP.22 version not supported");
+		goto out;
+	}
+	/* the CI the eUICC will sign with: one it lists and we trust,
+	 * preferring the CI of one of our identities */
+	const uint8_t *sign_ci = NULL;
+	size_t sign_ci_len = 0;
+	for (size_t i = 0; i < i1.n_sign && !sign_ci; i++)
+		for (size_t k = 0; k < d->n_ids; k++)
+			if (i1.sign[i].len == d->ids[k].ci_pkid_len &&
+			    memcmp(i1.sign[i].p, d->ids[k].ci_pkid, i1.sign[i].len) == 0 &&
+			    crypto_trust_find(d->trust, i1.sign[i].p, i1.sign[i].len)) {
+				sign_ci = i1.sign[i].p;
+				sign_ci_len = i1.sign[i].len;
+			}
+	for (size_t i = 0; i < i1.n_sign && !sign_ci; i++)
+		if (crypto_trust_find(d->trust, i1.sign[i].p, i1.sign[i].len)) {
+			sign_ci = i1.sign[i].p;
+			sign_ci_len = i1.sign[i].len;
+		}
+	if (!sign_ci) {
+		x->st = SMDP_FAIL("8.8.2", "3.1", "none of the eUICC's CIs is supported");
+		goto out;
+	}
+	/* our DPauth must chain to a CI the eUICC can verify with; prefer the
+	 * identity of the signing CI */
+	int ident = -1;
+	for (size_t k = 0; k < d->n_ids; k++) {
+		if (!span_has(i1.verif, i1.n_verif, d->ids[k].ci_pkid, d->ids[k].ci_pkid_len))
+			continue;
+		if (ident < 0 || (d->ids[k].ci_pkid_len == sign_ci_len &&
+				  memcmp(d->ids[k].ci_pkid, sign_ci, sign_ci_len) == 0))
+			ident = (int)k;
+	}
+	if (ident < 0) {
+		x->st = SMDP_FAIL("8.8.4", "3.7", "no SM-DP+ certificate for the eUICC's CIs");
+		goto out;
+	}
+	struct smdp_identity *id = &d->ids[ident];
+	rsp_txid txid;
+	uint8_t server_chal[16];
+	if ((err = rsp_txid_random(&txid)) != ESIM_OK)
+		goto out;
+	if (RAND_bytes(server_chal, sizeof server_chal) != 1) {
+		err = ESIM_E_CRYPTO_RANDOM;
+		goto out;
+	}
+	uint8_t *signed1 = NULL, sig1[RSP_SIG_LEN], sig_tlv[RSP_SIG_TLV_LEN];
+	size_t signed1_len = 0;
+	err = rsp_server_signed1_build(&txid, chal, d->fqdn, server_chal, id->dpauth_key, &signed1,
+				       &signed1_len, sig1);
+	if (err != ESIM_OK)
+		goto out;
+	char hex[2 * RSP_TXID_MAX + 1];
+	rsp_txid_to_hex(&txid, hex);
+	store_stmt *st;
+	err = store_prepare(s,
+			    "INSERT INTO smdp_sessions (txid, state, ident, euicc_challenge,"
+			    " server_challenge, ci_pkid, cc_required, created, updated)"
+			    " VALUES (?1, 'started', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, hex);
+		store_bind_int64(st, 2, ident);
+		store_bind_blob(st, 3, chal, 16);
+		store_bind_blob(st, 4, server_chal, 16);
+		store_bind_blob(st, 5, sign_ci, sign_ci_len);
+		store_bind_int64(st, 6, (int64_t)smdp_now(d));
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		uint8_t pk[2 + CRYPTO_KEY_ID_MAX];
+		pk[0] = 0x04;
+		pk[1] = (uint8_t)sign_ci_len;
+		memcpy(pk + 2, sign_ci, sign_ci_len);
+		size_t cert_len;
+		const uint8_t *cert = crypto_cert_der(id->dpauth, &cert_len);
+		rsp_sig_tlv(sig1, sig_tlv);
+		json_object_set_new(x->resp, "transactionId", json_string(hex));
+		net_json_set_base64(x->resp, "serverSigned1", signed1, signed1_len);
+		net_json_set_base64(x->resp, "serverSignature1", sig_tlv, sizeof sig_tlv);
+		net_json_set_base64(x->resp, "euiccCiPKIdToBeUsed", pk, 2 + sign_ci_len);
+		net_json_set_base64(x->resp, "serverCertificate", cert, cert_len);
+		smdp_logf(d, "session_start", "txid=%s curve=%s", hex,
+			  crypto_curve_name(id->curve));
+	}
+	free(signed1);
+out:
+	free(chal);
+	free(info);
+	return err;
+}
+
+/* ---- authenticateClient (digest 6.3) --------------------------------------------- */
+
+/* The eUICC chain, step by step, so that each failure gets its code. */
+static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth_server_resp *r,
+			struct smdp_status *st, crypto_cert **euicc_out,
+			char eid[RSP_EID_DIGITS + 1])
+{
+	crypto_cert *eum = NULL, *euicc = NULL;
+	time_t now = smdp_now(d);
+	bool ok = false;
+	if (crypto_cert_load(r->eum_cert.p, r->eum_cert.len, &eum) != ESIM_OK) {
+		*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
+		goto out;
+	}
+	if (crypto_cert_load(r->euicc_cert.p, r->euicc_cert.len, &euicc) != ESIM_OK) {
+		*st = SMDP_FAIL("8.1.3", "6.1", "eUICC certificate invalid");
+		goto out;
+	}
+	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
+	size_t aki_len, ski_len;
+	if (crypto_cert_aki(eum, aki, &aki_len) != ESIM_OK || aki_len != ss->ci_pkid_len ||
+	    memcmp(aki, ss->ci_pkid, aki_len) != 0) {
+		*st = SMDP_FAIL("8.11.1", "3.9", "EUM not issued by the CI to be used");
+		goto out;
+	}
+	const crypto_cert *ci = crypto_trust_find(d->trust, ss->ci_pkid, ss->ci_pkid_len);
+	crypto_rsp_role role;
+	if (!ci || crypto_cert_verify_signed_by(eum, ci) != ESIM_OK ||
+	    crypto_cert_check_ca(eum) != ESIM_OK || crypto_cert_role(eum, &role) != ESIM_OK ||
+	    role != CRYPTO_ROLE_EUM) {
+		*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
+		goto out;
+	}
+	if (d->check_time) {
+		esim_err e = crypto_cert_check_time(eum, now);
+		if (e != ESIM_OK) {
+			*st = e == ESIM_E_CERT_EXPIRED
+				  ? SMDP_FAIL("8.1.2", "6.3", "EUM certificate expired")
+				  : SMDP_FAIL("8.1.2", "6.1", "EUM certificate not yet valid");
+			goto out;
+		}
+	}
+	if (crypto_cert_aki(euicc, aki, &aki_len) != ESIM_OK ||
+	    crypto_cert_ski(eum, ski, &ski_len) != ESIM_OK || aki_len != ski_len ||
+	    memcmp(aki, ski, aki_len) != 0 || crypto_cert_verify_signed_by(euicc, eum) != ESIM_OK ||
+	    crypto_cert_role(euicc, &role) != ESIM_OK || role != CRYPTO_ROLE_EUICC ||
+	    crypto_cert_check_digital_signature(euicc) != ESIM_OK) {
+		*st = SMDP_FAIL("8.1.3", "6.1", "eUICC certificate invalid");
+		goto out;
+	}
+	if (d->check_time) {
+		esim_err e = crypto_cert_check_time(euicc, now);
+		if (e != ESIM_OK) {
+			*st = e == ESIM_E_CERT_EXPIRED
+				  ? SMDP_FAIL("8.1.3", "6.3", "eUICC certificate expired")
+				  : SMDP_FAIL("8.1.3", "6.1", "eUICC certificate not yet valid");
+			goto out;
+		}
+	}
+	/* digest 5.4 (impl): an EID outside the EUM's range makes the eUICC
+	 * certificate invalid for that EUM */
+	if (crypto_cert_eid(euicc, eid) != ESIM_OK ||
+	    crypto_cert_eid_permitted(eum, eid) != ESIM_OK) {
+		*st = SMDP_FAIL("8.1.3", "6.1", "EID outside the EUM's permitted range");
+		goto out;
+	}
+	*euicc_out = euicc;
+	euicc = NULL;
+	ok = true;
+out:
+	crypto_cert_free(eum);
+	crypto_cert_free(euicc);
+	return ok;
+}
+
+/* forbiddenProfilePolicyRules (99) of EUICCInfo2, 0 when absent. */
+static uint64_t forbidden_ppr(der_span info2)
+{
+	der_cursor top, in;
+	der_cursor_init(&top, info2.p, info2.len);
+	if (der_get_sequence(&top, 0xBF22, &in) != ESIM_OK)
+		return 0;
+	der_element e;
+	esim_err err;
+	while (der_next_child(&in, &e, &err)) {
+		if (e.tag != 0x99)
+			continue;
+		der_bits b;
+		uint64_t m = 0;
+		if (der_value_bit_string(e.value, &b) == ESIM_OK &&
+		    der_bits_to_mask(&b, &m) == ESIM_OK)
+			return m;
+	}
+	return 0;
+}
+
+/* What the order resolution hands to the crypto outside the transaction. */
+struct auth_tx {
+	smdp *d;
+	const struct session *ss;
+	const char *eid;
+	bool has_mid;
+	char mid[128];
+	uint64_t forbidden;
+	time_t now;
+	/* out */
+	struct smdp_status st;
+	int64_t order_id;
+	char iccid[RSP_ICCID_TEXT_MAX];
+	char spn[64], name[128];
+	int pclass;
+	uint32_t ppr;
+	bool cc_required, has_bound;
+	uint8_t bound[RSP_OTPK_LEN];
+};
+
+static esim_err fail_order(smdp *d, store *s, int64_t order_id, int64_t profile_id, time_t now,
+			   int point, const struct smdp_status *st)
+{
+	esim_err err = smdp_db_transition(s, profile_id, 0x1FFu & ~(SMDP_BIT(SMDP_INSTALLED)),
+					  SMDP_ERROR, now, st->message);
+	store_stmt *q;
+	if (err == ESIM_OK &&
+	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
+				 &q)) == ESIM_OK) {
+		store_bind_int64(q, 1, (int64_t)now);
+		store_bind_int64(q, 2, order_id);
+		err = store_run(q);
+		store_finalize(q);
+	}
+	if (err == ESIM_OK)
+		err = smdp_outbox_queue(d, s, order_id, point, st, NULL, 0);
+	return err;
+}
+
+static esim_err auth_tx_fn(store *s, void *arg)
+{
+	struct auth_tx *a = arg;
+	a->st = SMDP_OK_STATUS;
+	a->has_bound = false;
+	/* the session becomes authenticated exactly once: the challenge is spent */
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(s,
+			  "UPDATE smdp_sessions SET state = 'authenticated', updated = ?1"
+			  " WHERE txid = ?2 AND state = 'started'",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)a->now);
+	store_bind_text(st, 2, a->ss->txid_hex);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (store_changes(s) != 1) {
+		a->st = UNKNOWN_TX;
+		return ESIM_OK;
+	}
+	const char *cols =
+	    "SELECT o.id, o.eid, o.expires, o.attempts, o.cc_hash, o.bound_otpk, p.id, p.state,"
+	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr FROM smdp_orders o"
+	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
+	    " ON t.id = p.type_id WHERE o.open = 1 AND ";
+	char sql[700];
+	if (a->has_mid)
+		snprintf(sql, sizeof sql, "%so.matching_id = ?1 {{FOR_UPDATE}}", cols);
+	else
+		snprintf(
+		    sql, sizeof sql,
+		    "%so.eid = ?1 AND (o.matching_id IS NULL OR o.matching_id = '') AND"
+		    " p.state IN ('Released', 'Downloaded') ORDER BY o.id LIMIT 1 {{FOR_UPDATE}}",
+		    cols);
+	if ((err = store_prepare(s, sql, &st)) != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->has_mid ? a->mid : a->eid);
+	bool row;
+	err = store_step(st, &row);
+	if (err != ESIM_OK || !row) {
+		store_finalize(st);
+		if (err == ESIM_OK)
+			a->st = SMDP_FAIL("8.2.6", "3.8", "no order for this matchingId / EID");
+		return err;
+	}
+	a->order_id = store_col_int64(st, 0);
+	const char *oeid = store_col_text(st, 1);
+	int64_t expires = store_col_int64(st, 2), attempts = store_col_int64(st, 3);
+	size_t n;
+	a->cc_required = store_col_blob(st, 4, &n) != NULL;
+	const uint8_t *b = store_col_blob(st, 5, &n);
+	if (b && n == RSP_OTPK_LEN) {
+		memcpy(a->bound, b, n);
+		a->has_bound = true;
+	}
+	int64_t pid = store_col_int64(st, 6);
+	enum smdp_state pst = SMDP_ERROR;
+	smdp_state_parse(store_col_text(st, 7), &pst);
+	snprintf(a->iccid, sizeof a->iccid, "%s", store_col_text(st, 8));
+	snprintf(a->spn, sizeof a->spn, "%s", store_col_text(st, 9));
+	snprintf(a->name, sizeof a->name, "%s", store_col_text(st, 10));
+	a->pclass = (int)store_col_int64(st, 11);
+	a->ppr = (uint32_t)store_col_int64(st, 12);
+	bool eid_mismatch = oeid && strcmp(oeid, a->eid) != 0;
+	store_finalize(st);
+	if (eid_mismatch) {
+		a->st = SMDP_FAIL("8.1.1", "3.8", "order bound to another EID");
+		return ESIM_OK;
+	}
+	if (pst == SMDP_ALLOCATED || pst == SMDP_LINKED || pst == SMDP_CONFIRMED) {
+		a->st = SMDP_FAIL("8.2", "1.2", "profile not released");
+		return ESIM_OK;
+	}
+	if (pst != SMDP_RELEASED && pst != SMDP_DOWNLOADED) {
+		a->st = SMDP_FAIL("8.2.6", "3.8", "order not downloadable");
+		return ESIM_OK;
+	}
+	if (expires < (int64_t)a->now) {
+		a->st = SMDP_FAIL("8.8.5", "4.10", "download order expired");
+		return fail_order(a->d, s, a->order_id, pid, a->now, 1, &a->st);
+	}
+	if (attempts >= (int64_t)a->d->max_attempts) {
+		a->st = SMDP_FAIL("8.8.5", "6.4", "too many download attempts");
+		return fail_order(a->d, s, a->order_id, pid, a->now, 1, &a->st);
+	}
+	if ((err = store_prepare(s,
+				 "UPDATE smdp_orders SET attempts = attempts + 1, updated = ?1"
+				 " WHERE id = ?2",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)a->now);
+	store_bind_int64(st, 2, a->order_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (a->forbidden & a->ppr) {
+		a->st = SMDP_FAIL("8.2.5", "4.3", "profile policy rules forbidden by the eUICC");
+		return smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
+	}
+	return ESIM_OK;
+}
+
+static esim_err build_metadata(smdp *d, const char *iccid, const char *spn, const char *name,
+			       int pclass, uint32_t ppr, uint8_t **out, size_t *out_len)
+{
+	struct rsp_metadata m;
+	memset(&m, 0, sizeof m);
+	esim_err err = rsp_iccid_to_bcd(iccid, m.iccid);
+	if (err != ESIM_OK)
+		return err;
+	struct rsp_notif_config nc = {RSP_PMO_ALL_LOCAL, d->fqdn};
+	m.spn = (char *)spn;
+	m.name = (char *)name;
+	m.has_class = true;
+	m.profile_class = (enum rsp_profile_class)pclass;
+	m.notif = &nc;
+	m.n_notif = 1;
+	m.has_ppr = ppr != 0;
+	m.ppr = ppr;
+	return rsp_metadata_encode(&m, out, out_len);
+}
+
+static esim_err authenticate_client(struct es9 *x, store *s)
+{
+	smdp *d = x->d;
+	const char *txhex = opt_str(x->req, "transactionId");
+	uint8_t *asr = NULL;
+	size_t asr_len = 0;
+	if (!txhex) {
+		x->st = MISSING;
+		return ESIM_OK;
+	}
+	struct session ss;
+	bool found;
+	esim_err err = load_session(d, s, txhex, &ss, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found || strcmp(ss.state, ST_STARTED) != 0) {
+		x->st = UNKNOWN_TX;
+		goto out;
+	}
+	if (!get_b64(x, "authenticateServerResponse", 64 * 1024, &asr, &asr_len))
+		goto out;
+	struct rsp_auth_server_resp r;
+	esim_err pe = rsp_auth_server_resp_parse(asr, asr_len, &r);
+	if (pe == ESIM_E_RSP_EUICC_ERROR) {
+		/* digest 6.3 step 2 (impl): the eUICC refused; end the session */
+		x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused the authentication");
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	if (pe != ESIM_OK) {
+		x->st = BADFIELD;
+		goto out;
+	}
+	crypto_cert *euicc = NULL;
+	char eid[RSP_EID_DIGITS + 1];
+	if (!check_chain(d, &ss, &r, &x->st, &euicc, eid)) {
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	if (crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p, r.euicc_signed1.len,
+				r.euicc_signature1, RSP_SIG_LEN) != ESIM_OK ||
+	    !rsp_txid_equal(&r.txid, &ss.txid) ||
+	    memcmp(r.server_challenge, ss.server_challenge, 16) != 0) {
+		crypto_cert_free(euicc);
+		x->st = EUICC_SIG;
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	crypto_cert_free(euicc);
+	struct auth_tx a;
+	memset(&a, 0, sizeof a);
+	a.d = d;
+	a.ss = &ss;
+	a.eid = eid;
+	a.now = smdp_now(d);
+	a.forbidden = forbidden_ppr(r.euicc_info2);
+	if (r.has_matching_id && r.matching_id.len > 0) {
+		if (r.matching_id.len >= sizeof a.mid) {
+			x->st = SMDP_FAIL("8.2.6", "3.8", "matchingId refused");
+			err = delete_session(s, ss.txid_hex);
+			goto out;
+		}
+		a.has_mid = true;
+		memcpy(a.mid, r.matching_id.p, r.matching_id.len);
+	}
+	if ((err = store_transaction(s, auth_tx_fn, &a, 0)) != ESIM_OK)
+		goto out;
+	if (a.st.subject) {
+		x->st = a.st;
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	/* profileMetadata, smdpSigned2, smdpSignature2 (steps 11..13) */
+	struct smdp_identity *id = &d->ids[ss.ident];
+	uint8_t *meta = NULL, *signed2 = NULL, sig2[RSP_SIG_LEN], sig_tlv[RSP_SIG_TLV_LEN];
+	size_t meta_len = 0, signed2_len = 0;
+	err = build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
+	if (err == ESIM_OK)
+		err = rsp_smdp_signed2_build(&ss.txid, a.cc_required, a.has_bound ? a.bound : NULL,
+					     id->dppb_key, r.euicc_signature1, &signed2,
+					     &signed2_len, sig2);
+	store_stmt *st;
+	if (err == ESIM_OK)
+		err = store_prepare(
+		    s,
+		    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
+		    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6, updated = ?7"
+		    " WHERE txid = ?8",
+		    &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, eid);
+		store_bind_int64(st, 2, a.order_id);
+		store_bind_blob(st, 3, r.euicc_cert.p, r.euicc_cert.len);
+		store_bind_blob(st, 4, r.euicc_signature1, RSP_SIG_LEN);
+		store_bind_blob(st, 5, sig2, RSP_SIG_LEN);
+		store_bind_int64(st, 6, a.cc_required);
+		store_bind_int64(st, 7, (int64_t)smdp_now(d));
+		store_bind_text(st, 8, ss.txid_hex);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		size_t cert_len;
+		const uint8_t *cert = crypto_cert_der(id->dppb, &cert_len);
+		rsp_sig_tlv(sig2, sig_tlv);
+		json_object_set_new(x->resp, "transactionId", json_string(ss.txid_hex));
+		net_json_set_base64(x->resp, "profileMetadata", meta, meta_len);
+		net_json_set_base64(x->resp, "smdpSigned2", signed2, signed2_len);
+		net_json_set_base64(x->resp, "smdpSignature2", sig_tlv, sizeof sig_tlv);
+		net_json_set_base64(x->resp, "smdpCertificate", cert, cert_len);
+		smdp_logf(d, "authenticated", "txid=%s eid=%s iccid=%s cc=%d", ss.txid_hex, eid,
+			  a.iccid, a.cc_required);
+	}
+	free(meta);
+	free(signed2);
+out:
+	free(asr);
+	session_clear(&ss);
+	return err;
+}
+
+/* ---- getBoundProfilePackage (digest 6.5) --------------------------------------------- */
+
+struct bpp_tx {
+	smdp *d;
+	const struct session *ss;
+	const struct rsp_prepare_download_resp *pd;
+	time_t now;
+	/* phase 1 out */
+	struct smdp_status st;
+	int64_t profile_id;
+	char iccid[RSP_ICCID_TEXT_MAX];
+	char spn[64], name[128];
+	int pclass;
+	uint32_t ppr;
+	uint8_t *upp;
+	size_t upp_len;
+	uint8_t *old_bpp; /* same otPK: the package bound before */
+	size_t old_bpp_len;
+	/* phase 2 in */
+	const uint8_t *bpp;
+	size_t bpp_len;
+};
+
+static esim_err bpp_tx1(store *s, void *arg)
+{
+	struct bpp_tx *a = arg;
+	a->st = SMDP_OK_STATUS;
+	free(a->upp);
+	free(a->old_bpp);
+	a->upp = a->old_bpp = NULL;
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id, p.state,"
+	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr FROM smdp_orders o"
+	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
+	    " ON t.id = p.type_id WHERE o.id = ?1 {{FOR_UPDATE}}",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, a->ss->order_id);
+	bool row;
+	if ((err = store_step(st, &row)) != ESIM_OK || !row) {
+		store_finalize(st);
+		if (err == ESIM_OK)
+			a->st = UNKNOWN_TX;
+		return err;
+	}
+	bool open = store_col_int64(st, 0) != 0;
+	int64_t expires = store_col_int64(st, 1);
+	size_t n;
+	uint8_t cc_hash[32];
+	const uint8_t *cch = store_col_blob(st, 2, &n);
+	bool has_cc = cch && n == 32;
+	if (has_cc)
+		memcpy(cc_hash, cch, 32);
+	int64_t cc_left = store_col_int64(st, 3);
+	const uint8_t *bound = store_col_blob(st, 4, &n);
+	bool same_otpk = bound && n == RSP_OTPK_LEN && memcmp(bound, a->pd->otpk, n) == 0;
+	bool other_otpk = bound && !same_otpk;
+	const uint8_t *ob = store_col_blob(st, 5, &n);
+	if (same_otpk && ob && n) {
+		a->old_bpp = malloc(n);
+		if (a->old_bpp) {
+			memcpy(a->old_bpp, ob, n);
+			a->old_bpp_len = n;
+		}
+	}
+	a->profile_id = store_col_int64(st, 6);
+	enum smdp_state pst = SMDP_ERROR;
+	smdp_state_parse(store_col_text(st, 7), &pst);
+	snprintf(a->iccid, sizeof a->iccid, "%s", store_col_text(st, 8));
+	const uint8_t *upp = store_col_blob(st, 9, &n);
+	if (upp && n) {
+		a->upp = malloc(n);
+		if (a->upp) {
+			memcpy(a->upp, upp, n);
+			a->upp_len = n;
+		}
+	}
+	snprintf(a->spn, sizeof a->spn, "%s", store_col_text(st, 10));
+	snprintf(a->name, sizeof a->name, "%s", store_col_text(st, 11));
+	a->pclass = (int)store_col_int64(st, 12);
+	a->ppr = (uint32_t)store_col_int64(st, 13);
+	store_finalize(st);
+	if (!a->upp)
+		return ESIM_E_NOMEM;
+	if (!open || (pst != SMDP_RELEASED && pst != SMDP_DOWNLOADED)) {
+		a->st = SMDP_FAIL("8.2", "1.2", "order no longer downloadable");
+		return ESIM_OK;
+	}
+	if (expires < (int64_t)a->now) {
+		a->st = SMDP_FAIL("8.8.5", "4.10", "download order expired");
+		return fail_order(a->d, s, a->ss->order_id, a->profile_id, a->now, 3, &a->st);
+	}
+	if (a->ss->cc_required && has_cc) {
+		if (cc_left <= 0) {
+			a->st = SMDP_FAIL("8.2.7", "6.4", "confirmation code retries exceeded");
+			return fail_order(a->d, s, a->ss->order_id, a->profile_id, a->now, 2,
+					  &a->st);
+		}
+		if (!a->pd->has_hash_cc) {
+			a->st = SMDP_FAIL("8.2.7", "2.2", "confirmation code required");
+			return ESIM_OK;
+		}
+		uint8_t in[32 + RSP_TXID_MAX], want[32];
+		unsigned hl;
+		memcpy(in, cc_hash, 32);
+		memcpy(in + 32, a->ss->txid.b, a->ss->txid.len);
+		int ok = EVP_Digest(in, 32 + a->ss->txid.len, want, &hl, EVP_sha256(), NULL);
+		esim_wipe(in, sizeof in);
+		esim_wipe(cc_hash, sizeof cc_hash);
+		if (ok != 1)
+			return ESIM_E_CRYPTO_OPENSSL;
+		if (!esim_ct_equal(want, a->pd->hash_cc, 32)) {
+			if ((err = store_prepare(s,
+						 "UPDATE smdp_orders SET cc_left = cc_left - 1"
+						 " WHERE id = ?1",
+						 &st)) != ESIM_OK)
+				return err;
+			store_bind_int64(st, 1, a->ss->order_id);
+			err = store_run(st);
+			store_finalize(st);
+			if (err != ESIM_OK)
+				return err;
+			if (cc_left - 1 <= 0) {
+				a->st =
+				    SMDP_FAIL("8.2.7", "6.4", "confirmation code retries exceeded");
+				return fail_order(a->d, s, a->ss->order_id, a->profile_id, a->now,
+						  2, &a->st);
+			}
+			a->st = SMDP_FAIL("8.2.7", "3.8", "confirmation code refused");
+			return ESIM_OK;
+		}
+	}
+	if (other_otpk && a->d->refuse_rebind) {
+		a->st = SMDP_FAIL("8.2", "3.7", "profile already bound to another one-time key");
+		return ESIM_OK;
+	}
+	return ESIM_OK;
+}
+
+static esim_err bpp_tx2(store *s, void *arg)
+{
+	struct bpp_tx *a = arg;
+	a->st = SMDP_OK_STATUS;
+	esim_err err = smdp_db_transition(s, a->profile_id,
+					  SMDP_BIT(SMDP_RELEASED) | SMDP_BIT(SMDP_DOWNLOADED),
+					  SMDP_DOWNLOADED, a->now, "getBoundProfilePackage");
+	if (err == ESIM_E_SMDP_TRANSITION) {
+		a->st = SMDP_FAIL("8.2", "1.2", "order no longer downloadable");
+		return ESIM_OK;
+	}
+	store_stmt *st;
+	if (err == ESIM_OK)
+		err = store_prepare(s,
+				    "UPDATE smdp_orders SET bound_otpk = ?1, bpp = ?2, updated = ?3"
+				    " WHERE id = ?4",
+				    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_blob(st, 1, a->pd->otpk, RSP_OTPK_LEN);
+	store_bind_blob(st, 2, a->bpp, a->bpp_len);
+	store_bind_int64(st, 3, (int64_t)a->now);
+	store_bind_int64(st, 4, a->ss->order_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if ((err = store_prepare(s,
+				 "UPDATE smdp_sessions SET state = 'downloaded', updated = ?1"
+				 " WHERE txid = ?2",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)a->now);
+	store_bind_text(st, 2, a->ss->txid_hex);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	struct smdp_status ok = SMDP_OK_STATUS;
+	return smdp_outbox_queue(a->d, s, a->ss->order_id, 3, &ok, NULL, 0);
+}
+
+/* The package bound earlier to the same otPK.EUICC, with its BF23 signed
+ * again for this session's transactionId: the eUICC checks BF23's txId
+ * against its session (digest 7.6), while the segments depend only on the
+ * two one-time keys and the EID, so they are reused unchanged. */
+static esim_err rebind_txid(EVP_PKEY *dppb_key, const uint8_t *old, size_t old_len,
+			    const rsp_txid *txid, const uint8_t otpk_euicc[RSP_OTPK_LEN],
+			    uint8_t **out, size_t *out_len)
+{
+	struct rsp_bpp_view v;
+	esim_err err = rsp_bpp_parse(old, old_len, &v);
+	if (err != ESIM_OK)
+		return err;
+	der_builder sb;
+	der_builder_init(&sb);
+	der_add_int64(&sb, 0x82, RSP_BPP_REMOTE_OP_INSTALL);
+	der_add_octet_string(&sb, 0x80, txid->b, txid->len);
+	der_builder_open(&sb, 0xA6);
+	der_add_octet_string(&sb, 0x80, &v.init_sc.key_type, 1);
+	der_add_octet_string(&sb, 0x81, &v.init_sc.key_len, 1);
+	der_add_octet_string(&sb, 0x84, v.init_sc.host_id, v.init_sc.host_id_len);
+	der_builder_close(&sb);
+	der_add_octet_string(&sb, 0x5F49, v.init_sc.otpk_dp, RSP_OTPK_LEN);
+	uint8_t *signed_part = NULL;
+	size_t signed_len = 0;
+	if ((err = der_builder_finish(&sb, &signed_part, &signed_len)) != ESIM_OK)
+		return err;
+	uint8_t tail[3 + RSP_OTPK_LEN] = {0x5F, 0x49, RSP_OTPK_LEN};
+	memcpy(tail + 3, otpk_euicc, RSP_OTPK_LEN);
+	struct crypto_span spans[2] = {{signed_part, signed_len}, {tail, sizeof tail}};
+	uint8_t sig[RSP_SIG_LEN];
+	err = crypto_ecdsa_sign_spans(dppb_key, spans, 2, sig);
+	if (err == ESIM_OK) {
+		der_builder b;
+		der_builder_init(&b);
+		der_builder_open(&b, 0xBF36);
+		der_builder_open(&b, 0xBF23);
+		der_add_raw(&b, signed_part, signed_len);
+		der_add_octet_string(&b, 0x5F37, sig, sizeof sig);
+		der_builder_close(&b);
+		der_add_raw(&b, v.a0.p, (size_t)(old + old_len - v.a0.p));
+		der_builder_close(&b);
+		err = der_builder_finish(&b, out, out_len);
+	}
+	free(signed_part);
+	return err;
+}
+
+static esim_err get_bound_profile_package(struct es9 *x, store *s)
+{
+	smdp *d = x->d;
+	const char *txhex = opt_str(x->req, "transactionId");
+	uint8_t *pdr = NULL, *bpp = NULL;
+	size_t pdr_len = 0, bpp_len = 0;
+	crypto_cert *euicc = NULL;
+	if (!txhex) {
+		x->st = MISSING;
+		return ESIM_OK;
+	}
+	struct session ss;
+	bool found;
+	struct bpp_tx a;
+	memset(&a, 0, sizeof a);
+	esim_err err = load_session(d, s, txhex, &ss, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found || strcmp(ss.state, ST_AUTHENTICATED) != 0) {
+		x->st = UNKNOWN_TX;
+		goto out;
+	}
+	if (!get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
+		goto out;
+	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
+		goto out;
+	struct rsp_prepare_download_resp pd;
+	esim_err ve = rsp_prepare_download_resp_verify(pdr, pdr_len, crypto_cert_pubkey(euicc),
+						       &ss.txid, ss.sig2, NULL, &pd);
+	if (ve != ESIM_OK) {
+		if (ve == ESIM_E_RSP_EUICC_ERROR)
+			x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused PrepareDownload");
+		else if (ve == ESIM_E_RSP_TXID_MISMATCH)
+			x->st = UNKNOWN_TX;
+		else if (ve == ESIM_E_RSP_BAD_SIGNATURE || ve == ESIM_E_CRYPTO_SIGNATURE_INVALID)
+			x->st = EUICC_SIG;
+		else
+			x->st = BADFIELD;
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	a.d = d;
+	a.ss = &ss;
+	a.pd = &pd;
+	a.now = smdp_now(d);
+	if ((err = store_transaction(s, bpp_tx1, &a, 0)) != ESIM_OK)
+		goto out;
+	if (a.st.subject) {
+		x->st = a.st;
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	struct smdp_identity *id = &d->ids[ss.ident];
+	if (a.old_bpp) {
+		err = rebind_txid(id->dppb_key, a.old_bpp, a.old_bpp_len, &ss.txid, pd.otpk, &bpp,
+				  &bpp_len);
+	} else {
+		uint8_t *meta = NULL, eid_bcd[RSP_EID_LEN];
+		size_t meta_len = 0;
+		err = build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
+		if (err == ESIM_OK)
+			err = rsp_eid_to_bcd(ss.eid, eid_bcd);
+		if (err == ESIM_OK) {
+			struct rsp_bpp_params bp = {
+			    .dp_pb_key = id->dppb_key,
+			    .txid = &ss.txid,
+			    .euicc_otpk = pd.otpk,
+			    .euicc_otpk_len = RSP_OTPK_LEN,
+			    .eid = eid_bcd,
+			    .host_id = (const uint8_t *)ES9_HOST_ID,
+			    .host_id_len = strlen(ES9_HOST_ID),
+			    .metadata = meta,
+			    .metadata_len = meta_len,
+			    .upp = a.upp,
+			    .upp_len = a.upp_len,
+			};
+			err = rsp_bpp_build(&bp, &bpp, &bpp_len);
+			if (err == ESIM_E_CRYPTO_BAD_POINT) {
+				x->st = BADFIELD;
+				err = delete_session(s, ss.txid_hex);
+				free(meta);
+				goto out;
+			}
+		}
+		free(meta);
+	}
+	if (err != ESIM_OK)
+		goto out;
+	a.bpp = bpp;
+	a.bpp_len = bpp_len;
+	if ((err = store_transaction(s, bpp_tx2, &a, 0)) != ESIM_OK)
+		goto out;
+	if (a.st.subject) {
+		x->st = a.st;
+		err = delete_session(s, ss.txid_hex);
+		goto out;
+	}
+	atomic_fetch_add(&d->downloads, 1);
+	json_object_set_new(x->resp, "transactionId", json_string(ss.txid_hex));
+	net_json_set_base64(x->resp, "boundProfilePackage", bpp, bpp_len);
+	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss.txid_hex, a.iccid,
+		  a.old_bpp != NULL, bpp_len);
+out:
+	crypto_cert_free(euicc);
+	free(a.upp);
+	free(a.old_bpp);
+	free(pdr);
+	free(bpp);
+	session_clear(&ss);
+	return err;
+}
+
+/* ---- handleNotification (digest 8.4) -------------------------------------------------- */
+
+struct notif_tx {
+	smdp *d;
+	const char *eid;
+	uint64_t seq;
+	const char *kind;
+	int event;
+	const char *iccid;
+	const uint8_t *data;
+	size_t len;
+	time_t now;
+	/* PIR */
+	const struct session *ss;
+	bool pir_success;
+	bool duplicate;
+};
+
+static esim_err record_notification(store *s, struct notif_tx *a)
+{
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(s, "SELECT id FROM smdp_notifications WHERE eid = ?1 AND seq = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->eid);
+	store_bind_int64(st, 2, (int64_t)a->seq);
+	bool row;
+	err = store_step(st, &row);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (row) {
+		a->duplicate = true;
+		return ESIM_OK;
+	}
+	if ((err = store_prepare(s,
+				 "INSERT INTO smdp_notifications (eid, seq, kind, event, iccid,"
+				 " received, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->eid);
+	store_bind_int64(st, 2, (int64_t)a->seq);
+	store_bind_text(st, 3, a->kind);
+	store_bind_int64(st, 4, a->event);
+	store_bind_text(st, 5, a->iccid);
+	store_bind_int64(st, 6, (int64_t)a->now);
+	store_bind_blob(st, 7, a->data, a->len);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err pir_tx(store *s, void *arg)
+{
+	struct notif_tx *a = arg;
+	a->duplicate = false;
+	esim_err err = record_notification(s, a);
+	if (err != ESIM_OK || a->duplicate)
+		return err;
+	store_stmt *st;
+	if ((err = store_prepare(s, "SELECT profile_id FROM smdp_orders WHERE id = ?1", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, a->ss->order_id);
+	bool row;
+	err = store_step(st, &row);
+	int64_t pid = row ? store_col_int64(st, 0) : 0;
+	store_finalize(st);
+	if (err != ESIM_OK || !row)
+		return err;
+	if (a->pir_success) {
+		err = smdp_db_transition(s, pid, SMDP_BIT(SMDP_DOWNLOADED), SMDP_INSTALLED, a->now,
+					 "PIR success");
+		if (err == ESIM_OK &&
+		    (err = store_prepare(s,
+					 "UPDATE smdp_profiles SET eid = ?1, lifecycle ="
+					 " 'disabled' WHERE id = ?2",
+					 &st)) == ESIM_OK) {
+			store_bind_text(st, 1, a->eid);
+			store_bind_int64(st, 2, pid);
+			err = store_run(st);
+			store_finalize(st);
+		}
+	} else {
+		err = smdp_db_transition(s, pid, SMDP_BIT(SMDP_DOWNLOADED), SMDP_ERROR, a->now,
+					 "PIR error");
+	}
+	if (err == ESIM_E_SMDP_TRANSITION)
+		return ESIM_OK; /* e.g. the order was cancelled meanwhile: keep the record */
+	if (err == ESIM_OK &&
+	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
+				 &st)) == ESIM_OK) {
+		store_bind_int64(st, 1, (int64_t)a->now);
+		store_bind_int64(st, 2, a->ss->order_id);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		struct smdp_status ok = SMDP_OK_STATUS;
+		struct smdp_status bad =
+		    SMDP_FAIL("8.2", "4.2", "installation failed on the eUICC");
+		err = smdp_outbox_queue(a->d, s, a->ss->order_id, 4, a->pir_success ? &ok : &bad,
+					a->data, a->len);
+	}
+	if (err == ESIM_OK)
+		err = delete_session(s, a->ss->txid_hex);
+	return err;
+}
+
+static esim_err other_tx(store *s, void *arg)
+{
+	struct notif_tx *a = arg;
+	a->duplicate = false;
+	store_stmt *st;
+	/* only profiles this SM-DP+ delivered to this eUICC */
+	esim_err err = store_prepare(
+	    s, "SELECT id FROM smdp_profiles WHERE iccid = ?1 AND eid = ?2 {{FOR_UPDATE}}", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->iccid);
+	store_bind_text(st, 2, a->eid);
+	bool row;
+	err = store_step(st, &row);
+	int64_t pid = row ? store_col_int64(st, 0) : 0;
+	store_finalize(st);
+	if (err != ESIM_OK || !row)
+		return err;
+	if ((err = record_notification(s, a)) != ESIM_OK || a->duplicate)
+		return err;
+	const char *lc = a->event == RSP_EVENT_ENABLE	 ? "enabled"
+			 : a->event == RSP_EVENT_DISABLE ? "disabled"
+							 : "deleted";
+	if ((err = store_prepare(s,
+				 "UPDATE smdp_profiles SET lifecycle = ?1, updated = ?2"
+				 " WHERE id = ?3",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, lc);
+	store_bind_int64(st, 2, (int64_t)a->now);
+	store_bind_int64(st, 3, pid);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK)
+		err = smdp_db_history(s, pid, a->now, "notification", lc);
+	/* forward to the operator (digest 8.4, impl: point 5 = other notification) */
+	if (err == ESIM_OK &&
+	    (err = store_prepare(s,
+				 "SELECT id FROM smdp_orders WHERE profile_id = ?1"
+				 " ORDER BY id DESC LIMIT 1",
+				 &st)) == ESIM_OK) {
+		store_bind_int64(st, 1, pid);
+		err = store_step(st, &row);
+		int64_t oid = row ? store_col_int64(st, 0) : 0;
+		store_finalize(st);
+		struct smdp_status ok = SMDP_OK_STATUS;
+		if (err == ESIM_OK && row)
+			err = smdp_outbox_queue(a->d, s, oid, 5, &ok, a->data, a->len);
+	}
+	return err;
+}
+
+static esim_err handle_notification(struct es9 *x, store *s)
+{
+	smdp *d = x->d;
+	x->no_content = true; /* always 204, digest 8.4 */
+	uint8_t *p = NULL;
+	size_t len = 0;
+	esim_err err = ESIM_OK;
+	atomic_fetch_add(&d->notifications, 1);
+	if (!get_b64(x, "pendingNotification", 64 * 1024, &p, &len)) {
+		x->st = SMDP_OK_STATUS;
+		smdp_logf(d, "notification_dropped", "why=no-or-bad-field");
+		return ESIM_OK;
+	}
+	enum rsp_pending_kind kind;
+	if (rsp_pending_kind(p, len, &kind) != ESIM_OK) {
+		smdp_logf(d, "notification_dropped", "why=unknown-kind");
+		goto out;
+	}
+	struct notif_tx a;
+	memset(&a, 0, sizeof a);
+	a.d = d;
+	a.data = p;
+	a.len = len;
+	a.now = smdp_now(d);
+	if (kind == RSP_PENDING_PIR) {
+		struct rsp_pir pir;
+		if (rsp_pir_parse(p, len, &pir) != ESIM_OK) {
+			smdp_logf(d, "notification_dropped", "why=bad-pir");
+			goto out;
+		}
+		char hex[2 * RSP_TXID_MAX + 1];
+		rsp_txid_to_hex(&pir.txid, hex);
+		rsp_pir_free(&pir);
+		struct session ss;
+		bool found;
+		if ((err = load_session(d, s, hex, &ss, &found)) != ESIM_OK)
+			goto out;
+		crypto_cert *c = NULL;
+		if (!found || strcmp(ss.state, ST_DOWNLOADED) != 0 ||
+		    euicc_pub_of(&ss, &c) != ESIM_OK ||
+		    rsp_pir_verify(p, len, crypto_cert_pubkey(c), d->oid, &pir) != ESIM_OK) {
+			smdp_logf(d, "notification_dropped", "why=pir-unverified txid=%s", hex);
+			crypto_cert_free(c);
+			session_clear(&ss);
+			goto out;
+		}
+		crypto_cert_free(c);
+		char iccid[RSP_ICCID_TEXT_MAX] = "";
+		if (pir.meta.has_iccid)
+			rsp_iccid_from_bcd(pir.meta.iccid, RSP_ICCID_LEN, iccid);
+		a.eid = ss.eid;
+		a.seq = pir.meta.seq;
+		a.kind = "pir";
+		a.event = RSP_EVENT_INSTALL;
+		a.iccid = iccid;
+		a.ss = &ss;
+		a.pir_success = pir.success;
+		rsp_pir_free(&pir);
+		err = store_transaction(s, pir_tx, &a, 0);
+		if (err == ESIM_OK && a.pir_success && !a.duplicate)
+			atomic_fetch_add(&d->installs, 1);
+		smdp_logf(d, "pir", "txid=%s eid=%s iccid=%s success=%d duplicate=%d", hex, ss.eid,
+			  iccid, a.pir_success, a.duplicate);
+		session_clear(&ss);
+	} else {
+		struct rsp_notif_metadata meta;
+		char eid[RSP_EID_DIGITS + 1];
+		struct crypto_chain_opts co = {.check_time = d->check_time, .now = a.now};
+		if (rsp_other_notif_verify(p, len, d->trust, &co, &meta, eid) != ESIM_OK) {
+			smdp_logf(d, "notification_dropped", "why=other-unverified");
+			goto out;
+		}
+		char iccid[RSP_ICCID_TEXT_MAX] = "";
+		if (meta.has_iccid)
+			rsp_iccid_from_bcd(meta.iccid, RSP_ICCID_LEN, iccid);
+		a.eid = eid;
+		a.seq = meta.seq;
+		a.kind = "other";
+		a.event = (int)meta.event;
+		a.iccid = iccid;
+		rsp_notif_metadata_free(&meta);
+		if (iccid[0])
+			err = store_transaction(s, other_tx, &a, 0);
+		smdp_logf(d, "notification", "eid=%s iccid=%s event=%d duplicate=%d", eid, iccid,
+			  a.event, a.duplicate);
+	}
+out:
+	free(p);
+	/* a notification is never refused visibly; storage trouble is logged */
+	if (err != ESIM_OK)
+		smdp_logf(d, "notification_error", "err=%s", esim_errname(err));
+	return ESIM_OK;
+}
+
+/* ---- cancelSession (digest 6.7) --------------------------------------------------------- */
+
+struct cancel_tx {
+	smdp *d;
+	const struct session *ss;
+	int64_t reason;
+	time_t now;
+};
+
+static esim_err cancel_tx_fn(store *s, void *arg)
+{
+	struct cancel_tx *a = arg;
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s, "SELECT o.profile_id, o.open FROM smdp_orders o WHERE o.id = ?1 {{FOR_UPDATE}}",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, a->ss->order_id);
+	bool row;
+	err = store_step(st, &row);
+	int64_t pid = row ? store_col_int64(st, 0) : 0;
+	bool open = row && store_col_int64(st, 1) != 0;
+	store_finalize(st);
+	if (err == ESIM_OK && row && open) {
+		char why[64];
+		snprintf(why, sizeof why, "cancelSession reason %lld", (long long)a->reason);
+		struct smdp_status fs = SMDP_FAIL("8.1", "3.8", why);
+		bool final = a->reason == RSP_CANCEL_END_USER_REJECTION ||
+			     a->reason == RSP_CANCEL_PPR_NOT_ALLOWED ||
+			     a->reason == RSP_CANCEL_METADATA_MISMATCH;
+		int point = strcmp(a->ss->state, ST_DOWNLOADED) == 0 ? 3 : 1;
+		if (final) {
+			err = fail_order(a->d, s, a->ss->order_id, pid, a->now, point, &fs);
+		} else {
+			/* postponed, timeout, loading failed, undefined: the order stays
+			 * downloadable (impl, digest 6.7) */
+			err = smdp_db_transition(
+			    s, pid, SMDP_BIT(SMDP_RELEASED) | SMDP_BIT(SMDP_DOWNLOADED),
+			    SMDP_RELEASED, a->now, why);
+			if (err == ESIM_E_SMDP_TRANSITION)
+				err = ESIM_OK;
+			if (err == ESIM_OK)
+				err = smdp_outbox_queue(a->d, s, a->ss->order_id, point, &fs, NULL,
+							0);
+		}
+	}
+	if (err == ESIM_OK)
+		err = delete_session(s, a->ss->txid_hex);
+	return err;
+}
+
+static esim_err cancel_session(struct es9 *x, store *s)
+{
+	smdp *d = x->d;
+	const char *txhex = opt_str(x->req, "transactionId");
+	uint8_t *csr = NULL;
+	size_t csr_len = 0;
+	crypto_cert *euicc = NULL;
+	if (!txhex) {
+		x->st = MISSING;
+		return ESIM_OK;
+	}
+	struct session ss;
+	bool found;
+	esim_err err = load_session(d, s, txhex, &ss, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found || strcmp(ss.state, ST_STARTED) == 0) {
+		x->st = UNKNOWN_TX;
+		goto out;
+	}
+	if (!get_b64(x, "cancelSessionResponse", 4096, &csr, &csr_len))
+		goto out;
+	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
+		goto out;
+	struct rsp_cancel_session_resp r;
+	esim_err ve = rsp_cancel_session_resp_verify(csr, csr_len, crypto_cert_pubkey(euicc),
+						     &ss.txid, NULL, &r);
+	if (ve == ESIM_E_RSP_TXID_MISMATCH) {
+		x->st = UNKNOWN_TX;
+		goto out;
+	}
+	if (ve == ESIM_E_RSP_BAD_SIGNATURE || ve == ESIM_E_CRYPTO_SIGNATURE_INVALID) {
+		x->st = EUICC_SIG;
+		goto out;
+	}
+	if (ve != ESIM_OK) {
+		x->st = BADFIELD;
+		goto out;
+	}
+	if (strcmp(r.smdp_oid, d->oid) != 0) {
+		x->st = SMDP_FAIL("8.8", "3.10", "SM-DP+ OID mismatch");
+		goto out;
+	}
+	struct cancel_tx a = {d, &ss, r.reason, smdp_now(d)};
+	err = store_transaction(s, cancel_tx_fn, &a, 0);
+	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
+out:
+	crypto_cert_free(euicc);
+	free(csr);
+	session_clear(&ss);
+	return err;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len, int *status,
+		  char **out)
+{
+	if (!d || !function || !status || !out)
+		return ESIM_E_ARG;
+	*out = NULL;
+	esim_err (*fn)(struct es9 *, store *) = NULL;
+	if (strcmp(function, "initiateAuthentication") == 0)
+		fn = initiate_authentication;
+	else if (strcmp(function, "authenticateClient") == 0)
+		fn = authenticate_client;
+	else if (strcmp(function, "getBoundProfilePackage") == 0)
+		fn = get_bound_profile_package;
+	else if (strcmp(function, "handleNotification") == 0)
+		fn = handle_notification;
+	else if (strcmp(function, "cancelSession") == 0)
+		fn = cancel_session;
+	if (!fn) {
+		*status = 404;
+		return ESIM_OK;
+	}
+	atomic_fetch_add(&d->req_es9, 1);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct es9 x = {.d = d, .st = SMDP_OK_STATUS};
+	x.resp = json_object();
+	store *s = NULL;
+	esim_err err = ESIM_OK;
+	if (!x.resp)
+		return ESIM_E_NOMEM;
+	if (net_json_parse(body, len, ES9_MAX_BODY, ES9_MAX_DEPTH, &x.req, NULL) != ESIM_OK ||
+	    !json_is_object(x.req)) {
+		x.st = BADFIELD;
+		x.no_content = strcmp(function, "handleNotification") == 0;
+	} else if ((err = smdp_store_get(d, &s)) == ESIM_OK) {
+		err = fn(&x, s);
+	}
+	smdp_store_put(d, s);
+	if (err == ESIM_OK) {
+		if (x.no_content) {
+			*status = 204;
+		} else {
+			*status = 200;
+			json_t *o = smdp_json_header(&x.st);
+			if (!x.st.subject)
+				json_object_update(o, x.resp);
+			if (x.st.subject) {
+				atomic_fetch_add(&d->fail_es9, 1);
+				smdp_logf(d, "es9_failed", "function=%s subject=%s reason=%s",
+					  function, x.st.subject, x.st.reason);
+			} else {
+				atomic_fetch_add(&d->ok_es9, 1);
+			}
+			err = smdp_json_finish(d, o, &x.st, out);
+		}
+	}
+	json_decref(x.req);
+	json_decref(x.resp);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000L;
+	atomic_fetch_add(&d->latency_us, (unsigned long)(us > 0 ? us : 0));
+	return err;
+}

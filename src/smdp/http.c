@@ -1,0 +1,118 @@
+/*
+ * The SM-DP+ on HTTP: routes for ES9+ (digest 5.1) and ES2+ (digest 9.2)
+ * on a net_server, the SGP.22 response headers, and /metrics. The
+ * handlers themselves are transport-free (es9.c, es2.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smdp_int.h"
+
+#define ES9_PREFIX "/gsma/rsp2/es9plus/"
+#define ES2_PREFIX "/gsma/rsp2/es2plus/"
+
+static const char *const es9_functions[] = {
+    "initiateAuthentication", "authenticateClient", "getBoundProfilePackage",
+    "handleNotification",     "cancelSession",
+};
+static const char *const es2_functions[] = {
+    "downloadOrder",
+    "confirmOrder",
+    "cancelOrder",
+    "releaseProfile",
+};
+
+static bool json_content_type(const net_request *req)
+{
+	const char *ct = net_request_header(req, "Content-Type");
+	return ct && strncasecmp(ct, "application/json", 16) == 0 &&
+	       (ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ');
+}
+
+static esim_err reply(net_response *resp, int status, char *body)
+{
+	esim_err err;
+	if (status == 204) {
+		err = net_response_set(resp, 204, NULL);
+	} else {
+		err = net_response_set(resp, status, status == 200 ? NET_CONTENT_TYPE_JSON : NULL);
+		if (err == ESIM_OK && body)
+			err = net_response_append(resp, body, strlen(body));
+	}
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, "X-Admin-Protocol", NET_ADMIN_PROTOCOL);
+	free(body);
+	return err;
+}
+
+static esim_err bad_content_type(smdp *d, net_response *resp)
+{
+	struct smdp_status st = SMDP_FAIL("1.2.1", "2.1", "Content-Type must be application/json");
+	char *out = NULL;
+	esim_err err = smdp_json_finish(d, smdp_json_header(&st), &st, &out);
+	if (err != ESIM_OK)
+		return err;
+	return reply(resp, 200, out);
+}
+
+static esim_err es9_handler(const net_request *req, net_response *resp, void *arg)
+{
+	smdp *d = arg;
+	const char *fn = req->path + strlen(ES9_PREFIX);
+	if (!json_content_type(req))
+		return bad_content_type(d, resp);
+	int status = 500;
+	char *out = NULL;
+	esim_err err = smdp_es9(d, fn, req->body, req->body_len, &status, &out);
+	if (err != ESIM_OK)
+		return err;
+	return reply(resp, status, out);
+}
+
+static esim_err es2_handler(const net_request *req, net_response *resp, void *arg)
+{
+	smdp *d = arg;
+	const char *fn = req->path + strlen(ES2_PREFIX);
+	if (!json_content_type(req))
+		return bad_content_type(d, resp);
+	int status = 500;
+	char *out = NULL;
+	esim_err err = smdp_es2(d, fn, req->has_client_cert ? req->client_cert_sha256 : NULL,
+				req->body, req->body_len, &status, &out);
+	if (err != ESIM_OK)
+		return err;
+	return reply(resp, status, out);
+}
+
+static esim_err metrics_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)req;
+	char *text = NULL;
+	esim_err err = smdp_metrics(arg, &text);
+	if (err == ESIM_OK)
+		err = net_response_set(resp, 200, "text/plain; version=0.0.4");
+	if (err == ESIM_OK)
+		err = net_response_append(resp, text, strlen(text));
+	free(text);
+	return err;
+}
+
+esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_listener)
+{
+	char path[128];
+	esim_err err = ESIM_OK;
+	for (size_t i = 0; err == ESIM_OK && i < sizeof es9_functions / sizeof *es9_functions;
+	     i++) {
+		snprintf(path, sizeof path, "%s%s", ES9_PREFIX, es9_functions[i]);
+		err = net_server_add_route(srv, es9_listener, "POST", path, es9_handler, d);
+	}
+	for (size_t i = 0; err == ESIM_OK && i < sizeof es2_functions / sizeof *es2_functions;
+	     i++) {
+		snprintf(path, sizeof path, "%s%s", ES2_PREFIX, es2_functions[i]);
+		err = net_server_add_route(srv, es2_listener, "POST", path, es2_handler, d);
+	}
+	if (err == ESIM_OK)
+		err = net_server_add_route(srv, -1, "GET", "/metrics", metrics_handler, d);
+	return err;
+}

@@ -1,0 +1,541 @@
+/*
+ * esim-smdp: the SM-DP+ program (SGP.22 ES9+ and ES2+, digest sections 5,
+ * 6 and 9). `serve` runs the HTTPS listeners (one ES9+ listener per curve,
+ * each with its DPtls identity, and an ES2+ listener with mutual TLS
+ * pinned to the operators' certificates), the /metrics endpoint and the
+ * HandleDownloadProgressInfo outbox; the other subcommands administer the
+ * inventory in the same database.
+ *
+ * Configuration: a file of "key = value" lines (--config FILE), every key
+ * also accepted as --key VALUE (flags win). Keys are listed in usage().
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/evp.h>
+
+#include "esim/cert.h"
+#include "esim/smdp.h"
+
+#define MAX_KV 64
+
+struct kv {
+	char *key[MAX_KV], *val[MAX_KV];
+	size_t n;
+};
+
+static void usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: esim-smdp <command> [--config FILE] [--key value]...\n"
+	    "\n"
+	    "  serve                      run the SM-DP+\n"
+	    "  add-operator NAME CERT [CALLBACK_URL]\n"
+	    "                             register an operator, pinning its ES2+ client cert\n"
+	    "  add-type NAME OPERATOR UPP SPN PROFILE_NAME\n"
+	    "                             add a profile type from a SAIP template (DER file)\n"
+	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line\n"
+	    "  order OPERATOR TYPE [EID [CC]]\n"
+	    "                             create and release an order; prints the activation code\n"
+	    "  state ICCID                the profile's state\n"
+	    "  history ICCID              the profile's history\n"
+	    "\n"
+	    "keys: db (sqlite:PATH | postgresql://...), fqdn, oid,\n"
+	    "  dpauth-cert-nist, dpauth-key-nist, dppb-cert-nist, dppb-key-nist, (and -brp),\n"
+	    "  ci (comma-separated CI certificates trusted for eUICCs),\n"
+	    "  listen-nist, listen-brp (ADDR:PORT for ES9+), tls-cert-nist, tls-key-nist,\n"
+	    "  tls-cert-brp, tls-key-brp (DPtls chain and key, PEM),\n"
+	    "  listen-es2 (ADDR:PORT), es2-cert, es2-key (TLS identity of the ES2+ listener\n"
+	    "  and of the callbacks), operator-ca (CA bundle for operator callback servers),\n"
+	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1)\n");
+}
+
+static int kv_set(struct kv *kv, const char *k, const char *v)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		if (strcmp(kv->key[i], k) == 0) {
+			free(kv->val[i]);
+			kv->val[i] = strdup(v);
+			return 0;
+		}
+	if (kv->n == MAX_KV)
+		return -1;
+	kv->key[kv->n] = strdup(k);
+	kv->val[kv->n++] = strdup(v);
+	return 0;
+}
+
+static const char *kv_get(const struct kv *kv, const char *k)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		if (strcmp(kv->key[i], k) == 0)
+			return kv->val[i];
+	return NULL;
+}
+
+static void kv_free(struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		free(kv->key[i]);
+		free(kv->val[i]);
+	}
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = '\0';
+	return s;
+}
+
+static int kv_load(struct kv *kv, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "esim-smdp: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	int lineno = 0, rc = 0;
+	while (fgets(line, sizeof line, f)) {
+		lineno++;
+		char *l = trim(line);
+		if (*l == '#' || *l == '\0')
+			continue;
+		char *eq = strchr(l, '=');
+		if (!eq) {
+			fprintf(stderr, "esim-smdp: %s:%d: expected key = value\n", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		if (kv_set(kv, trim(l), trim(eq + 1)) != 0) {
+			rc = -1;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* Options and positional arguments; returns the number of positionals. */
+static int parse_args(int argc, char **argv, struct kv *kv, char **pos, int max_pos)
+{
+	struct kv flags = {0};
+	const char *config = NULL;
+	int npos = 0;
+	for (int i = 2; i < argc; i++) {
+		if (strncmp(argv[i], "--", 2) == 0) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "esim-smdp: %s needs a value\n", argv[i]);
+				kv_free(&flags);
+				return -1;
+			}
+			if (strcmp(argv[i], "--config") == 0)
+				config = argv[i + 1];
+			else
+				kv_set(&flags, argv[i] + 2, argv[i + 1]);
+			i++;
+		} else if (npos < max_pos) {
+			pos[npos++] = argv[i];
+		} else {
+			fprintf(stderr, "esim-smdp: unexpected argument '%s'\n", argv[i]);
+			kv_free(&flags);
+			return -1;
+		}
+	}
+	if (config && kv_load(kv, config) != 0) {
+		kv_free(&flags);
+		return -1;
+	}
+	for (size_t i = 0; i < flags.n; i++)
+		kv_set(kv, flags.key[i], flags.val[i]);
+	kv_free(&flags);
+	return npos;
+}
+
+static unsigned kv_uint(const struct kv *kv, const char *k)
+{
+	const char *v = kv_get(kv, k);
+	return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
+static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
+{
+	struct smdp_config c;
+	memset(&c, 0, sizeof c);
+	c.db_url = kv_get(kv, "db");
+	c.fqdn = kv_get(kv, "fqdn");
+	c.oid = kv_get(kv, "oid");
+	static const char *const curves[] = {"nist", "brp"};
+	for (size_t i = 0; i < 2; i++) {
+		char k[4][40];
+		snprintf(k[0], 40, "dpauth-cert-%s", curves[i]);
+		snprintf(k[1], 40, "dpauth-key-%s", curves[i]);
+		snprintf(k[2], 40, "dppb-cert-%s", curves[i]);
+		snprintf(k[3], 40, "dppb-key-%s", curves[i]);
+		if (!kv_get(kv, k[0]))
+			continue;
+		struct smdp_identity_cfg *id = &c.ids[c.n_ids++];
+		id->dpauth_cert = kv_get(kv, k[0]);
+		id->dpauth_key = kv_get(kv, k[1]);
+		id->dppb_cert = kv_get(kv, k[2]);
+		id->dppb_key = kv_get(kv, k[3]);
+	}
+	const char *ci = kv_get(kv, "ci");
+	if (ci) {
+		char buf[4096];
+		snprintf(buf, sizeof buf, "%s", ci);
+		char *save = NULL;
+		for (char *t = strtok_r(buf, ",", &save); t && c.n_ci < 8;
+		     t = strtok_r(NULL, ",", &save)) {
+			snprintf(cis[c.n_ci], 512, "%s", trim(t));
+			c.ci_paths[c.n_ci] = cis[c.n_ci];
+			c.n_ci++;
+		}
+	}
+	c.session_ttl_s = kv_uint(kv, "session-ttl");
+	c.cc_max_attempts = kv_uint(kv, "cc-attempts");
+	c.max_download_attempts = kv_uint(kv, "download-attempts");
+	c.order_ttl_s = kv_uint(kv, "order-ttl");
+	c.log = kv_uint(kv, "log") != 0;
+	if (!c.db_url || !c.fqdn || c.n_ids == 0) {
+		fprintf(stderr, "esim-smdp: db, fqdn and at least one dpauth/dppb identity are "
+				"required\n");
+		return ESIM_E_ARG;
+	}
+	esim_err err = smdp_open(&c, out);
+	if (err != ESIM_OK)
+		fprintf(stderr, "esim-smdp: cannot open the SM-DP+: %s\n", esim_strerror(err));
+	return err;
+}
+
+static int parse_hostport(const char *s, char *host, size_t n, uint16_t *port)
+{
+	const char *c = strrchr(s, ':');
+	if (!c || (size_t)(c - s) >= n)
+		return -1;
+	memcpy(host, s, (size_t)(c - s));
+	host[c - s] = '\0';
+	long p = strtol(c + 1, NULL, 10);
+	if (p < 0 || p > 65535)
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* ---- serve ----------------------------------------------------------------- */
+
+struct outbox_ctx {
+	smdp *d;
+	struct net_client_config cc;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool stop;
+};
+
+static void *outbox_thread(void *arg)
+{
+	struct outbox_ctx *o = arg;
+	pthread_mutex_lock(&o->lock);
+	while (!o->stop) {
+		pthread_mutex_unlock(&o->lock);
+		size_t n = 0;
+		if (o->cc.ca_file)
+			smdp_outbox_run(o->d, &o->cc, &n);
+		pthread_mutex_lock(&o->lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 2;
+		if (!o->stop)
+			pthread_cond_timedwait(&o->cond, &o->lock, &ts);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
+
+static int add_tls_listener(net_server *srv, const char *listen, const char *cert, const char *key,
+			    bool mtls, const uint8_t (*pins)[32], size_t n_pins, int *id)
+{
+	char host[256];
+	uint16_t port;
+	if (parse_hostport(listen, host, sizeof host, &port) != 0) {
+		fprintf(stderr, "esim-smdp: bad listen address '%s'\n", listen);
+		return -1;
+	}
+	struct net_listener_config lc = {
+	    .address = host,
+	    .port = port,
+	    .tls = cert != NULL,
+	    .cert_chain_file = cert,
+	    .key_file = key,
+	    .client_auth = mtls ? NET_CLIENT_AUTH_REQUIRE : NET_CLIENT_AUTH_NONE,
+	    .client_pins = pins,
+	    .n_client_pins = n_pins,
+	};
+	esim_err err = net_server_add_listener(srv, &lc, id);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: listener %s: %s\n", listen, esim_strerror(err));
+		return -1;
+	}
+	fprintf(stderr, "esim-smdp: listening on %s:%u (%s)\n", host, net_server_port(srv, *id),
+		mtls ? "ES2+, mutual TLS" : "ES9+");
+	return 0;
+}
+
+static int cmd_serve(const struct kv *kv, smdp *d)
+{
+	struct net_server_config sc = {.threads = kv_uint(kv, "threads")};
+	net_server *srv = NULL;
+	uint8_t(*pins)[32] = NULL;
+	size_t n_pins = 0;
+	int rc = 1;
+	if (net_server_new(&sc, &srv) != ESIM_OK)
+		return 1;
+	int es9[2] = {-1, -1}, n9 = 0, es2 = -1;
+	static const char *const curves[] = {"nist", "brp"};
+	for (int i = 0; i < 2; i++) {
+		char k[3][32];
+		snprintf(k[0], 32, "listen-%s", curves[i]);
+		snprintf(k[1], 32, "tls-cert-%s", curves[i]);
+		snprintf(k[2], 32, "tls-key-%s", curves[i]);
+		if (!kv_get(kv, k[0]))
+			continue;
+		if (add_tls_listener(srv, kv_get(kv, k[0]), kv_get(kv, k[1]), kv_get(kv, k[2]),
+				     false, NULL, 0, &es9[n9]) != 0)
+			goto out;
+		n9++;
+	}
+	if (kv_get(kv, "listen-es2")) {
+		if (smdp_operator_pins(d, &pins, &n_pins) != ESIM_OK || n_pins == 0) {
+			fprintf(stderr,
+				"esim-smdp: no operator certificates pinned (add-operator)\n");
+			goto out;
+		}
+		if (add_tls_listener(srv, kv_get(kv, "listen-es2"), kv_get(kv, "es2-cert"),
+				     kv_get(kv, "es2-key"), true, (const uint8_t(*)[32])pins,
+				     n_pins, &es2) != 0)
+			goto out;
+	}
+	if (n9 == 0 && es2 < 0) {
+		fprintf(stderr, "esim-smdp: nothing to listen on (listen-nist / listen-brp / "
+				"listen-es2)\n");
+		goto out;
+	}
+	for (int i = 0; i < n9; i++)
+		if (smdp_add_routes(d, srv, es9[i], es2 >= 0 ? es2 : es9[i]) != ESIM_OK)
+			goto out;
+	if (n9 == 0 && smdp_add_routes(d, srv, es2, es2) != ESIM_OK)
+		goto out;
+	/* block the signals before any thread starts, then wait for them here */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	struct outbox_ctx oc = {.d = d};
+	oc.cc.ca_file = kv_get(kv, "operator-ca");
+	oc.cc.client_cert_file = kv_get(kv, "es2-cert");
+	oc.cc.client_key_file = kv_get(kv, "es2-key");
+	oc.cc.user_agent = "esim-smdp";
+	pthread_mutex_init(&oc.lock, NULL);
+	pthread_cond_init(&oc.cond, NULL);
+	pthread_t ot;
+	if (net_server_start(srv) != ESIM_OK ||
+	    pthread_create(&ot, NULL, outbox_thread, &oc) != 0) {
+		fprintf(stderr, "esim-smdp: cannot start\n");
+		goto out;
+	}
+	fprintf(stderr, "esim-smdp: ready\n");
+	int sig = 0;
+	sigwait(&set, &sig);
+	fprintf(stderr, "esim-smdp: signal %d, shutting down\n", sig);
+	net_server_stop(srv);
+	pthread_mutex_lock(&oc.lock);
+	oc.stop = true;
+	pthread_cond_signal(&oc.cond);
+	pthread_mutex_unlock(&oc.lock);
+	pthread_join(ot, NULL);
+	pthread_mutex_destroy(&oc.lock);
+	pthread_cond_destroy(&oc.cond);
+	rc = 0;
+out:
+	net_server_free(srv);
+	free(pins);
+	return rc;
+}
+
+/* ---- admin ------------------------------------------------------------------- */
+
+static int cmd_add_operator(smdp *d, char **pos, int n)
+{
+	if (n < 2) {
+		usage();
+		return 2;
+	}
+	crypto_cert *c = NULL;
+	esim_err err = crypto_cert_load_file(pos[1], &c);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: %s: %s\n", pos[1], esim_strerror(err));
+		return 1;
+	}
+	size_t len;
+	const uint8_t *der = crypto_cert_der(c, &len);
+	uint8_t sha[32];
+	unsigned hl;
+	EVP_Digest(der, len, sha, &hl, EVP_sha256(), NULL);
+	crypto_cert_free(c);
+	err = smdp_add_operator(d, pos[0], sha, n > 2 ? pos[2] : NULL);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: add-operator: %s\n", esim_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_add_type(smdp *d, char **pos, int n)
+{
+	if (n < 5) {
+		usage();
+		return 2;
+	}
+	uint8_t *upp = NULL;
+	size_t len = 0;
+	esim_err err = esim_read_file(pos[2], 4u << 20, &upp, &len);
+	if (err == ESIM_OK) {
+		struct smdp_profile_type t = {
+		    .name = pos[0],
+		    .operator_name = pos[1],
+		    .upp = upp,
+		    .upp_len = len,
+		    .spn = pos[3],
+		    .profile_name = pos[4],
+		    .profile_class = 2,
+		};
+		err = smdp_add_profile_type(d, &t);
+	}
+	free(upp);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: add-type: %s\n", esim_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_import(smdp *d, char **pos, int n)
+{
+	if (n < 2) {
+		usage();
+		return 2;
+	}
+	uint8_t *csv = NULL;
+	size_t len = 0, count = 0;
+	esim_err err = esim_read_file(pos[1], 64u << 20, &csv, &len);
+	if (err == ESIM_OK)
+		err = smdp_import_csv(d, pos[0], (const char *)csv, len, &count);
+	if (csv)
+		esim_wipe(csv, len); /* may hold Ki / OPc */
+	free(csv);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: import: %s\n", esim_strerror(err));
+		return 1;
+	}
+	printf("imported %zu profiles\n", count);
+	return 0;
+}
+
+static int cmd_order(const struct kv *kv, smdp *d, char **pos, int n)
+{
+	if (n < 2) {
+		usage();
+		return 2;
+	}
+	char iccid[64], mid[64];
+	esim_err err = smdp_admin_order(d, pos[0], pos[1], NULL, n > 2 ? pos[2] : NULL,
+					n > 3 ? pos[3] : NULL, iccid, mid);
+	if (err != ESIM_OK)
+		return 1;
+	printf("iccid %s\nmatchingId %s\nactivation code LPA:1$%s$%s%s\n", iccid, mid,
+	       kv_get(kv, "fqdn"), mid, n > 3 ? "$$1" : "");
+	return 0;
+}
+
+static int cmd_state(smdp *d, char **pos, int n, bool history)
+{
+	if (n < 1) {
+		usage();
+		return 2;
+	}
+	if (history) {
+		char *h = NULL;
+		esim_err err = smdp_iccid_history(d, pos[0], &h);
+		if (err != ESIM_OK) {
+			fprintf(stderr, "esim-smdp: %s: %s\n", pos[0], esim_strerror(err));
+			return 1;
+		}
+		fputs(h, stdout);
+		free(h);
+		return 0;
+	}
+	enum smdp_state st;
+	esim_err err = smdp_profile_state(d, pos[0], &st);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: %s: %s\n", pos[0], esim_strerror(err));
+		return 1;
+	}
+	printf("%s\n", smdp_state_name(st));
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		usage();
+		return argc < 2 ? 2 : 0;
+	}
+	const char *cmd = argv[1];
+	struct kv kv = {0};
+	char *pos[8];
+	int npos = parse_args(argc, argv, &kv, pos, 8);
+	if (npos < 0) {
+		kv_free(&kv);
+		return 2;
+	}
+	char cis[8][512];
+	smdp *d = NULL;
+	int rc;
+	if (open_smdp(&kv, &d, cis) != ESIM_OK) {
+		kv_free(&kv);
+		return 1;
+	}
+	if (strcmp(cmd, "serve") == 0)
+		rc = cmd_serve(&kv, d);
+	else if (strcmp(cmd, "add-operator") == 0)
+		rc = cmd_add_operator(d, pos, npos);
+	else if (strcmp(cmd, "add-type") == 0)
+		rc = cmd_add_type(d, pos, npos);
+	else if (strcmp(cmd, "import") == 0)
+		rc = cmd_import(d, pos, npos);
+	else if (strcmp(cmd, "order") == 0)
+		rc = cmd_order(&kv, d, pos, npos);
+	else if (strcmp(cmd, "state") == 0)
+		rc = cmd_state(d, pos, npos, false);
+	else if (strcmp(cmd, "history") == 0)
+		rc = cmd_state(d, pos, npos, true);
+	else {
+		usage();
+		rc = 2;
+	}
+	smdp_close(d);
+	kv_free(&kv);
+	return rc;
+}

@@ -1,0 +1,61 @@
+/*
+ * The SM-DP+ database schema (digest 9.1: per-profile state and per-order
+ * fields; 15.4: a persisted session store). One SQL text for SQLite and
+ * PostgreSQL: the {{...}} placeholders of esim/store.h cover the
+ * differences. Secrets are not stored here beyond the personalised
+ * profile package itself and the SHA-256 of each confirmation code.
+ */
+#include "smdp_int.h"
+
+static const char *const migrations[] = {
+    /* 1: the whole first schema */
+    "CREATE TABLE smdp_operators ("
+    " id {{ID}}, name TEXT NOT NULL UNIQUE, cert_sha256 TEXT UNIQUE,"
+    " callback_url TEXT, created {{INT}} NOT NULL);"
+    "CREATE TABLE smdp_profile_types ("
+    " id {{ID}}, name TEXT NOT NULL UNIQUE, operator_id {{INT}} NOT NULL,"
+    " template {{BLOB}} NOT NULL, spn TEXT NOT NULL, profile_name TEXT NOT NULL,"
+    " profile_class {{INT}} NOT NULL, ppr {{INT}} NOT NULL);"
+    "CREATE TABLE smdp_profiles ("
+    " id {{ID}}, iccid TEXT NOT NULL UNIQUE, imsi TEXT, type_id {{INT}} NOT NULL,"
+    " state TEXT NOT NULL, upp {{BLOB}} NOT NULL, lifecycle TEXT,"
+    " eid TEXT, updated {{INT}} NOT NULL);"
+    "CREATE INDEX smdp_profiles_pick ON smdp_profiles(type_id, state, id);"
+    "CREATE TABLE smdp_orders ("
+    " id {{ID}}, profile_id {{INT}} NOT NULL, operator_id {{INT}} NOT NULL,"
+    " eid TEXT, matching_id TEXT, cc_hash {{BLOB}}, cc_left {{INT}} NOT NULL,"
+    " attempts {{INT}} NOT NULL, expires {{INT}} NOT NULL, open {{INT}} NOT NULL,"
+    " smds_address TEXT, bound_otpk {{BLOB}}, bpp {{BLOB}},"
+    " created {{INT}} NOT NULL, updated {{INT}} NOT NULL);"
+    "CREATE UNIQUE INDEX smdp_orders_mid ON smdp_orders(matching_id)"
+    " WHERE open = 1 AND matching_id IS NOT NULL;"
+    "CREATE INDEX smdp_orders_profile ON smdp_orders(profile_id, open);"
+    "CREATE INDEX smdp_orders_eid ON smdp_orders(eid, open);"
+    "CREATE TABLE smdp_sessions ("
+    " txid TEXT PRIMARY KEY, state TEXT NOT NULL, ident {{INT}} NOT NULL,"
+    " euicc_challenge {{BLOB}} NOT NULL, server_challenge {{BLOB}} NOT NULL,"
+    " ci_pkid {{BLOB}} NOT NULL, eid TEXT, order_id {{INT}},"
+    " euicc_cert {{BLOB}}, euicc_sig1 {{BLOB}}, smdp_sig2 {{BLOB}},"
+    " cc_required {{INT}} NOT NULL, created {{INT}} NOT NULL, updated {{INT}} NOT NULL);"
+    "CREATE TABLE smdp_notifications ("
+    " id {{ID}}, eid TEXT NOT NULL, seq {{INT}} NOT NULL, kind TEXT NOT NULL,"
+    " event {{INT}} NOT NULL, iccid TEXT, received {{INT}} NOT NULL, data {{BLOB}} NOT NULL,"
+    " UNIQUE (eid, seq));"
+    "CREATE TABLE smdp_outbox ("
+    " id {{ID}}, operator_id {{INT}} NOT NULL, url TEXT NOT NULL, body TEXT NOT NULL,"
+    " attempts {{INT}} NOT NULL, next_try {{INT}} NOT NULL, done {{INT}} NOT NULL,"
+    " created {{INT}} NOT NULL);"
+    "CREATE INDEX smdp_outbox_due ON smdp_outbox(done, next_try);"
+    "CREATE TABLE smdp_history ("
+    " id {{ID}}, profile_id {{INT}} NOT NULL, at {{INT}} NOT NULL, event TEXT NOT NULL,"
+    " detail TEXT);"
+    "CREATE INDEX smdp_history_profile ON smdp_history(profile_id, id);"
+    "CREATE TABLE smdp_calls ("
+    " operator_id {{INT}} NOT NULL, call_id TEXT NOT NULL, function TEXT NOT NULL,"
+    " response TEXT NOT NULL, PRIMARY KEY (operator_id, call_id));",
+};
+
+esim_err smdp_schema_migrate(store *s)
+{
+	return store_migrate(s, migrations, sizeof migrations / sizeof migrations[0]);
+}

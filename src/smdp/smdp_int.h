@@ -1,0 +1,106 @@
+/*
+ * Internals of the SM-DP+ shared by its files: the handle, the store pool,
+ * the status codes of digest 5.4 and small helpers.
+ */
+#ifndef ESIM_SMDP_INT_H
+#define ESIM_SMDP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <openssl/types.h>
+
+#include "esim/cert.h"
+#include "esim/rsp.h"
+#include "esim/smdp.h"
+#include "esim/store.h"
+
+/* One SM-DP+ identity, loaded. */
+struct smdp_identity {
+	crypto_cert *dpauth, *dppb;
+	EVP_PKEY *dpauth_key, *dppb_key;
+	crypto_curve curve;
+	uint8_t ci_pkid[CRYPTO_KEY_ID_MAX]; /* AKI of DPauth = SKI of its CI */
+	size_t ci_pkid_len;
+};
+
+#define SMDP_POOL_MAX 64
+
+/* Failure counters by subject code, for /metrics. */
+#define SMDP_METRIC_SUBJECTS 24
+
+struct smdp {
+	char *db_url, *fqdn, *oid;
+	struct smdp_identity ids[SMDP_MAX_IDENTITIES];
+	size_t n_ids;
+	crypto_trust *trust;
+	unsigned session_ttl_s, cc_max, max_attempts, order_ttl_s;
+	bool refuse_rebind, check_time, log;
+	time_t (*clock)(void *arg);
+	void *clock_arg;
+
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	store *pool[SMDP_POOL_MAX]; /* idle connections */
+	size_t n_pool;
+	size_t n_open, pool_max; /* connections open (idle or lent) and the cap */
+
+	/* metrics */
+	atomic_ulong req_es9, req_es2, ok_es9, fail_es9, fail_es2, downloads, installs,
+	    notifications, latency_us;
+	pthread_mutex_t metric_lock;
+	char fail_subject[SMDP_METRIC_SUBJECTS][16];
+	unsigned long fail_count[SMDP_METRIC_SUBJECTS];
+};
+
+/* A function execution status (digest 5.2 / 5.4). subject NULL: success. */
+struct smdp_status {
+	const char *subject;
+	const char *reason;
+	const char *message;
+};
+
+#define SMDP_OK_STATUS	   ((struct smdp_status){NULL, NULL, NULL})
+#define SMDP_FAIL(s, r, m) ((struct smdp_status){(s), (r), (m)})
+
+/* Current time through the configured clock. */
+time_t smdp_now(const smdp *d);
+
+/* Borrow a store connection from the pool (opened on demand) / give it back. */
+esim_err smdp_store_get(smdp *d, store **out);
+void smdp_store_put(smdp *d, store *s);
+
+/* Schema (schema.c). */
+esim_err smdp_schema_migrate(store *s);
+
+/* Log one structured line "smdp event=... k=v ..." (no secrets). */
+void smdp_logf(const smdp *d, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A response object with the header filled in (status.c); caller decrefs. */
+json_t *smdp_json_header(const struct smdp_status *st);
+/* Serialise obj (stolen) into *out; counts the failure for metrics. */
+esim_err smdp_json_finish(smdp *d, json_t *obj, const struct smdp_status *st, char **out);
+void smdp_metric_failure(smdp *d, const char *subject);
+
+/* States by name, for SQL (inventory.c). */
+const char *smdp_state_sql(enum smdp_state s);
+/* Move profile id from one of the states in from_mask (bit = state) to to,
+ * inside the caller's transaction, and record the history line.
+ * ESIM_E_SMDP_TRANSITION when it was in another state. */
+esim_err smdp_db_transition(store *s, int64_t profile_id, unsigned from_mask, enum smdp_state to,
+			    time_t now, const char *why);
+#define SMDP_BIT(st) (1u << (st))
+/* Append a history line for a profile id. */
+esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *event,
+			 const char *detail);
+/* Queue a HandleDownloadProgressInfo for the order's operator (es2.c);
+ * no-op when the operator has no callback URL. status may be success. */
+esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+			   const struct smdp_status *st, const uint8_t *result, size_t result_len);
+
+/* Lower-case SHA-256 hex of 32 bytes into out (65 bytes). */
+void smdp_sha_hex(const uint8_t sha[32], char out[65]);
+
+#endif

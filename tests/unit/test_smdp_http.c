@@ -1,0 +1,241 @@
+/*
+ * The SM-DP+ over HTTPS (digest 5.1, 9.2): ES9+ on a NIST and a brainpool
+ * listener, each with its DPtls identity, driven by the test LPA through
+ * net_client; ES2+ with mutual TLS pinned to the operator's certificate
+ * (an unknown certificate is refused in the handshake); /metrics; and the
+ * HandleDownloadProgressInfo outbox delivered to an operator endpoint.
+ */
+#include <stdatomic.h>
+
+#include <openssl/evp.h>
+
+#include "esim/cert.h"
+#include "test_smdp_fixture.h"
+
+static struct sfx F;
+static atomic_int callbacks;
+
+static esim_err cb_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)arg;
+	json_t *j = json_loadb((const char *)req->body, req->body_len, 0, NULL);
+	if (j && json_integer_value(json_object_get(j, "notificationPointId")) > 0 &&
+	    json_object_get(j, "iccid"))
+		atomic_fetch_add(&callbacks, 1);
+	json_decref(j);
+	return net_response_set(resp, 204, NULL);
+}
+
+static void file_sha(const char *path, uint8_t sha[32])
+{
+	crypto_cert *c;
+	assert_esim(ESIM_OK, crypto_cert_load_file(path, &c));
+	size_t len;
+	const uint8_t *der = crypto_cert_der(c, &len);
+	unsigned hl;
+	assert_int_equal(EVP_Digest(der, len, sha, &hl, EVP_sha256(), NULL), 1);
+	crypto_cert_free(c);
+}
+
+static void test_https(void **state)
+{
+	(void)state;
+	char p[12][700];
+	snprintf(p[0], 700, "%s/nist/dptls.pem", F.pki);
+	snprintf(p[1], 700, "%s/nist/dptls.key.pem", F.pki);
+	snprintf(p[2], 700, "%s/brp/dptls.pem", F.pki);
+	snprintf(p[3], 700, "%s/brp/dptls.key.pem", F.pki);
+	snprintf(p[4], 700, "%s/nist/ci.pem", F.pki);
+	snprintf(p[5], 700, "%s/brp/ci.pem", F.pki);
+	snprintf(p[6], 700, "%s/nist/operator.pem", F.pki);
+	snprintf(p[7], 700, "%s/nist/operator.key.pem", F.pki);
+	snprintf(p[8], 700, "%s/brp/operator.pem", F.pki);
+	snprintf(p[9], 700, "%s/brp/operator.key.pem", F.pki);
+
+	F.cfg.log = getenv("SMDP_LOG") != NULL;
+	sfx_open_smdp(&F, NULL, 4);
+	uint8_t op_sha[32];
+	file_sha(p[6], op_sha);
+	assert_esim(ESIM_OK, smdp_add_operator(F.d, "ACME", op_sha, NULL));
+
+	net_server *srv;
+	struct net_server_config sc = {.threads = 2};
+	assert_esim(ESIM_OK, net_server_new(&sc, &srv));
+	int l_nist, l_brp, l_es2, l_cb;
+	struct net_listener_config lc = {.address = "127.0.0.1", .tls = true};
+	lc.cert_chain_file = p[0];
+	lc.key_file = p[1];
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &l_nist));
+	lc.cert_chain_file = p[2];
+	lc.key_file = p[3];
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &l_brp));
+	uint8_t pins[1][32];
+	memcpy(pins[0], op_sha, 32);
+	lc.cert_chain_file = p[0];
+	lc.key_file = p[1];
+	lc.client_auth = NET_CLIENT_AUTH_REQUIRE;
+	lc.client_pins = (const uint8_t(*)[32])pins;
+	lc.n_client_pins = 1;
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &l_es2));
+	struct net_listener_config cl = {
+	    .address = "127.0.0.1", .tls = true, .cert_chain_file = p[0], .key_file = p[1]};
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &cl, &l_cb));
+	assert_esim(ESIM_OK, smdp_add_routes(F.d, srv, l_nist, l_es2));
+	assert_esim(ESIM_OK, smdp_add_routes(F.d, srv, l_brp, l_es2));
+	assert_esim(ESIM_OK, net_server_add_route(srv, l_cb, "POST",
+						  "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+						  cb_handler, NULL));
+	assert_esim(ESIM_OK, net_server_start(srv));
+
+	/* the callback URL of OP1 points at our operator endpoint */
+	char cb_url[128];
+	snprintf(cb_url, sizeof cb_url,
+		 "https://127.0.0.1:%u/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+		 net_server_port(srv, l_cb));
+	assert_esim(ESIM_OK, smdp_add_operator(F.d, "OP3", NULL, cb_url));
+
+	/* ES2+ over mutual TLS as ACME: orders need a type ACME owns */
+	uint8_t *upp;
+	size_t upp_len;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(SFX_TEMPLATE, &upp, &upp_len));
+	struct smdp_profile_type t = {.name = "ACMETYPE",
+				      .operator_name = "ACME",
+				      .upp = upp,
+				      .upp_len = upp_len,
+				      .spn = "ACME",
+				      .profile_name = "p",
+				      .profile_class = 2};
+	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
+	free(upp);
+	assert_esim(ESIM_OK, smdp_import_profile(F.d, "ACMETYPE", "89000123459999999991", NULL));
+
+	struct net_client_config ccfg = {
+	    .ca_file = p[4], .client_cert_file = p[6], .client_key_file = p[7]};
+	net_client *op;
+	assert_esim(ESIM_OK, net_client_new(&ccfg, &op));
+	char url[256];
+	snprintf(url, sizeof url, "https://localhost:%u/gsma/rsp2/es2plus/downloadOrder",
+		 net_server_port(srv, l_es2));
+	const char *body = "{\"header\":{\"functionRequesterIdentifier\":\"ACME\","
+			   "\"functionCallIdentifier\":\"h1\"},\"profileType\":\"ACMETYPE\"}";
+	struct net_client_response r;
+	assert_esim(ESIM_OK, net_client_post_json(op, url, body, strlen(body), &r));
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr((const char *)r.body.data, "\"iccid\":\"89000123459999999991\""));
+	assert_string_equal(r.admin_protocol, NET_ADMIN_PROTOCOL);
+	net_client_response_clear(&r);
+	net_client_free(op);
+	/* an unknown client certificate never reaches the handler */
+	ccfg.client_cert_file = p[8];
+	ccfg.client_key_file = p[9];
+	assert_esim(ESIM_OK, net_client_new(&ccfg, &op));
+	assert_int_not_equal(net_client_post_json(op, url, body, strlen(body), &r), ESIM_OK);
+	net_client_response_clear(&r);
+	net_client_free(op);
+
+	/* ES9+ over HTTPS on both curves */
+	for (int c = 0; c < 2; c++) {
+		char base[128], mid[64];
+		snprintf(base, sizeof base, "https://localhost:%u",
+			 net_server_port(srv, c == 0 ? l_nist : l_brp));
+		struct net_client_config lcfg = {.ca_file = p[4 + c]};
+		net_client *cli;
+		assert_esim(ESIM_OK, net_client_new(&lcfg, &cli));
+		struct lpa_http h = {cli, base};
+		char prefix[31], eid[33];
+		snprintf(prefix, sizeof prefix, "89049032000000000000000000100%d", c);
+		assert_esim(ESIM_OK, crypto_pki_eid_complete(prefix, eid));
+		euicc *e = sfx_euicc_eid(&F, c == 0 ? "nist" : "brp", eid);
+		struct lpa_driver drv = {sfx_es10, e, lpa_es9_http, &h, SFX_FQDN};
+		sfx_order(&F, (size_t)c + 1, NULL, NULL, NULL, true, mid);
+		struct lpa_session s;
+		lpa_session_init(&s, &drv);
+		assert_esim(ESIM_OK, lpa_download(&s, mid, NULL));
+		lpa_session_clear(&s);
+		assert_int_equal(sfx_state(&F, (size_t)c + 1), SMDP_INSTALLED);
+		/* kept alive: one connection for the whole download */
+		assert_int_equal(net_client_connections(cli), 1);
+		/* a wrong content type is refused with the generic code */
+		snprintf(url, sizeof url, "%s/gsma/rsp2/es9plus/initiateAuthentication", base);
+		struct net_header hd = {"Content-Type", "text/plain"};
+		assert_esim(ESIM_OK, net_client_request(cli, "POST", url, &hd, 1,
+							(const uint8_t *)"{}", 2, &r));
+		assert_non_null(strstr((const char *)r.body.data, "\"subjectCode\":\"1.2.1\""));
+		net_client_response_clear(&r);
+		if (c == 0) {
+			snprintf(url, sizeof url, "%s/metrics", base);
+			assert_esim(ESIM_OK,
+				    net_client_request(cli, "GET", url, NULL, 0, NULL, 0, &r));
+			assert_non_null(strstr((const char *)r.body.data, "smdp_installs_total 1"));
+			net_client_response_clear(&r);
+		}
+		euicc_close(e);
+		net_client_free(cli);
+	}
+
+	/* the outbox: points 3 and 4 of both downloads, to OP1's URL (which
+	 * does not resolve: retried later) ... */
+	size_t pending = 0, delivered = 0;
+	assert_esim(ESIM_OK, smdp_outbox_pending(F.d, &pending));
+	assert_int_equal(pending, 4);
+	struct net_client_config ocfg = {
+	    .ca_file = p[4], .connect_timeout_ms = 2000, .timeout_ms = 4000};
+	assert_esim(ESIM_OK, smdp_outbox_run(F.d, &ocfg, &delivered));
+	assert_int_equal(delivered, 0);
+	assert_esim(ESIM_OK, smdp_outbox_pending(F.d, &pending));
+	assert_int_equal(pending, 4);
+	/* ... and an order of OP3, whose callbacks reach its endpoint */
+	const uint8_t op3_sha[32] = {3, 3, 3};
+	assert_esim(ESIM_OK, smdp_add_operator(F.d, "OP3b", op3_sha, cb_url));
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(SFX_TEMPLATE, &upp, &upp_len));
+	t.name = "OP3TYPE";
+	t.operator_name = "OP3b";
+	t.upp = upp;
+	t.upp_len = upp_len;
+	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
+	free(upp);
+	assert_esim(ESIM_OK, smdp_import_profile(F.d, "OP3TYPE", "89000123459999999992", NULL));
+	char iccid[64], mid[64];
+	assert_esim(ESIM_OK,
+		    smdp_admin_order(F.d, "OP3b", "OP3TYPE", NULL, NULL, NULL, iccid, mid));
+	assert_string_equal(iccid, "89000123459999999992");
+	euicc *e = sfx_euicc(&F, "nist", NULL);
+	struct lpa_driver drv = {sfx_es10, e, sfx_es9, F.d, SFX_FQDN};
+	struct lpa_session s;
+	lpa_session_init(&s, &drv);
+	assert_esim(ESIM_OK, lpa_download(&s, mid, NULL));
+	lpa_session_clear(&s);
+	euicc_close(e);
+	assert_esim(ESIM_OK, smdp_outbox_run(F.d, &ocfg, &delivered));
+	assert_int_equal(delivered, 2);
+	assert_int_equal(atomic_load(&callbacks), 2);
+	assert_esim(ESIM_OK, smdp_outbox_pending(F.d, &pending));
+	assert_int_equal(pending, 4);
+	net_server_stop(srv);
+	net_server_free(srv);
+	sfx_close(&F);
+}
+
+static int group_setup(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof F);
+	sfx_pki(&F);
+	return 0;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	test_rm_rf(F.dir);
+	free(F.dir);
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_https),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
