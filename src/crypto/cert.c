@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "esim/cert.h"
+#include "esim/pki.h"
 #include "esim/util.h"
 
 /* Real RSP certificates are under 1 KiB; this bounds hostile input. */
@@ -377,14 +378,7 @@ esim_err crypto_cert_eid(const crypto_cert *cert, char out[CRYPTO_EID_DIGITS + 1
 
 bool crypto_eid_check_digits(const char *eid)
 {
-	unsigned rem = 0;
-
-	if (eid == NULL || strlen(eid) != CRYPTO_EID_DIGITS ||
-	    !all_digits((const unsigned char *)eid, CRYPTO_EID_DIGITS))
-		return false;
-	for (size_t i = 0; i < CRYPTO_EID_DIGITS; i++)
-		rem = (rem * 10u + (unsigned)(eid[i] - '0')) % 97u;
-	return rem == 1;
+	return crypto_pki_eid_check(eid) == ESIM_OK; /* one implementation of SGP.29 */
 }
 
 esim_err crypto_cert_curve(const crypto_cert *cert, crypto_curve *out)

@@ -59,6 +59,33 @@ esim_err crypto_key_curve(const EVP_PKEY *key, crypto_curve *out)
 	return ESIM_OK;
 }
 
+/* PEM files written by `openssl ecparam -genkey` (the SGP.26 SK_*.pem among
+ * them) carry an "EC PARAMETERS" block in front of the key. The key names its
+ * own curve, so the block adds nothing; OpenSSL's decoder, however, stops at
+ * the first block. Step over any such blocks. */
+static void skip_ec_parameters(const uint8_t **data, size_t *len)
+{
+	static const char begin[] = "-----BEGIN EC PARAMETERS-----";
+	static const char end[] = "-----END EC PARAMETERS-----";
+	const uint8_t *p = *data;
+	size_t n = *len;
+	for (;;) {
+		while (n > 0 && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n'))
+			p++, n--;
+		if (n < sizeof begin - 1 || memcmp(p, begin, sizeof begin - 1) != 0)
+			break;
+		size_t i = sizeof begin - 1;
+		while (i + sizeof end - 1 <= n && memcmp(p + i, end, sizeof end - 1) != 0)
+			i++;
+		if (i + sizeof end - 1 > n)
+			return; /* unterminated: let the decoder report the file */
+		p += i + sizeof end - 1;
+		n -= i + sizeof end - 1;
+		*data = p;
+		*len = n;
+	}
+}
+
 /* Decode with OpenSSL's decoder framework, which autodetects PEM vs DER and
  * the wrapping (PKCS#8, SEC1 "EC PRIVATE KEY", SubjectPublicKeyInfo). */
 static esim_err key_decode(const uint8_t *data, size_t len, int selection, EVP_PKEY **out)
@@ -73,6 +100,7 @@ static esim_err key_decode(const uint8_t *data, size_t len, int selection, EVP_P
 	if (data == NULL || len == 0 || out == NULL)
 		return ESIM_E_ARG;
 	*out = NULL;
+	skip_ec_parameters(&p, &left);
 	dctx = OSSL_DECODER_CTX_new_for_pkey(&pkey, NULL, NULL, "EC", selection, NULL, NULL);
 	if (dctx == NULL)
 		return ESIM_E_CRYPTO_OPENSSL;

@@ -27,30 +27,6 @@ static esim_err load_cert(const char *path, struct euicc_blob blob, crypto_cert 
 	return crypto_cert_load(blob.p, blob.len, out);
 }
 
-/* A private key file; OpenSSL's "EC PARAMETERS" block in front of the key
- * (as in the SGP.26 SK_*.pem files) is skipped. */
-static esim_err load_key_file(const char *path, EVP_PKEY **out)
-{
-	esim_err err = crypto_key_load_private_file(path, out);
-	if (err != ESIM_E_CRYPTO_BAD_KEY)
-		return err;
-	uint8_t *data = NULL;
-	size_t len = 0;
-	err = esim_read_file(path, 64 * 1024, &data, &len);
-	if (err != ESIM_OK)
-		return err;
-	static const char marker[] = "-----BEGIN EC PRIVATE KEY-----";
-	err = ESIM_E_CRYPTO_BAD_KEY;
-	for (size_t i = 0; i + sizeof marker - 1 <= len; i++)
-		if (memcmp(data + i, marker, sizeof marker - 1) == 0) {
-			err = crypto_key_load_private(data + i, len - i, out);
-			break;
-		}
-	esim_wipe(data, len);
-	free(data);
-	return err;
-}
-
 static esim_err load_one(euicc *e, const struct euicc_identity_cfg *c, struct euicc_ident *id)
 {
 	esim_err err = load_cert(c->cert_path, c->cert, &id->cert);
@@ -59,7 +35,7 @@ static esim_err load_one(euicc *e, const struct euicc_identity_cfg *c, struct eu
 	if (err != ESIM_OK)
 		return err;
 	if (c->key_path != NULL) {
-		err = load_key_file(c->key_path, &id->key);
+		err = crypto_key_load_private_file(c->key_path, &id->key);
 		if (err != ESIM_OK)
 			return err;
 	} else if (c->key != NULL) {

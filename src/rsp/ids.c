@@ -13,6 +13,7 @@
 
 #include <openssl/rand.h>
 
+#include "esim/pki.h"
 #include "esim/rsp.h"
 #include "esim/util.h"
 
@@ -154,15 +155,7 @@ esim_err rsp_eid_from_bcd(const uint8_t *bcd, size_t len, char out[RSP_EID_DIGIT
 
 esim_err rsp_eid_check(const char *eid)
 {
-	if (!eid || strlen(eid) != RSP_EID_DIGITS)
-		return ESIM_E_CRYPTO_EID_FORMAT;
-	unsigned rem = 0;
-	for (size_t i = 0; i < RSP_EID_DIGITS; i++) {
-		if (!is_digit(eid[i]))
-			return ESIM_E_CRYPTO_EID_FORMAT;
-		rem = (rem * 10 + (unsigned)(eid[i] - '0')) % 97;
-	}
-	return rem == 1 ? ESIM_OK : ESIM_E_CRYPTO_EID_CHECK_DIGITS;
+	return crypto_pki_eid_check(eid); /* one implementation of SGP.29 */
 }
 
 esim_err rsp_txid_set(rsp_txid *out, const uint8_t *p, size_t len)

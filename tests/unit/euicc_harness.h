@@ -263,21 +263,10 @@ struct h_smdp {
 	uint8_t otpk[RSP_OTPK_LEN];
 };
 
-/* A private key file, skipping an "EC PARAMETERS" block in front (the
- * SGP.26 SK_*.pem files have one). */
+/* A private key file (PEM or DER). */
 static inline void h_load_key(const char *path, EVP_PKEY **out)
 {
-	size_t len;
-	uint8_t *data = test_read(path, &len);
-	const char *m = "-----BEGIN EC PRIVATE KEY-----";
-	size_t off = 0;
-	for (size_t i = 0; i + strlen(m) <= len; i++)
-		if (memcmp(data + i, m, strlen(m)) == 0) {
-			off = i;
-			break;
-		}
-	assert_esim(ESIM_OK, crypto_key_load_private(data + off, len - off, out));
-	free(data);
+	assert_esim(ESIM_OK, crypto_key_load_private_file(path, out));
 }
 
 /* An SM-DP+ with DPauth/DPpb certificates and keys in files, trusting ci. */

@@ -106,6 +106,31 @@ static void test_load_formats(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* `openssl ecparam -genkey` output (as the SGP.26 SK_*.pem files): an
+ * "EC PARAMETERS" block before the key. Regression: the decoder used to stop
+ * at the parameters and report no key. */
+static void test_load_with_ec_parameters(void **state)
+{
+	(void)state;
+	static const char params[] = "-----BEGIN EC PARAMETERS-----\n"
+				     "BggqhkjOPQMBBw==\n"
+				     "-----END EC PARAMETERS-----\n";
+	char buf[1024];
+	EVP_PKEY *k = NULL, *plain = NULL;
+	snprintf(buf, sizeof buf, "%s%s", params, sec1_pem);
+	assert_esim(ESIM_OK, crypto_key_load_private((const uint8_t *)buf, strlen(buf), &k));
+	assert_esim(ESIM_OK,
+		    crypto_key_load_private((const uint8_t *)sec1_pem, strlen(sec1_pem), &plain));
+	assert_int_equal(EVP_PKEY_eq(k, plain), 1);
+	EVP_PKEY_free(k);
+	k = NULL;
+	/* parameters alone are not a key */
+	assert_esim(ESIM_E_CRYPTO_BAD_KEY,
+		    crypto_key_load_private((const uint8_t *)params, strlen(params), &k));
+	assert_null(k);
+	EVP_PKEY_free(plain);
+}
+
 static void test_load_rejects(void **state)
 {
 	(void)state;
@@ -447,6 +472,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_load_formats),
+	    cmocka_unit_test(test_load_with_ec_parameters),
 	    cmocka_unit_test(test_load_rejects),
 	    cmocka_unit_test(test_load_files),
 	    cmocka_unit_test(test_generate_and_points),
