@@ -87,6 +87,10 @@ esim_err smdp_state_parse(const char *name, enum smdp_state *out);
 esim_err smdp_add_operator(smdp *d, const char *name, const uint8_t *cert_sha256,
 			   const char *callback_url);
 
+/* Require an ES2+ bearer token from the operator (by name), besides its
+ * client certificate; only its SHA-256 is kept. token NULL: none. */
+esim_err smdp_set_operator_token(smdp *d, const char *name, const char *token);
+
 /* A profile type: a SAIP template (UPP) owned by an operator, with the
  * metadata shown to the user. profile_class is 0 test, 1 provisioning,
  * 2 operational; ppr the profilePolicyRules bits (0: none). */
@@ -99,16 +103,40 @@ struct smdp_profile_type {
 	const char *profile_name;
 	int profile_class;
 	uint32_t ppr;
+	/* Bind with profile protection keys (digest 7.8): the package is
+	 * protected with fresh PPK-ENC / PPK-MAC, which travel to the eUICC in
+	 * ReplaceSessionKeys (A2), instead of with the session keys. */
+	bool ppk;
 };
 esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t);
 
-/* Import one profile of a type (ICCID personalised into the template;
- * IMSI kept as inventory data). State Available. */
+/* Import one profile of a type (ICCID personalised into the template; the
+ * IMSI kept as inventory data and written into EF.IMSI where the template
+ * has one). State Available. */
 esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const char *imsi);
 /* Import a CSV batch: lines "ICCID,IMSI[,Ki,OPc]" ('#' comments, an
- * optional header line starting with "iccid"). *count: profiles added.
- * All or nothing. */
+ * optional header line starting with "iccid"). Each profile is
+ * personalised with its ICCID, IMSI, Ki and OPc (smdp_personalise_upp);
+ * Ki and OPc are kept nowhere else. *count: profiles added. All or
+ * nothing. */
 esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len, size_t *count);
+
+/* Personalisation of a profile package (digest 13.4), in place: imsi
+ * (6..15 digits) into EF.IMSI of the usim element, ki and opc (16 bytes
+ * each) into every akaParameter element. Any of the three may be NULL.
+ * Only fixed-size fields are rewritten; *done tells which values found a
+ * place (SMDP_PERS_* bits): a template without a usim or akaParameter
+ * element is left alone. ESIM_E_ARG for a malformed IMSI. */
+#define SMDP_PERS_IMSI 1u
+#define SMDP_PERS_KI   2u
+#define SMDP_PERS_OPC  4u
+esim_err smdp_personalise_upp(uint8_t *upp, size_t len, const char *imsi, const uint8_t *ki,
+			      const uint8_t *opc, unsigned *done);
+/* The IMSI digits of an EF.IMSI content (9 bytes) into out. */
+esim_err smdp_imsi_decode(const uint8_t ef[9], char out[16]);
+/* Admin: the personalised package of an ICCID (*upp malloc'd; it holds the
+ * profile's keys: the caller wipes and frees it). */
+esim_err smdp_profile_upp(smdp *d, const char *iccid, uint8_t **upp, size_t *len);
 
 /* The pinned client-certificate SHA-256 of every operator, for the ES2+
  * listener (*pins malloc'd, caller frees). */
@@ -149,10 +177,23 @@ esim_err smdp_tr_make_unavailable(smdp *d, const char *iccid); /* any -> Unavail
  * 204) out. Protocol faults (unknown function) give 404. */
 esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len, int *status,
 		  char **out);
+/* ES9+ in the ASN.1 binding: body is a RemoteProfileProvisioningRequest
+ * (A2 { BF39 | BF3B | BF3A | BF41 | BF3D ... }); it runs the same handler as
+ * smdp_es9() and gives *status 200 with *out (malloc'd DER
+ * RemoteProfileProvisioningResponse, *out_len bytes), 204 (handleNotification,
+ * no body) or 400 (not a request of an ES9+ function, no body). */
+esim_err smdp_es9_asn1(smdp *d, const uint8_t *body, size_t len, int *status, uint8_t **out,
+		       size_t *out_len);
 /* One ES2+ function ("downloadOrder", ...). client_sha256 is the SHA-256 of
  * the caller's TLS client certificate (NULL when none: refused). */
 esim_err smdp_es2(smdp *d, const char *function, const uint8_t *client_sha256, const uint8_t *body,
 		  size_t len, int *status, char **out);
+/* smdp_es2 with the request's Authorization header (NULL when absent):
+ * an operator with a bearer token (smdp_set_operator_token) must also send
+ * "Bearer <token>", else 1.1.1 / 1.2. */
+esim_err smdp_es2_auth(smdp *d, const char *function, const uint8_t *client_sha256,
+		       const char *authorization, const uint8_t *body, size_t len, int *status,
+		       char **out);
 
 /* Deliver due HandleDownloadProgressInfo callbacks from the outbox (one
  * pass). client_cfg configures the TLS client (trust, client cert);
@@ -162,7 +203,8 @@ esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, si
 /* Callbacks waiting (not yet delivered). */
 esim_err smdp_outbox_pending(smdp *d, size_t *out);
 
-/* Routes on srv: POST /gsma/rsp2/es9plus/<fn> on es9_listener and POST
+/* Routes on srv: POST /gsma/rsp2/es9plus/<fn> and POST /gsma/rsp2/asn1 on
+ * es9_listener, POST
  * /gsma/rsp2/es2plus/<fn> on es2_listener (-1: every listener), GET
  * /metrics on every listener. d is borrowed and must outlive srv. */
 esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_listener);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -509,29 +510,58 @@ static esim_err es2_tx(store *s, void *arg)
 }
 
 static esim_err find_operator(store *s, const uint8_t *sha, int64_t *id, char *name, size_t n,
-			      bool *found)
+			      char token_hex[65], bool *found)
 {
 	char hex[65];
 	smdp_sha_hex(sha, hex);
 	store_stmt *st;
-	esim_err err =
-	    store_prepare(s, "SELECT id, name FROM smdp_operators WHERE cert_sha256 = ?1", &st);
+	esim_err err = store_prepare(
+	    s, "SELECT id, name, token_sha256 FROM smdp_operators WHERE cert_sha256 = ?1", &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, hex);
 	bool row;
 	err = store_step(st, &row);
 	*found = err == ESIM_OK && row;
+	token_hex[0] = '\0';
 	if (*found) {
 		*id = store_col_int64(st, 0);
 		snprintf(name, n, "%s", store_col_text(st, 1));
+		const char *t = store_col_text(st, 2);
+		if (t)
+			snprintf(token_hex, 65, "%s", t);
 	}
 	store_finalize(st);
 	return err;
 }
 
+/* An "Authorization: Bearer <token>" value matches the operator's token
+ * (kept as its SHA-256 only). */
+static bool bearer_ok(const char *authorization, const char *token_hex)
+{
+	if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
+		return false;
+	const char *tok = authorization + 7;
+	while (*tok == ' ')
+		tok++;
+	uint8_t sha[32];
+	unsigned hl = 0;
+	char hex[65];
+	if (EVP_Digest(tok, strlen(tok), sha, &hl, EVP_sha256(), NULL) != 1)
+		return false;
+	smdp_sha_hex(sha, hex);
+	return esim_ct_equal(hex, token_hex, 64);
+}
+
 esim_err smdp_es2(smdp *d, const char *function, const uint8_t *client_sha256, const uint8_t *body,
 		  size_t len, int *status, char **out)
+{
+	return smdp_es2_auth(d, function, client_sha256, NULL, body, len, status, out);
+}
+
+esim_err smdp_es2_auth(smdp *d, const char *function, const uint8_t *client_sha256,
+		       const char *authorization, const uint8_t *body, size_t len, int *status,
+		       char **out)
 {
 	if (!d || !function || !status || !out)
 		return ESIM_E_ARG;
@@ -566,12 +596,18 @@ esim_err smdp_es2(smdp *d, const char *function, const uint8_t *client_sha256, c
 	if ((err = smdp_store_get(d, &s)) != ESIM_OK)
 		goto done;
 	bool found = false;
+	char token_hex[65] = "";
 	if (client_sha256 && (err = find_operator(s, client_sha256, &c.op_id, op_name,
-						  sizeof op_name, &found)) != ESIM_OK)
+						  sizeof op_name, token_hex, &found)) != ESIM_OK)
 		goto done;
 	if (!found || strcmp(fri, op_name) != 0) {
 		/* (impl) function requester: not allowed */
 		st = SMDP_FAIL("1.1.1", "1.2", "caller not authorised as this requester");
+		goto answer;
+	}
+	if (token_hex[0] && !bearer_ok(authorization, token_hex)) {
+		/* (impl) a configured bearer token is a second credential */
+		st = SMDP_FAIL("1.1.1", "1.2", "bearer token missing or wrong");
 		goto answer;
 	}
 	c.req = req;

@@ -460,6 +460,61 @@ static uint64_t forbidden_ppr(der_span info2)
 	return 0;
 }
 
+/* What EUICCInfo2 says about the eUICC's room for a profile (digest 4.3):
+ * the SAIP version it supports (81) and its free non-volatile memory (82
+ * inside extCardResource 84). has_* false when the eUICC does not say. */
+struct info2_caps {
+	bool has_saip, has_free;
+	unsigned saip_major, saip_minor;
+	uint64_t free_nvm;
+};
+
+static void parse_info2_caps(der_span info2, struct info2_caps *out)
+{
+	memset(out, 0, sizeof *out);
+	der_cursor top, in;
+	der_cursor_init(&top, info2.p, info2.len);
+	if (der_get_sequence(&top, 0xBF22, &in) != ESIM_OK)
+		return;
+	der_element e;
+	esim_err err;
+	while (der_next_child(&in, &e, &err)) {
+		if (e.tag == 0x81 && e.value.len == 3) {
+			out->has_saip = true;
+			out->saip_major = e.value.p[0];
+			out->saip_minor = e.value.p[1];
+		} else if (e.tag == 0x84) {
+			der_cursor ext = der_cursor_of(e.value);
+			der_element r;
+			esim_err e2;
+			while (der_next_child(&ext, &r, &e2)) {
+				if (r.tag != 0x82 || r.value.len == 0 || r.value.len > 8)
+					continue;
+				uint64_t v = 0;
+				for (size_t i = 0; i < r.value.len; i++)
+					v = v << 8 | r.value.p[i];
+				out->has_free = true;
+				out->free_nvm = v;
+			}
+		}
+	}
+}
+
+/* The SAIP version in a package's ProfileHeader (digest 13.3). */
+static bool upp_saip_version(const uint8_t *upp, size_t len, unsigned *major, unsigned *minor)
+{
+	der_cursor top, hdr;
+	der_cursor_init(&top, upp, len);
+	uint64_t ma = 0, mi = 0;
+	if (der_get_sequence(&top, 0xA0, &hdr) != ESIM_OK ||
+	    der_get_uint64(&hdr, 0x80, &ma) != ESIM_OK ||
+	    der_get_uint64(&hdr, 0x81, &mi) != ESIM_OK || ma > 255 || mi > 255)
+		return false;
+	*major = (unsigned)ma;
+	*minor = (unsigned)mi;
+	return true;
+}
+
 /* What the order resolution hands to the crypto outside the transaction. */
 struct auth_tx {
 	smdp *d;
@@ -468,6 +523,7 @@ struct auth_tx {
 	bool has_mid;
 	char mid[128];
 	uint64_t forbidden;
+	struct info2_caps caps;
 	time_t now;
 	/* out */
 	struct smdp_status st;
@@ -525,7 +581,7 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	}
 	const char *cols =
 	    "SELECT o.id, o.eid, o.expires, o.attempts, o.cc_hash, o.bound_otpk, p.id, p.state,"
-	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr FROM smdp_orders o"
+	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr, p.upp FROM smdp_orders o"
 	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 	    " ON t.id = p.type_id WHERE o.open = 1 AND ";
 	char sql[700];
@@ -566,6 +622,10 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	snprintf(a->name, sizeof a->name, "%s", store_col_text(st, 10));
 	a->pclass = (int)store_col_int64(st, 11);
 	a->ppr = (uint32_t)store_col_int64(st, 12);
+	size_t upp_len = 0;
+	const uint8_t *upp = store_col_blob(st, 13, &upp_len);
+	unsigned pmaj = 0, pmin = 0;
+	bool has_ver = upp && upp_saip_version(upp, upp_len, &pmaj, &pmin);
 	bool eid_mismatch = oeid && strcmp(oeid, a->eid) != 0;
 	store_finalize(st);
 	if (eid_mismatch) {
@@ -599,10 +659,19 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	store_finalize(st);
 	if (err != ESIM_OK)
 		return err;
-	if (a->forbidden & a->ppr) {
+	/* eligibility (digest 6.3 step 10): the eUICC must support the
+	 * package's SAIP version, allow its PPRs, and have room for it (the
+	 * package size is a lower bound of what installing it takes) */
+	if (has_ver && a->caps.has_saip &&
+	    (pmaj > a->caps.saip_major ||
+	     (pmaj == a->caps.saip_major && pmin > a->caps.saip_minor)))
+		a->st = SMDP_FAIL("8.2.5", "4.3", "profile version not supported by the eUICC");
+	else if (a->forbidden & a->ppr)
 		a->st = SMDP_FAIL("8.2.5", "4.3", "profile policy rules forbidden by the eUICC");
+	else if (a->caps.has_free && a->caps.free_nvm < upp_len)
+		a->st = SMDP_FAIL("8.1", "4.8", "insufficient memory on the eUICC");
+	if (a->st.subject)
 		return smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
-	}
 	return ESIM_OK;
 }
 
@@ -682,6 +751,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	a.eid = eid;
 	a.now = smdp_now(d);
 	a.forbidden = forbidden_ppr(r.euicc_info2);
+	parse_info2_caps(r.euicc_info2, &a.caps);
 	if (r.has_matching_id && r.matching_id.len > 0) {
 		if (r.matching_id.len >= sizeof a.mid) {
 			x->st = SMDP_FAIL("8.2.6", "3.8", "matchingId refused");
@@ -763,6 +833,7 @@ struct bpp_tx {
 	uint32_t ppr;
 	uint8_t *upp;
 	size_t upp_len;
+	bool ppk;	  /* the type binds with profile protection keys */
 	uint8_t *old_bpp; /* same otPK: the package bound before */
 	size_t old_bpp_len;
 	/* phase 2 in */
@@ -774,6 +845,8 @@ static esim_err bpp_tx1(store *s, void *arg)
 {
 	struct bpp_tx *a = arg;
 	a->st = SMDP_OK_STATUS;
+	if (a->upp)
+		esim_wipe(a->upp, a->upp_len);
 	free(a->upp);
 	free(a->old_bpp);
 	a->upp = a->old_bpp = NULL;
@@ -781,7 +854,8 @@ static esim_err bpp_tx1(store *s, void *arg)
 	esim_err err = store_prepare(
 	    s,
 	    "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id, p.state,"
-	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr FROM smdp_orders o"
+	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk"
+	    " FROM smdp_orders o"
 	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 	    " ON t.id = p.type_id WHERE o.id = ?1 {{FOR_UPDATE}}",
 	    &st);
@@ -831,6 +905,7 @@ static esim_err bpp_tx1(store *s, void *arg)
 	snprintf(a->name, sizeof a->name, "%s", store_col_text(st, 11));
 	a->pclass = (int)store_col_int64(st, 12);
 	a->ppr = (uint32_t)store_col_int64(st, 13);
+	a->ppk = store_col_int64(st, 14) != 0;
 	store_finalize(st);
 	if (!a->upp)
 		return ESIM_E_NOMEM;
@@ -1040,6 +1115,10 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 		err = build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
 		if (err == ESIM_OK)
 			err = rsp_eid_to_bcd(ss.eid, eid_bcd);
+		/* fresh profile protection keys for this binding (digest 7.8) */
+		struct rsp_bpp_ppk ppk;
+		if (err == ESIM_OK && a.ppk && RAND_bytes((uint8_t *)&ppk, sizeof ppk) != 1)
+			err = ESIM_E_CRYPTO_RANDOM;
 		if (err == ESIM_OK) {
 			struct rsp_bpp_params bp = {
 			    .dp_pb_key = id->dppb_key,
@@ -1053,8 +1132,10 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 			    .metadata_len = meta_len,
 			    .upp = a.upp,
 			    .upp_len = a.upp_len,
+			    .ppk = a.ppk ? &ppk : NULL,
 			};
 			err = rsp_bpp_build(&bp, &bpp, &bpp_len);
+			esim_wipe(&ppk, sizeof ppk);
 			if (err == ESIM_E_CRYPTO_BAD_POINT) {
 				x->st = BADFIELD;
 				err = delete_session(s, ss.txid_hex);
@@ -1082,6 +1163,8 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 		  a.old_bpp != NULL, bpp_len);
 out:
 	crypto_cert_free(euicc);
+	if (a.upp)
+		esim_wipe(a.upp, a.upp_len); /* holds the profile's keys */
 	free(a.upp);
 	free(a.old_bpp);
 	free(pdr);

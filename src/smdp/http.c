@@ -1,5 +1,6 @@
 /*
- * The SM-DP+ on HTTP: routes for ES9+ (digest 5.1) and ES2+ (digest 9.2)
+ * The SM-DP+ on HTTP: routes for ES9+ (digest 5.1; JSON, and the ASN.1
+ * binding on /gsma/rsp2/asn1) and ES2+ (digest 9.2)
  * on a net_server, the SGP.22 response headers, and /metrics. The
  * handlers themselves are transport-free (es9.c, es2.c).
  */
@@ -56,6 +57,22 @@ static esim_err bad_content_type(smdp *d, net_response *resp)
 	return reply(resp, 200, out);
 }
 
+/* (impl) function requester with an expired (6.3) or otherwise unusable
+ * (6.1) client certificate. */
+static esim_err refuse_client_cert(smdp *d, net_response *resp, esim_err why)
+{
+	struct smdp_status st = why == ESIM_E_CERT_EXPIRED
+				    ? SMDP_FAIL("1.1.1", "6.3", "client certificate expired")
+				    : SMDP_FAIL("1.1.1", "6.1", "client certificate not valid now");
+	atomic_fetch_add(&d->fail_es2, 1);
+	smdp_logf(d, "es2_refused", "why=%s", esim_errname(why));
+	char *out = NULL;
+	esim_err err = smdp_json_finish(d, smdp_json_header(&st), &st, &out);
+	if (err != ESIM_OK)
+		return err;
+	return reply(resp, 200, out);
+}
+
 static esim_err es9_handler(const net_request *req, net_response *resp, void *arg)
 {
 	smdp *d = arg;
@@ -70,16 +87,52 @@ static esim_err es9_handler(const net_request *req, net_response *resp, void *ar
 	return reply(resp, status, out);
 }
 
+/* The ASN.1 binding: one URL for every ES9+ function (asn1.c). */
+static esim_err asn1_handler(const net_request *req, net_response *resp, void *arg)
+{
+	smdp *d = arg;
+	const char *ct = net_request_header(req, "Content-Type");
+	size_t n = strlen(NET_CONTENT_TYPE_ASN1);
+	int status = 400;
+	uint8_t *out = NULL;
+	size_t out_len = 0;
+	esim_err err = ESIM_OK;
+	if (ct && strncasecmp(ct, NET_CONTENT_TYPE_ASN1, n) == 0 &&
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' '))
+		err = smdp_es9_asn1(d, req->body, req->body_len, &status, &out, &out_len);
+	if (err == ESIM_OK)
+		err = net_response_set(resp, status, status == 200 ? NET_CONTENT_TYPE_ASN1 : NULL);
+	if (err == ESIM_OK && out)
+		err = net_response_append(resp, out, out_len);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, "X-Admin-Protocol", NET_ADMIN_PROTOCOL);
+	free(out);
+	return err;
+}
+
 static esim_err es2_handler(const net_request *req, net_response *resp, void *arg)
 {
 	smdp *d = arg;
 	const char *fn = req->path + strlen(ES2_PREFIX);
 	if (!json_content_type(req))
 		return bad_content_type(d, resp);
+	/* A pinned certificate passes the handshake whatever its validity
+	 * (net_server accepts it as itself); an expired or not yet valid one
+	 * is still no credential (digest 9.2), so the caller is refused here. */
+	if (req->has_client_cert) {
+		crypto_cert *c = NULL;
+		esim_err ce = crypto_cert_load(req->client_cert_der, req->client_cert_der_len, &c);
+		if (ce == ESIM_OK)
+			ce = crypto_cert_check_time(c, smdp_now(d));
+		crypto_cert_free(c);
+		if (ce != ESIM_OK)
+			return refuse_client_cert(d, resp, ce);
+	}
 	int status = 500;
 	char *out = NULL;
-	esim_err err = smdp_es2(d, fn, req->has_client_cert ? req->client_cert_sha256 : NULL,
-				req->body, req->body_len, &status, &out);
+	esim_err err = smdp_es2_auth(d, fn, req->has_client_cert ? req->client_cert_sha256 : NULL,
+				     net_request_header(req, "Authorization"), req->body,
+				     req->body_len, &status, &out);
 	if (err != ESIM_OK)
 		return err;
 	return reply(resp, status, out);
@@ -112,6 +165,9 @@ esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_lis
 		snprintf(path, sizeof path, "%s%s", ES2_PREFIX, es2_functions[i]);
 		err = net_server_add_route(srv, es2_listener, "POST", path, es2_handler, d);
 	}
+	if (err == ESIM_OK)
+		err = net_server_add_route(srv, es9_listener, "POST", "/gsma/rsp2/asn1",
+					   asn1_handler, d);
 	if (err == ESIM_OK)
 		err = net_server_add_route(srv, -1, "GET", "/metrics", metrics_handler, d);
 	return err;

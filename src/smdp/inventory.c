@@ -7,14 +7,17 @@
  * both win, and each leaves a line in the ICCID's history.
  *
  * Personalisation: the ICCID is written into the ProfileHeader and EF.ICCID
- * (rsp_saip_personalise_iccid). IMSI is kept as inventory data; Ki and OPc
- * from a batch are checked for form and then wiped, not stored: writing
- * them into the akaParameter element is not implemented (see docs/smdp.md).
+ * (rsp_saip_personalise_iccid), the IMSI into EF.IMSI and Ki / OPc into the
+ * akaParameter elements (personalise.c) where the template has them. The
+ * IMSI is also kept as inventory data; Ki and OPc live only inside the
+ * personalised package, and every other copy is wiped.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "esim/rsp_saip.h"
 #include "smdp_int.h"
@@ -240,6 +243,36 @@ esim_err smdp_add_operator(smdp *d, const char *name, const uint8_t *cert_sha256
 	return err;
 }
 
+esim_err smdp_set_operator_token(smdp *d, const char *name, const char *token)
+{
+	if (!d || !name || (token && !*token))
+		return ESIM_E_ARG;
+	char hex[65];
+	if (token) {
+		uint8_t sha[32];
+		unsigned hl = 0;
+		if (EVP_Digest(token, strlen(token), sha, &hl, EVP_sha256(), NULL) != 1)
+			return ESIM_E_CRYPTO_OPENSSL;
+		smdp_sha_hex(sha, hex);
+	}
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	err = store_prepare(s, "UPDATE smdp_operators SET token_sha256 = ?1 WHERE name = ?2", &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, token ? hex : NULL);
+		store_bind_text(st, 2, name);
+		err = store_run(st);
+		if (err == ESIM_OK && store_changes(s) != 1)
+			err = ESIM_E_SMDP_UNKNOWN;
+		store_finalize(st);
+	}
+	smdp_store_put(d, s);
+	return err;
+}
+
 static esim_err lookup_id(store *s, const char *sql, const char *key, int64_t *id)
 {
 	store_stmt *st;
@@ -276,7 +309,7 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 		err = store_prepare(
 		    s,
 		    "INSERT INTO smdp_profile_types (name, operator_id, template, spn,"
-		    " profile_name, profile_class, ppr) VALUES (?1,?2,?3,?4,?5,?6,?7)",
+		    " profile_name, profile_class, ppr, ppk) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
 		    &st);
 	if (err == ESIM_OK) {
 		store_bind_text(st, 1, t->name);
@@ -286,6 +319,7 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 		store_bind_text(st, 5, t->profile_name);
 		store_bind_int64(st, 6, t->profile_class);
 		store_bind_int64(st, 7, t->ppr);
+		store_bind_int64(st, 8, t->ppk ? 1 : 0);
 		err = store_run(st);
 	}
 	store_finalize(st);
@@ -298,6 +332,8 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 struct import_item {
 	char iccid[RSP_ICCID_TEXT_MAX];
 	char imsi[16];
+	uint8_t ki[16], opc[16]; /* secret */
+	bool has_ki, has_opc;
 };
 
 struct import_arg {
@@ -345,9 +381,23 @@ static esim_err import_fn(store *s, void *arg)
 	for (size_t i = 0; err == ESIM_OK && i < a->n; i++) {
 		uint8_t *upp = NULL;
 		size_t upp_len = 0;
-		err = rsp_saip_personalise_iccid(tmpl, tmpl_len, a->items[i].iccid, &upp, &upp_len);
+		const struct import_item *it = &a->items[i];
+		err = rsp_saip_personalise_iccid(tmpl, tmpl_len, it->iccid, &upp, &upp_len);
 		if (err != ESIM_OK)
 			break;
+		unsigned done = 0;
+		err = smdp_personalise_upp(upp, upp_len, it->imsi[0] ? it->imsi : NULL,
+					   it->has_ki ? it->ki : NULL, it->has_opc ? it->opc : NULL,
+					   &done);
+		if (err != ESIM_OK) {
+			esim_wipe(upp, upp_len);
+			free(upp);
+			break;
+		}
+		char detail[200];
+		snprintf(detail, sizeof detail, "%s personalised: iccid%s%s%s", a->type,
+			 done & SMDP_PERS_IMSI ? " imsi" : "", done & SMDP_PERS_KI ? " ki" : "",
+			 done & SMDP_PERS_OPC ? " opc" : "");
 		store_reset(ins);
 		store_bind_text(ins, 1, a->items[i].iccid);
 		store_bind_text(ins, 2, a->items[i].imsi[0] ? a->items[i].imsi : NULL);
@@ -356,9 +406,10 @@ static esim_err import_fn(store *s, void *arg)
 		store_bind_int64(ins, 5, (int64_t)a->now);
 		int64_t id;
 		err = store_run_id(ins, &id);
+		esim_wipe(upp, upp_len);
 		free(upp);
 		if (err == ESIM_OK)
-			err = smdp_db_history(s, id, a->now, "import", a->type);
+			err = smdp_db_history(s, id, a->now, "import", detail);
 	}
 	store_finalize(ins);
 	free(tmpl);
@@ -407,7 +458,8 @@ esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const
 		return ESIM_E_RSP_BAD_ICCID;
 	if (imsi && !all_digits(imsi, 6, 15))
 		return ESIM_E_ARG;
-	struct import_item it = {{0}, {0}};
+	struct import_item it;
+	memset(&it, 0, sizeof it);
 	snprintf(it.iccid, sizeof it.iccid, "%s", iccid);
 	if (imsi)
 		snprintf(it.imsi, sizeof it.imsi, "%s", imsi);
@@ -480,6 +532,14 @@ esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len,
 		snprintf(items[n].iccid, sizeof items[n].iccid, "%s", f[0]);
 		if (nf >= 2)
 			snprintf(items[n].imsi, sizeof items[n].imsi, "%s", f[1]);
+		if (nf >= 3 && *f[2]) {
+			esim_hex_decode_fixed(f[2], items[n].ki, 16);
+			items[n].has_ki = true;
+		}
+		if (nf == 4 && *f[3]) {
+			esim_hex_decode_fixed(f[3], items[n].opc, 16);
+			items[n].has_opc = true;
+		}
 		n++;
 	}
 	esim_wipe(text, len); /* Ki / OPc */
@@ -488,6 +548,8 @@ esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len,
 		err = ESIM_E_SMDP_CSV;
 	if (err == ESIM_OK)
 		err = import_items(d, type, items, n);
+	if (items)
+		esim_wipe(items, cap * sizeof *items);
 	free(items);
 	if (err == ESIM_OK && count)
 		*count = n;
@@ -495,6 +557,39 @@ esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len,
 }
 
 /* ---- queries -------------------------------------------------------------------- */
+
+esim_err smdp_profile_upp(smdp *d, const char *iccid, uint8_t **upp, size_t *len)
+{
+	if (!d || !iccid || !upp || !len)
+		return ESIM_E_ARG;
+	*upp = NULL;
+	*len = 0;
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	err = store_prepare(s, "SELECT upp FROM smdp_profiles WHERE iccid = ?1", &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, iccid);
+		bool row;
+		err = store_step(st, &row);
+		if (err == ESIM_OK && !row)
+			err = ESIM_E_NOT_FOUND;
+		size_t n = 0;
+		const uint8_t *p = err == ESIM_OK ? store_col_blob(st, 0, &n) : NULL;
+		if (err == ESIM_OK && (*upp = malloc(n ? n : 1)) == NULL)
+			err = ESIM_E_NOMEM;
+		if (err == ESIM_OK) {
+			if (n)
+				memcpy(*upp, p, n);
+			*len = n;
+		}
+		store_finalize(st);
+	}
+	smdp_store_put(d, s);
+	return err;
+}
 
 esim_err smdp_profile_state(smdp *d, const char *iccid, enum smdp_state *out)
 {

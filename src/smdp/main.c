@@ -38,8 +38,11 @@ static void usage(void)
 	    "  serve                      run the SM-DP+\n"
 	    "  add-operator NAME CERT [CALLBACK_URL]\n"
 	    "                             register an operator, pinning its ES2+ client cert\n"
-	    "  add-type NAME OPERATOR UPP SPN PROFILE_NAME\n"
-	    "                             add a profile type from a SAIP template (DER file)\n"
+	    "  set-token OPERATOR         require an ES2+ bearer token (read from stdin;\n"
+	    "                             an empty line removes it)\n"
+	    "  add-type NAME OPERATOR UPP SPN PROFILE_NAME [ppk]\n"
+	    "                             add a profile type from a SAIP template (DER file);\n"
+	    "                             ppk: bind with profile protection keys\n"
 	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line\n"
 	    "  order OPERATOR TYPE [EID [CC]]\n"
 	    "                             create and release an order; prints the activation code\n"
@@ -402,6 +405,26 @@ static int cmd_add_operator(smdp *d, char **pos, int n)
 	return 0;
 }
 
+/* The token comes on stdin, not argv, so that it never shows in ps. */
+static int cmd_set_token(smdp *d, char **pos, int n)
+{
+	if (n < 1) {
+		usage();
+		return 2;
+	}
+	char line[512];
+	if (!fgets(line, sizeof line, stdin))
+		line[0] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
+	esim_err err = smdp_set_operator_token(d, pos[0], line[0] ? line : NULL);
+	esim_wipe(line, sizeof line);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: set-token: %s\n", esim_strerror(err));
+		return 1;
+	}
+	return 0;
+}
+
 static int cmd_add_type(smdp *d, char **pos, int n)
 {
 	if (n < 5) {
@@ -420,6 +443,7 @@ static int cmd_add_type(smdp *d, char **pos, int n)
 		    .spn = pos[3],
 		    .profile_name = pos[4],
 		    .profile_class = 2,
+		    .ppk = n > 5 && strcmp(pos[5], "ppk") == 0,
 		};
 		err = smdp_add_profile_type(d, &t);
 	}
@@ -523,6 +547,8 @@ int main(int argc, char **argv)
 		rc = cmd_add_operator(d, pos, npos);
 	else if (strcmp(cmd, "add-type") == 0)
 		rc = cmd_add_type(d, pos, npos);
+	else if (strcmp(cmd, "set-token") == 0)
+		rc = cmd_set_token(d, pos, npos);
 	else if (strcmp(cmd, "import") == 0)
 		rc = cmd_import(d, pos, npos);
 	else if (strcmp(cmd, "order") == 0)

@@ -53,6 +53,10 @@ static const char *const migrations[] = {
     "CREATE TABLE smdp_calls ("
     " operator_id {{INT}} NOT NULL, call_id TEXT NOT NULL, function TEXT NOT NULL,"
     " response TEXT NOT NULL, PRIMARY KEY (operator_id, call_id));",
+    /* 2: profile types bound with profile protection keys (digest 7.8), and
+     * the SHA-256 of an operator's ES2+ bearer token */
+    "ALTER TABLE smdp_profile_types ADD COLUMN ppk {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE smdp_operators ADD COLUMN token_sha256 TEXT;",
 };
 
 esim_err smdp_schema_migrate(store *s)

@@ -3,7 +3,8 @@
  * listener, each with its DPtls identity, driven by the test LPA through
  * net_client; ES2+ with mutual TLS pinned to the operator's certificate
  * (an unknown certificate is refused in the handshake); /metrics; and the
- * HandleDownloadProgressInfo outbox delivered to an operator endpoint.
+ * HandleDownloadProgressInfo outbox delivered to an operator endpoint;
+ * pinned operator certificates outside their validity refused for ES2+.
  */
 #include <stdatomic.h>
 
@@ -124,6 +125,22 @@ static void test_https(void **state)
 	assert_non_null(strstr((const char *)r.body.data, "\"iccid\":\"89000123459999999991\""));
 	assert_string_equal(r.admin_protocol, NET_ADMIN_PROTOCOL);
 	net_client_response_clear(&r);
+	/* with a bearer token configured, the Authorization header is needed
+	 * too: without it 1.1.1 / 1.2; with it the call gets past the caller
+	 * checks (and finds no profile left: 8.2.5 / 3.7) */
+	assert_esim(ESIM_OK, smdp_set_operator_token(F.d, "ACME", "tok-123"));
+	const char *body2 = "{\"header\":{\"functionRequesterIdentifier\":\"ACME\","
+			    "\"functionCallIdentifier\":\"h2\"},\"profileType\":\"ACMETYPE\"}";
+	assert_esim(ESIM_OK, net_client_post_json(op, url, body2, strlen(body2), &r));
+	assert_non_null(strstr((const char *)r.body.data, "\"subjectCode\":\"1.1.1\""));
+	net_client_response_clear(&r);
+	const struct net_header bh[2] = {{"Content-Type", "application/json"},
+					 {"Authorization", "Bearer tok-123"}};
+	assert_esim(ESIM_OK, net_client_request(op, "POST", url, bh, 2, (const uint8_t *)body2,
+						strlen(body2), &r));
+	assert_non_null(strstr((const char *)r.body.data, "\"subjectCode\":\"8.2.5\""));
+	assert_non_null(strstr((const char *)r.body.data, "\"reasonCode\":\"3.7\""));
+	net_client_response_clear(&r);
 	net_client_free(op);
 	/* an unknown client certificate never reaches the handler */
 	ccfg.client_cert_file = p[8];
@@ -216,6 +233,126 @@ static void test_https(void **state)
 	sfx_close(&F);
 }
 
+/* Write an issued certificate and its key as PEM files. */
+static void write_pem(const struct crypto_issued *it, const char *cert_path, const char *key_path)
+{
+	esim_buf c = ESIM_BUF_INIT, k = ESIM_BUF_INIT;
+	assert_esim(ESIM_OK, crypto_pki_cert_pem(it->der, it->der_len, &c));
+	assert_esim(ESIM_OK, crypto_pki_key_pem(it->key, &k));
+	FILE *f = fopen(cert_path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(c.data, 1, c.len, f), c.len);
+	fclose(f);
+	f = fopen(key_path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(k.data, 1, k.len, f), k.len);
+	fclose(f);
+	esim_buf_free(&c);
+	esim_buf_wipe_free(&k);
+}
+
+/* A pinned operator certificate that has expired (or is not yet valid)
+ * passes the TLS handshake (pins ignore validity) but ES2+ refuses the
+ * caller with 1.1.1 / 6.3 (6.1), and nothing is ordered. */
+static void test_es2_expired_pin(void **state)
+{
+	(void)state;
+	char p[8][700];
+	snprintf(p[0], 700, "%s/nist/dptls.pem", F.pki);
+	snprintf(p[1], 700, "%s/nist/dptls.key.pem", F.pki);
+	snprintf(p[2], 700, "%s/nist/ci.pem", F.pki);
+	snprintf(p[3], 700, "%s/nist/ci.der", F.pki);
+	snprintf(p[4], 700, "%s/nist/ci.key.pem", F.pki);
+	snprintf(p[5], 700, "%s/oldop.pem", F.dir);
+	snprintf(p[6], 700, "%s/oldop.key.pem", F.dir);
+	snprintf(p[7], 700, "%s/newop.pem", F.dir);
+	char newkey[700];
+	snprintf(newkey, sizeof newkey, "%s/newop.key.pem", F.dir);
+	sfx_open_smdp(&F, NULL, 2);
+	size_t ci_len;
+	uint8_t *ci = test_read(p[3], &ci_len);
+	EVP_PKEY *ci_key = NULL;
+	assert_esim(ESIM_OK, crypto_key_load_private_file(p[4], &ci_key));
+	time_t now = time(NULL);
+	struct crypto_issue_params ip = {
+	    .kind = CRYPTO_ISSUE_OPERATOR,
+	    .curve = CRYPTO_CURVE_P256,
+	    .common_name = "old.operator.test",
+	    .issuer_der = ci,
+	    .issuer_der_len = ci_len,
+	    .issuer_key = ci_key,
+	    .not_before = now - 3 * 86400,
+	    .not_after = now - 86400,
+	};
+	struct crypto_issued old, fut;
+	assert_esim(ESIM_OK, crypto_issue(&ip, &old));
+	ip.common_name = "future.operator.test";
+	ip.not_before = now + 86400;
+	ip.not_after = now + 3 * 86400;
+	assert_esim(ESIM_OK, crypto_issue(&ip, &fut));
+	write_pem(&old, p[5], p[6]);
+	write_pem(&fut, p[7], newkey);
+	uint8_t pins[2][32];
+	unsigned hl;
+	assert_int_equal(EVP_Digest(old.der, old.der_len, pins[0], &hl, EVP_sha256(), NULL), 1);
+	assert_int_equal(EVP_Digest(fut.der, fut.der_len, pins[1], &hl, EVP_sha256(), NULL), 1);
+	/* both pinned to OP1's profiles' owner names */
+	assert_esim(ESIM_OK, smdp_add_operator(F.d, "OLD", pins[0], NULL));
+	assert_esim(ESIM_OK, smdp_add_operator(F.d, "FUT", pins[1], NULL));
+
+	net_server *srv;
+	struct net_server_config sc = {.threads = 1};
+	assert_esim(ESIM_OK, net_server_new(&sc, &srv));
+	struct net_listener_config lc = {.address = "127.0.0.1",
+					 .tls = true,
+					 .cert_chain_file = p[0],
+					 .key_file = p[1],
+					 .client_auth = NET_CLIENT_AUTH_REQUIRE,
+					 .client_pins = (const uint8_t(*)[32])pins,
+					 .n_client_pins = 2};
+	int l_es2;
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &l_es2));
+	assert_esim(ESIM_OK, smdp_add_routes(F.d, srv, l_es2, l_es2));
+	assert_esim(ESIM_OK, net_server_start(srv));
+	char url[256];
+	snprintf(url, sizeof url, "https://localhost:%u/gsma/rsp2/es2plus/downloadOrder",
+		 net_server_port(srv, l_es2));
+	const char *names[2] = {"OLD", "FUT"};
+	const char *reasons[2] = {"6.3", "6.1"};
+	for (int i = 0; i < 2; i++) {
+		struct net_client_config ccfg = {.ca_file = p[2],
+						 .client_cert_file = i == 0 ? p[5] : p[7],
+						 .client_key_file = i == 0 ? p[6] : newkey};
+		net_client *op;
+		assert_esim(ESIM_OK, net_client_new(&ccfg, &op));
+		char body[256];
+		snprintf(body, sizeof body,
+			 "{\"header\":{\"functionRequesterIdentifier\":\"%s\","
+			 "\"functionCallIdentifier\":\"x%d\"},\"profileType\":\"STD\"}",
+			 names[i], i);
+		struct net_client_response r;
+		assert_esim(ESIM_OK, net_client_post_json(op, url, body, strlen(body), &r));
+		assert_int_equal(r.status, 200);
+		json_t *j = json_loadb((const char *)r.body.data, r.body.len, 0, NULL);
+		assert_non_null(j);
+		sfx_assert_fail(j, "1.1.1", reasons[i]);
+		json_decref(j);
+		net_client_response_clear(&r);
+		net_client_free(op);
+	}
+	/* nothing was handed out */
+	size_t n = 0;
+	assert_esim(ESIM_OK, smdp_count_state(F.d, SFX_TYPE, SMDP_AVAILABLE, &n));
+	assert_int_equal(n, 2);
+	net_server_stop(srv);
+	net_server_free(srv);
+	crypto_issued_clear(&old);
+	crypto_issued_clear(&fut);
+	EVP_PKEY_free(ci_key);
+	free(ci);
+	sfx_close(&F);
+}
+
 static int group_setup(void **state)
 {
 	(void)state;
@@ -236,6 +373,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_https),
+	    cmocka_unit_test(test_es2_expired_pin),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
