@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test asan fuzz ci demo format clean
+.PHONY: all deps build test asan fuzz ci demo bench format clean
 
 all: build
 
@@ -39,8 +39,16 @@ ci: test asan fuzz
 demo: build
 	bash scripts/demo.sh build
 
+# The SM-DP+ load generator (bench/README.md), optimised build, default run;
+# BENCH_ARGS adds options, e.g. BENCH_ARGS="--concurrency 8 --curve brp".
+BENCH_ARGS ?=
+bench: deps
+	cmake -S . -B build-bench -DESIM_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-bench -j $(JOBS) --target bench_download
+	./build-bench/bench_download $(BENCH_ARGS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-bench

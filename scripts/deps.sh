@@ -11,7 +11,13 @@ PKGS=(
   libpq-dev postgresql
   libpcsclite-dev pcscd pcsc-tools vsmartcard-vpcd
   libsodium-dev libqrencode-dev
+  chromium curl jq python3
 )
+# The browser test (tests/browser) needs node and npm. Many machines carry a
+# newer Node.js from elsewhere; Debian's nodejs and npm only fill the gap.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -161,6 +161,14 @@
 	X(ESIM_E_SMDP_CONFIG, _, "SM-DP+ configuration unusable (identities, CIs, OID)") \
 	X(ESIM_E_SMDP_CSV, _, "profile batch CSV malformed") \
 	X(ESIM_E_SMDP_UNKNOWN, _, "unknown operator, profile type or order") \
+	/* operator (1000..1099) */ \
+	X(ESIM_E_OP_AUTH, 1000, "operator: not logged in, bad credentials or session expired") \
+	X(ESIM_E_OP_FORBIDDEN, _, "operator: the caller's role or ownership does not allow this") \
+	X(ESIM_E_OP_STATE, _, "operator: the case or invoice is not in a state this step starts from") \
+	X(ESIM_E_OP_LOCKED, _, "operator: too many failed logins, locked for a while") \
+	X(ESIM_E_OP_AUDIT, _, "operator: audit log chain broken (edited, removed or truncated)") \
+	X(ESIM_E_OP_RECORD, _, "operator: termination record malformed or its proof invalid") \
+	X(ESIM_E_OP_CONFIG, _, "operator: configuration unusable") \
 	/* end */
 
 /* A block that starts at a new number needs its ESIM_ERR__VAL_<n> below. */
@@ -176,6 +184,7 @@
 #define ESIM_ERR__VAL_700 = 700
 #define ESIM_ERR__VAL_800 = 800
 #define ESIM_ERR__VAL_900 = 900
+#define ESIM_ERR__VAL_1000 = 1000
 
 typedef enum esim_err {
 	ESIM_OK = 0,

@@ -1,0 +1,1573 @@
+/*
+ * The operator's HTTP surface on net_server: the portal's JSON API
+ * (docs/operator-api.md) with sessions, CSRF tokens and login limits, the
+ * static portal files, and the ES2+ HandleDownloadProgressInfo callback
+ * from the SM-DP+ (SGP.22 5.3.5). Every request runs under the handle's
+ * lock in one store transaction, so a step and its audit entry commit
+ * together.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sodium.h>
+
+#include "op_int.h"
+
+#define LOGIN_LIMIT_NAME 5
+#define LOGIN_LIMIT_ADDR 20
+#define LOGIN_WINDOW	 (15 * 60)
+
+struct ctx {
+	op *o;
+	const net_request *req;
+	net_response *resp;
+	json_t *body; /* POST body, or NULL */
+	bool has_session;
+	char kind[16]; /* "customer" | "staff" */
+	int64_t who;
+	char role[16];
+	char csrf[65];
+	char actor[80];
+};
+
+static esim_err reply(struct ctx *c, int status, json_t *j)
+{
+	esim_err err = net_response_json(c->resp, status, j);
+	json_decref(j);
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
+	return err;
+}
+
+static esim_err error(struct ctx *c, int status, const char *code, const char *msg)
+{
+	return reply(c, status, json_pack("{s:s,s:s}", "error", code, "message", msg));
+}
+
+static void sha256_hex(const void *p, size_t n, char out[65])
+{
+	uint8_t md[32];
+	crypto_hash_sha256(md, p, n);
+	sodium_bin2hex(out, 65, md, 32);
+}
+
+static void random_hex(char out[65])
+{
+	uint8_t r[32];
+	randombytes_buf(r, sizeof r);
+	sodium_bin2hex(out, 65, r, sizeof r);
+}
+
+static json_t *iso(int64_t t)
+{
+	char b[32];
+	op_iso_time((time_t)t, b);
+	return json_string(b);
+}
+
+static json_t *col_text(store_stmt *st, int i)
+{
+	const char *s = store_col_text(st, i);
+	return s ? json_string(s) : json_null();
+}
+
+static int64_t get_int(const json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : -1;
+}
+
+static const char *get_str(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+static int64_t query_id(const net_request *req)
+{
+	const char *q = req->query;
+	if (!q)
+		return -1;
+	for (const char *p = q; p && *p;) {
+		if (!strncmp(p, "id=", 3)) {
+			char *e;
+			long long v = strtoll(p + 3, &e, 10);
+			return (e != p + 3 && (*e == '\0' || *e == '&')) ? v : -1;
+		}
+		p = strchr(p, '&');
+		if (p)
+			p++;
+	}
+	return -1;
+}
+
+/* ---- sessions ---------------------------------------------------------------- */
+
+static bool cookie_token(const net_request *req, char out[65])
+{
+	const char *h = net_request_header(req, "Cookie");
+	if (!h)
+		return false;
+	const char *p = strstr(h, "esim_session=");
+	while (p && p != h && p[-1] != ' ' && p[-1] != ';')
+		p = strstr(p + 1, "esim_session=");
+	if (!p)
+		return false;
+	p += strlen("esim_session=");
+	size_t n = strcspn(p, "; ");
+	if (n != 64)
+		return false;
+	memcpy(out, p, 64);
+	out[64] = '\0';
+	return true;
+}
+
+static esim_err load_session(struct ctx *c)
+{
+	char tok[65], th[65];
+	if (!cookie_token(c->req, tok))
+		return ESIM_OK;
+	sha256_hex(tok, 64, th);
+	esim_wipe(tok, sizeof tok);
+	store_stmt *st;
+	esim_err err = store_prepare(c->o->s,
+				     "SELECT kind, principal, role, csrf, expires FROM op_sessions"
+				     " WHERE token_hash = ?1",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, th);
+	bool row;
+	err = store_step(st, &row);
+	time_t now = op_now(c->o);
+	if (err == ESIM_OK && row && store_col_int64(st, 4) > (int64_t)now) {
+		c->has_session = true;
+		snprintf(c->kind, sizeof c->kind, "%s", store_col_text(st, 0));
+		c->who = store_col_int64(st, 1);
+		snprintf(c->role, sizeof c->role, "%s", store_col_text(st, 2));
+		snprintf(c->csrf, sizeof c->csrf, "%s", store_col_text(st, 3));
+	}
+	store_finalize(st);
+	if (err != ESIM_OK || !c->has_session)
+		return err;
+	snprintf(c->actor, sizeof c->actor, "%s:%lld", c->kind, (long long)c->who);
+	if (!strcmp(c->kind, "staff") &&
+	    store_prepare(c->o->s, "SELECT login FROM op_staff WHERE id = ?1", &st) == ESIM_OK) {
+		store_bind_int64(st, 1, c->who);
+		if (store_step(st, &row) == ESIM_OK && row)
+			snprintf(c->actor, sizeof c->actor, "staff:%s", store_col_text(st, 0));
+		store_finalize(st);
+	}
+	if ((err =
+		 store_prepare(c->o->s, "UPDATE op_sessions SET expires = ?1 WHERE token_hash = ?2",
+			       &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)now + OP_SESSION_TTL);
+	store_bind_text(st, 2, th);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+/* ---- login limits --------------------------------------------------------------- */
+
+static int64_t locked_until(op *o, const char *k)
+{
+	store_stmt *st;
+	if (store_prepare(o->s, "SELECT locked_until FROM op_login_fail WHERE k = ?1", &st) !=
+	    ESIM_OK)
+		return 0;
+	store_bind_text(st, 1, k);
+	bool row = false;
+	int64_t v = 0;
+	if (store_step(st, &row) == ESIM_OK && row)
+		v = store_col_int64(st, 0);
+	store_finalize(st);
+	return v;
+}
+
+static esim_err fail_bump(op *o, const char *k, int64_t limit)
+{
+	int64_t now = (int64_t)op_now(o);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "SELECT count, first_at, lockouts FROM op_login_fail WHERE k = ?1 {{FOR_UPDATE}}",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, k);
+	bool row;
+	err = store_step(st, &row);
+	int64_t count = 0, first = now, lockouts = 0, until = 0;
+	if (err == ESIM_OK && row) {
+		count = store_col_int64(st, 0);
+		first = store_col_int64(st, 1);
+		lockouts = store_col_int64(st, 2);
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (now - first > LOGIN_WINDOW && lockouts == 0) {
+		count = 0;
+		first = now;
+	}
+	count++;
+	if (count >= limit) {
+		/* locked: a minute, doubled by each further failure, at most an hour */
+		lockouts++;
+		int64_t d = lockouts > 7 ? 3600 : 60LL << (lockouts - 1);
+		until = now + (d > 3600 ? 3600 : d);
+		count = limit - 1;
+	}
+	if (row)
+		err =
+		    store_prepare(o->s,
+				  "UPDATE op_login_fail SET count = ?2, first_at = ?3,"
+				  " locked_until = CASE WHEN ?4 > 0 THEN ?4 ELSE locked_until END,"
+				  " lockouts = ?5 WHERE k = ?1",
+				  &st);
+	else
+		err = store_prepare(o->s,
+				    "INSERT INTO op_login_fail (k, count, first_at, locked_until,"
+				    " lockouts) VALUES (?1, ?2, ?3, ?4, ?5)",
+				    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, k);
+	store_bind_int64(st, 2, count);
+	store_bind_int64(st, 3, first);
+	store_bind_int64(st, 4, until);
+	store_bind_int64(st, 5, lockouts);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err h_login(struct ctx *c, bool staff)
+{
+	const char *login = get_str(c->body, "login"), *pw = get_str(c->body, "password");
+	if (!login || !pw || strlen(login) > 200 || strlen(pw) > 1024)
+		return error(c, 400, "bad_request", "login and password are required");
+	op *o = c->o;
+	char kname[256], kaddr[96];
+	snprintf(kname, sizeof kname, "login:%s:%s", staff ? "staff" : "customer", login);
+	snprintf(kaddr, sizeof kaddr, "addr:%s", c->req->peer_addr ? c->req->peer_addr : "?");
+	int64_t now = (int64_t)op_now(o);
+	int64_t lu = locked_until(o, kname), la = locked_until(o, kaddr);
+	int64_t until = lu > la ? lu : la;
+	if (until > now) {
+		char ra[24];
+		snprintf(ra, sizeof ra, "%lld", (long long)(until - now));
+		esim_err err = error(c, 429, "locked", "too many failed logins; try again later");
+		if (err == ESIM_OK)
+			err = net_response_add_header(c->resp, "Retry-After", ra);
+		return err;
+	}
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s,
+			  staff ? "SELECT id, pwhash, role, login FROM op_staff WHERE login = ?1"
+				: "SELECT id, pwhash, 'customer', name FROM op_customers"
+				  " WHERE login = ?1",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, login);
+	bool row;
+	err = store_step(st, &row);
+	bool ok = false;
+	int64_t id = 0;
+	char role[16] = "", name[200] = "";
+	if (err == ESIM_OK && row) {
+		ok = crypto_pwhash_str_verify(store_col_text(st, 1), pw, strlen(pw)) == 0;
+		id = store_col_int64(st, 0);
+		snprintf(role, sizeof role, "%s", store_col_text(st, 2));
+		snprintf(name, sizeof name, "%s", store_col_text(st, 3));
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	char d[400];
+	json_t *aj = json_pack("{s:s,s:s,s:b}", "login", login, "addr",
+			       c->req->peer_addr ? c->req->peer_addr : "?", "ok", ok);
+	char *ad = json_dumps(aj, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(aj);
+	snprintf(d, sizeof d, "%s", ad ? ad : "{}");
+	free(ad);
+	err = op_audit(o, staff ? "staff-login" : "customer-login", ok ? "login.ok" : "login.fail",
+		       d);
+	if (err != ESIM_OK)
+		return err;
+	if (!ok) {
+		if ((err = fail_bump(o, kname, LOGIN_LIMIT_NAME)) == ESIM_OK)
+			err = fail_bump(o, kaddr, LOGIN_LIMIT_ADDR);
+		return err != ESIM_OK ? err
+				      : error(c, 401, "bad_credentials", "wrong login or password");
+	}
+	if ((err = store_prepare(o->s, "DELETE FROM op_login_fail WHERE k = ?1", &st)) != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, kname);
+	err = store_run(st);
+	store_finalize(st);
+	char tok[65], th[65], csrf[65];
+	random_hex(tok);
+	random_hex(csrf);
+	sha256_hex(tok, 64, th);
+	if (err == ESIM_OK)
+		err = store_prepare(
+		    o->s,
+		    "INSERT INTO op_sessions (token_hash, kind, principal, role, csrf,"
+		    " expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		    &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, th);
+		store_bind_text(st, 2, staff ? "staff" : "customer");
+		store_bind_int64(st, 3, id);
+		store_bind_text(st, 4, role);
+		store_bind_text(st, 5, csrf);
+		store_bind_int64(st, 6, now + OP_SESSION_TTL);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK)
+		err = reply(c, 200,
+			    json_pack("{s:s,s:s,s:s}", "role", role, "name", name, "csrf", csrf));
+	char cookie[160];
+	snprintf(cookie, sizeof cookie, "esim_session=%s; Path=/; HttpOnly; SameSite=Strict%s", tok,
+		 c->req->tls ? "; Secure" : "");
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Set-Cookie", cookie);
+	esim_wipe(tok, sizeof tok);
+	esim_wipe(cookie, sizeof cookie);
+	return err;
+}
+
+static esim_err h_logout(struct ctx *c)
+{
+	char tok[65], th[65];
+	if (cookie_token(c->req, tok)) {
+		sha256_hex(tok, 64, th);
+		store_stmt *st;
+		esim_err err =
+		    store_prepare(c->o->s, "DELETE FROM op_sessions WHERE token_hash = ?1", &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_text(st, 1, th);
+		err = store_run(st);
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+	}
+	esim_err err = reply(c, 200, json_pack("{s:b}", "ok", 1));
+	if (err == ESIM_OK)
+		err = net_response_add_header(
+		    c->resp, "Set-Cookie",
+		    "esim_session=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict");
+	return err;
+}
+
+static esim_err h_me(struct ctx *c)
+{
+	store_stmt *st;
+	bool staff = !strcmp(c->kind, "staff");
+	esim_err err = store_prepare(c->o->s,
+				     staff ? "SELECT login, login FROM op_staff WHERE id = ?1"
+					   : "SELECT name, login FROM op_customers WHERE id = ?1",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, c->who);
+	bool row;
+	err = store_step(st, &row);
+	json_t *j = NULL;
+	if (err == ESIM_OK && row)
+		j = json_pack("{s:s,s:o,s:o,s:s}", "role", c->role, "name", col_text(st, 0),
+			      "login", col_text(st, 1), "csrf", c->csrf);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	return j ? reply(c, 200, j) : error(c, 401, "unauthenticated", "no such user");
+}
+
+/* ---- customer: account ----------------------------------------------------------- */
+
+static json_t *invoice_json(store_stmt *st, int b)
+{
+	/* id, number, period, amount_cents, due, status, paid_at */
+	return json_pack(
+	    "{s:I,s:o,s:o,s:I,s:s,s:o,s:o,s:o}", "id", (json_int_t)store_col_int64(st, b), "number",
+	    col_text(st, b + 1), "period", col_text(st, b + 2), "amount_cents",
+	    (json_int_t)store_col_int64(st, b + 3), "currency", "EUR", "due", col_text(st, b + 4),
+	    "status", col_text(st, b + 5), "paid_at",
+	    store_col_is_null(st, b + 6) ? json_null() : iso(store_col_int64(st, b + 6)));
+}
+
+#define INVOICE_COLS "id, number, period, amount_cents, due, status, paid_at"
+
+static esim_err list_json(op *o, const char *sql, int64_t arg, json_t *(*row_fn)(store_stmt *, int),
+			  json_t **out)
+{
+	*out = json_array();
+	store_stmt *st;
+	esim_err err = store_prepare(o->s, sql, &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, arg);
+	bool row;
+	while ((err = store_step(st, &row)) == ESIM_OK && row)
+		json_array_append_new(*out, row_fn(st, 0));
+	store_finalize(st);
+	return err;
+}
+
+static json_t *line_json(store_stmt *st, int b)
+{
+	return json_pack("{s:I,s:o,s:o,s:o,s:o,s:I}", "id", (json_int_t)store_col_int64(st, b),
+			 "msisdn", col_text(st, b + 1), "iccid", col_text(st, b + 2), "plan",
+			 col_text(st, b + 3), "state", col_text(st, b + 4), "monthly_cents",
+			 (json_int_t)store_col_int64(st, b + 5));
+}
+
+#define LINE_COLS "id, msisdn, iccid, plan, state, monthly_cents"
+
+static json_t *usage_json(store_stmt *st, int b)
+{
+	return json_pack("{s:I,s:o,s:I,s:o,s:o}", "line_id", (json_int_t)store_col_int64(st, b),
+			 "kind", col_text(st, b + 1), "amount",
+			 (json_int_t)store_col_int64(st, b + 2), "unit", col_text(st, b + 3), "at",
+			 iso(store_col_int64(st, b + 4)));
+}
+
+static json_t *equip_json(store_stmt *st, int b)
+{
+	return json_pack("{s:I,s:o,s:o}", "line_id", (json_int_t)store_col_int64(st, b), "item",
+			 col_text(st, b + 1), "return_by", col_text(st, b + 2));
+}
+
+static esim_err h_account(struct ctx *c)
+{
+	op *o = c->o;
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s,
+			  "SELECT account, name, address, (SELECT COALESCE(SUM(amount_cents), 0)"
+			  " FROM op_invoices WHERE customer_id = ?1 AND status = 'open')"
+			  " FROM op_customers WHERE id = ?1",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, c->who);
+	bool row;
+	err = store_step(st, &row);
+	json_t *acc = NULL;
+	if (err == ESIM_OK && row)
+		acc = json_pack("{s:o,s:o,s:o,s:I,s:s}", "number", col_text(st, 0), "name",
+				col_text(st, 1), "address", col_text(st, 2), "balance_cents",
+				(json_int_t)store_col_int64(st, 3), "currency", "EUR");
+	store_finalize(st);
+	if (err != ESIM_OK || !acc)
+		return err != ESIM_OK ? err : error(c, 404, "not_found", "no account");
+	json_t *lines, *inv, *use, *eq;
+	err = list_json(o, "SELECT " LINE_COLS " FROM op_lines WHERE customer_id = ?1 ORDER BY id",
+			c->who, line_json, &lines);
+	esim_err e2 = list_json(o,
+				"SELECT " INVOICE_COLS " FROM op_invoices WHERE customer_id = ?1"
+				" ORDER BY id",
+				c->who, invoice_json, &inv);
+	if (err == ESIM_OK)
+		err = e2;
+	list_json(o,
+		  "SELECT u.line_id, u.kind, u.amount, u.unit, u.at FROM op_usage u JOIN op_lines l"
+		  " ON l.id = u.line_id WHERE l.customer_id = ?1 ORDER BY u.id",
+		  c->who, usage_json, &use);
+	list_json(o,
+		  "SELECT e.line_id, e.item, e.return_by FROM op_equipment e JOIN op_lines l"
+		  " ON l.id = e.line_id WHERE l.customer_id = ?1 ORDER BY e.id",
+		  c->who, equip_json, &eq);
+	json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o}", "account", acc, "lines", lines, "invoices",
+			      inv, "usage", use, "equipment", eq);
+	return err == ESIM_OK ? reply(c, 200, j) : (json_decref(j), err);
+}
+
+static esim_err h_pay(struct ctx *c)
+{
+	int64_t id = get_int(c->body, "invoice_id");
+	op *o = c->o;
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s,
+			  "SELECT status, amount_cents FROM op_invoices WHERE id = ?1 AND"
+			  " customer_id = ?2 {{FOR_UPDATE}}",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_int64(st, 2, c->who);
+	bool row;
+	err = store_step(st, &row);
+	char status[16] = "";
+	int64_t amount = 0;
+	if (err == ESIM_OK && row) {
+		snprintf(status, sizeof status, "%s", store_col_text(st, 0));
+		amount = store_col_int64(st, 1);
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (!row)
+		return error(c, 404, "not_found", "no such invoice");
+	if (strcmp(status, "open") != 0)
+		return error(c, 409, "conflict", "already_paid");
+	int64_t now = (int64_t)op_now(o);
+	char ref[40], r[17];
+	uint8_t rb[8];
+	randombytes_buf(rb, sizeof rb);
+	sodium_bin2hex(r, sizeof r, rb, sizeof rb);
+	snprintf(ref, sizeof ref, "PAY-%s", r);
+	if ((err = store_prepare(
+		 o->s, "UPDATE op_invoices SET status = 'paid', paid_at = ?1 WHERE id = ?2",
+		 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, now);
+	store_bind_int64(st, 2, id);
+	err = store_run(st);
+	store_finalize(st);
+	int64_t pid = 0;
+	if (err == ESIM_OK &&
+	    (err = store_prepare(o->s,
+				 "INSERT INTO op_payments (invoice_id, amount_cents, reference, at)"
+				 " VALUES (?1, ?2, ?3, ?4) RETURNING id",
+				 &st)) == ESIM_OK) {
+		store_bind_int64(st, 1, id);
+		store_bind_int64(st, 2, amount);
+		store_bind_text(st, 3, ref);
+		store_bind_int64(st, 4, now);
+		err = store_run_id(st, &pid);
+		store_finalize(st);
+	}
+	char d[160];
+	snprintf(d, sizeof d, "{\"invoice\":%lld,\"cents\":%lld,\"reference\":\"%s\"}",
+		 (long long)id, (long long)amount, ref);
+	if (err == ESIM_OK)
+		err = op_audit(o, c->actor, "invoice.pay", d);
+	json_t *inv = NULL;
+	if (err == ESIM_OK &&
+	    (err = store_prepare(o->s, "SELECT " INVOICE_COLS " FROM op_invoices WHERE id = ?1",
+				 &st)) == ESIM_OK) {
+		store_bind_int64(st, 1, id);
+		if ((err = store_step(st, &row)) == ESIM_OK && row)
+			inv = invoice_json(st, 0);
+		store_finalize(st);
+	}
+	if (err != ESIM_OK) {
+		json_decref(inv);
+		return err;
+	}
+	return reply(c, 200,
+		     json_pack("{s:o,s:{s:I,s:s,s:I,s:o}}", "invoice", inv, "payment", "id",
+			       (json_int_t)pid, "reference", ref, "amount_cents",
+			       (json_int_t)amount, "at", iso(now)));
+}
+
+/* Open invoices: count and total. */
+static void open_invoices(op *o, int64_t cust, int64_t *n, int64_t *total)
+{
+	store_stmt *st;
+	*n = *total = 0;
+	if (store_prepare(o->s,
+			  "SELECT COUNT(*), COALESCE(SUM(amount_cents), 0) FROM op_invoices"
+			  " WHERE customer_id = ?1 AND status = 'open'",
+			  &st) != ESIM_OK)
+		return;
+	store_bind_int64(st, 1, cust);
+	bool row;
+	if (store_step(st, &row) == ESIM_OK && row) {
+		*n = store_col_int64(st, 0);
+		*total = store_col_int64(st, 1);
+	}
+	store_finalize(st);
+}
+
+static esim_err h_precheck(struct ctx *c)
+{
+	op *o = c->o;
+	int64_t id = query_id(c->req);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "SELECT " LINE_COLS " FROM op_lines WHERE id = ?1 AND customer_id = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_int64(st, 2, c->who);
+	bool row;
+	err = store_step(st, &row);
+	json_t *line = err == ESIM_OK && row ? line_json(st, 0) : NULL;
+	store_finalize(st);
+	if (err != ESIM_OK || !line)
+		return err != ESIM_OK ? err : error(c, 404, "not_found", "no such line");
+	json_t *inv, *eq;
+	list_json(o,
+		  "SELECT " INVOICE_COLS
+		  " FROM op_invoices WHERE customer_id = ?1 AND status = 'open'"
+		  " ORDER BY id",
+		  c->who, invoice_json, &inv);
+	list_json(o, "SELECT line_id, item, return_by FROM op_equipment WHERE line_id = ?1", id,
+		  equip_json, &eq);
+	int64_t n, total;
+	open_invoices(o, c->who, &n, &total);
+	json_t *oc = json_null();
+	if (store_prepare(o->s,
+			  "SELECT id, state FROM op_cases WHERE line_id = ?1 AND state NOT IN"
+			  " ('closed', 'rejected') ORDER BY id DESC",
+			  &st) == ESIM_OK) {
+		store_bind_int64(st, 1, id);
+		if (store_step(st, &row) == ESIM_OK && row)
+			oc = json_pack("{s:I,s:o}", "id", (json_int_t)store_col_int64(st, 0),
+				       "state", col_text(st, 1));
+		store_finalize(st);
+	}
+	int days = 30;
+	time_t end = op_now(o) + (time_t)days * 86400;
+	char eb[32];
+	op_iso_time(end, eb);
+	eb[10] = '\0';
+	const char *ls = json_string_value(json_object_get(line, "state"));
+	bool can = json_is_null(oc) && ls && strcmp(ls, "terminated") != 0;
+	return reply(c, 200,
+		     json_pack("{s:o,s:o,s:I,s:o,s:i,s:s,s:o,s:b}", "line", line, "open_invoices",
+			       inv, "open_total_cents", (json_int_t)total, "leased_equipment", eq,
+			       "notice_period_days", days, "earliest_end", eb, "open_case", oc,
+			       "can_submit", can));
+}
+
+/* ---- cases ------------------------------------------------------------------------ */
+
+#define CASE_COLS                                                                                  \
+	"c.id, c.line_id, l.msisdn, l.iccid, c.state, c.reason, c.doc_type, c.doc_number,"         \
+	" c.doc_sha256, c.doc_cipher IS NOT NULL, c.info_request, c.decision_note, c.created,"     \
+	" c.updated, c.closed, c.proof IS NOT NULL, c.customer_id"
+
+static json_t *case_json(store_stmt *st, int b)
+{
+	(void)b;
+	return json_pack(
+	    "{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:b}", "id",
+	    (json_int_t)store_col_int64(st, 0), "line_id", (json_int_t)store_col_int64(st, 1),
+	    "msisdn", col_text(st, 2), "iccid", col_text(st, 3), "state", col_text(st, 4), "reason",
+	    col_text(st, 5), "document_type", col_text(st, 6), "document_number", col_text(st, 7),
+	    "document_sha256", col_text(st, 8), "document_present", store_col_int64(st, 9) != 0,
+	    "info_request", col_text(st, 10), "decision_note", col_text(st, 11), "created",
+	    iso(store_col_int64(st, 12)), "updated", iso(store_col_int64(st, 13)), "closed",
+	    store_col_is_null(st, 14) ? json_null() : iso(store_col_int64(st, 14)),
+	    "deletion_proof", store_col_int64(st, 15) != 0);
+}
+
+/* The case, only when the customer owns it (cust < 0: staff, any case). */
+static esim_err load_case(op *o, int64_t id, int64_t cust, json_t **out, int64_t *owner)
+{
+	*out = NULL;
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s,
+			  "SELECT " CASE_COLS " FROM op_cases c JOIN op_lines l ON l.id ="
+			  " c.line_id WHERE c.id = ?1 AND (?2 < 0 OR c.customer_id = ?2)",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_int64(st, 2, cust);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && row) {
+		*out = case_json(st, 0);
+		if (owner)
+			*owner = store_col_int64(st, 16);
+	}
+	store_finalize(st);
+	return err;
+}
+
+static json_t *event_json(store_stmt *st, int b)
+{
+	return json_pack("{s:o,s:o,s:o,s:o,s:o}", "at", iso(store_col_int64(st, b)), "state",
+			 col_text(st, b + 1), "actor", col_text(st, b + 2), "note",
+			 col_text(st, b + 3), "reference", col_text(st, b + 4));
+}
+
+static esim_err events_json(op *o, int64_t id, json_t **out)
+{
+	return list_json(
+	    o,
+	    "SELECT at, state, actor, note, reference FROM op_case_events WHERE case_id"
+	    " = ?1 ORDER BY id",
+	    id, event_json, out);
+}
+
+static esim_err store_document(struct ctx *c, int64_t case_id, const json_t *body, bool required,
+			       bool *bad)
+{
+	*bad = false;
+	if (!json_object_get(body, "document_copy")) {
+		*bad = required;
+		return ESIM_OK;
+	}
+	uint8_t *doc = NULL;
+	size_t dl = 0;
+	if (net_json_get_base64(body, "document_copy", OP_DOC_MAX, &doc, &dl, NULL) != ESIM_OK ||
+	    dl == 0) {
+		free(doc);
+		*bad = true;
+		return ESIM_OK;
+	}
+	const char *mime = get_str(body, "document_mime");
+	char hex[65];
+	sha256_hex(doc, dl, hex);
+	uint8_t nonce[crypto_secretbox_NONCEBYTES];
+	randombytes_buf(nonce, sizeof nonce);
+	uint8_t *ct = malloc(dl + crypto_secretbox_MACBYTES);
+	esim_err err = ct ? ESIM_OK : ESIM_E_NOMEM;
+	if (ct)
+		crypto_secretbox_easy(ct, doc, dl, nonce, c->o->data_key);
+	esim_wipe(doc, dl);
+	free(doc);
+	store_stmt *st;
+	if (err == ESIM_OK &&
+	    (err = store_prepare(
+		 c->o->s,
+		 "UPDATE op_cases SET doc_cipher = ?1, doc_nonce = ?2, doc_sha256 = ?3,"
+		 " doc_mime = ?4 WHERE id = ?5",
+		 &st)) == ESIM_OK) {
+		store_bind_blob(st, 1, ct, dl + crypto_secretbox_MACBYTES);
+		store_bind_blob(st, 2, nonce, sizeof nonce);
+		store_bind_text(st, 3, hex);
+		store_bind_text(st, 4, mime ? mime : "application/octet-stream");
+		store_bind_int64(st, 5, case_id);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	free(ct);
+	return err;
+}
+
+static bool valid_doc_type(const char *t)
+{
+	return t && (!strcmp(t, "id_card") || !strcmp(t, "passport") ||
+		     !strcmp(t, "driving_licence") || !strcmp(t, "residence_permit"));
+}
+
+static esim_err h_submit(struct ctx *c)
+{
+	op *o = c->o;
+	int64_t line = get_int(c->body, "line_id");
+	const char *reason = get_str(c->body, "reason"), *dt = get_str(c->body, "document_type"),
+		   *dn = get_str(c->body, "document_number");
+	if (!reason || !*reason || strlen(reason) > 2000 || !valid_doc_type(dt) || !dn || !*dn ||
+	    strlen(dn) > 64)
+		return error(
+		    c, 400, "bad_request",
+		    "reason, document_type, document_number and document_copy are required");
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "SELECT state FROM op_lines WHERE id = ?1 AND customer_id = ?2 {{FOR_UPDATE}}",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, line);
+	store_bind_int64(st, 2, c->who);
+	bool row;
+	err = store_step(st, &row);
+	bool terminated = row && !strcmp(store_col_text(st, 0), "terminated");
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (!row)
+		return error(c, 404, "not_found", "no such line");
+	if (terminated)
+		return error(c, 409, "conflict", "line_terminated");
+	if (op_query_int(o,
+			 "SELECT COUNT(*) FROM op_cases WHERE line_id = ?1 AND state NOT IN"
+			 " ('closed', 'rejected')",
+			 line, 0) > 0)
+		return error(c, 409, "conflict", "case_open");
+	int64_t now = (int64_t)op_now(o), id = 0;
+	if ((err = store_prepare(
+		 o->s,
+		 "INSERT INTO op_cases (customer_id, line_id, state, reason, doc_type,"
+		 " doc_number, doc_sha256, created, updated) VALUES (?1, ?2, 'new', ?3,"
+		 " ?4, ?5, '', ?6, ?6) RETURNING id",
+		 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, c->who);
+	store_bind_int64(st, 2, line);
+	store_bind_text(st, 3, reason);
+	store_bind_text(st, 4, dt);
+	store_bind_text(st, 5, dn);
+	store_bind_int64(st, 6, now);
+	err = store_run_id(st, &id);
+	store_finalize(st);
+	bool bad = false;
+	if (err == ESIM_OK)
+		err = store_document(c, id, c->body, true, &bad);
+	if (err != ESIM_OK)
+		return err;
+	if (bad)
+		return ESIM_E_ARG; /* rolled back; answered 400 by the caller */
+	if ((err = store_prepare(o->s,
+				 "INSERT INTO op_identity_checks (case_id, doc_type, doc_number,"
+				 " doc_sha256, actor, result, at) SELECT id, doc_type, doc_number,"
+				 " doc_sha256, ?2, 'submitted', ?3 FROM op_cases WHERE id = ?1",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_text(st, 2, c->actor);
+	store_bind_int64(st, 3, now);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK)
+		err = op_case_move(o, id, "new", "submitted", c->actor, reason);
+	json_t *cj = NULL;
+	if (err == ESIM_OK)
+		err = load_case(o, id, c->who, &cj, NULL);
+	if (err != ESIM_OK || !cj)
+		return err != ESIM_OK ? err : ESIM_E_INTERNAL;
+	return reply(c, 201, json_pack("{s:o}", "case", cj));
+}
+
+static esim_err h_cases(struct ctx *c)
+{
+	json_t *a = json_array();
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(c->o->s,
+			  "SELECT " CASE_COLS " FROM op_cases c JOIN op_lines l ON l.id ="
+			  " c.line_id WHERE c.customer_id = ?1 ORDER BY c.id DESC",
+			  &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, c->who);
+		bool row;
+		while ((err = store_step(st, &row)) == ESIM_OK && row)
+			json_array_append_new(a, case_json(st, 0));
+		store_finalize(st);
+	}
+	if (err != ESIM_OK) {
+		json_decref(a);
+		return err;
+	}
+	return reply(c, 200, json_pack("{s:o}", "cases", a));
+}
+
+static esim_err h_case(struct ctx *c, int64_t id, int64_t cust)
+{
+	json_t *cj = NULL, *ev = NULL;
+	esim_err err = load_case(c->o, id, cust, &cj, NULL);
+	if (err != ESIM_OK || !cj)
+		return err != ESIM_OK ? err : error(c, 404, "not_found", "no such case");
+	err = events_json(c->o, id, &ev);
+	return reply(c, 200, json_pack("{s:o,s:o}", "case", cj, "events", ev));
+}
+
+static esim_err case_state(op *o, int64_t id, int64_t cust, char *state, size_t n, bool *found)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(o->s,
+				     "SELECT state FROM op_cases WHERE id = ?1 AND (?2 < 0 OR"
+				     " customer_id = ?2)",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_int64(st, 2, cust);
+	err = store_step(st, found);
+	if (err == ESIM_OK && *found)
+		snprintf(state, n, "%s", store_col_text(st, 0));
+	store_finalize(st);
+	return err;
+}
+
+static esim_err answer_case(struct ctx *c, int64_t id, int64_t cust)
+{
+	json_t *cj = NULL;
+	esim_err err = load_case(c->o, id, cust, &cj, NULL);
+	if (err != ESIM_OK || !cj)
+		return err != ESIM_OK ? err : ESIM_E_INTERNAL;
+	return reply(c, 200, json_pack("{s:o}", "case", cj));
+}
+
+static esim_err h_respond(struct ctx *c)
+{
+	int64_t id = get_int(c->body, "case_id");
+	const char *msg = get_str(c->body, "message");
+	char state[32];
+	bool found;
+	esim_err err = case_state(c->o, id, c->who, state, sizeof state, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found)
+		return error(c, 404, "not_found", "no such case");
+	if (!msg || !*msg)
+		return error(c, 400, "bad_request", "message is required");
+	if (strcmp(state, "needs_info") != 0)
+		return error(c, 409, "conflict", "bad_state");
+	bool bad;
+	if ((err = store_document(c, id, c->body, false, &bad)) != ESIM_OK)
+		return err;
+	if (bad)
+		return ESIM_E_ARG;
+	if ((err = op_case_move(c->o, id, "needs_info", "in_review", c->actor, msg)) != ESIM_OK)
+		return err;
+	return answer_case(c, id, c->who);
+}
+
+static esim_err h_record(struct ctx *c, bool html)
+{
+	int64_t id = query_id(c->req);
+	char state[32];
+	bool found;
+	esim_err err = case_state(c->o, id, c->who, state, sizeof state, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found)
+		return error(c, 404, "not_found", "no such case");
+	if (strcmp(state, "closed") != 0)
+		return error(c, 409, "conflict", "case not closed yet");
+	char *rec = NULL;
+	if ((err = op_record_build(c->o, id, &rec)) != ESIM_OK)
+		return err;
+	if (!html) {
+		char cd[96];
+		snprintf(cd, sizeof cd, "attachment; filename=\"termination-%lld.json\"",
+			 (long long)id);
+		err = net_response_set(c->resp, 200, "application/json");
+		if (err == ESIM_OK)
+			err = net_response_add_header(c->resp, "Content-Disposition", cd);
+		if (err == ESIM_OK)
+			err = net_response_append(c->resp, rec, strlen(rec));
+		free(rec);
+		return err;
+	}
+	/* printable view: the JSON itself, escaped, under a short summary */
+	esim_buf b = ESIM_BUF_INIT;
+	char head[512];
+	snprintf(head, sizeof head,
+		 "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Termination record,"
+		 " case %lld</title></head><body><h1>Termination record, case %lld</h1><p>Signed"
+		 " by the operator (ECDSA P-256). Check it with <code>esim-operator verify-record"
+		 "</code>.</p><pre>",
+		 (long long)id, (long long)id);
+	err = esim_buf_append(&b, head, strlen(head));
+	for (const char *p = rec; err == ESIM_OK && *p; p++) {
+		const char *e = *p == '<'   ? "&lt;"
+				: *p == '>' ? "&gt;"
+				: *p == '&' ? "&amp;"
+					    : NULL;
+		err = e ? esim_buf_append(&b, e, strlen(e)) : esim_buf_append_byte(&b, (uint8_t)*p);
+	}
+	if (err == ESIM_OK)
+		err = esim_buf_append(&b, "</pre></body></html>\n", 21);
+	free(rec);
+	if (err == ESIM_OK)
+		err = net_response_set(c->resp, 200, "text/html; charset=utf-8");
+	if (err == ESIM_OK)
+		err = net_response_append(c->resp, b.data, b.len);
+	esim_buf_free(&b);
+	return err;
+}
+
+static esim_err h_reference(struct ctx *c)
+{
+	const char *in = get_str(c->body, "reference");
+	if (!in)
+		return error(c, 400, "bad_request", "reference is required");
+	char k[96];
+	snprintf(k, sizeof k, "ref:%s", c->req->peer_addr ? c->req->peer_addr : "?");
+	int64_t now = (int64_t)op_now(c->o);
+	if (locked_until(c->o, k) > now)
+		return error(c, 429, "locked", "too many checks; try again later");
+	char norm[16];
+	size_t n = 0;
+	for (const char *p = in; *p && n < 11; p++) {
+		if (*p == ' ' || *p == '-')
+			continue;
+		norm[n++] = (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+	}
+	norm[n] = '\0';
+	char ref[OP_REF_LEN] = "";
+	if (n == 10 && norm[0] == 'O' && norm[1] == 'P')
+		snprintf(ref, sizeof ref, "OP-%.4s-%.4s", norm + 2, norm + 6);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    c->o->s, "SELECT channel, at, purpose FROM op_contacts WHERE reference = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, ref);
+	bool row;
+	err = store_step(st, &row);
+	json_t *j = NULL;
+	if (err == ESIM_OK && row)
+		j = json_pack("{s:b,s:o,s:o,s:o}", "genuine", 1, "channel", col_text(st, 0), "at",
+			      iso(store_col_int64(st, 1)), "purpose", col_text(st, 2));
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (!j) {
+		if ((err = fail_bump(c->o, k, LOGIN_LIMIT_ADDR)) != ESIM_OK)
+			return err;
+		j = json_pack("{s:b}", "genuine", 0);
+	}
+	char d[120];
+	snprintf(d, sizeof d, "{\"reference\":\"%s\",\"genuine\":%s}", ref[0] ? ref : "-",
+		 row ? "true" : "false");
+	if ((err = op_audit(c->o, "public", "reference.check", d)) != ESIM_OK) {
+		json_decref(j);
+		return err;
+	}
+	return reply(c, 200, j);
+}
+
+/* ---- staff ---------------------------------------------------------------------------- */
+
+static esim_err review_json(op *o, int64_t id, json_t **out)
+{
+	int64_t owner = 0;
+	esim_err err = load_case(o, id, -1, out, &owner);
+	if (err != ESIM_OK || !*out)
+		return err;
+	store_stmt *st;
+	if ((err = store_prepare(o->s,
+				 "SELECT id, name, address, login, account FROM op_customers WHERE"
+				 " id = ?1",
+				 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, owner);
+	bool row;
+	if ((err = store_step(st, &row)) == ESIM_OK && row)
+		json_object_set_new(*out, "customer",
+				    json_pack("{s:I,s:o,s:o,s:o,s:o}", "id",
+					      (json_int_t)store_col_int64(st, 0), "name",
+					      col_text(st, 1), "address", col_text(st, 2), "login",
+					      col_text(st, 3), "account", col_text(st, 4)));
+	store_finalize(st);
+	int64_t n, total;
+	open_invoices(o, owner, &n, &total);
+	int64_t eq = op_query_int(o,
+				  "SELECT COUNT(*) FROM op_equipment e JOIN op_cases c ON"
+				  " c.line_id = e.line_id WHERE c.id = ?1",
+				  id, 0);
+	bool policy = op_setting(o, "final_invoice_policy", 0) != 0;
+	json_t *blocking = json_array();
+	if (n > 0 && !policy)
+		json_array_append_new(blocking, json_string("open_invoices"));
+	json_object_set_new(*out, "checks",
+			    json_pack("{s:I,s:I,s:I,s:i,s:b,s:b,s:o}", "open_invoices",
+				      (json_int_t)n, "open_total_cents", (json_int_t)total,
+				      "leased_equipment", (json_int_t)eq, "notice_period_days", 30,
+				      "final_invoice_policy", policy, "can_approve",
+				      json_array_size(blocking) == 0, "blocking", blocking));
+	return err;
+}
+
+static esim_err h_queue(struct ctx *c)
+{
+	int64_t ids[256];
+	size_t n = 0;
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(c->o->s,
+			  "SELECT id FROM op_cases WHERE state IN ('submitted', 'in_review',"
+			  " 'needs_info') ORDER BY id",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	bool row;
+	while (n < 256 && (err = store_step(st, &row)) == ESIM_OK && row)
+		ids[n++] = store_col_int64(st, 0);
+	store_finalize(st);
+	json_t *a = json_array();
+	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
+		json_t *r = NULL;
+		err = review_json(c->o, ids[i], &r);
+		if (r)
+			json_array_append_new(a, r);
+	}
+	if (err != ESIM_OK) {
+		json_decref(a);
+		return err;
+	}
+	return reply(c, 200, json_pack("{s:o}", "cases", a));
+}
+
+static esim_err h_staff_case(struct ctx *c)
+{
+	int64_t id = query_id(c->req);
+	json_t *r = NULL, *ev = NULL;
+	esim_err err = review_json(c->o, id, &r);
+	if (err != ESIM_OK || !r) {
+		json_decref(r);
+		return err != ESIM_OK ? err : error(c, 404, "not_found", "no such case");
+	}
+	events_json(c->o, id, &ev);
+	char d[64];
+	snprintf(d, sizeof d, "{\"case\":%lld}", (long long)id);
+	if ((err = op_audit(c->o, c->actor, "case.view", d)) != ESIM_OK) {
+		json_decref(r);
+		json_decref(ev);
+		return err;
+	}
+	return reply(c, 200, json_pack("{s:o,s:o}", "case", r, "events", ev));
+}
+
+static esim_err h_document(struct ctx *c)
+{
+	int64_t id = query_id(c->req);
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(c->o->s,
+			  "SELECT doc_cipher, doc_nonce, doc_mime FROM op_cases WHERE id = ?1"
+			  " AND doc_cipher IS NOT NULL",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	bool row;
+	err = store_step(st, &row);
+	size_t cl = 0, nl = 0;
+	const uint8_t *ct = row ? store_col_blob(st, 0, &cl) : NULL;
+	const uint8_t *nonce = row ? store_col_blob(st, 1, &nl) : NULL;
+	uint8_t *plain = NULL;
+	size_t pl = 0;
+	char mime[96] = "application/octet-stream";
+	if (err == ESIM_OK && ct && nonce && nl == crypto_secretbox_NONCEBYTES &&
+	    cl >= crypto_secretbox_MACBYTES) {
+		pl = cl - crypto_secretbox_MACBYTES;
+		plain = malloc(pl ? pl : 1);
+		if (plain &&
+		    crypto_secretbox_open_easy(plain, ct, cl, nonce, c->o->data_key) != 0) {
+			free(plain);
+			plain = NULL;
+		}
+		if (store_col_text(st, 2))
+			snprintf(mime, sizeof mime, "%s", store_col_text(st, 2));
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (!plain)
+		return error(c, 404, "not_found", "no document copy (erased or never given)");
+	char d[64];
+	snprintf(d, sizeof d, "{\"case\":%lld}", (long long)id);
+	err = op_audit(c->o, c->actor, "case.document.view", d);
+	if (err == ESIM_OK)
+		err = net_response_set(c->resp, 200, mime);
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
+	if (err == ESIM_OK)
+		err = net_response_append(c->resp, plain, pl);
+	esim_wipe(plain, pl);
+	free(plain);
+	return err;
+}
+
+static esim_err identity_check(struct ctx *c, int64_t id, const char *result)
+{
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(c->o->s,
+			  "INSERT INTO op_identity_checks (case_id, doc_type, doc_number,"
+			  " doc_sha256, actor, result, at) SELECT id, doc_type, doc_number,"
+			  " doc_sha256, ?2, ?3, ?4 FROM op_cases WHERE id = ?1",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_text(st, 2, c->actor);
+	store_bind_text(st, 3, result);
+	store_bind_int64(st, 4, (int64_t)op_now(c->o));
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err set_case_text(op *o, int64_t id, const char *col_sql, const char *v)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(o->s, col_sql, &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, v);
+	store_bind_int64(st, 2, id);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err h_staff_action(struct ctx *c, const char *action)
+{
+	op *o = c->o;
+	int64_t id = get_int(c->body, "case_id");
+	char state[32];
+	bool found;
+	esim_err err = case_state(o, id, -1, state, sizeof state, &found);
+	if (err != ESIM_OK)
+		return err;
+	if (!found)
+		return error(c, 404, "not_found", "no such case");
+	if (!strcmp(action, "take")) {
+		if (strcmp(state, "submitted") != 0)
+			return error(c, 409, "conflict", "bad_state");
+		err = op_case_move(o, id, "submitted", "in_review", c->actor, NULL);
+	} else if (!strcmp(action, "approve")) {
+		if (strcmp(state, "submitted") != 0 && strcmp(state, "in_review") != 0)
+			return error(c, 409, "conflict", "bad_state");
+		int64_t owner =
+		    op_query_int(o, "SELECT customer_id FROM op_cases WHERE id = ?1", id, 0);
+		int64_t n, total;
+		open_invoices(o, owner, &n, &total);
+		if (n > 0 && !op_setting(o, "final_invoice_policy", 0))
+			return error(c, 409, "conflict", "open_invoices");
+		const char *note = get_str(c->body, "note");
+		if (!strcmp(state, "submitted"))
+			err = op_case_move(o, id, "submitted", "in_review", c->actor, NULL);
+		if (err == ESIM_OK)
+			err = identity_check(c, id, "accepted");
+		if (err == ESIM_OK && note)
+			err = set_case_text(
+			    o, id, "UPDATE op_cases SET decision_note = ?1 WHERE id = ?2", note);
+		if (err == ESIM_OK)
+			err = op_case_move(o, id, "in_review", "approved", c->actor, note);
+		if (err == ESIM_OK)
+			err = op_after_approval(o, id, c->actor);
+	} else if (!strcmp(action, "reject")) {
+		const char *reason = get_str(c->body, "reason");
+		if (!reason || !*reason)
+			return error(c, 400, "bad_request", "reason is required");
+		if (strcmp(state, "submitted") && strcmp(state, "in_review") &&
+		    strcmp(state, "needs_info"))
+			return error(c, 409, "conflict", "bad_state");
+		err = identity_check(c, id, "rejected");
+		if (err == ESIM_OK)
+			err = set_case_text(
+			    o, id, "UPDATE op_cases SET decision_note = ?1 WHERE id = ?2", reason);
+		if (err == ESIM_OK)
+			err = set_case_text(
+			    o, id,
+			    "UPDATE op_cases SET doc_cipher = NULL, doc_nonce = NULL,"
+			    " info_request = COALESCE(info_request, ?1) WHERE id = ?2",
+			    "");
+		if (err == ESIM_OK)
+			err = op_case_move(o, id, "submitted,in_review,needs_info", "rejected",
+					   c->actor, reason);
+	} else { /* request-info */
+		const char *msg = get_str(c->body, "message");
+		if (!msg || !*msg)
+			return error(c, 400, "bad_request", "message is required");
+		if (strcmp(state, "submitted") && strcmp(state, "in_review"))
+			return error(c, 409, "conflict", "bad_state");
+		err = set_case_text(o, id, "UPDATE op_cases SET info_request = ?1 WHERE id = ?2",
+				    msg);
+		if (err == ESIM_OK)
+			err =
+			    op_case_move(o, id, "submitted,in_review", "needs_info", c->actor, msg);
+	}
+	if (err != ESIM_OK)
+		return err;
+	return answer_case(c, id, -1);
+}
+
+static esim_err h_settings(struct ctx *c, bool post)
+{
+	op *o = c->o;
+	if (post) {
+		if (strcmp(c->role, "admin") != 0)
+			return error(c, 403, "forbidden", "admin role required");
+		json_t *p = json_object_get(c->body, "final_invoice_policy");
+		json_t *r = json_object_get(c->body, "deletion_reminder_seconds");
+		store_stmt *st;
+		for (int i = 0; i < 2; i++) {
+			json_t *v = i ? r : p;
+			const char *k = i ? "deletion_reminder_seconds" : "final_invoice_policy";
+			if (!v)
+				continue;
+			if (!(i ? json_is_integer(v) : json_is_boolean(v)))
+				return error(c, 400, "bad_request", k);
+			int64_t val = i ? (int64_t)json_integer_value(v) : json_is_true(v);
+			esim_err err =
+			    store_prepare(o->s, "DELETE FROM op_settings WHERE k = ?1", &st);
+			if (err != ESIM_OK)
+				return err;
+			store_bind_text(st, 1, k);
+			err = store_run(st);
+			store_finalize(st);
+			if (err == ESIM_OK)
+				err = store_prepare(
+				    o->s, "INSERT INTO op_settings (k, v) VALUES (?1, ?2)", &st);
+			if (err != ESIM_OK)
+				return err;
+			store_bind_text(st, 1, k);
+			store_bind_int64(st, 2, val);
+			err = store_run(st);
+			store_finalize(st);
+			char d[128];
+			snprintf(d, sizeof d, "{\"key\":\"%s\",\"value\":%lld}", k, (long long)val);
+			if (err == ESIM_OK)
+				err = op_audit(o, c->actor, "setting", d);
+			if (err != ESIM_OK)
+				return err;
+		}
+	}
+	return reply(c, 200,
+		     json_pack("{s:b,s:I}", "final_invoice_policy",
+			       op_setting(o, "final_invoice_policy", 0) != 0,
+			       "deletion_reminder_seconds",
+			       (json_int_t)op_setting(o, "deletion_reminder_seconds", 7 * 86400)));
+}
+
+/* ---- static files ---------------------------------------------------------------------- */
+
+static bool safe_name(const char *n)
+{
+	if (!*n || *n == '.')
+		return false;
+	for (const char *p = n; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+			return false;
+	return strlen(n) < 128;
+}
+
+static const char *mime_of(const char *n)
+{
+	const char *e = strrchr(n, '.');
+	static const char *const map[][2] = {{".html", "text/html; charset=utf-8"},
+					     {".js", "text/javascript; charset=utf-8"},
+					     {".css", "text/css; charset=utf-8"},
+					     {".png", "image/png"},
+					     {".svg", "image/svg+xml"},
+					     {".json", "application/json"},
+					     {".ico", "image/x-icon"},
+					     {".txt", "text/plain; charset=utf-8"}};
+	for (size_t i = 0; e && i < sizeof map / sizeof map[0]; i++)
+		if (!strcasecmp(e, map[i][0]))
+			return map[i][1];
+	return "application/octet-stream";
+}
+
+static esim_err serve_static(op *o, const char *name, net_response *resp)
+{
+	if (!safe_name(name))
+		return net_response_set(resp, 404, NULL);
+	char path[1024];
+	snprintf(path, sizeof path, "%s/%s", o->web_dir, name);
+	uint8_t *p = NULL;
+	size_t n = 0;
+	if (esim_read_file(path, 16u << 20, &p, &n) != ESIM_OK)
+		return net_response_set(resp, 404, "text/plain");
+	esim_err err = net_response_set(resp, 200, mime_of(name));
+	const char *hdr[][2] = {{"Cache-Control", "no-store"},
+				{"X-Content-Type-Options", "nosniff"},
+				{"X-Frame-Options", "DENY"},
+				{"Content-Security-Policy", "default-src 'self'"}};
+	for (size_t i = 0; err == ESIM_OK && i < 4; i++)
+		err = net_response_add_header(resp, hdr[i][0], hdr[i][1]);
+	if (err == ESIM_OK)
+		err = net_response_append(resp, p, n);
+	free(p);
+	return err;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+enum need { PUBLIC, CUSTOMER, STAFF };
+
+struct route {
+	const char *method, *path;
+	enum need need;
+	int id;
+};
+
+static const struct route routes[] = {
+    {"POST", "/api/login", PUBLIC, 1},
+    {"POST", "/api/staff/login", PUBLIC, 2},
+    {"POST", "/api/logout", PUBLIC, 3},
+    {"GET", "/api/me", PUBLIC, 4},
+    {"GET", "/api/account", CUSTOMER, 5},
+    {"POST", "/api/invoices/pay", CUSTOMER, 6},
+    {"GET", "/api/lines/precheck", CUSTOMER, 7},
+    {"POST", "/api/cases", CUSTOMER, 8},
+    {"GET", "/api/cases", CUSTOMER, 9},
+    {"GET", "/api/case", CUSTOMER, 10},
+    {"POST", "/api/case/respond", CUSTOMER, 11},
+    {"GET", "/api/case/record", CUSTOMER, 12},
+    {"GET", "/api/case/record.html", CUSTOMER, 13},
+    {"POST", "/api/reference/check", PUBLIC, 14},
+    {"GET", "/api/staff/queue", STAFF, 15},
+    {"GET", "/api/staff/case", STAFF, 16},
+    {"GET", "/api/staff/document", STAFF, 17},
+    {"POST", "/api/staff/case/take", STAFF, 18},
+    {"POST", "/api/staff/case/approve", STAFF, 19},
+    {"POST", "/api/staff/case/reject", STAFF, 20},
+    {"POST", "/api/staff/case/request-info", STAFF, 21},
+    {"GET", "/api/staff/settings", STAFF, 22},
+    {"POST", "/api/staff/settings", STAFF, 23},
+    {"POST", "/gsma/rsp2/es2plus/handleDownloadProgressInfo", PUBLIC, 24},
+};
+
+static esim_err run_route(struct ctx *c, const struct route *r)
+{
+	bool post = !strcmp(r->method, "POST");
+	/* sessions first: a missing session is 401 before the CSRF check */
+	esim_err err = load_session(c);
+	if (err != ESIM_OK)
+		return err;
+	if (r->id == 4 && !c->has_session)
+		return error(c, 401, "unauthenticated", "log in first");
+	if (r->id == 3 && !c->has_session)
+		return error(c, 401, "unauthenticated", "log in first");
+	if (r->need != PUBLIC) {
+		if (!c->has_session)
+			return error(c, 401, "unauthenticated", "log in first");
+		if ((r->need == STAFF) != (strcmp(c->kind, "staff") == 0))
+			return error(c, 403, "forbidden", "this role may not call this");
+	}
+	if (post && c->has_session && r->id != 1 && r->id != 2 && r->id != 14 && r->id != 24) {
+		const char *t = net_request_header(c->req, "X-CSRF-Token");
+		if (!t || strlen(t) != 64 || !esim_ct_equal(t, c->csrf, 64))
+			return error(c, 403, "csrf", "missing or wrong X-CSRF-Token");
+	}
+	if (post && r->id != 3 && r->id != 24) {
+		if (net_json_parse(c->req->body, c->req->body_len, 8u << 20, 16, &c->body, NULL) !=
+			ESIM_OK ||
+		    !json_is_object(c->body))
+			return error(c, 400, "bad_request", "body must be a JSON object");
+	}
+	switch (r->id) {
+	case 1:
+		return h_login(c, false);
+	case 2:
+		return h_login(c, true);
+	case 3:
+		return h_logout(c);
+	case 4:
+		return h_me(c);
+	case 5:
+		return h_account(c);
+	case 6:
+		return h_pay(c);
+	case 7:
+		return h_precheck(c);
+	case 8:
+		return h_submit(c);
+	case 9:
+		return h_cases(c);
+	case 10:
+		return h_case(c, query_id(c->req), c->who);
+	case 11:
+		return h_respond(c);
+	case 12:
+		return h_record(c, false);
+	case 13:
+		return h_record(c, true);
+	case 14:
+		return h_reference(c);
+	case 15:
+		return h_queue(c);
+	case 16:
+		return h_staff_case(c);
+	case 17:
+		return h_document(c);
+	case 18:
+		return h_staff_action(c, "take");
+	case 19:
+		return h_staff_action(c, "approve");
+	case 20:
+		return h_staff_action(c, "reject");
+	case 21:
+		return h_staff_action(c, "request-info");
+	case 22:
+		return h_settings(c, false);
+	case 23:
+		return h_settings(c, true);
+	case 24: {
+		int status = 400;
+		err = op_progress_info(c->o, c->req->body, c->req->body_len, &status);
+		return err == ESIM_OK ? net_response_set(c->resp, status, NULL) : err;
+	}
+	}
+	return error(c, 404, "not_found", "no such endpoint");
+}
+
+esim_err op_http(const net_request *req, net_response *resp, void *arg)
+{
+	op *o = arg;
+	if (!strcmp(req->method, "GET")) {
+		if (!strcmp(req->path, "/"))
+			return serve_static(o, "index.html", resp);
+		if (!strcmp(req->path, "/staff"))
+			return serve_static(o, "staff.html", resp);
+		if (!strncmp(req->path, "/static/", 8))
+			return serve_static(o, req->path + 8, resp);
+	}
+	const struct route *r = NULL;
+	bool path_known = false;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (!strcmp(routes[i].path, req->path)) {
+			path_known = true;
+			if (!strcmp(routes[i].method, req->method))
+				r = &routes[i];
+		}
+	struct ctx c = {.o = o, .req = req, .resp = resp};
+	if (!r)
+		return error(&c, path_known ? 405 : 404, "not_found", "no such endpoint");
+	pthread_mutex_lock(&o->lock);
+	esim_err err;
+	for (int attempt = 0;; attempt++) {
+		err = store_begin(o->s);
+		if (err == ESIM_OK) {
+			err = run_route(&c, r);
+			if (err == ESIM_OK)
+				err = store_commit(o->s);
+			else
+				store_rollback(o->s);
+		}
+		if (err != ESIM_E_STORE_BUSY || attempt >= 20)
+			break;
+		json_decref(c.body);
+		net_response_clear(resp);
+		net_response_init(resp);
+		c = (struct ctx){.o = o, .req = req, .resp = resp};
+	}
+	pthread_mutex_unlock(&o->lock);
+	json_decref(c.body);
+	if (err == ESIM_E_ARG) {
+		net_response_clear(resp);
+		net_response_init(resp);
+		return error(&c, 400, "bad_request", "document_copy missing or not base64");
+	}
+	return err;
+}
+
+esim_err op_add_routes(op *o, net_server *srv, int listener)
+{
+	esim_err err = ESIM_OK;
+	for (size_t i = 0; err == ESIM_OK && i < sizeof routes / sizeof routes[0]; i++)
+		err = net_server_add_route(srv, listener, routes[i].method, routes[i].path, op_http,
+					   o);
+	if (err == ESIM_OK)
+		err = net_server_add_route(srv, listener, "GET", "/", op_http, o);
+	if (err == ESIM_OK)
+		err = net_server_add_route(srv, listener, "GET", "/staff", op_http, o);
+	DIR *d = opendir(o->web_dir);
+	if (!d)
+		return err;
+	struct dirent *e;
+	while (err == ESIM_OK && (e = readdir(d)) != NULL) {
+		if (!safe_name(e->d_name))
+			continue;
+		char p[300];
+		snprintf(p, sizeof p, "/static/%s", e->d_name);
+		err = net_server_add_route(srv, listener, "GET", p, op_http, o);
+	}
+	closedir(d);
+	return err;
+}

@@ -1,0 +1,361 @@
+/*
+ * esim-operator: the operator's subscription service and its admin
+ * commands. `serve` runs the portal API and the ES2+ callback that the
+ * SM-DP+ (SGP.22 5.3.5 HandleDownloadProgressInfo) calls; `order-esim`
+ * places an ES2+ DownloadOrder + ConfirmOrder and shows the activation
+ * code (SGP.22 4.1) as text and as a QR code in the terminal.
+ *
+ * Configuration: a file of "key = value" lines (--config FILE); every key
+ * may also be given as --key value, which wins. See docs/operator.md.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <qrencode.h>
+
+#include "esim/operator.h"
+#include "esim/rsp_saip.h"
+
+#define MAX_KV 48
+
+struct kv {
+	char *k[MAX_KV], *v[MAX_KV];
+	size_t n;
+};
+
+static void kv_set(struct kv *kv, const char *k, const char *v)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		if (!strcmp(kv->k[i], k)) {
+			free(kv->v[i]);
+			kv->v[i] = strdup(v);
+			return;
+		}
+	if (kv->n < MAX_KV) {
+		kv->k[kv->n] = strdup(k);
+		kv->v[kv->n++] = strdup(v);
+	}
+}
+
+static const char *kv_get(const struct kv *kv, const char *k)
+{
+	for (size_t i = 0; i < kv->n; i++)
+		if (!strcmp(kv->k[i], k))
+			return kv->v[i];
+	return NULL;
+}
+
+static void kv_free(struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		free(kv->k[i]);
+		free(kv->v[i]);
+	}
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int load_config(struct kv *kv, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "esim-operator: cannot read %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		char *l = trim(line);
+		if (!*l || *l == '#')
+			continue;
+		char *eq = strchr(l, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		kv_set(kv, trim(l), trim(eq + 1));
+	}
+	fclose(f);
+	return 0;
+}
+
+static void usage(void)
+{
+	fprintf(
+	    stderr,
+	    "usage: esim-operator <command> [--config FILE] [--key value]...\n"
+	    "  serve                      the portal, its JSON API and the ES2+ callback\n"
+	    "  init-demo                  seed the demo customers and staff\n"
+	    "  add-customer LOGIN PASSWORD NAME ADDRESS [MSISDN PLAN]\n"
+	    "  add-staff LOGIN PASSWORD reviewer|admin\n"
+	    "  order-esim LOGIN           ES2+ order; prints the activation code and QR\n"
+	    "  set KEY VALUE              final_invoice_policy 0|1, deletion_reminder_seconds N\n"
+	    "  tick                       send due deletion reminders\n"
+	    "  audit-verify               check the audit log's hash chain and signed head\n"
+	    "  verify-record FILE [--ci CI.pem] [--operator-cert CERT.pem]\n"
+	    "  demo-template FILE         write a minimal SAIP profile template (demo, tests)\n"
+	    "keys: db, listen, port-file, web-dir, maildir, key, cert, ci, data-key,\n"
+	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds\n");
+}
+
+static void print_qr(const char *text)
+{
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	if (!q) {
+		fprintf(stderr, "esim-operator: QR encoding failed\n");
+		return;
+	}
+	int w = q->width, m = 2;
+	/* two modules per character cell, dark on light (works on dark terminals) */
+	for (int y = -m; y < w + m; y += 2) {
+		for (int x = -m; x < w + m; x++) {
+			int top = y >= 0 && y < w && x >= 0 && x < w && (q->data[y * w + x] & 1);
+			int bot = y + 1 >= 0 && y + 1 < w && x >= 0 && x < w &&
+				  (q->data[(y + 1) * w + x] & 1);
+			fputs(top && bot ? " "
+			      : top	 ? "\xe2\x96\x84"
+			      : bot	 ? "\xe2\x96\x80"
+					 : "\xe2\x96\x88",
+			      stdout);
+		}
+		fputc('\n', stdout);
+	}
+	QRcode_free(q);
+}
+
+static int fail(const char *what, esim_err err)
+{
+	fprintf(stderr, "esim-operator: %s: %s (%s)\n", what, esim_strerror(err),
+		esim_errname(err));
+	return 1;
+}
+
+static int serve(op *o, const struct kv *kv)
+{
+	const char *listen = kv_get(kv, "listen") ? kv_get(kv, "listen") : "127.0.0.1:8080";
+	char addr[128];
+	snprintf(addr, sizeof addr, "%s", listen);
+	char *colon = strrchr(addr, ':');
+	if (!colon)
+		return fail("listen must be ADDR:PORT", ESIM_E_ARG);
+	*colon = '\0';
+	struct net_server_config sc = {.threads = 2, .max_body = 8u << 20};
+	net_server *srv = NULL;
+	esim_err err = net_server_new(&sc, &srv);
+	struct net_listener_config lc = {.address = addr,
+					 .port = (uint16_t)atoi(colon + 1),
+					 .tls = kv_get(kv, "tls-cert") != NULL,
+					 .cert_chain_file = kv_get(kv, "tls-cert"),
+					 .key_file = kv_get(kv, "tls-key")};
+	int id = -1;
+	if (err == ESIM_OK)
+		err = net_server_add_listener(srv, &lc, &id);
+	if (err == ESIM_OK)
+		err = op_add_routes(o, srv, id);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err == ESIM_OK)
+		err = net_server_start(srv);
+	if (err != ESIM_OK) {
+		net_server_free(srv);
+		return fail("serve", err);
+	}
+	uint16_t port = net_server_port(srv, id);
+	printf("esim-operator listening on %s://%s:%u\n", lc.tls ? "https" : "http", addr, port);
+	fflush(stdout);
+	const char *pf = kv_get(kv, "port-file");
+	if (pf) {
+		char tmp[1024];
+		snprintf(tmp, sizeof tmp, "%s.tmp", pf);
+		FILE *f = fopen(tmp, "w");
+		if (f) {
+			fprintf(f, "%u\n", port);
+			fclose(f);
+			rename(tmp, pf);
+		}
+	}
+	long tick = kv_get(kv, "tick-seconds") ? atol(kv_get(kv, "tick-seconds")) : 60;
+	time_t last = time(NULL);
+	for (;;) {
+		struct timespec ts = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGINT || sig == SIGTERM)
+			break;
+		if (tick > 0 && time(NULL) - last >= tick) {
+			size_t n = 0;
+			op_tick(o, &n);
+			if (n)
+				fprintf(stderr, "esim-operator: %zu deletion reminder(s) sent\n",
+					n);
+			last = time(NULL);
+		}
+	}
+	net_server_stop(srv);
+	net_server_free(srv);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage();
+		return 2;
+	}
+	const char *cmd = argv[1];
+	struct kv kv = {0};
+	const char *pos[8];
+	size_t npos = 0;
+	const char *config = NULL;
+	for (int i = 2; i < argc; i++) {
+		if (!strncmp(argv[i], "--", 2) && i + 1 < argc) {
+			if (!strcmp(argv[i], "--config"))
+				config = argv[i + 1];
+			i++;
+		} else if (!strncmp(argv[i], "--", 2)) {
+			usage();
+			return 2;
+		} else if (npos < 8) {
+			pos[npos++] = argv[i];
+		}
+	}
+	if (config && load_config(&kv, config) != 0)
+		return 1;
+	for (int i = 2; i + 1 < argc; i++)
+		if (!strncmp(argv[i], "--", 2)) {
+			if (strcmp(argv[i], "--config") != 0)
+				kv_set(&kv, argv[i] + 2, argv[i + 1]);
+			i++;
+		}
+	int rc = 0;
+	if (!strcmp(cmd, "verify-record")) {
+		if (npos != 1) {
+			usage();
+			kv_free(&kv);
+			return 2;
+		}
+		uint8_t *p = NULL;
+		size_t n = 0;
+		esim_err err = esim_read_file(pos[0], 8u << 20, &p, &n);
+		char why[160] = "";
+		if (err == ESIM_OK)
+			err = op_record_verify(p, n, kv_get(&kv, "ci"),
+					       kv_get(&kv, "operator-cert"), why, sizeof why);
+		free(p);
+		if (err == ESIM_OK)
+			printf("record OK: operator signature and deletion proof verified\n");
+		else
+			fprintf(stderr, "record REFUSED: %s (%s)\n",
+				why[0] ? why : esim_strerror(err), esim_errname(err));
+		kv_free(&kv);
+		return err == ESIM_OK ? 0 : 1;
+	}
+	if (!strcmp(cmd, "demo-template") && npos == 1) {
+		/* the SM-DP+ needs a profile template; the demo has no operator's */
+		uint8_t *upp = NULL;
+		size_t n = 0;
+		esim_err err = rsp_saip_make_test_upp("8932000000000000009", &upp, &n);
+		FILE *f = err == ESIM_OK ? fopen(pos[0], "wb") : NULL;
+		if (f) {
+			if (fwrite(upp, 1, n, f) != n)
+				err = ESIM_E_IO;
+			if (fclose(f) != 0)
+				err = ESIM_E_IO;
+		} else if (err == ESIM_OK) {
+			err = ESIM_E_IO;
+		}
+		free(upp);
+		kv_free(&kv);
+		return err == ESIM_OK ? 0 : fail("demo-template", err);
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help")) {
+		usage();
+		kv_free(&kv);
+		return 0;
+	}
+	struct op_config cfg = {
+	    .db = kv_get(&kv, "db") ? kv_get(&kv, "db") : "esim-operator.db",
+	    .web_dir = kv_get(&kv, "web-dir"),
+	    .maildir = kv_get(&kv, "maildir"),
+	    .key_file = kv_get(&kv, "key"),
+	    .cert_file = kv_get(&kv, "cert"),
+	    .ci_file = kv_get(&kv, "ci"),
+	    .data_key_file = kv_get(&kv, "data-key"),
+	    .smdp_url = kv_get(&kv, "smdp-url"),
+	    .smdp_ca = kv_get(&kv, "smdp-ca"),
+	    .name = kv_get(&kv, "name"),
+	    .profile_type = kv_get(&kv, "profile-type"),
+	};
+	op *o = NULL;
+	esim_err err = op_open(&cfg, &o);
+	if (err != ESIM_OK) {
+		kv_free(&kv);
+		return fail("open", err);
+	}
+	if (!strcmp(cmd, "serve")) {
+		rc = serve(o, &kv);
+	} else if (!strcmp(cmd, "init-demo")) {
+		err = op_seed_demo(o);
+		rc = err == ESIM_OK ? 0 : fail("init-demo", err);
+		if (!rc)
+			printf(
+			    "demo data seeded: jan.peeters@example.be, sofie.janssens@example.be,"
+			    " staff reviewer and admin\n");
+	} else if (!strcmp(cmd, "add-customer") && (npos == 4 || npos == 6)) {
+		int64_t id = 0;
+		err = op_add_customer(o, pos[0], pos[1], pos[2], pos[3], &id);
+		if (err == ESIM_OK && npos == 6)
+			err = op_add_line(o, id, pos[4], NULL, pos[5], false, NULL);
+		rc = err == ESIM_OK ? 0 : fail("add-customer", err);
+		if (!rc)
+			printf("customer %lld\n", (long long)id);
+	} else if (!strcmp(cmd, "add-staff") && npos == 3) {
+		err = op_add_staff(o, pos[0], pos[1], pos[2]);
+		rc = err == ESIM_OK ? 0 : fail("add-staff", err);
+	} else if (!strcmp(cmd, "set") && npos == 2) {
+		err = op_set_setting(o, pos[0], atoll(pos[1]));
+		rc = err == ESIM_OK ? 0 : fail("set", err);
+	} else if (!strcmp(cmd, "order-esim") && npos == 1) {
+		char ac[512];
+		err = op_order_esim(o, pos[0], ac, sizeof ac);
+		if (err == ESIM_OK) {
+			printf("activation code: %s\n", ac);
+			print_qr(ac);
+		}
+		rc = err == ESIM_OK ? 0 : fail("order-esim", err);
+	} else if (!strcmp(cmd, "tick")) {
+		size_t n = 0;
+		err = op_tick(o, &n);
+		rc = err == ESIM_OK ? 0 : fail("tick", err);
+		if (!rc)
+			printf("%zu reminder(s) sent\n", n);
+	} else if (!strcmp(cmd, "audit-verify")) {
+		int64_t n = 0, bad = 0;
+		err = op_audit_verify(o, &n, &bad);
+		if (err == ESIM_OK)
+			printf("audit log OK: %lld entries, chain and signed head verified\n",
+			       (long long)n);
+		else if (err == ESIM_E_OP_AUDIT)
+			fprintf(stderr, "audit log BROKEN at entry %lld (0: the head)\n",
+				(long long)bad);
+		rc = err == ESIM_OK ? 0 : (err == ESIM_E_OP_AUDIT ? 1 : fail("audit-verify", err));
+	} else {
+		usage();
+		rc = 2;
+	}
+	op_close(o);
+	kv_free(&kv);
+	return rc;
+}

@@ -1,0 +1,880 @@
+/*
+ * The operator service's handle and its data: the schema (SQLite and
+ * PostgreSQL through store), passwords (argon2id), the hash-chained audit
+ * log with its signed head, contacts with one-time verification references
+ * and the notices outbox (maildir e-mail, SMS rows). This is the operator
+ * side of SGP.22's ES2+ relationship; the profile itself lives at the
+ * SM-DP+ and on the eUICC.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+
+#include "esim/crypto.h"
+#include "op_int.h"
+
+static const char *const migrations[] = {
+    "CREATE TABLE op_customers (id {{ID}}, login TEXT NOT NULL UNIQUE, pwhash TEXT NOT NULL,"
+    " name TEXT NOT NULL, address TEXT NOT NULL, account TEXT NOT NULL);"
+    "CREATE TABLE op_staff (id {{ID}}, login TEXT NOT NULL UNIQUE, pwhash TEXT NOT NULL,"
+    " role TEXT NOT NULL);"
+    "CREATE TABLE op_lines (id {{ID}}, customer_id {{INT}} NOT NULL, msisdn TEXT NOT NULL,"
+    " iccid TEXT, plan TEXT NOT NULL, monthly_cents {{INT}} NOT NULL, state TEXT NOT NULL,"
+    " matching_id TEXT, downloaded {{INT}} NOT NULL DEFAULT 0, eid TEXT);"
+    "CREATE TABLE op_invoices (id {{ID}}, customer_id {{INT}} NOT NULL, number TEXT NOT NULL,"
+    " period TEXT NOT NULL, amount_cents {{INT}} NOT NULL, due TEXT NOT NULL,"
+    " status TEXT NOT NULL, paid_at {{INT}});"
+    "CREATE TABLE op_payments (id {{ID}}, invoice_id {{INT}} NOT NULL, amount_cents {{INT}},"
+    " reference TEXT NOT NULL, at {{INT}} NOT NULL);"
+    "CREATE TABLE op_usage (id {{ID}}, line_id {{INT}} NOT NULL, kind TEXT NOT NULL,"
+    " amount {{INT}} NOT NULL, unit TEXT NOT NULL, at {{INT}} NOT NULL);"
+    "CREATE TABLE op_equipment (id {{ID}}, line_id {{INT}} NOT NULL, item TEXT NOT NULL,"
+    " return_by TEXT);"
+    "CREATE TABLE op_cases (id {{ID}}, customer_id {{INT}} NOT NULL, line_id {{INT}} NOT NULL,"
+    " state TEXT NOT NULL, reason TEXT NOT NULL, doc_type TEXT NOT NULL, doc_number TEXT NOT NULL,"
+    " doc_sha256 TEXT NOT NULL, doc_mime TEXT, doc_cipher {{BLOB}}, doc_nonce {{BLOB}},"
+    " info_request TEXT, decision_note TEXT, created {{INT}} NOT NULL, updated {{INT}} NOT NULL,"
+    " closed {{INT}}, deletion_due {{INT}}, reminded {{INT}} NOT NULL DEFAULT 0,"
+    " proof {{BLOB}}, proof_eid TEXT);"
+    "CREATE TABLE op_identity_checks (id {{ID}}, case_id {{INT}} NOT NULL, doc_type TEXT,"
+    " doc_number TEXT, doc_sha256 TEXT, actor TEXT NOT NULL, result TEXT NOT NULL,"
+    " at {{INT}} NOT NULL);"
+    "CREATE TABLE op_case_events (id {{ID}}, case_id {{INT}} NOT NULL, at {{INT}} NOT NULL,"
+    " state TEXT NOT NULL, actor TEXT NOT NULL, note TEXT, reference TEXT);"
+    "CREATE TABLE op_contacts (id {{ID}}, reference TEXT NOT NULL UNIQUE,"
+    " customer_id {{INT}} NOT NULL, channel TEXT NOT NULL, purpose TEXT NOT NULL,"
+    " at {{INT}} NOT NULL);"
+    "CREATE TABLE op_notices (id {{ID}}, customer_id {{INT}} NOT NULL, channel TEXT NOT NULL,"
+    " recipient TEXT NOT NULL, subject TEXT NOT NULL, body TEXT NOT NULL, reference TEXT,"
+    " at {{INT}} NOT NULL, sent {{INT}} NOT NULL DEFAULT 0);"
+    "CREATE TABLE op_audit (id {{ID}}, at {{INT}} NOT NULL, actor TEXT NOT NULL,"
+    " action TEXT NOT NULL, data TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);"
+    "CREATE TABLE op_audit_head (id {{INT}} PRIMARY KEY, count {{INT}} NOT NULL,"
+    " hash TEXT NOT NULL, sig {{BLOB}});"
+    "CREATE TABLE op_sessions (token_hash TEXT PRIMARY KEY, kind TEXT NOT NULL,"
+    " principal {{INT}} NOT NULL, role TEXT NOT NULL, csrf TEXT NOT NULL,"
+    " expires {{INT}} NOT NULL);"
+    "CREATE TABLE op_login_fail (k TEXT PRIMARY KEY, count {{INT}} NOT NULL,"
+    " first_at {{INT}} NOT NULL, locked_until {{INT}} NOT NULL, lockouts {{INT}} NOT NULL);"
+    "CREATE TABLE op_settings (k TEXT PRIMARY KEY, v {{INT}} NOT NULL);",
+};
+
+time_t op_now(op *o)
+{
+	return o->now ? o->now(o->now_arg) : time(NULL);
+}
+
+void op_iso_time(time_t t, char out[32])
+{
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+esim_err op_prep(op *o, const char *sql, store_stmt **st)
+{
+	return store_prepare(o->s, sql, st);
+}
+
+int64_t op_query_int(op *o, const char *sql, int64_t arg, int64_t def)
+{
+	store_stmt *st;
+	if (store_prepare(o->s, sql, &st) != ESIM_OK)
+		return def;
+	store_bind_int64(st, 1, arg);
+	bool row = false;
+	int64_t v = def;
+	if (store_step(st, &row) == ESIM_OK && row && !store_col_is_null(st, 0))
+		v = store_col_int64(st, 0);
+	store_finalize(st);
+	return v;
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static esim_err load_data_key(op *o, const char *path)
+{
+	if (!path) {
+		randombytes_buf(o->data_key, sizeof o->data_key);
+		return ESIM_OK;
+	}
+	uint8_t *p = NULL;
+	size_t n = 0;
+	if (esim_read_file(path, 64, &p, &n) == ESIM_OK) {
+		esim_err err = n == sizeof o->data_key ? ESIM_OK : ESIM_E_OP_CONFIG;
+		if (err == ESIM_OK)
+			memcpy(o->data_key, p, n);
+		esim_wipe(p, n);
+		free(p);
+		return err;
+	}
+	randombytes_buf(o->data_key, sizeof o->data_key);
+	FILE *f = fopen(path, "wbx");
+	if (!f)
+		return ESIM_E_IO;
+	chmod(path, 0600);
+	size_t w = fwrite(o->data_key, 1, sizeof o->data_key, f);
+	return fclose(f) == 0 && w == sizeof o->data_key ? ESIM_OK : ESIM_E_IO;
+}
+
+esim_err op_open(const struct op_config *cfg, op **out)
+{
+	*out = NULL;
+	if (!cfg || !cfg->db)
+		return ESIM_E_ARG;
+	if (sodium_init() < 0)
+		return ESIM_E_INTERNAL;
+	op *o = calloc(1, sizeof *o);
+	if (!o)
+		return ESIM_E_NOMEM;
+	pthread_mutex_init(&o->lock, NULL);
+#ifdef ESIM_OPERATOR_WEB_DIR
+	const char *web = cfg->web_dir ? cfg->web_dir : ESIM_OPERATOR_WEB_DIR;
+#else
+	const char *web = cfg->web_dir ? cfg->web_dir : "web";
+#endif
+	o->web_dir = strdup(web);
+	o->maildir = dup_or_null(cfg->maildir);
+	o->smdp_url = dup_or_null(cfg->smdp_url);
+	o->smdp_ca = dup_or_null(cfg->smdp_ca);
+	o->cert_file = dup_or_null(cfg->cert_file);
+	o->key_file = dup_or_null(cfg->key_file);
+	o->name = strdup(cfg->name ? cfg->name : "ACME");
+	o->ptype = strdup(cfg->profile_type ? cfg->profile_type : "STD");
+	o->fast_hash = cfg->fast_hash;
+	o->now = cfg->now;
+	o->now_arg = cfg->now_arg;
+	esim_err err = o->web_dir && o->name && o->ptype ? ESIM_OK : ESIM_E_NOMEM;
+	if (err == ESIM_OK && cfg->key_file)
+		err = crypto_key_load_private_file(cfg->key_file, &o->key);
+	if (err == ESIM_OK && cfg->cert_file)
+		err = crypto_cert_load_file(cfg->cert_file, &o->cert);
+	if (err == ESIM_OK && cfg->ci_file) {
+		err = crypto_trust_new(&o->trust);
+		char *list = strdup(cfg->ci_file), *save = NULL;
+		if (!list)
+			err = ESIM_E_NOMEM;
+		for (char *t = list ? strtok_r(list, ",", &save) : NULL; err == ESIM_OK && t;
+		     t = strtok_r(NULL, ",", &save))
+			err = crypto_trust_add_ci_file(o->trust, t);
+		free(list);
+	}
+	if (err == ESIM_OK)
+		err = load_data_key(o, cfg->data_key_file);
+	if (err == ESIM_OK)
+		err = store_open(cfg->db, &o->s);
+	if (err == ESIM_OK)
+		err = store_migrate(o->s, migrations, sizeof migrations / sizeof migrations[0]);
+	if (err != ESIM_OK) {
+		op_close(o);
+		return err;
+	}
+	*out = o;
+	return ESIM_OK;
+}
+
+void op_close(op *o)
+{
+	if (!o)
+		return;
+	store_close(o->s);
+	EVP_PKEY_free(o->key);
+	crypto_cert_free(o->cert);
+	crypto_trust_free(o->trust);
+	esim_wipe(o->data_key, sizeof o->data_key);
+	free(o->web_dir);
+	free(o->maildir);
+	free(o->smdp_url);
+	free(o->smdp_ca);
+	free(o->cert_file);
+	free(o->key_file);
+	free(o->name);
+	free(o->ptype);
+	pthread_mutex_destroy(&o->lock);
+	free(o);
+}
+
+/* ---- passwords ------------------------------------------------------------ */
+
+esim_err op_password_hash(op *o, const char *password, char **out)
+{
+	char h[crypto_pwhash_STRBYTES];
+	unsigned long long ops =
+	    o->fast_hash ? crypto_pwhash_OPSLIMIT_MIN : crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	size_t mem = o->fast_hash ? crypto_pwhash_MEMLIMIT_MIN : crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	if (crypto_pwhash_str(h, password, strlen(password), ops, mem) != 0)
+		return ESIM_E_NOMEM;
+	*out = strdup(h);
+	return *out ? ESIM_OK : ESIM_E_NOMEM;
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+int64_t op_setting(op *o, const char *key, int64_t def)
+{
+	store_stmt *st;
+	if (store_prepare(o->s, "SELECT v FROM op_settings WHERE k = ?1", &st) != ESIM_OK)
+		return def;
+	store_bind_text(st, 1, key);
+	bool row = false;
+	int64_t v = def;
+	if (store_step(st, &row) == ESIM_OK && row)
+		v = store_col_int64(st, 0);
+	store_finalize(st);
+	return v;
+}
+
+static esim_err set_setting_locked(op *o, const char *key, int64_t value)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(o->s, "DELETE FROM op_settings WHERE k = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, key);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK)
+		err = store_prepare(o->s, "INSERT INTO op_settings (k, v) VALUES (?1, ?2)", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, key);
+	store_bind_int64(st, 2, value);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+esim_err op_set_setting(op *o, const char *key, int64_t value)
+{
+	pthread_mutex_lock(&o->lock);
+	esim_err err = store_begin(o->s);
+	if (err == ESIM_OK) {
+		err = set_setting_locked(o, key, value);
+		char d[160];
+		snprintf(d, sizeof d, "{\"key\":\"%s\",\"value\":%lld}", key, (long long)value);
+		if (err == ESIM_OK)
+			err = op_audit(o, "admin-cli", "setting", d);
+		if (err == ESIM_OK)
+			err = store_commit(o->s);
+		else
+			store_rollback(o->s);
+	}
+	pthread_mutex_unlock(&o->lock);
+	return err;
+}
+
+/* ---- audit chain ---------------------------------------------------------- */
+
+static void enc_field(crypto_hash_sha256_state *h, const char *s)
+{
+	size_t n = strlen(s);
+	uint8_t l[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+	crypto_hash_sha256_update(h, l, 4);
+	crypto_hash_sha256_update(h, (const uint8_t *)s, n);
+}
+
+/* hash = SHA-256 over the length-prefixed (4 bytes, big-endian) fields
+ * "esim-audit-v1", prev, id, at, actor, action, data (numbers decimal). */
+static void audit_hash(const char *prev, int64_t id, int64_t at, const char *actor,
+		       const char *action, const char *data, char out[65])
+{
+	crypto_hash_sha256_state h;
+	crypto_hash_sha256_init(&h);
+	char num[32];
+	enc_field(&h, "esim-audit-v1");
+	enc_field(&h, prev);
+	snprintf(num, sizeof num, "%lld", (long long)id);
+	enc_field(&h, num);
+	snprintf(num, sizeof num, "%lld", (long long)at);
+	enc_field(&h, num);
+	enc_field(&h, actor);
+	enc_field(&h, action);
+	enc_field(&h, data);
+	uint8_t md[32];
+	crypto_hash_sha256_final(&h, md);
+	sodium_bin2hex(out, 65, md, 32);
+}
+
+static void head_message(int64_t count, const char *hash, char *out, size_t n)
+{
+	snprintf(out, n, "esim-audit-head-v1|%lld|%s", (long long)count, hash);
+}
+
+static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+esim_err op_audit(op *o, const char *actor, const char *action, const char *data)
+{
+	store_stmt *st;
+	char prev[65];
+	snprintf(prev, sizeof prev, "%s", ZERO_HASH);
+	int64_t count = 0;
+	esim_err err = store_prepare(
+	    o->s, "SELECT count, hash FROM op_audit_head WHERE id = 1 {{FOR_UPDATE}}", &st);
+	if (err != ESIM_OK)
+		return err;
+	bool row;
+	err = store_step(st, &row);
+	bool have_head = err == ESIM_OK && row;
+	if (have_head) {
+		count = store_col_int64(st, 0);
+		snprintf(prev, sizeof prev, "%s", store_col_text(st, 1));
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	int64_t at = (int64_t)op_now(o);
+	err = store_prepare(o->s,
+			    "INSERT INTO op_audit (at, actor, action, data, prev, hash)"
+			    " VALUES (?1, ?2, ?3, ?4, ?5, '') RETURNING id",
+			    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, at);
+	store_bind_text(st, 2, actor);
+	store_bind_text(st, 3, action);
+	store_bind_text(st, 4, data);
+	store_bind_text(st, 5, prev);
+	int64_t id = 0;
+	err = store_run_id(st, &id);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	char h[65];
+	audit_hash(prev, id, at, actor, action, data, h);
+	if ((err = store_prepare(o->s, "UPDATE op_audit SET hash = ?1 WHERE id = ?2", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_text(st, 1, h);
+	store_bind_int64(st, 2, id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	/* the head: count and last hash, signed, so that cutting the tail
+	 * (or rewriting it wholesale) shows */
+	uint8_t sig[CRYPTO_DER_SIG_MAX];
+	size_t sig_len = 0;
+	if (o->key) {
+		char msg[160];
+		head_message(count + 1, h, msg, sizeof msg);
+		if ((err = crypto_ecdsa_sign_der(o->key, (const uint8_t *)msg, strlen(msg), sig,
+						 &sig_len)) != ESIM_OK)
+			return err;
+	}
+	err = store_prepare(
+	    o->s,
+	    have_head ? "UPDATE op_audit_head SET count = ?1, hash = ?2, sig = ?3 WHERE id = 1"
+		      : "INSERT INTO op_audit_head (id, count, hash, sig) VALUES (1, ?1, ?2, ?3)",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, count + 1);
+	store_bind_text(st, 2, h);
+	if (sig_len)
+		store_bind_blob(st, 3, sig, sig_len);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+esim_err op_audit_verify(op *o, int64_t *entries, int64_t *bad_id)
+{
+	*entries = 0;
+	*bad_id = 0;
+	pthread_mutex_lock(&o->lock);
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "SELECT id, at, actor, action, data, prev, hash FROM op_audit ORDER BY id", &st);
+	char prev[65];
+	snprintf(prev, sizeof prev, "%s", ZERO_HASH);
+	bool broken = false;
+	int64_t n = 0;
+	if (err == ESIM_OK) {
+		bool row;
+		while (!broken && (err = store_step(st, &row)) == ESIM_OK && row) {
+			int64_t id = store_col_int64(st, 0);
+			const char *sp = store_col_text(st, 5), *sh = store_col_text(st, 6);
+			char h[65];
+			audit_hash(prev, id, store_col_int64(st, 1), store_col_text(st, 2),
+				   store_col_text(st, 3), store_col_text(st, 4), h);
+			if (!sp || !sh || strcmp(sp, prev) != 0 || strcmp(sh, h) != 0) {
+				broken = true;
+				*bad_id = id;
+			}
+			snprintf(prev, sizeof prev, "%s", h);
+			n++;
+		}
+		store_finalize(st);
+	}
+	if (err == ESIM_OK && !broken) {
+		err = store_prepare(o->s, "SELECT count, hash, sig FROM op_audit_head WHERE id = 1",
+				    &st);
+		if (err == ESIM_OK) {
+			bool row;
+			err = store_step(st, &row);
+			if (err == ESIM_OK) {
+				int64_t cnt = row ? store_col_int64(st, 0) : 0;
+				const char *hh = row ? store_col_text(st, 1) : ZERO_HASH;
+				if (cnt != n || !hh || strcmp(hh, prev) != 0)
+					broken = true;
+				else if (row && o->key) {
+					size_t sl = 0;
+					const uint8_t *sig = store_col_blob(st, 2, &sl);
+					char msg[160];
+					head_message(cnt, hh, msg, sizeof msg);
+					if (!sig || crypto_ecdsa_verify_der(
+							o->key, (const uint8_t *)msg, strlen(msg),
+							sig, sl) != ESIM_OK)
+						broken = true;
+				}
+			}
+			store_finalize(st);
+		}
+	}
+	pthread_mutex_unlock(&o->lock);
+	*entries = n;
+	if (err != ESIM_OK)
+		return err;
+	return broken ? ESIM_E_OP_AUDIT : ESIM_OK;
+}
+
+/* ---- contacts and notices ------------------------------------------------- */
+
+static void new_reference(char ref[OP_REF_LEN])
+{
+	static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+	char c[8];
+	for (int i = 0; i < 8; i++)
+		c[i] = alpha[randombytes_uniform(sizeof alpha - 1)];
+	snprintf(ref, OP_REF_LEN, "OP-%.4s-%.4s", c, c + 4);
+}
+
+static esim_err write_maildir(op *o, int64_t id, const char *to, const char *subject,
+			      const char *text, time_t at)
+{
+	if (!o->maildir)
+		return ESIM_OK;
+	char path[1024], tmp[1024];
+	const char *sub[] = {"", "/tmp", "/new", "/cur"};
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(path, sizeof path, "%s%s", o->maildir, sub[i]);
+		if (mkdir(path, 0700) != 0 && errno != EEXIST)
+			return ESIM_E_IO;
+	}
+	snprintf(tmp, sizeof tmp, "%s/tmp/%lld.%lld.esim-operator", o->maildir, (long long)at,
+		 (long long)id);
+	snprintf(path, sizeof path, "%s/new/%lld.%lld.esim-operator", o->maildir, (long long)at,
+		 (long long)id);
+	FILE *f = fopen(tmp, "w");
+	if (!f)
+		return ESIM_E_IO;
+	char date[32];
+	op_iso_time(at, date);
+	fprintf(f,
+		"From: %s customer care <care@operator.example>\nTo: %s\nSubject: %s\nDate: %s\n"
+		"Content-Type: text/plain; charset=UTF-8\n\n%s\n",
+		o->name, to, subject, date, text);
+	if (fclose(f) != 0 || rename(tmp, path) != 0)
+		return ESIM_E_IO;
+	return ESIM_OK;
+}
+
+esim_err op_notify(op *o, int64_t customer_id, const char *purpose, const char *subject,
+		   const char *text, char ref_out[OP_REF_LEN])
+{
+	char ref[OP_REF_LEN];
+	new_reference(ref);
+	time_t now = op_now(o);
+	store_stmt *st;
+	esim_err err = store_prepare(o->s,
+				     "INSERT INTO op_contacts (reference, customer_id, channel,"
+				     " purpose, at) VALUES (?1, ?2, 'email+sms', ?3, ?4)",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, ref);
+	store_bind_int64(st, 2, customer_id);
+	store_bind_text(st, 3, purpose);
+	store_bind_int64(st, 4, (int64_t)now);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	char *to = NULL;
+	if ((err = store_prepare(o->s, "SELECT login FROM op_customers WHERE id = ?1", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, customer_id);
+	bool row;
+	if ((err = store_step(st, &row)) == ESIM_OK && row)
+		to = strdup(store_col_text(st, 0));
+	store_finalize(st);
+	if (!to)
+		return err != ESIM_OK ? err : ESIM_E_NOT_FOUND;
+	size_t bl = strlen(text) + 400;
+	char *body = malloc(bl);
+	if (!body) {
+		free(to);
+		return ESIM_E_NOMEM;
+	}
+	snprintf(body, bl,
+		 "%s\n\nVerification reference: %s\nCheck it on our site under \"Was this really "
+		 "us?\". We never ask for your password or codes by phone.",
+		 text, ref);
+	const char *channels[] = {"email", "sms"};
+	for (int i = 0; err == ESIM_OK && i < 2; i++) {
+		err = store_prepare(
+		    o->s,
+		    "INSERT INTO op_notices (customer_id, channel, recipient, subject,"
+		    " body, reference, at, sent) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+		    " RETURNING id",
+		    &st);
+		if (err != ESIM_OK)
+			break;
+		store_bind_int64(st, 1, customer_id);
+		store_bind_text(st, 2, channels[i]);
+		store_bind_text(st, 3, to);
+		store_bind_text(st, 4, subject);
+		store_bind_text(st, 5, body);
+		store_bind_text(st, 6, ref);
+		store_bind_int64(st, 7, (int64_t)now);
+		store_bind_int64(st, 8, i == 0 && o->maildir ? 1 : 0);
+		int64_t nid = 0;
+		err = store_run_id(st, &nid);
+		store_finalize(st);
+		if (err == ESIM_OK && i == 0)
+			err = write_maildir(o, nid, to, subject, body, now);
+	}
+	free(body);
+	free(to);
+	if (err == ESIM_OK && ref_out)
+		memcpy(ref_out, ref, OP_REF_LEN);
+	return err;
+}
+
+/* ---- administration -------------------------------------------------------- */
+
+static esim_err begin(op *o)
+{
+	pthread_mutex_lock(&o->lock);
+	esim_err err = store_begin(o->s);
+	if (err != ESIM_OK)
+		pthread_mutex_unlock(&o->lock);
+	return err;
+}
+
+static esim_err end(op *o, esim_err err)
+{
+	if (err == ESIM_OK)
+		err = store_commit(o->s);
+	else
+		store_rollback(o->s);
+	pthread_mutex_unlock(&o->lock);
+	return err;
+}
+
+esim_err op_add_customer(op *o, const char *login, const char *password, const char *name,
+			 const char *address, int64_t *id)
+{
+	char *h = NULL;
+	esim_err err = op_password_hash(o, password, &h);
+	if (err != ESIM_OK)
+		return err;
+	if ((err = begin(o)) != ESIM_OK) {
+		free(h);
+		return err;
+	}
+	store_stmt *st;
+	int64_t cid = 0;
+	err = store_prepare(o->s,
+			    "INSERT INTO op_customers (login, pwhash, name, address, account)"
+			    " VALUES (?1, ?2, ?3, ?4, '') RETURNING id",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, login);
+		store_bind_text(st, 2, h);
+		store_bind_text(st, 3, name);
+		store_bind_text(st, 4, address);
+		err = store_run_id(st, &cid);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK)
+		err =
+		    store_prepare(o->s, "UPDATE op_customers SET account = ?1 WHERE id = ?2", &st);
+	if (err == ESIM_OK) {
+		char acc[32];
+		snprintf(acc, sizeof acc, "BE-%06lld", (long long)(100000 + cid));
+		store_bind_text(st, 1, acc);
+		store_bind_int64(st, 2, cid);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		json_t *j = json_pack("{s:I,s:s}", "customer", (json_int_t)cid, "login", login);
+		char *d = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		err = d ? op_audit(o, "admin-cli", "customer.add", d) : ESIM_E_NOMEM;
+		free(d);
+		json_decref(j);
+	}
+	free(h);
+	err = end(o, err);
+	if (err == ESIM_OK && id)
+		*id = cid;
+	return err;
+}
+
+esim_err op_add_staff(op *o, const char *login, const char *password, const char *role)
+{
+	if (strcmp(role, "reviewer") != 0 && strcmp(role, "admin") != 0)
+		return ESIM_E_ARG;
+	char *h = NULL;
+	esim_err err = op_password_hash(o, password, &h);
+	if (err != ESIM_OK)
+		return err;
+	if ((err = begin(o)) != ESIM_OK) {
+		free(h);
+		return err;
+	}
+	store_stmt *st;
+	err = store_prepare(o->s, "INSERT INTO op_staff (login, pwhash, role) VALUES (?1, ?2, ?3)",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, login);
+		store_bind_text(st, 2, h);
+		store_bind_text(st, 3, role);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		json_t *j = json_pack("{s:s,s:s}", "login", login, "role", role);
+		char *d = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		err = d ? op_audit(o, "admin-cli", "staff.add", d) : ESIM_E_NOMEM;
+		free(d);
+		json_decref(j);
+	}
+	free(h);
+	return end(o, err);
+}
+
+esim_err op_add_line(op *o, int64_t customer_id, const char *msisdn, const char *iccid,
+		     const char *plan, bool downloaded, int64_t *id)
+{
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	int64_t lid = 0;
+	err =
+	    store_prepare(o->s,
+			  "INSERT INTO op_lines (customer_id, msisdn, iccid, plan, monthly_cents,"
+			  " state, downloaded) VALUES (?1, ?2, ?3, ?4, 2000, ?5, ?6) RETURNING id",
+			  &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, customer_id);
+		store_bind_text(st, 2, msisdn);
+		store_bind_text(st, 3, iccid);
+		store_bind_text(st, 4, plan);
+		store_bind_text(st, 5, iccid ? "active" : "ordered");
+		store_bind_int64(st, 6, downloaded ? 1 : 0);
+		err = store_run_id(st, &lid);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		char d[128];
+		snprintf(d, sizeof d, "{\"customer\":%lld,\"line\":%lld}", (long long)customer_id,
+			 (long long)lid);
+		err = op_audit(o, "admin-cli", "line.add", d);
+	}
+	err = end(o, err);
+	if (err == ESIM_OK && id)
+		*id = lid;
+	return err;
+}
+
+esim_err op_add_invoice(op *o, int64_t customer_id, const char *period, int64_t cents,
+			const char *due, int64_t *id)
+{
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	int64_t iid = 0;
+	err =
+	    store_prepare(o->s,
+			  "INSERT INTO op_invoices (customer_id, number, period, amount_cents, due,"
+			  " status) VALUES (?1, '', ?2, ?3, ?4, 'open') RETURNING id",
+			  &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, customer_id);
+		store_bind_text(st, 2, period);
+		store_bind_int64(st, 3, cents);
+		store_bind_text(st, 4, due);
+		err = store_run_id(st, &iid);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK &&
+	    (err = store_prepare(o->s, "UPDATE op_invoices SET number = ?1 WHERE id = ?2", &st)) ==
+		ESIM_OK) {
+		char num[32];
+		snprintf(num, sizeof num, "INV-2026-%04lld", (long long)iid);
+		store_bind_text(st, 1, num);
+		store_bind_int64(st, 2, iid);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		char d[128];
+		snprintf(d, sizeof d, "{\"customer\":%lld,\"invoice\":%lld,\"cents\":%lld}",
+			 (long long)customer_id, (long long)iid, (long long)cents);
+		err = op_audit(o, "admin-cli", "invoice.add", d);
+	}
+	err = end(o, err);
+	if (err == ESIM_OK && id)
+		*id = iid;
+	return err;
+}
+
+static esim_err add_usage(op *o, int64_t line, const char *kind, int64_t amount, const char *unit)
+{
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	err = store_prepare(o->s,
+			    "INSERT INTO op_usage (line_id, kind, amount, unit, at) VALUES"
+			    " (?1, ?2, ?3, ?4, ?5)",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, line);
+		store_bind_text(st, 2, kind);
+		store_bind_int64(st, 3, amount);
+		store_bind_text(st, 4, unit);
+		store_bind_int64(st, 5, (int64_t)op_now(o));
+		err = store_run(st);
+		store_finalize(st);
+	}
+	return end(o, err);
+}
+
+esim_err op_seed_demo(op *o)
+{
+	int64_t jan, sofie, l1, l2;
+	esim_err err = op_add_customer(o, "jan.peeters@example.be", "jan-demo-2026", "Jan Peeters",
+				       "Rue Neuve 1, 1000 Brussels", &jan);
+	if (err == ESIM_OK)
+		err = op_add_customer(o, "sofie.janssens@example.be", "sofie-demo-2026",
+				      "Sofie Janssens", "Veldstraat 10, 9000 Gent", &sofie);
+	if (err == ESIM_OK)
+		err = op_add_line(o, jan, "+32470123456", NULL, "Mobile 20 GB", false, &l1);
+	if (err == ESIM_OK)
+		err = op_add_line(o, sofie, "+32471987654", "8932000000000000017", "Mobile 5 GB",
+				  true, &l2);
+	if (err == ESIM_OK)
+		err = op_add_invoice(o, jan, "2026-10", 4250, "2026-11-30", NULL);
+	if (err == ESIM_OK)
+		err = add_usage(o, l1, "data", 1536, "MB");
+	if (err == ESIM_OK)
+		err = add_usage(o, l1, "voice", 42, "min");
+	if (err == ESIM_OK)
+		err = add_usage(o, l2, "sms", 12, "sms");
+	if (err == ESIM_OK && (err = begin(o)) == ESIM_OK) {
+		/* Sofie leases a mobile router: the precheck lists it */
+		store_stmt *st;
+		err = store_prepare(o->s,
+				    "INSERT INTO op_equipment (line_id, item, return_by) VALUES"
+				    " (?1, 'Mobile Wi-Fi router (leased)', '2027-01-31')",
+				    &st);
+		if (err == ESIM_OK) {
+			store_bind_int64(st, 1, l2);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		err = end(o, err);
+	}
+	if (err == ESIM_OK)
+		err = op_add_staff(o, "reviewer", "review-demo-2026", "reviewer");
+	if (err == ESIM_OK)
+		err = op_add_staff(o, "admin", "admin-demo-2026", "admin");
+	return err;
+}
+
+/* ---- reminders ------------------------------------------------------------- */
+
+esim_err op_tick(op *o, size_t *reminders)
+{
+	*reminders = 0;
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	int64_t ids[64], cust[64];
+	char msisdn[64][32];
+	size_t n = 0;
+	err =
+	    store_prepare(o->s,
+			  "SELECT c.id, c.customer_id, l.msisdn FROM op_cases c JOIN op_lines l ON"
+			  " l.id = c.line_id WHERE c.state = 'awaiting_deletion' AND c.reminded = 0"
+			  " AND c.deletion_due <= ?1 ORDER BY c.id",
+			  &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, (int64_t)op_now(o));
+		bool row;
+		while (n < 64 && (err = store_step(st, &row)) == ESIM_OK && row) {
+			ids[n] = store_col_int64(st, 0);
+			cust[n] = store_col_int64(st, 1);
+			snprintf(msisdn[n], sizeof msisdn[n], "%s", store_col_text(st, 2));
+			n++;
+		}
+		store_finalize(st);
+	}
+	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
+		char text[1024], ref[OP_REF_LEN], purpose[96];
+		snprintf(text, sizeof text,
+			 "Your line %s has been stopped, but the eSIM profile is still on your "
+			 "device. Please delete it so that we can close case %lld:\n"
+			 " - iPhone: Settings > Mobile Service > the line > Delete eSIM\n"
+			 " - Android: Settings > Network & internet > SIMs > the line > Erase SIM\n"
+			 " - esim command line: esim cancel ICCID (or esim profile delete ICCID),"
+			 " then esim notification process\n"
+			 "Keep the device online afterwards so that the deletion is reported.",
+			 msisdn[i], (long long)ids[i]);
+		snprintf(purpose, sizeof purpose, "termination case %lld: deletion reminder",
+			 (long long)ids[i]);
+		err = op_notify(o, cust[i], purpose, "Please delete the eSIM profile", text, ref);
+		if (err == ESIM_OK &&
+		    (err = store_prepare(
+			 o->s,
+			 "INSERT INTO op_case_events (case_id, at, state, actor, note,"
+			 " reference) VALUES (?1, ?2, 'awaiting_deletion', 'system',"
+			 " 'reminder sent with the deletion steps', ?3)",
+			 &st)) == ESIM_OK) {
+			store_bind_int64(st, 1, ids[i]);
+			store_bind_int64(st, 2, (int64_t)op_now(o));
+			store_bind_text(st, 3, ref);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		if (err == ESIM_OK &&
+		    (err = store_prepare(o->s, "UPDATE op_cases SET reminded = 1 WHERE id = ?1",
+					 &st)) == ESIM_OK) {
+			store_bind_int64(st, 1, ids[i]);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		char d[64];
+		snprintf(d, sizeof d, "{\"case\":%lld}", (long long)ids[i]);
+		if (err == ESIM_OK)
+			err = op_audit(o, "system", "case.reminder", d);
+	}
+	err = end(o, err);
+	if (err == ESIM_OK)
+		*reminders = n;
+	return err;
+}

@@ -1,0 +1,62 @@
+/*
+ * Private parts of the operator service shared by its source files.
+ */
+#ifndef ESIM_OP_INT_H
+#define ESIM_OP_INT_H
+
+#include <pthread.h>
+
+#include <openssl/evp.h>
+
+#include "esim/cert.h"
+#include "esim/operator.h"
+#include "esim/store.h"
+
+#define OP_REF_LEN     13 /* "OP-XXXX-XXXX" + NUL */
+#define OP_SESSION_TTL (30 * 60)
+#define OP_DOC_MAX     (4u * 1024 * 1024)
+
+struct op {
+	pthread_mutex_t lock; /* one store, one caller at a time */
+	store *s;
+	char *web_dir, *maildir, *smdp_url, *smdp_ca, *cert_file, *key_file, *name, *ptype;
+	EVP_PKEY *key;	     /* may be NULL: then no record signing / audit head */
+	crypto_cert *cert;   /* may be NULL */
+	crypto_trust *trust; /* may be NULL */
+	unsigned char data_key[32];
+	bool fast_hash;
+	time_t (*now)(void *);
+	void *now_arg;
+};
+
+time_t op_now(op *o);
+void op_iso_time(time_t t, char out[32]);
+
+/* Audit: append one entry (inside the caller's transaction). */
+esim_err op_audit(op *o, const char *actor, const char *action, const char *data);
+
+/* A one-time verification reference for a contact, recorded; and a notice
+ * (e-mail to the maildir + SMS row) carrying it. ref out may be NULL. */
+esim_err op_notify(op *o, int64_t customer_id, const char *purpose, const char *subject,
+		   const char *text, char ref[OP_REF_LEN]);
+
+esim_err op_password_hash(op *o, const char *password, char **out);
+
+int64_t op_setting(op *o, const char *key, int64_t def);
+
+/* The case step after approval (ES2+ or stop the line) and the callback. */
+esim_err op_after_approval(op *o, int64_t case_id, const char *actor);
+esim_err op_progress_info(op *o, const uint8_t *body, size_t len, int *status);
+/* The signed record of a closed case, JSON text (malloc'd). */
+esim_err op_record_build(op *o, int64_t case_id, char **out);
+/* Case transition in a transaction: from must match (comma list). */
+esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, const char *actor,
+		      const char *note);
+/* ES2+ POST; *resp_json out (caller decrefs) when the call executed. */
+esim_err op_es2_call(op *o, const char *function, json_t *body, json_t **resp_json);
+
+/* small helpers */
+esim_err op_prep(op *o, const char *sql, store_stmt **st);
+int64_t op_query_int(op *o, const char *sql, int64_t arg, int64_t def);
+
+#endif

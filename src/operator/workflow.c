@@ -1,0 +1,769 @@
+/*
+ * The termination workflow's steps that reach outside the portal: case
+ * transitions with their notices, ES2+ towards the SM-DP+ (SGP.22 5.3.1-3:
+ * DownloadOrder, ConfirmOrder, CancelOrder), the HandleDownloadProgressInfo
+ * callback (5.3.5) whose forwarded delete notification (an eUICC-signed
+ * OtherSignedNotification, digest 8.4) is checked here against the CI
+ * before it closes a case, and the signed termination record.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "esim/crypto.h"
+#include "esim/rsp.h"
+#include "op_int.h"
+
+static bool in_list(const char *state, const char *list)
+{
+	size_t n = strlen(state);
+	for (const char *p = list; p && *p;) {
+		const char *c = strchr(p, ',');
+		size_t l = c ? (size_t)(c - p) : strlen(p);
+		if (l == n && strncmp(p, state, n) == 0)
+			return true;
+		p = c ? c + 1 : NULL;
+	}
+	return false;
+}
+
+static const char *state_text(const char *to)
+{
+	if (!strcmp(to, "submitted"))
+		return "We received your request to end this line.";
+	if (!strcmp(to, "in_review"))
+		return "A member of our staff is reviewing your request.";
+	if (!strcmp(to, "needs_info"))
+		return "We need more information to handle your request; please answer in the "
+		       "portal.";
+	if (!strcmp(to, "approved"))
+		return "Your request was approved.";
+	if (!strcmp(to, "rejected"))
+		return "Your request was rejected; the reason is shown in the portal.";
+	if (!strcmp(to, "service_stopped"))
+		return "The service on this line is stopped.";
+	if (!strcmp(to, "awaiting_deletion"))
+		return "Please delete the eSIM profile from your device; we close the case when "
+		       "the "
+		       "device reports the deletion.";
+	if (!strcmp(to, "closed"))
+		return "Your case is closed. The signed termination record is available in the "
+		       "portal.";
+	return "Your case changed.";
+}
+
+esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, const char *actor,
+		      const char *note)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "SELECT state, customer_id FROM op_cases WHERE id = ?1 {{FOR_UPDATE}}", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, case_id);
+	bool row;
+	err = store_step(st, &row);
+	char state[32] = "";
+	int64_t cust = 0;
+	if (err == ESIM_OK && row) {
+		snprintf(state, sizeof state, "%s", store_col_text(st, 0));
+		cust = store_col_int64(st, 1);
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (!row)
+		return ESIM_E_NOT_FOUND;
+	if (!in_list(state, from))
+		return ESIM_E_OP_STATE;
+	time_t now = op_now(o);
+	if ((err = store_prepare(
+		 o->s,
+		 "UPDATE op_cases SET state = ?1, updated = ?2,"
+		 " closed = CASE WHEN ?1 IN ('closed', 'rejected') THEN ?2 ELSE closed END"
+		 " WHERE id = ?3",
+		 &st)) != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, to);
+	store_bind_int64(st, 2, (int64_t)now);
+	store_bind_int64(st, 3, case_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	char ref[OP_REF_LEN], purpose[96], subject[96], text[1024];
+	snprintf(purpose, sizeof purpose, "termination case %lld: %s", (long long)case_id, to);
+	snprintf(subject, sizeof subject, "Your termination case %lld: %s", (long long)case_id, to);
+	snprintf(text, sizeof text, "%s%s%s", state_text(to), note && *note ? "\nNote: " : "",
+		 note && *note ? note : "");
+	if ((err = op_notify(o, cust, purpose, subject, text, ref)) != ESIM_OK)
+		return err;
+	if ((err = store_prepare(
+		 o->s,
+		 "INSERT INTO op_case_events (case_id, at, state, actor, note, reference)"
+		 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+		 &st)) != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, case_id);
+	store_bind_int64(st, 2, (int64_t)now);
+	store_bind_text(st, 3, to);
+	store_bind_text(st, 4, actor);
+	store_bind_text(st, 5, note);
+	store_bind_text(st, 6, ref);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	json_t *j = json_pack("{s:I,s:s,s:s,s:s,s:s?}", "case", (json_int_t)case_id, "from", state,
+			      "to", to, "reference", ref, "note", note);
+	char *d = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	err = d ? op_audit(o, actor, "case.state", d) : ESIM_E_NOMEM;
+	free(d);
+	json_decref(j);
+	return err;
+}
+
+/* ---- ES2+ client ------------------------------------------------------------ */
+
+esim_err op_es2_call(op *o, const char *function, json_t *body, json_t **resp_json)
+{
+	*resp_json = NULL;
+	if (!o->smdp_url)
+		return ESIM_E_OP_CONFIG;
+	uint8_t r[8];
+	randombytes_buf(r, sizeof r);
+	char callid[40], hex[17];
+	sodium_bin2hex(hex, sizeof hex, r, sizeof r);
+	snprintf(callid, sizeof callid, "op-%s", hex);
+	json_object_set_new(body, "header",
+			    json_pack("{s:s,s:s}", "functionRequesterIdentifier", o->name,
+				      "functionCallIdentifier", callid));
+	char *text = json_dumps(body, JSON_COMPACT);
+	if (!text)
+		return ESIM_E_NOMEM;
+	char url[512];
+	snprintf(url, sizeof url, "%s/gsma/rsp2/es2plus/%s", o->smdp_url, function);
+	struct net_client_config cc = {.ca_file = o->smdp_ca,
+				       .client_cert_file = o->cert_file,
+				       .client_key_file = o->key_file,
+				       .timeout_ms = 20000,
+				       .user_agent = "esim-operator"};
+	net_client *c = NULL;
+	esim_err err = net_client_new(&cc, &c);
+	struct net_client_response resp;
+	memset(&resp, 0, sizeof resp);
+	if (err == ESIM_OK) {
+		err = net_client_post_json(c, url, text, strlen(text), &resp);
+		if (err == ESIM_OK || err == ESIM_E_NET_HTTP_STATUS) {
+			json_t *j = NULL;
+			if (net_json_parse(resp.body.data, resp.body.len, 1 << 20, 16, &j, NULL) ==
+			    ESIM_OK)
+				*resp_json = j;
+			if (err == ESIM_OK && !j)
+				err = ESIM_E_NET_JSON;
+		}
+		net_client_response_clear(&resp);
+	}
+	net_client_free(c);
+	free(text);
+	if (err == ESIM_OK) {
+		const char *s = json_string_value(
+		    json_object_get(json_object_get(json_object_get(*resp_json, "header"),
+						    "functionExecutionStatus"),
+				    "status"));
+		if (!s || strncmp(s, "Executed-", 9) != 0)
+			err = ESIM_E_OP_STATE;
+	}
+	return err;
+}
+
+static esim_err line_of_case(op *o, int64_t case_id, int64_t *line, char *iccid, size_t n,
+			     bool *downloaded, char *mid, size_t mn)
+{
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s,
+			  "SELECT l.id, l.iccid, l.downloaded, l.matching_id FROM op_cases c"
+			  " JOIN op_lines l ON l.id = c.line_id WHERE c.id = ?1",
+			  &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, case_id);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && !row)
+		err = ESIM_E_NOT_FOUND;
+	if (err == ESIM_OK) {
+		*line = store_col_int64(st, 0);
+		snprintf(iccid, n, "%s", store_col_text(st, 1) ? store_col_text(st, 1) : "");
+		*downloaded = store_col_int64(st, 2) != 0;
+		snprintf(mid, mn, "%s", store_col_text(st, 3) ? store_col_text(st, 3) : "");
+	}
+	store_finalize(st);
+	return err;
+}
+
+static esim_err set_line_state(op *o, int64_t line, const char *state)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(o->s, "UPDATE op_lines SET state = ?1 WHERE id = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, state);
+	store_bind_int64(st, 2, line);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static esim_err erase_document(op *o, int64_t case_id)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s, "UPDATE op_cases SET doc_cipher = NULL, doc_nonce = NULL WHERE id = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, case_id);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+esim_err op_after_approval(op *o, int64_t case_id, const char *actor)
+{
+	int64_t line;
+	char iccid[32], mid[80];
+	bool downloaded;
+	esim_err err =
+	    line_of_case(o, case_id, &line, iccid, sizeof iccid, &downloaded, mid, sizeof mid);
+	if (err != ESIM_OK)
+		return err;
+	if (!downloaded && iccid[0] && o->smdp_url) {
+		/* never downloaded: the order is cancelled and the profile goes
+		 * back to the SM-DP+'s pool; there is nothing to delete */
+		json_t *b = json_pack("{s:s,s:s}", "iccid", iccid, "finalProfileStatusIndicator",
+				      "Unavailable");
+		if (mid[0])
+			json_object_set_new(b, "matchingId", json_string(mid));
+		json_t *r = NULL;
+		esim_err e = op_es2_call(o, "cancelOrder", b, &r);
+		json_decref(b);
+		json_decref(r);
+		if (e == ESIM_OK) {
+			err = set_line_state(o, line, "terminated");
+			if (err == ESIM_OK)
+				err = erase_document(o, case_id);
+			if (err == ESIM_OK)
+				err = op_case_move(
+				    o, case_id, "approved", "closed", actor,
+				    "ES2+ CancelOrder: the profile was never downloaded");
+			return err;
+		}
+		/* refused (e.g. downloaded after all) or unreachable: stop the
+		 * service and wait for the deletion like any downloaded profile */
+	} else if (!iccid[0]) {
+		err = set_line_state(o, line, "terminated");
+		if (err == ESIM_OK)
+			err = erase_document(o, case_id);
+		if (err == ESIM_OK)
+			err = op_case_move(o, case_id, "approved", "closed", actor,
+					   "the line never had an eSIM profile (never ordered)");
+		return err;
+	}
+	err = set_line_state(o, line, "stopped");
+	if (err == ESIM_OK)
+		err = op_case_move(o, case_id, "approved", "service_stopped", actor,
+				   "voice, SMS and data stopped on the line");
+	if (err == ESIM_OK)
+		err = op_case_move(o, case_id, "service_stopped", "awaiting_deletion", actor,
+				   "waiting for the device to report the profile's deletion");
+	if (err == ESIM_OK) {
+		store_stmt *st;
+		err =
+		    store_prepare(o->s, "UPDATE op_cases SET deletion_due = ?1 WHERE id = ?2", &st);
+		if (err == ESIM_OK) {
+			store_bind_int64(st, 1,
+					 (int64_t)op_now(o) +
+					     op_setting(o, "deletion_reminder_seconds", 7 * 86400));
+			store_bind_int64(st, 2, case_id);
+			err = store_run(st);
+			store_finalize(st);
+		}
+	}
+	return err;
+}
+
+/* ---- HandleDownloadProgressInfo ---------------------------------------------- */
+
+static esim_err deletion_proof(op *o, const char *body_iccid, const uint8_t *p, size_t len)
+{
+	char d[256];
+	if (!o->trust)
+		return ESIM_E_OP_CONFIG;
+	enum rsp_pending_kind kind;
+	esim_err err = rsp_pending_kind(p, len, &kind);
+	if (err != ESIM_OK || kind != RSP_PENDING_OTHER)
+		return err != ESIM_OK ? err : ESIM_E_OP_RECORD;
+	struct rsp_notif_metadata meta;
+	char eid[RSP_EID_DIGITS + 1];
+	struct crypto_chain_opts co = {.check_time = false};
+	if ((err = rsp_other_notif_verify(p, len, o->trust, &co, &meta, eid)) != ESIM_OK) {
+		snprintf(d, sizeof d, "{\"iccid\":\"%.24s\",\"why\":\"%s\"}", body_iccid,
+			 esim_errname(err));
+		op_audit(o, "smdp", "deletion.rejected", d);
+		return err;
+	}
+	char iccid[RSP_ICCID_TEXT_MAX] = "";
+	if (meta.has_iccid)
+		err = rsp_iccid_from_bcd(meta.iccid, RSP_ICCID_LEN, iccid);
+	bool is_delete = meta.event == RSP_EVENT_DELETE;
+	rsp_notif_metadata_free(&meta);
+	if (err != ESIM_OK)
+		return err;
+	if (!is_delete || strcmp(iccid, body_iccid) != 0) {
+		snprintf(d, sizeof d,
+			 "{\"iccid\":\"%.24s\",\"why\":\"not a delete of this ICCID\"}",
+			 body_iccid);
+		op_audit(o, "smdp", "notification.ignored", d);
+		return ESIM_OK;
+	}
+	store_stmt *st;
+	err = store_prepare(
+	    o->s,
+	    "SELECT c.id, c.state, l.id, l.eid FROM op_cases c JOIN op_lines l"
+	    " ON l.id = c.line_id WHERE l.iccid = ?1 AND c.state IN"
+	    " ('approved', 'service_stopped', 'awaiting_deletion') ORDER BY c.id DESC",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, iccid);
+	bool row;
+	err = store_step(st, &row);
+	int64_t case_id = 0, line = 0;
+	char state[32] = "";
+	bool eid_ok = true;
+	if (err == ESIM_OK && row) {
+		case_id = store_col_int64(st, 0);
+		snprintf(state, sizeof state, "%s", store_col_text(st, 1));
+		line = store_col_int64(st, 2);
+		const char *le = store_col_text(st, 3);
+		eid_ok = !le || strcmp(le, eid) == 0;
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	snprintf(d, sizeof d, "{\"case\":%lld,\"eid\":\"%s\",\"iccid\":\"%s\",\"eid_ok\":%s}",
+		 (long long)case_id, eid, iccid, eid_ok ? "true" : "false");
+	if ((err = op_audit(o, "smdp", "deletion.verified", d)) != ESIM_OK)
+		return err;
+	if (!row || !eid_ok)
+		return ESIM_OK;
+	if ((err =
+		 store_prepare(o->s, "UPDATE op_cases SET proof = ?1, proof_eid = ?2 WHERE id = ?3",
+			       &st)) != ESIM_OK)
+		return err;
+	store_bind_blob(st, 1, p, len);
+	store_bind_text(st, 2, eid);
+	store_bind_int64(st, 3, case_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK && !strcmp(state, "approved"))
+		err = op_case_move(o, case_id, "approved", "service_stopped", "smdp",
+				   "service stopped");
+	if (err == ESIM_OK && strcmp(state, "awaiting_deletion") != 0)
+		err =
+		    op_case_move(o, case_id, "service_stopped", "awaiting_deletion", "smdp", NULL);
+	if (err == ESIM_OK)
+		err = set_line_state(o, line, "terminated");
+	if (err == ESIM_OK)
+		err = erase_document(o, case_id);
+	if (err == ESIM_OK)
+		err = op_case_move(o, case_id, "awaiting_deletion", "closed", "smdp",
+				   "the eUICC-signed deletion notification was verified");
+	return err;
+}
+
+esim_err op_progress_info(op *o, const uint8_t *body, size_t len, int *status)
+{
+	*status = 400;
+	json_t *j = NULL;
+	esim_err err = net_json_parse(body, len, 256 * 1024, 8, &j, NULL);
+	if (err != ESIM_OK)
+		return ESIM_OK;
+	const char *iccid = json_string_value(json_object_get(j, "iccid"));
+	json_t *pt = json_object_get(j, "notificationPointId");
+	const char *st_s = json_string_value(
+	    json_object_get(json_object_get(j, "notificationPointStatus"), "status"));
+	if (!iccid || !json_is_integer(pt)) {
+		json_decref(j);
+		return ESIM_OK;
+	}
+	int point = (int)json_integer_value(pt);
+	bool ok = st_s && !strcmp(st_s, "Executed-Success");
+	*status = 204;
+	if ((point == 3 || point == 4) && ok) {
+		const char *eid = json_string_value(json_object_get(j, "eid"));
+		store_stmt *st;
+		err = store_prepare(
+		    o->s,
+		    "UPDATE op_lines SET downloaded = 1, eid = COALESCE(?2, eid),"
+		    " state = CASE WHEN state = 'ordered' THEN 'active' ELSE state END"
+		    " WHERE iccid = ?1",
+		    &st);
+		if (err == ESIM_OK) {
+			store_bind_text(st, 1, iccid);
+			store_bind_text(st, 2, eid);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		char d[160];
+		snprintf(d, sizeof d, "{\"iccid\":\"%.24s\",\"point\":%d}", iccid, point);
+		if (err == ESIM_OK)
+			err = op_audit(o, "smdp", "download.progress", d);
+	} else if (point == 5) {
+		uint8_t *p = NULL;
+		size_t pl = 0;
+		if (net_json_get_base64(j, "resultData", 64 * 1024, &p, &pl, NULL) != ESIM_OK) {
+			*status = 400;
+		} else {
+			esim_err e = deletion_proof(o, iccid, p, pl);
+			/* a proof that does not verify is refused (and audited):
+			 * 422, which the SM-DP+ does not retry; storage trouble is
+			 * an error (500) that it does retry */
+			if (e >= ESIM_E_STORE_OPEN && e <= ESIM_E_STORE_MIGRATION)
+				err = e;
+			else if (e != ESIM_OK)
+				*status = 422;
+		}
+		free(p);
+	}
+	json_decref(j);
+	return err;
+}
+
+/* ---- the termination record ------------------------------------------------- */
+
+static json_t *iso(int64_t t)
+{
+	char b[32];
+	op_iso_time((time_t)t, b);
+	return json_string(b);
+}
+
+static json_t *text_or_null(store_stmt *st, int col)
+{
+	const char *s = store_col_text(st, col);
+	return s ? json_string(s) : json_null();
+}
+
+esim_err op_record_build(op *o, int64_t case_id, char **out)
+{
+	*out = NULL;
+	if (!o->key)
+		return ESIM_E_OP_CONFIG;
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    o->s,
+	    "SELECT c.state, c.reason, c.created, c.closed, c.decision_note, c.doc_type,"
+	    " c.doc_sha256, c.proof, c.proof_eid, cu.name, cu.account, l.msisdn, l.iccid, l.plan,"
+	    " c.customer_id FROM op_cases c JOIN op_customers cu ON cu.id = c.customer_id"
+	    " JOIN op_lines l ON l.id = c.line_id WHERE c.id = ?1",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, case_id);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && !row)
+		err = ESIM_E_NOT_FOUND;
+	if (err == ESIM_OK && strcmp(store_col_text(st, 0), "closed") != 0)
+		err = ESIM_E_OP_STATE;
+	if (err != ESIM_OK) {
+		store_finalize(st);
+		return err;
+	}
+	json_t *rec = json_object();
+	json_object_set_new(rec, "type", json_string("esim-termination-record/v1"));
+	json_object_set_new(rec, "operator", json_string(o->name));
+	json_object_set_new(rec, "issued", iso((int64_t)op_now(o)));
+	json_t *c = json_object();
+	json_object_set_new(c, "id", json_integer(case_id));
+	json_object_set_new(c, "state", json_string(store_col_text(st, 0)));
+	json_object_set_new(c, "reason", json_string(store_col_text(st, 1)));
+	json_object_set_new(c, "created", iso(store_col_int64(st, 2)));
+	json_object_set_new(c, "closed", iso(store_col_int64(st, 3)));
+	json_object_set_new(c, "decision_note", text_or_null(st, 4));
+	json_object_set_new(c, "document_type", json_string(store_col_text(st, 5)));
+	json_object_set_new(c, "document_sha256", json_string(store_col_text(st, 6)));
+	json_object_set_new(c, "document_copy", json_string("erased"));
+	json_object_set_new(rec, "case", c);
+	json_object_set_new(rec, "customer",
+			    json_pack("{s:s,s:s}", "name", store_col_text(st, 9), "account",
+				      store_col_text(st, 10)));
+	json_object_set_new(rec, "line",
+			    json_pack("{s:s,s:o,s:s}", "msisdn", store_col_text(st, 11), "iccid",
+				      text_or_null(st, 12), "plan", store_col_text(st, 13)));
+	size_t pl = 0;
+	const uint8_t *proof = store_col_blob(st, 7, &pl);
+	if (proof) {
+		json_t *dp = json_object();
+		net_json_set_base64(dp, "notification", proof, pl);
+		json_object_set_new(dp, "eid", text_or_null(st, 8));
+		json_object_set_new(dp, "iccid", text_or_null(st, 12));
+		json_object_set_new(rec, "deletion_proof", dp);
+	} else {
+		json_object_set_new(rec, "deletion_proof", json_null());
+	}
+	int64_t cust = store_col_int64(st, 14);
+	store_finalize(st);
+	json_t *ev = json_array();
+	err = store_prepare(o->s,
+			    "SELECT at, state, actor, note, reference FROM op_case_events"
+			    " WHERE case_id = ?1 ORDER BY id",
+			    &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, case_id);
+		while ((err = store_step(st, &row)) == ESIM_OK && row)
+			json_array_append_new(
+			    ev, json_pack(
+				    "{s:o,s:s,s:s,s:o,s:o}", "at", iso(store_col_int64(st, 0)),
+				    "state", store_col_text(st, 1), "actor", store_col_text(st, 2),
+				    "note", text_or_null(st, 3), "reference", text_or_null(st, 4)));
+		store_finalize(st);
+	}
+	json_object_set_new(rec, "events", ev);
+	json_t *inv = json_array();
+	if (err == ESIM_OK)
+		err = store_prepare(
+		    o->s,
+		    "SELECT number, period, amount_cents, status, paid_at FROM op_invoices"
+		    " WHERE customer_id = ?1 ORDER BY id",
+		    &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, cust);
+		while ((err = store_step(st, &row)) == ESIM_OK && row)
+			json_array_append_new(
+			    inv,
+			    json_pack("{s:s,s:s,s:I,s:s,s:s,s:o}", "number", store_col_text(st, 0),
+				      "period", store_col_text(st, 1), "amount_cents",
+				      (json_int_t)store_col_int64(st, 2), "currency", "EUR",
+				      "status", store_col_text(st, 3), "paid_at",
+				      store_col_is_null(st, 4) ? json_null()
+							       : iso(store_col_int64(st, 4))));
+		store_finalize(st);
+	}
+	json_object_set_new(rec, "final_invoices", inv);
+	char *canon = err == ESIM_OK
+			  ? json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII)
+			  : NULL;
+	if (err == ESIM_OK && !canon)
+		err = ESIM_E_NOMEM;
+	uint8_t sig[CRYPTO_DER_SIG_MAX];
+	size_t sl = 0;
+	if (err == ESIM_OK)
+		err =
+		    crypto_ecdsa_sign_der(o->key, (const uint8_t *)canon, strlen(canon), sig, &sl);
+	free(canon);
+	json_t *doc = json_object();
+	json_object_set_new(doc, "record", rec);
+	if (err == ESIM_OK) {
+		json_t *s =
+		    json_pack("{s:s,s:s}", "alg", "ES256", "canon", "jansson-compact-sorted-ascii");
+		net_json_set_base64(s, "value", sig, sl);
+		json_object_set_new(doc, "signature", s);
+		if (o->cert) {
+			size_t dl = 0;
+			const uint8_t *der = crypto_cert_der(o->cert, &dl);
+			net_json_set_base64(doc, "certificate", der, dl);
+		}
+		*out = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+		if (!*out)
+			err = ESIM_E_NOMEM;
+	}
+	json_decref(doc);
+	return err;
+}
+
+static esim_err fail(char *why, size_t n, const char *text, esim_err err)
+{
+	if (why && n)
+		snprintf(why, n, "%s", text);
+	return err;
+}
+
+esim_err op_record_verify(const uint8_t *text, size_t len, const char *ci_file,
+			  const char *operator_cert_file, char *why, size_t why_len)
+{
+	json_t *doc = NULL;
+	if (net_json_parse(text, len, 8u << 20, 16, &doc, NULL) != ESIM_OK)
+		return fail(why, why_len, "not JSON", ESIM_E_OP_RECORD);
+	esim_err err = ESIM_OK;
+	crypto_cert *cert = NULL;
+	crypto_trust *trust = NULL;
+	uint8_t *sig = NULL, *der = NULL, *proof = NULL;
+	size_t sl = 0, dl = 0, pl = 0;
+	char *canon = NULL;
+	json_t *rec = json_object_get(doc, "record");
+	json_t *s = json_object_get(doc, "signature");
+	if (!json_is_object(rec) || !json_is_object(s) ||
+	    net_json_get_base64(s, "value", 512, &sig, &sl, NULL) != ESIM_OK) {
+		err = fail(why, why_len, "record or signature missing", ESIM_E_OP_RECORD);
+		goto out;
+	}
+	if (operator_cert_file)
+		err = crypto_cert_load_file(operator_cert_file, &cert);
+	else if (net_json_get_base64(doc, "certificate", 8192, &der, &dl, NULL) == ESIM_OK)
+		err = crypto_cert_load(der, dl, &cert);
+	else
+		err = ESIM_E_OP_RECORD;
+	if (err != ESIM_OK) {
+		err = fail(why, why_len, "operator certificate missing or unreadable", err);
+		goto out;
+	}
+	canon = json_dumps(rec, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+	if (!canon || crypto_ecdsa_verify_der(crypto_cert_pubkey(cert), (const uint8_t *)canon,
+					      strlen(canon), sig, sl) != ESIM_OK) {
+		err = fail(why, why_len, "operator signature does not verify",
+			   ESIM_E_CRYPTO_SIGNATURE_INVALID);
+		goto out;
+	}
+	const char *line_iccid =
+	    json_string_value(json_object_get(json_object_get(rec, "line"), "iccid"));
+	json_t *dp = json_object_get(rec, "deletion_proof");
+	if (!json_is_object(dp)) {
+		/* only a line whose profile never reached a device closes
+		 * without a proof: the events say so */
+		const char *last = NULL;
+		json_t *ev = json_object_get(rec, "events");
+		size_t n = json_array_size(ev);
+		if (n)
+			last =
+			    json_string_value(json_object_get(json_array_get(ev, n - 1), "note"));
+		if (!last || (!strstr(last, "never downloaded") && !strstr(last, "never ordered")))
+			err = fail(why, why_len, "no deletion proof", ESIM_E_OP_RECORD);
+		goto out;
+	}
+	if (!ci_file) {
+		err = fail(why, why_len, "a CI certificate is needed to check the deletion proof",
+			   ESIM_E_OP_CONFIG);
+		goto out;
+	}
+	if ((err = crypto_trust_new(&trust)) != ESIM_OK ||
+	    (err = crypto_trust_add_ci_file(trust, ci_file)) != ESIM_OK) {
+		fail(why, why_len, "CI certificate unreadable", err);
+		goto out;
+	}
+	if (net_json_get_base64(dp, "notification", 64 * 1024, &proof, &pl, NULL) != ESIM_OK) {
+		err = fail(why, why_len, "deletion proof not base64", ESIM_E_OP_RECORD);
+		goto out;
+	}
+	struct rsp_notif_metadata meta;
+	char eid[RSP_EID_DIGITS + 1];
+	struct crypto_chain_opts co = {.check_time = false};
+	if ((err = rsp_other_notif_verify(proof, pl, trust, &co, &meta, eid)) != ESIM_OK) {
+		fail(why, why_len, "deletion proof: eUICC chain or signature invalid", err);
+		goto out;
+	}
+	char iccid[RSP_ICCID_TEXT_MAX] = "";
+	if (meta.has_iccid)
+		rsp_iccid_from_bcd(meta.iccid, RSP_ICCID_LEN, iccid);
+	bool del = meta.event == RSP_EVENT_DELETE;
+	rsp_notif_metadata_free(&meta);
+	const char *peid = json_string_value(json_object_get(dp, "eid"));
+	if (!del)
+		err = fail(why, why_len, "deletion proof is not a delete notification",
+			   ESIM_E_OP_RECORD);
+	else if (!line_iccid || strcmp(iccid, line_iccid) != 0)
+		err = fail(why, why_len, "deletion proof is for another ICCID", ESIM_E_OP_RECORD);
+	else if (!peid || strcmp(peid, eid) != 0)
+		err = fail(why, why_len, "deletion proof is from another EID", ESIM_E_OP_RECORD);
+out:
+	free(canon);
+	free(sig);
+	free(der);
+	free(proof);
+	crypto_cert_free(cert);
+	crypto_trust_free(trust);
+	json_decref(doc);
+	if (err == ESIM_OK)
+		fail(why, why_len, "ok", ESIM_OK);
+	return err;
+}
+
+/* ---- ordering an eSIM ------------------------------------------------------- */
+
+esim_err op_order_esim(op *o, const char *login, char *ac, size_t n)
+{
+	pthread_mutex_lock(&o->lock);
+	store_stmt *st;
+	int64_t line = 0, cust = 0;
+	esim_err err = store_prepare(o->s,
+				     "SELECT l.id, c.id FROM op_lines l JOIN op_customers c ON"
+				     " c.id = l.customer_id WHERE c.login = ?1 AND l.iccid IS NULL"
+				     " ORDER BY l.id",
+				     &st);
+	if (err == ESIM_OK) {
+		store_bind_text(st, 1, login);
+		bool row;
+		err = store_step(st, &row);
+		if (err == ESIM_OK && !row)
+			err = ESIM_E_NOT_FOUND;
+		line = store_col_int64(st, 0);
+		cust = store_col_int64(st, 1);
+		store_finalize(st);
+	}
+	json_t *r = NULL;
+	char iccid[32] = "", mid[80] = "", addr[256] = "";
+	if (err == ESIM_OK) {
+		json_t *b = json_pack("{s:s}", "profileType", o->ptype);
+		err = op_es2_call(o, "downloadOrder", b, &r);
+		json_decref(b);
+		const char *i = json_string_value(json_object_get(r, "iccid"));
+		if (err == ESIM_OK && !i)
+			err = ESIM_E_NET_JSON_FIELD;
+		if (err == ESIM_OK)
+			snprintf(iccid, sizeof iccid, "%s", i);
+		json_decref(r);
+		r = NULL;
+	}
+	if (err == ESIM_OK) {
+		json_t *b = json_pack("{s:s,s:b}", "iccid", iccid, "releaseFlag", 1);
+		err = op_es2_call(o, "confirmOrder", b, &r);
+		json_decref(b);
+		const char *m = json_string_value(json_object_get(r, "matchingId"));
+		const char *a = json_string_value(json_object_get(r, "smdpAddress"));
+		if (err == ESIM_OK && (!m || !a))
+			err = ESIM_E_NET_JSON_FIELD;
+		if (err == ESIM_OK) {
+			snprintf(mid, sizeof mid, "%s", m);
+			snprintf(addr, sizeof addr, "%s", a);
+		}
+		json_decref(r);
+	}
+	if (err == ESIM_OK && (err = store_begin(o->s)) == ESIM_OK) {
+		err = store_prepare(
+		    o->s, "UPDATE op_lines SET iccid = ?1, matching_id = ?2 WHERE id = ?3", &st);
+		if (err == ESIM_OK) {
+			store_bind_text(st, 1, iccid);
+			store_bind_text(st, 2, mid);
+			store_bind_int64(st, 3, line);
+			err = store_run(st);
+			store_finalize(st);
+		}
+		char d[200];
+		snprintf(d, sizeof d, "{\"customer\":%lld,\"line\":%lld,\"iccid\":\"%s\"}",
+			 (long long)cust, (long long)line, iccid);
+		if (err == ESIM_OK)
+			err = op_audit(o, "admin-cli", "esim.order", d);
+		if (err == ESIM_OK)
+			err = store_commit(o->s);
+		else
+			store_rollback(o->s);
+	}
+	pthread_mutex_unlock(&o->lock);
+	if (err == ESIM_OK)
+		snprintf(ac, n, "LPA:1$%s$%s", addr, mid);
+	return err;
+}

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Browser test of the esim-operator portal (CTest: browser_portal).
+#
+#   tests/browser/run.sh BUILD_DIR [--update-docs]
+#
+# Seeds a fresh SQLite database with `esim-operator init-demo`, serves it on
+# loopback, and drives the customer's termination request and the staff
+# approval in headless Debian Chromium with playwright-core (portal.test.js).
+# Screenshots of every step land in BUILD_DIR/browser-artifacts/; with
+# --update-docs a few of them are also copied to docs/img/ for journey.md.
+#
+# Exit 77 (skipped) only when Chromium is not installed; scripts/deps.sh
+# installs it, so in CI the test always runs. Anything else missing is a
+# failure, not a skip.
+set -euo pipefail
+
+BUILD="$(cd "${1:?usage: run.sh BUILD_DIR [--update-docs]}" && pwd)"
+UPDATE_DOCS="${2:-}"
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SRC="$(cd "$HERE/../.." && pwd)"
+CHROMIUM="${PORTAL_CHROMIUM:-/usr/bin/chromium}"
+OP="$BUILD/esim-operator"
+ART="$BUILD/browser-artifacts"
+NODE_DIR="$BUILD/browser-node"
+
+if [ ! -x "$CHROMIUM" ]; then
+	echo "browser_portal: SKIPPED: $CHROMIUM is missing (scripts/deps.sh installs Debian's chromium)"
+	exit 77
+fi
+for tool in node npm; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "browser_portal: FAILED: '$tool' not found (scripts/deps.sh installs nodejs and npm)" >&2
+		exit 1
+	fi
+done
+if [ ! -x "$OP" ]; then
+	echo "browser_portal: FAILED: $OP not built" >&2
+	exit 1
+fi
+
+# playwright-core only, from the committed lock, into the build dir (never
+# into the source tree). Re-installed only when the lock changes. No browser
+# is ever downloaded: the test launches the Debian chromium.
+mkdir -p "$NODE_DIR"
+lock_sum="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)"
+if [ ! -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
+	[ "$(cat "$NODE_DIR/.lock-sum" 2>/dev/null)" != "$lock_sum" ]; then
+	cp "$HERE/package.json" "$HERE/package-lock.json" "$NODE_DIR/"
+	echo "browser_portal: npm ci (log: $NODE_DIR/npm-ci.log)"
+	if ! (cd "$NODE_DIR" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+		npm ci --no-audit --no-fund --loglevel=error >npm-ci.log 2>&1); then
+		cat "$NODE_DIR/npm-ci.log" >&2
+		echo "browser_portal: FAILED: npm ci" >&2
+		exit 1
+	fi
+	echo "$lock_sum" >"$NODE_DIR/.lock-sum"
+fi
+
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/esim-browser.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+	if [ -n "$SERVER_PID" ]; then
+		kill "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+rm -rf "$ART"
+mkdir -p "$ART"
+
+# The operator's record-signing key: a throwaway P-256 pair for this run.
+if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+	-keyout "$TMP/operator.key" -out "$TMP/operator.pem" -days 2 \
+	-subj "/CN=esimkit Mobile browser test" >"$ART/openssl.log" 2>&1; then
+	cat "$ART/openssl.log" >&2
+	echo "browser_portal: FAILED: openssl could not make the operator key" >&2
+	exit 1
+fi
+"$OP" init-demo --db "$TMP/op.db" >"$ART/init-demo.log" 2>&1 || {
+	cat "$ART/init-demo.log" >&2
+	echo "browser_portal: FAILED: esim-operator init-demo" >&2
+	exit 1
+}
+"$OP" serve --db "$TMP/op.db" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+	--web-dir "$SRC/src/operator/web" --maildir "$TMP/mail" \
+	--key "$TMP/operator.key" --cert "$TMP/operator.pem" >"$ART/esim-operator.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+	[ -s "$TMP/port" ] && break
+	if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+		cat "$ART/esim-operator.log" >&2
+		echo "browser_portal: FAILED: esim-operator serve exited" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+if [ ! -s "$TMP/port" ]; then
+	echo "browser_portal: FAILED: esim-operator serve wrote no port in 10 s" >&2
+	exit 1
+fi
+PORT="$(tr -d '[:space:]' <"$TMP/port")"
+echo "browser_portal: esim-operator on http://127.0.0.1:$PORT, screenshots in $ART"
+
+rc=0
+PORTAL_BASE_URL="http://127.0.0.1:$PORT" PORTAL_ARTIFACTS="$ART" PORTAL_MAILDIR="$TMP/mail" \
+	PORTAL_NODE_MODULES="$NODE_DIR/node_modules" PORTAL_CHROMIUM="$CHROMIUM" \
+	timeout 120 node "$HERE/portal.test.js" || rc=$?
+if [ "$rc" -ne 0 ]; then
+	echo "--- esim-operator log (last 40 lines) ---" >&2
+	tail -n 40 "$ART/esim-operator.log" >&2 || true
+	echo "browser_portal: FAILED (exit $rc); screenshots in $ART" >&2
+	exit 1
+fi
+
+# The few pictures docs/journey.md embeds; the rest stay build artefacts.
+if [ "$UPDATE_DOCS" = "--update-docs" ]; then
+	mkdir -p "$SRC/docs/img"
+	for name in account-open-invoice terminate-prechecks case-submitted staff-review-evidence \
+		customer-case-approved customer-awaiting-deletion check-not-us; do
+		f="$(ls "$ART"/[0-9][0-9]-"$name".png 2>/dev/null | head -n1)"
+		[ -n "$f" ] || continue
+		# pngquant (optional, Debian's package) cuts them to about a third
+		if command -v pngquant >/dev/null; then
+			pngquant --quality 60-85 --speed 1 --force -o "$SRC/docs/img/portal-$name.png" "$f"
+		else
+			cp "$f" "$SRC/docs/img/portal-$name.png"
+		fi
+	done
+	echo "browser_portal: docs/img/ updated"
+fi
+exit 0
