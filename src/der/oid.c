@@ -151,10 +151,12 @@ esim_err der_oid_from_text(const char *dotted, esim_buf *out)
 	size_t start = out->len;
 	esim_err err = put_subid(out, arc0 * 40 + arc1);
 	for (p = rest; err == ESIM_OK && *p == '.';) {
-		uint64_t arc;
+		uint64_t arc = 0;
 		p++;
-		parse_arc(&p, &arc);
-		err = put_subid(out, arc);
+		if (!parse_arc(&p, &arc)) /* validated above; cannot fail */
+			err = ESIM_E_ARG;
+		else
+			err = put_subid(out, arc);
 	}
 	if (err != ESIM_OK)
 		out->len = start;

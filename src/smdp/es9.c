@@ -179,11 +179,32 @@ static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct ses
 	return ESIM_OK;
 }
 
-static esim_err euicc_pub_of(const struct session *ss, crypto_cert **cert)
+/* PK.EUICC.SIG from the SubjectPublicKeyInfo of the CERT.EUICC that
+ * authenticateClient verified and kept in the session: loading the key
+ * alone costs about 3/4 of parsing the whole certificate again (OpenSSL
+ * 3.0, both curves; docs/PERFORMANCE.md), and this runs on every later
+ * call of the session. *key: caller frees. */
+static esim_err euicc_pub_of(const struct session *ss, EVP_PKEY **key)
 {
 	if (!ss->euicc_cert)
 		return ESIM_E_NOT_FOUND;
-	return crypto_cert_load(ss->euicc_cert, ss->euicc_cert_len, cert);
+	der_cursor top, cert, tbs;
+	der_element e, spki;
+	bool present;
+	der_cursor_init(&top, ss->euicc_cert, ss->euicc_cert_len);
+	esim_err err = der_get_sequence(&top, DER_TAG_SEQUENCE, &cert);
+	if (err == ESIM_OK)
+		err = der_get_sequence(&cert, DER_TAG_SEQUENCE, &tbs);
+	if (err == ESIM_OK)
+		err = der_get_optional(&tbs, 0xA0, &present, NULL); /* version */
+	/* serialNumber, signature, issuer, validity, subject */
+	for (int i = 0; err == ESIM_OK && i < 5; i++)
+		err = der_get_any(&tbs, &e);
+	if (err == ESIM_OK)
+		err = der_get_tlv(&tbs, DER_TAG_SEQUENCE, &spki);
+	if (err != ESIM_OK)
+		return err;
+	return crypto_key_load_public(spki.tlv.p, spki.tlv.len, key);
 }
 
 /* ---- initiateAuthentication (digest 6.2) ---------------------------------------- */
@@ -1059,7 +1080,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	const char *txhex = opt_str(x->req, "transactionId");
 	uint8_t *pdr = NULL, *bpp = NULL;
 	size_t pdr_len = 0, bpp_len = 0;
-	crypto_cert *euicc = NULL;
+	EVP_PKEY *euicc = NULL;
 	if (!txhex) {
 		x->st = MISSING;
 		return ESIM_OK;
@@ -1080,8 +1101,8 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
 		goto out;
 	struct rsp_prepare_download_resp pd;
-	esim_err ve = rsp_prepare_download_resp_verify(pdr, pdr_len, crypto_cert_pubkey(euicc),
-						       &ss.txid, ss.sig2, NULL, &pd);
+	esim_err ve =
+	    rsp_prepare_download_resp_verify(pdr, pdr_len, euicc, &ss.txid, ss.sig2, NULL, &pd);
 	if (ve != ESIM_OK) {
 		if (ve == ESIM_E_RSP_EUICC_ERROR)
 			x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused PrepareDownload");
@@ -1162,7 +1183,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss.txid_hex, a.iccid,
 		  a.old_bpp != NULL, bpp_len);
 out:
-	crypto_cert_free(euicc);
+	EVP_PKEY_free(euicc);
 	if (a.upp)
 		esim_wipe(a.upp, a.upp_len); /* holds the profile's keys */
 	free(a.upp);
@@ -1372,16 +1393,16 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		bool found;
 		if ((err = load_session(d, s, hex, &ss, &found)) != ESIM_OK)
 			goto out;
-		crypto_cert *c = NULL;
+		EVP_PKEY *c = NULL;
 		if (!found || strcmp(ss.state, ST_DOWNLOADED) != 0 ||
 		    euicc_pub_of(&ss, &c) != ESIM_OK ||
-		    rsp_pir_verify(p, len, crypto_cert_pubkey(c), d->oid, &pir) != ESIM_OK) {
+		    rsp_pir_verify(p, len, c, d->oid, &pir) != ESIM_OK) {
 			smdp_logf(d, "notification_dropped", "why=pir-unverified txid=%s", hex);
-			crypto_cert_free(c);
+			EVP_PKEY_free(c);
 			session_clear(&ss);
 			goto out;
 		}
-		crypto_cert_free(c);
+		EVP_PKEY_free(c);
 		char iccid[RSP_ICCID_TEXT_MAX] = "";
 		if (pir.meta.has_iccid)
 			rsp_iccid_from_bcd(pir.meta.iccid, RSP_ICCID_LEN, iccid);
@@ -1487,7 +1508,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 	const char *txhex = opt_str(x->req, "transactionId");
 	uint8_t *csr = NULL;
 	size_t csr_len = 0;
-	crypto_cert *euicc = NULL;
+	EVP_PKEY *euicc = NULL;
 	if (!txhex) {
 		x->st = MISSING;
 		return ESIM_OK;
@@ -1506,8 +1527,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
 		goto out;
 	struct rsp_cancel_session_resp r;
-	esim_err ve = rsp_cancel_session_resp_verify(csr, csr_len, crypto_cert_pubkey(euicc),
-						     &ss.txid, NULL, &r);
+	esim_err ve = rsp_cancel_session_resp_verify(csr, csr_len, euicc, &ss.txid, NULL, &r);
 	if (ve == ESIM_E_RSP_TXID_MISMATCH) {
 		x->st = UNKNOWN_TX;
 		goto out;
@@ -1528,7 +1548,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 	err = store_transaction(s, cancel_tx_fn, &a, 0);
 	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
 out:
-	crypto_cert_free(euicc);
+	EVP_PKEY_free(euicc);
 	free(csr);
 	session_clear(&ss);
 	return err;
