@@ -281,6 +281,7 @@ static esim_err lite_set_version(store *s, int64_t v)
 }
 
 const struct store_backend store_sqlite_backend = {
+    .cache_statements = true,
     .name = "sqlite",
     .dialect = STORE_DIALECT_SQLITE,
     .open = lite_open,

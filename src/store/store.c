@@ -41,8 +41,13 @@ esim_err store_open(const char *url, store **out)
 
 void store_close(store *s)
 {
-	if (s != NULL)
-		s->be->close(s);
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_cache; i++) {
+		s->be->finalize(s->cache[i].st);
+		free(s->cache[i].sql);
+	}
+	s->be->close(s);
 }
 
 const char *store_errmsg(const store *s)
@@ -71,8 +76,52 @@ esim_err store_exec(store *s, const char *sql)
 	return err;
 }
 
+/*
+ * Statement reuse. Preparing is a large share of a short transaction's cost
+ * (SQLite parses and plans the text every time; docs/PERFORMANCE.md), and the
+ * services run the same few statements over and over. So, on backends that
+ * allow it, store_finalize() resets a statement and parks it in a small
+ * per-connection table keyed by the caller's SQL text, and store_prepare()
+ * hands a parked one back. A statement still in use is never shared: a second
+ * prepare of the same text while the first is out gets a fresh statement.
+ */
+static store_stmt *cache_take(store *s, const char *sql)
+{
+	for (size_t i = 0; i < s->n_cache; i++) {
+		struct store_cached *c = &s->cache[i];
+		if (!c->in_use && strcmp(c->sql, sql) == 0) {
+			if (s->be->reset(c->st) != ESIM_OK)
+				return NULL;
+			c->in_use = true;
+			return c->st;
+		}
+	}
+	return NULL;
+}
+
+static void cache_put(store *s, const char *sql, store_stmt *st)
+{
+	if (!s->be->cache_statements || s->n_cache == STORE_STMT_CACHE)
+		return;
+	char *copy = strdup(sql);
+	if (copy == NULL)
+		return;
+	struct store_cached *c = &s->cache[s->n_cache++];
+	c->sql = copy;
+	c->st = st;
+	c->in_use = true;
+	st->cached = c;
+}
+
 esim_err store_prepare(store *s, const char *sql, store_stmt **out)
 {
+	if (s->be->cache_statements) {
+		store_stmt *hit = cache_take(s, sql);
+		if (hit != NULL) {
+			*out = hit;
+			return ESIM_OK;
+		}
+	}
 	char *q = NULL;
 	int nparams = 0;
 	bool pg = s->be->dialect == STORE_DIALECT_POSTGRES;
@@ -81,15 +130,25 @@ esim_err store_prepare(store *s, const char *sql, store_stmt **out)
 		return err;
 	err = s->be->prepare(s, q, nparams, out);
 	free(q);
-	if (err == ESIM_OK)
+	if (err == ESIM_OK) {
 		(*out)->s = s;
+		(*out)->cached = NULL;
+		cache_put(s, sql, *out);
+	}
 	return err;
 }
 
 void store_finalize(store_stmt *st)
 {
-	if (st != NULL)
-		st->s->be->finalize(st);
+	if (st == NULL)
+		return;
+	if (st->cached != NULL) {
+		/* Park it: reset now so that it holds no locks or results. */
+		st->s->be->reset(st);
+		st->cached->in_use = false;
+		return;
+	}
+	st->s->be->finalize(st);
 }
 
 esim_err store_reset(store_stmt *st)

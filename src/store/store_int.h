@@ -13,18 +13,33 @@
 
 struct store_backend;
 
+/* Prepared statements kept for reuse, keyed by their SQL text as the caller
+ * wrote it (see store_prepare in store.c). */
+#define STORE_STMT_CACHE 48
+
+struct store_cached {
+	char *sql;	 /* the caller's text, before rewriting */
+	store_stmt *st;
+	bool in_use;	 /* handed out and not yet finalized */
+};
+
 struct store {
 	const struct store_backend *be;
 	bool in_tx;
+	struct store_cached cache[STORE_STMT_CACHE];
+	size_t n_cache;
 };
 
 struct store_stmt {
 	store *s;
+	struct store_cached *cached; /* its cache slot, or NULL */
 };
 
 struct store_backend {
 	const char *name;
 	store_dialect dialect;
+	/* Whether statements may be kept across store_finalize and reused. */
+	bool cache_statements;
 	esim_err (*open)(const char *url, store **out);
 	void (*close)(store *s);
 	const char *(*errmsg)(const store *s);

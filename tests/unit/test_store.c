@@ -38,6 +38,45 @@ static void test_memory_database(void **state)
 	store_close(s);
 }
 
+/* Statement reuse (store.c): a finalized statement comes back for the same
+ * text with its bindings cleared; one still in use is never handed out twice. */
+static void test_statement_reuse(void **state)
+{
+	(void)state;
+	store *s = open_db(":memory:");
+	insert(s, "a", 1, ESIM_OK);
+	insert(s, "b", 2, ESIM_OK);
+	const char *q = "SELECT n FROM item WHERE name = ?1";
+	store_stmt *st1, *st2, *st3;
+	bool row;
+	assert_esim(ESIM_OK, store_prepare(s, q, &st1));
+	assert_esim(ESIM_OK, store_bind_text(st1, 1, "a"));
+	assert_esim(ESIM_OK, store_step(st1, &row));
+	assert_true(row);
+	/* the same text while st1 is mid-result: a different statement */
+	assert_esim(ESIM_OK, store_prepare(s, q, &st2));
+	assert_ptr_not_equal(st1, st2);
+	assert_esim(ESIM_OK, store_bind_text(st2, 1, "b"));
+	assert_esim(ESIM_OK, store_step(st2, &row));
+	assert_true(row);
+	assert_int_equal(store_col_int64(st2, 0), 2);
+	assert_int_equal(store_col_int64(st1, 0), 1);
+	store_finalize(st1);
+	/* reused, with the old binding gone: NULL matches no row */
+	assert_esim(ESIM_OK, store_prepare(s, q, &st3));
+	assert_ptr_equal(st3, st1);
+	assert_esim(ESIM_OK, store_step(st3, &row));
+	assert_false(row);
+	store_finalize(st3);
+	store_finalize(st2);
+	/* a parked statement holds no lock: another writer commits */
+	assert_esim(ESIM_OK, store_begin(s));
+	insert(s, "c", 3, ESIM_OK);
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_int_equal(count(s), 3);
+	store_close(s);
+}
+
 static void expect_rewrite(const char *in, store_dialect d, bool dollar, const char *want,
 			   int want_n)
 {
@@ -107,6 +146,7 @@ int main(void)
 	    STORE_CASES(&fx),
 	    cmocka_unit_test(test_not_a_database),
 	    cmocka_unit_test(test_memory_database),
+	    cmocka_unit_test(test_statement_reuse),
 	    cmocka_unit_test(test_rewrite),
 	};
 	void *state = &fx;
