@@ -104,6 +104,7 @@
 	X(ESIM_E_STORE_CORRUPT, _, "the database file is damaged") \
 	X(ESIM_E_STORE_STATE, _, "store misuse (transaction or statement state)") \
 	X(ESIM_E_STORE_CONNECTION, _, "the connection to the database server failed or was lost") \
+	X(ESIM_E_STORE_SYNC, _, "the database could not flush a committed transaction to stable storage") \
 	/* rsp layer (600..699) */ \
 	X(ESIM_E_RSP_BAD_ICCID, 600, "ICCID not 18..20 digits (a 20th may be F) or bad BCD") \
 	X(ESIM_E_RSP_BAD_EID, _, "EID not 32 decimal digits / 16 BCD bytes") \

@@ -11,7 +11,7 @@
  *   - PostgreSQL (libpq): "postgresql://..." or "postgres://..." (libpq's
  *     URI syntax). The connection uses client_encoding UTF8.
  * Every state change that matters is durable before it is acknowledged on
- * both.
+ * both (see "Durability" below for the state that need not be).
  *
  * One SQL text for both backends: parameters are written ?1, ?2, ... (the
  * PostgreSQL backend rewrites them to $1, $2, ... outside string literals,
@@ -132,6 +132,25 @@ esim_err store_begin(store *s);
 esim_err store_commit(store *s);
 esim_err store_rollback(store *s);
 
+/*
+ * Durability. A transaction is durable by default: COMMIT returns once it
+ * is on stable storage (SQLite synchronous=FULL, PostgreSQL
+ * synchronous_commit=on), which costs a disk flush per commit. A lazy
+ * transaction (store_begin_lazy, store_transaction_lazy) is just as atomic
+ * and isolated and survives a crash of the process, but a power loss may
+ * undo it until a later durable commit flushes it: both backends keep one
+ * log in commit order, so the flush of any later durable commit on the same
+ * database (by any connection) covers every lazy commit before it. Meant
+ * for state whose loss costs a retry, not a promise: an RSP session, which
+ * the device starts again. A lazy transaction that turns out to change
+ * lasting state (a profile's state, a message owed to someone) calls
+ * store_make_durable() before it commits, and then commits durably.
+ */
+esim_err store_begin_lazy(store *s);
+/* Inside a transaction begun lazily: commit this one durably after all.
+ * No effect on a durable transaction or outside a transaction. */
+void store_make_durable(store *s);
+
 /* The body of a transaction for store_transaction(). It must be safe to run
  * again: it is re-run from the start after ESIM_E_STORE_BUSY, so it may
  * only have effects in the database (or reset its own outputs first). */
@@ -141,6 +160,9 @@ typedef esim_err (*store_tx_fn)(store *s, void *arg);
  * max_tries times (0: 100). Any other error from fn rolls back and is
  * returned. */
 esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tries);
+/* The same, begun with store_begin_lazy(): durable only if fn calls
+ * store_make_durable(). */
+esim_err store_transaction_lazy(store *s, store_tx_fn fn, void *arg, unsigned max_tries);
 
 /* SQLite only: rowid of the last INSERT on this connection; -1 on
  * PostgreSQL (use RETURNING id with store_run_id). */

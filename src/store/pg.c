@@ -650,17 +650,25 @@ static bool pg_col_is_null(store_stmt *base, int col)
 	return !have(pst_of(base), col);
 }
 
-static esim_err pg_begin(store *s)
+/* Lazy transactions (store.h, "Durability") turn synchronous_commit off for
+ * themselves only (SET LOCAL); a lazy transaction made durable turns it
+ * back on before its COMMIT. */
+static esim_err pg_begin(store *s, bool lazy)
 {
 	struct pg_store *ps = ps_of(s);
 	ps->tx_err = ESIM_OK;
-	return run(ps, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+	return run(ps, lazy ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
+			      " SET LOCAL synchronous_commit TO off"
+			    : "BEGIN ISOLATION LEVEL SERIALIZABLE");
 }
 
-static esim_err pg_commit(store *s)
+static esim_err pg_commit(store *s, bool durable)
 {
 	struct pg_store *ps = ps_of(s);
-	PGresult *res = PQexec(ps->conn, "COMMIT");
+	/* (after a failed statement COMMIT alone reports the failure) */
+	bool upgrade = durable && s->lazy && ps->tx_err == ESIM_OK;
+	const char *sql = upgrade ? "SET LOCAL synchronous_commit TO on; COMMIT" : "COMMIT";
+	PGresult *res = PQexec(ps->conn, sql);
 	esim_err err = check(ps, res);
 	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
 	if (err == ESIM_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {

@@ -230,14 +230,33 @@ bool store_col_is_null(store_stmt *st, int col)
 	return st->s->be->col_is_null(st, col);
 }
 
-esim_err store_begin(store *s)
+static esim_err begin_tx(store *s, bool lazy)
 {
 	if (s->in_tx)
 		return ESIM_E_STORE_STATE;
-	esim_err err = s->be->begin(s);
-	if (err == ESIM_OK)
+	esim_err err = s->be->begin(s, lazy);
+	if (err == ESIM_OK) {
 		s->in_tx = true;
+		s->lazy = lazy;
+		s->want_durable = false;
+	}
 	return err;
+}
+
+esim_err store_begin(store *s)
+{
+	return begin_tx(s, false);
+}
+
+esim_err store_begin_lazy(store *s)
+{
+	return begin_tx(s, true);
+}
+
+void store_make_durable(store *s)
+{
+	if (s->in_tx)
+		s->want_durable = true;
 }
 
 esim_err store_commit(store *s)
@@ -247,7 +266,7 @@ esim_err store_commit(store *s)
 	/* Whatever happens, no transaction is open afterwards (the backend
 	 * rolls back a commit that failed). */
 	s->in_tx = false;
-	return s->be->commit(s);
+	return s->be->commit(s, !s->lazy || s->want_durable);
 }
 
 esim_err store_rollback(store *s)
@@ -269,7 +288,7 @@ static void backoff(unsigned attempt, unsigned *seed)
 	nanosleep(&ts, NULL);
 }
 
-esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tries)
+static esim_err run_tx(store *s, bool lazy, store_tx_fn fn, void *arg, unsigned max_tries)
 {
 	if (max_tries == 0)
 		max_tries = 100;
@@ -280,7 +299,7 @@ esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tri
 	for (unsigned attempt = 0; attempt < max_tries; attempt++) {
 		if (attempt > 0)
 			backoff(attempt, &seed);
-		err = store_begin(s);
+		err = begin_tx(s, lazy);
 		if (err == ESIM_E_STORE_BUSY)
 			continue;
 		if (err != ESIM_OK)
@@ -297,6 +316,16 @@ esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tri
 			return err;
 	}
 	return err;
+}
+
+esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tries)
+{
+	return run_tx(s, false, fn, arg, max_tries);
+}
+
+esim_err store_transaction_lazy(store *s, store_tx_fn fn, void *arg, unsigned max_tries)
+{
+	return run_tx(s, true, fn, arg, max_tries);
 }
 
 int64_t store_last_insert_id(store *s)

@@ -26,6 +26,8 @@ struct store_cached {
 struct store {
 	const struct store_backend *be;
 	bool in_tx;
+	bool lazy;	    /* the open transaction was begun lazily */
+	bool want_durable; /* ... and must be committed durably after all */
 	struct store_cached cache[STORE_STMT_CACHE];
 	size_t n_cache;
 };
@@ -58,9 +60,13 @@ struct store_backend {
 	const uint8_t *(*col_blob)(store_stmt *st, int col, size_t *len);
 	bool (*col_is_null)(store_stmt *st, int col);
 	/* Transactions: store.c keeps in_tx and calls these at the right time.
-	 * commit must leave no transaction open when it fails. */
-	esim_err (*begin)(store *s);
-	esim_err (*commit)(store *s);
+	 * begin(lazy): lazy transactions need not reach stable storage at
+	 * COMMIT. commit(durable): true for every transaction that was not
+	 * begun lazily and for a lazy one that store_make_durable() upgraded;
+	 * when it returns ESIM_OK the transaction is on stable storage. commit
+	 * must leave no transaction open when it fails. */
+	esim_err (*begin)(store *s, bool lazy);
+	esim_err (*commit)(store *s, bool durable);
 	esim_err (*rollback)(store *s);
 	int64_t (*last_insert_id)(store *s);
 	int64_t (*changes)(store *s);

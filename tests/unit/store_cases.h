@@ -160,6 +160,52 @@ static void case_rollback_leaves_nothing(void **state)
 	store_close(s);
 }
 
+/* Lazy transactions (store.h, "Durability"): the same atomicity and
+ * visibility as durable ones; only the flush differs (test_store.c counts
+ * the flushes on SQLite). */
+static void case_lazy_transactions(void **state)
+{
+	struct store_fx *fx = *state;
+	fx_new_db(fx);
+	store *s = open_db(fx->url), *other = open_url(fx->url);
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	assert_esim(ESIM_E_STORE_STATE, store_begin(s));
+	insert(s, "lazy", 1, ESIM_OK);
+	assert_int_equal(count(other), 0); /* not visible before COMMIT */
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_int_equal(count(other), 1);
+
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	insert(s, "gone", 2, ESIM_OK);
+	store_make_durable(s);
+	assert_esim(ESIM_OK, store_rollback(s));
+	assert_int_equal(count(other), 1);
+
+	/* upgraded to durable, then a durable one, then lazy again: the
+	 * backend switches its setting back and forth */
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	insert(s, "upgraded", 3, ESIM_OK);
+	store_make_durable(s);
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_esim(ESIM_OK, store_begin(s));
+	insert(s, "durable", 4, ESIM_OK);
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	insert(s, "lazy2", 5, ESIM_OK);
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_int_equal(count(other), 4);
+	store_make_durable(s); /* outside a transaction: nothing to do */
+	assert_esim(ESIM_E_STORE_STATE, store_commit(s));
+	store_close(s);
+	store_close(other);
+
+	/* everything committed survives the process's connections */
+	s = open_db(fx->url);
+	assert_int_equal(count(s), 4);
+	assert_int_equal(query_int(s, "SELECT count(*) FROM item WHERE name = 'gone'"), 0);
+	store_close(s);
+}
+
 static void case_newer_schema_refused(void **state)
 {
 	struct store_fx *fx = *state;
@@ -597,6 +643,7 @@ static void case_concurrent_migrations(void **state)
 #define STORE_CASES(fx)                                                                            \
 	cmocka_unit_test_prestate(case_roundtrip_and_persistence, (fx)),                           \
 	    cmocka_unit_test_prestate(case_rollback_leaves_nothing, (fx)),                         \
+	    cmocka_unit_test_prestate(case_lazy_transactions, (fx)),                               \
 	    cmocka_unit_test_prestate(case_newer_schema_refused, (fx)),                            \
 	    cmocka_unit_test_prestate(case_failed_migration_rolls_back, (fx)),                     \
 	    cmocka_unit_test_prestate(case_blobs, (fx)),                                           \
