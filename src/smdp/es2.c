@@ -699,6 +699,7 @@ esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 		free(url);
 		return ESIM_E_NOMEM;
 	}
+	store_make_durable(s); /* owed to the operator: never lost once queued */
 	err = store_prepare(s,
 			    "INSERT INTO smdp_outbox (operator_id, url, body, attempts, next_try,"
 			    " done, created) VALUES (?1, ?2, ?3, 0, ?4, 0, ?4)",

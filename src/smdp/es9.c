@@ -117,6 +117,26 @@ static esim_err delete_session(store *s, const char *txid_hex)
 	return err;
 }
 
+static esim_err delete_session_tx(store *s, void *arg)
+{
+	return delete_session(s, arg);
+}
+
+/*
+ * Sessions are the state a power loss may take (store.h, "Durability"):
+ * the device starts a new one, as after a time-out. So every transaction
+ * here is lazy, and the changes that must not be lost make it durable where
+ * they are written: a profile's state and history (smdp_db_history), a
+ * message owed to the operator (smdp_outbox_queue), a notification the
+ * eUICC will delete once answered (record_notification), and a failed
+ * confirmation code (the attempt limit). A download thus pays for two disk
+ * flushes (the package handed out, then installed) instead of one per call.
+ */
+static esim_err end_session(store *s, const char *txid_hex)
+{
+	return store_transaction_lazy(s, delete_session_tx, (void *)(uintptr_t)txid_hex, 0);
+}
+
 /* Load a live session; *found false when unknown or expired (then deleted). */
 static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct session *out,
 			     bool *found)
@@ -173,7 +193,7 @@ static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct ses
 		return ESIM_E_STORE_CORRUPT;
 	if (expired) {
 		session_clear(out);
-		return delete_session(s, hex);
+		return end_session(s, hex);
 	}
 	*found = true;
 	return ESIM_OK;
@@ -262,6 +282,36 @@ static bool span_has(const der_span *list, size_t n, const uint8_t *id, size_t i
 	return false;
 }
 
+struct session_new {
+	const char *hex;
+	int ident;
+	const uint8_t *euicc_chal, *server_chal, *ci_pkid;
+	size_t ci_pkid_len;
+	time_t now;
+};
+
+static esim_err session_insert_tx(store *s, void *arg)
+{
+	const struct session_new *a = arg;
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "INSERT INTO smdp_sessions (txid, state, ident, euicc_challenge,"
+				     " server_challenge, ci_pkid, cc_required, created, updated)"
+				     " VALUES (?1, 'started', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->hex);
+	store_bind_int64(st, 2, a->ident);
+	store_bind_blob(st, 3, a->euicc_chal, 16);
+	store_bind_blob(st, 4, a->server_chal, 16);
+	store_bind_blob(st, 5, a->ci_pkid, a->ci_pkid_len);
+	store_bind_int64(st, 6, (int64_t)a->now);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
 static esim_err initiate_authentication(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
@@ -346,22 +396,8 @@ static esim_err initiate_authentication(struct es9 *x, store *s)
 		goto out;
 	char hex[2 * RSP_TXID_MAX + 1];
 	rsp_txid_to_hex(&txid, hex);
-	store_stmt *st;
-	err = store_prepare(s,
-			    "INSERT INTO smdp_sessions (txid, state, ident, euicc_challenge,"
-			    " server_challenge, ci_pkid, cc_required, created, updated)"
-			    " VALUES (?1, 'started', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
-			    &st);
-	if (err == ESIM_OK) {
-		store_bind_text(st, 1, hex);
-		store_bind_int64(st, 2, ident);
-		store_bind_blob(st, 3, chal, 16);
-		store_bind_blob(st, 4, server_chal, 16);
-		store_bind_blob(st, 5, sign_ci, sign_ci_len);
-		store_bind_int64(st, 6, (int64_t)smdp_now(d));
-		err = store_run(st);
-		store_finalize(st);
-	}
+	struct session_new sn = {hex, ident, chal, server_chal, sign_ci, sign_ci_len, smdp_now(d)};
+	err = store_transaction_lazy(s, session_insert_tx, &sn, 0);
 	if (err == ESIM_OK) {
 		uint8_t pk[2 + CRYPTO_KEY_ID_MAX];
 		pk[0] = 0x04;
@@ -387,18 +423,70 @@ out:
 
 /* ---- authenticateClient (digest 6.3) --------------------------------------------- */
 
+/*
+ * CERT.EUM is the same for every eUICC of a manufacturer's batch, so the
+ * work that depends on it alone (parse, the CI's signature, CA rights and
+ * role) is done once per distinct certificate and kept in d->eum. What
+ * depends on the moment or the session (validity, which CI the session
+ * agreed on) is checked every time by check_chain.
+ */
+static const crypto_cert *eum_cached(smdp *d, const der_span *der)
+{
+	pthread_mutex_lock(&d->eum_lock);
+	size_t n = d->n_eum;
+	pthread_mutex_unlock(&d->eum_lock);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		const uint8_t *p = crypto_cert_der(d->eum[i].cert, &len);
+		if (len == der->len && memcmp(p, der->p, len) == 0)
+			return d->eum[i].cert;
+	}
+	return NULL;
+}
+
+/* Keep a verified EUM in the cache. *cert becomes NULL when the cache took
+ * it, or when an equal entry was already there (then *cert is freed); it
+ * stays with the caller when the cache is full. The certificate to use from
+ * now on comes back. */
+static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert)
+{
+	const crypto_cert *use = *cert;
+	size_t len;
+	const uint8_t *p = crypto_cert_der(*cert, &len);
+	pthread_mutex_lock(&d->eum_lock);
+	for (size_t i = 0; i < d->n_eum; i++) {
+		size_t l2;
+		const uint8_t *p2 = crypto_cert_der(d->eum[i].cert, &l2);
+		if (l2 == len && memcmp(p, p2, len) == 0) { /* another thread was first */
+			use = d->eum[i].cert;
+			crypto_cert_free(*cert);
+			*cert = NULL;
+			break;
+		}
+	}
+	if (*cert && d->n_eum < SMDP_EUM_CACHE) {
+		d->eum[d->n_eum++].cert = *cert;
+		*cert = NULL;
+	}
+	pthread_mutex_unlock(&d->eum_lock);
+	return use;
+}
+
 /* The eUICC chain, step by step, so that each failure gets its code. */
 static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth_server_resp *r,
 			struct smdp_status *st, crypto_cert **euicc_out,
 			char eid[RSP_EID_DIGITS + 1])
 {
-	crypto_cert *eum = NULL, *euicc = NULL;
+	crypto_cert *own_eum = NULL, *euicc = NULL;
+	const crypto_cert *eum = eum_cached(d, &r->eum_cert);
 	time_t now = smdp_now(d);
 	bool ok = false;
-	if (crypto_cert_load(r->eum_cert.p, r->eum_cert.len, &eum) != ESIM_OK) {
+	if (!eum && crypto_cert_load(r->eum_cert.p, r->eum_cert.len, &own_eum) != ESIM_OK) {
 		*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
 		goto out;
 	}
+	if (!eum)
+		eum = own_eum;
 	if (crypto_cert_load(r->euicc_cert.p, r->euicc_cert.len, &euicc) != ESIM_OK) {
 		*st = SMDP_FAIL("8.1.3", "6.1", "eUICC certificate invalid");
 		goto out;
@@ -410,13 +498,18 @@ static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth
 		*st = SMDP_FAIL("8.11.1", "3.9", "EUM not issued by the CI to be used");
 		goto out;
 	}
-	const crypto_cert *ci = crypto_trust_find(d->trust, ss->ci_pkid, ss->ci_pkid_len);
 	crypto_rsp_role role;
-	if (!ci || crypto_cert_verify_signed_by(eum, ci) != ESIM_OK ||
-	    crypto_cert_check_ca(eum) != ESIM_OK || crypto_cert_role(eum, &role) != ESIM_OK ||
-	    role != CRYPTO_ROLE_EUM) {
-		*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
-		goto out;
+	if (own_eum) {
+		const crypto_cert *ci = crypto_trust_find(d->trust, ss->ci_pkid, ss->ci_pkid_len);
+		if (!ci || crypto_cert_verify_signed_by(own_eum, ci) != ESIM_OK ||
+		    crypto_cert_check_ca(own_eum) != ESIM_OK ||
+		    crypto_cert_role(own_eum, &role) != ESIM_OK || role != CRYPTO_ROLE_EUM) {
+			*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
+			goto out;
+		}
+		/* verified: from now on the cache's copy (if it took ours, it
+		 * owns it; if another thread's came first, ours goes) */
+		eum = eum_keep(d, &own_eum);
 	}
 	if (d->check_time) {
 		esim_err e = crypto_cert_check_time(eum, now);
@@ -455,7 +548,7 @@ static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth
 	euicc = NULL;
 	ok = true;
 out:
-	crypto_cert_free(eum);
+	crypto_cert_free(own_eum);
 	crypto_cert_free(euicc);
 	return ok;
 }
@@ -716,6 +809,40 @@ static esim_err build_metadata(smdp *d, const char *iccid, const char *spn, cons
 	return rsp_metadata_encode(&m, out, out_len);
 }
 
+struct session_auth {
+	const char *hex, *eid;
+	int64_t order_id;
+	const der_span *euicc_cert;
+	const uint8_t *sig1, *sig2;
+	bool cc_required;
+	time_t now;
+};
+
+static esim_err session_auth_tx(store *s, void *arg)
+{
+	const struct session_auth *a = arg;
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
+	    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6, updated = ?7"
+	    " WHERE txid = ?8",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->eid);
+	store_bind_int64(st, 2, a->order_id);
+	store_bind_blob(st, 3, a->euicc_cert->p, a->euicc_cert->len);
+	store_bind_blob(st, 4, a->sig1, RSP_SIG_LEN);
+	store_bind_blob(st, 5, a->sig2, RSP_SIG_LEN);
+	store_bind_int64(st, 6, a->cc_required);
+	store_bind_int64(st, 7, (int64_t)a->now);
+	store_bind_text(st, 8, a->hex);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
 static esim_err authenticate_client(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
@@ -742,7 +869,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	if (pe == ESIM_E_RSP_EUICC_ERROR) {
 		/* digest 6.3 step 2 (impl): the eUICC refused; end the session */
 		x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused the authentication");
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	if (pe != ESIM_OK) {
@@ -752,7 +879,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	crypto_cert *euicc = NULL;
 	char eid[RSP_EID_DIGITS + 1];
 	if (!check_chain(d, &ss, &r, &x->st, &euicc, eid)) {
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	if (crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p, r.euicc_signed1.len,
@@ -761,7 +888,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	    memcmp(r.server_challenge, ss.server_challenge, 16) != 0) {
 		crypto_cert_free(euicc);
 		x->st = EUICC_SIG;
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	crypto_cert_free(euicc);
@@ -776,17 +903,17 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	if (r.has_matching_id && r.matching_id.len > 0) {
 		if (r.matching_id.len >= sizeof a.mid) {
 			x->st = SMDP_FAIL("8.2.6", "3.8", "matchingId refused");
-			err = delete_session(s, ss.txid_hex);
+			err = end_session(s, ss.txid_hex);
 			goto out;
 		}
 		a.has_mid = true;
 		memcpy(a.mid, r.matching_id.p, r.matching_id.len);
 	}
-	if ((err = store_transaction(s, auth_tx_fn, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_lazy(s, auth_tx_fn, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	/* profileMetadata, smdpSigned2, smdpSignature2 (steps 11..13) */
@@ -798,25 +925,10 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		err = rsp_smdp_signed2_build(&ss.txid, a.cc_required, a.has_bound ? a.bound : NULL,
 					     id->dppb_key, r.euicc_signature1, &signed2,
 					     &signed2_len, sig2);
-	store_stmt *st;
-	if (err == ESIM_OK)
-		err = store_prepare(
-		    s,
-		    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
-		    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6, updated = ?7"
-		    " WHERE txid = ?8",
-		    &st);
 	if (err == ESIM_OK) {
-		store_bind_text(st, 1, eid);
-		store_bind_int64(st, 2, a.order_id);
-		store_bind_blob(st, 3, r.euicc_cert.p, r.euicc_cert.len);
-		store_bind_blob(st, 4, r.euicc_signature1, RSP_SIG_LEN);
-		store_bind_blob(st, 5, sig2, RSP_SIG_LEN);
-		store_bind_int64(st, 6, a.cc_required);
-		store_bind_int64(st, 7, (int64_t)smdp_now(d));
-		store_bind_text(st, 8, ss.txid_hex);
-		err = store_run(st);
-		store_finalize(st);
+		struct session_auth sa = {ss.txid_hex, eid,	 a.order_id,  &r.euicc_cert,
+					  r.euicc_signature1, sig2, a.cc_required, smdp_now(d)};
+		err = store_transaction_lazy(s, session_auth_tx, &sa, 0);
 	}
 	if (err == ESIM_OK) {
 		size_t cert_len;
@@ -958,6 +1070,8 @@ static esim_err bpp_tx1(store *s, void *arg)
 		if (ok != 1)
 			return ESIM_E_CRYPTO_OPENSSL;
 		if (!esim_ct_equal(want, a->pd->hash_cc, 32)) {
+			/* the attempt limit holds across power losses */
+			store_make_durable(s);
 			if ((err = store_prepare(s,
 						 "UPDATE smdp_orders SET cc_left = cc_left - 1"
 						 " WHERE id = ?1",
@@ -1112,18 +1226,18 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 			x->st = EUICC_SIG;
 		else
 			x->st = BADFIELD;
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	a.d = d;
 	a.ss = &ss;
 	a.pd = &pd;
 	a.now = smdp_now(d);
-	if ((err = store_transaction(s, bpp_tx1, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_lazy(s, bpp_tx1, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	struct smdp_identity *id = &d->ids[ss.ident];
@@ -1159,7 +1273,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 			esim_wipe(&ppk, sizeof ppk);
 			if (err == ESIM_E_CRYPTO_BAD_POINT) {
 				x->st = BADFIELD;
-				err = delete_session(s, ss.txid_hex);
+				err = end_session(s, ss.txid_hex);
 				free(meta);
 				goto out;
 			}
@@ -1170,11 +1284,11 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 		goto out;
 	a.bpp = bpp;
 	a.bpp_len = bpp_len;
-	if ((err = store_transaction(s, bpp_tx2, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_lazy(s, bpp_tx2, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
-		err = delete_session(s, ss.txid_hex);
+		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
 	atomic_fetch_add(&d->downloads, 1);
@@ -1230,6 +1344,8 @@ static esim_err record_notification(store *s, struct notif_tx *a)
 		a->duplicate = true;
 		return ESIM_OK;
 	}
+	/* answered with 204, the eUICC deletes it: it must not be lost */
+	store_make_durable(s);
 	if ((err = store_prepare(s,
 				 "INSERT INTO smdp_notifications (eid, seq, kind, event, iccid,"
 				 " received, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -1414,7 +1530,7 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		a.ss = &ss;
 		a.pir_success = pir.success;
 		rsp_pir_free(&pir);
-		err = store_transaction(s, pir_tx, &a, 0);
+		err = store_transaction_lazy(s, pir_tx, &a, 0);
 		if (err == ESIM_OK && a.pir_success && !a.duplicate)
 			atomic_fetch_add(&d->installs, 1);
 		smdp_logf(d, "pir", "txid=%s eid=%s iccid=%s success=%d duplicate=%d", hex, ss.eid,
@@ -1438,7 +1554,7 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		a.iccid = iccid;
 		rsp_notif_metadata_free(&meta);
 		if (iccid[0])
-			err = store_transaction(s, other_tx, &a, 0);
+			err = store_transaction_lazy(s, other_tx, &a, 0);
 		smdp_logf(d, "notification", "eid=%s iccid=%s event=%d duplicate=%d", eid, iccid,
 			  a.event, a.duplicate);
 	}
@@ -1545,7 +1661,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 		goto out;
 	}
 	struct cancel_tx a = {d, &ss, r.reason, smdp_now(d)};
-	err = store_transaction(s, cancel_tx_fn, &a, 0);
+	err = store_transaction_lazy(s, cancel_tx_fn, &a, 0);
 	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
 out:
 	EVP_PKEY_free(euicc);

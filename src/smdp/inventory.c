@@ -52,6 +52,9 @@ esim_err smdp_state_parse(const char *name, enum smdp_state *out)
 esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *event,
 			 const char *detail)
 {
+	/* a profile's state and its history are lasting state: a transaction
+	 * that writes them commits durably even if it began lazily */
+	store_make_durable(s);
 	store_stmt *st;
 	esim_err err = store_prepare(
 	    s, "INSERT INTO smdp_history (profile_id, at, event, detail) VALUES (?1, ?2, ?3, ?4)",

@@ -100,6 +100,7 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	pthread_mutex_init(&d->pool_lock, NULL);
 	pthread_cond_init(&d->pool_cond, NULL);
 	pthread_mutex_init(&d->metric_lock, NULL);
+	pthread_mutex_init(&d->eum_lock, NULL);
 	d->pool_max = cfg->max_db_connections ? cfg->max_db_connections : 16;
 	if (d->pool_max > SMDP_POOL_MAX)
 		d->pool_max = SMDP_POOL_MAX;
@@ -164,6 +165,8 @@ void smdp_close(smdp *d)
 		store_close(d->pool[i]);
 	for (size_t i = 0; i < SMDP_MAX_IDENTITIES; i++)
 		identity_clear(&d->ids[i]);
+	for (size_t i = 0; i < d->n_eum; i++)
+		crypto_cert_free(d->eum[i].cert);
 	crypto_trust_free(d->trust);
 	free(d->db_url);
 	free(d->fqdn);
@@ -171,6 +174,7 @@ void smdp_close(smdp *d)
 	pthread_mutex_destroy(&d->pool_lock);
 	pthread_cond_destroy(&d->pool_cond);
 	pthread_mutex_destroy(&d->metric_lock);
+	pthread_mutex_destroy(&d->eum_lock);
 	free(d);
 }
 

@@ -26,6 +26,8 @@ struct smdp_identity {
 };
 
 #define SMDP_POOL_MAX 64
+/* Distinct EUM certificates kept verified: a handful exist per CI. */
+#define SMDP_EUM_CACHE 32
 
 /* Failure counters by subject code, for /metrics. */
 #define SMDP_METRIC_SUBJECTS 24
@@ -45,6 +47,15 @@ struct smdp {
 	store *pool[SMDP_POOL_MAX]; /* idle connections */
 	size_t n_pool;
 	size_t n_open, pool_max; /* connections open (idle or lent) and the cap */
+
+	/* EUM certificates already verified against a trusted CI (es9.c):
+	 * filled, never evicted, and only with certificates that verified, so
+	 * an entry is immutable once n_eum counts it */
+	pthread_mutex_t eum_lock;
+	struct smdp_eum {
+		crypto_cert *cert; /* CA, EUM role, signed by the CI its AKI names */
+	} eum[SMDP_EUM_CACHE];
+	size_t n_eum;
 
 	/* metrics */
 	atomic_ulong req_es9, req_es2, ok_es9, fail_es9, fail_es2, downloads, installs,
@@ -92,7 +103,8 @@ const char *smdp_state_sql(enum smdp_state s);
 esim_err smdp_db_transition(store *s, int64_t profile_id, unsigned from_mask, enum smdp_state to,
 			    time_t now, const char *why);
 #define SMDP_BIT(st) (1u << (st))
-/* Append a history line for a profile id. */
+/* Append a history line for a profile id. It marks the transaction durable
+ * (store_make_durable): history and state are lasting. */
 esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *event,
 			 const char *detail);
 /* Queue a HandleDownloadProgressInfo for the order's operator (es2.c);

@@ -737,6 +737,37 @@ static void test_euicc_certificates(void **state)
 		fprintf(stderr, "note: the virtual eUICC refuses an out-of-range EID itself\n");
 }
 
+/* A verified CERT.EUM is kept (es9.c eum_keep), but what depends on the
+ * moment is still checked on every use: once cached, the same EUM is
+ * refused when the clock has passed its notAfter (10 years in the test
+ * PKI), and accepted again when the clock is back. */
+static void test_cached_eum_still_checked(void **state)
+{
+	(void)state;
+	char mid[64];
+	sfx_order(&F, 1, NULL, "EUM-CACHE-1", NULL, true, mid);
+	struct lpa_session s;
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, mid)); /* the EUM is cached now */
+	assert_false(s.failed);
+	lpa_session_clear(&s);
+
+	F.offset = 11L * 365 * 86400;
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, mid));
+	sfx_assert_lpa_fail(&s, "8.1.2", "6.3");
+	lpa_session_clear(&s);
+	F.offset = 0;
+
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, mid));
+	assert_false(s.failed);
+	lpa_session_clear(&s);
+}
+
 /* ---- retries and CancelSession ------------------------------------------------------- */
 
 static void test_bpp_retry_same_otpk(void **state)
@@ -979,6 +1010,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_initiate_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_authenticate_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_euicc_certificates, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cached_eum_still_checked, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bpp_retry_same_otpk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bpp_rebind_other_otpk, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_session_reasons, setup, teardown),
