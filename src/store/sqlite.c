@@ -18,10 +18,19 @@
 
 #include "store/store_int.h"
 
+/* The statements every transaction runs, prepared once per connection:
+ * sqlite3_exec would parse them again each time. */
+enum lite_tx_sql { TX_BEGIN, TX_COMMIT, TX_ROLLBACK, TX_SYNC_NORMAL, TX_SYNC_FULL, TX_N };
+
+static const char *const tx_sql[TX_N] = {
+    "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", "PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL",
+};
+
 struct sqlite_store {
 	struct store base;
 	sqlite3 *db;
 	bool sync_normal; /* PRAGMA synchronous is NORMAL now (else FULL) */
+	sqlite3_stmt *tx[TX_N];
 };
 
 struct sqlite_stmt {
@@ -82,9 +91,27 @@ static esim_err lite_exec(store *s, const char *sql)
 	return map_rc(sqlite3_exec(db_of(s), sql, NULL, NULL, NULL));
 }
 
+/* Run one of tx_sql, preparing it on first use. */
+static esim_err lite_tx(store *s, enum lite_tx_sql which)
+{
+	struct sqlite_store *ls = (struct sqlite_store *)s;
+	if (!ls->tx[which]) {
+		int rc = sqlite3_prepare_v3(ls->db, tx_sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+					    &ls->tx[which], NULL);
+		if (rc != SQLITE_OK)
+			return fail(rc);
+	}
+	sqlite3_step(ls->tx[which]);
+	/* reset returns the step's error, if any */
+	return map_rc(sqlite3_reset(ls->tx[which]));
+}
+
 static void lite_close(store *s)
 {
-	sqlite3_close(db_of(s));
+	struct sqlite_store *ls = (struct sqlite_store *)s;
+	for (int i = 0; i < TX_N; i++)
+		sqlite3_finalize(ls->tx[i]);
+	sqlite3_close(ls->db);
 	free(s);
 }
 
@@ -235,13 +262,12 @@ static esim_err lite_begin(store *s, bool lazy)
 {
 	struct sqlite_store *ls = (struct sqlite_store *)s;
 	if (ls->sync_normal != lazy) {
-		esim_err err =
-		    lite_exec(s, lazy ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+		esim_err err = lite_tx(s, lazy ? TX_SYNC_NORMAL : TX_SYNC_FULL);
 		if (err != ESIM_OK)
 			return err;
 		ls->sync_normal = lazy;
 	}
-	return lite_exec(s, "BEGIN IMMEDIATE");
+	return lite_tx(s, TX_BEGIN);
 }
 
 /* Flush the WAL of a transaction committed with synchronous=NORMAL: the
@@ -260,11 +286,11 @@ static esim_err lite_sync_wal(sqlite3 *db)
 
 static esim_err lite_commit(store *s, bool durable)
 {
-	esim_err err = lite_exec(s, "COMMIT");
+	esim_err err = lite_tx(s, TX_COMMIT);
 	/* A failed COMMIT leaves SQLite's transaction open; the store API
 	 * promises that it is over. */
 	if (err != ESIM_OK && !sqlite3_get_autocommit(db_of(s)))
-		sqlite3_exec(db_of(s), "ROLLBACK", NULL, NULL, NULL);
+		lite_tx(s, TX_ROLLBACK);
 	if (err == ESIM_OK && durable && ((struct sqlite_store *)s)->sync_normal)
 		err = lite_sync_wal(db_of(s));
 	return err;
@@ -275,7 +301,7 @@ static esim_err lite_rollback(store *s)
 	/* SQLite may already have rolled back by itself (e.g. after SQLITE_FULL). */
 	if (sqlite3_get_autocommit(db_of(s)))
 		return ESIM_OK;
-	return lite_exec(s, "ROLLBACK");
+	return lite_tx(s, TX_ROLLBACK);
 }
 
 static int64_t lite_last_insert_id(store *s)
