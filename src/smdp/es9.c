@@ -639,8 +639,13 @@ struct auth_tx {
 	uint64_t forbidden;
 	struct info2_caps caps;
 	time_t now;
+	const struct rsp_auth_server_resp *r;
+	EVP_PKEY *dppb_key;
 	/* out */
 	struct smdp_status st;
+	uint8_t *signed2; /* smdpSigned2, malloc'd, with its signature sig2 */
+	size_t signed2_len;
+	uint8_t sig2[RSP_SIG_LEN];
 	int64_t order_id;
 	char iccid[RSP_ICCID_TEXT_MAX];
 	char spn[64], name[128];
@@ -669,11 +674,37 @@ static esim_err fail_order(smdp *d, store *s, int64_t order_id, int64_t profile_
 	return err;
 }
 
+/* The session row once the eUICC is authenticated, in the same transaction
+ * as the order it was matched with: what getBoundProfilePackage needs. */
+static esim_err session_authenticated(store *s, const struct auth_tx *a)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
+	    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6 WHERE txid = ?7",
+	    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, a->eid);
+	store_bind_int64(st, 2, a->order_id);
+	store_bind_blob(st, 3, a->r->euicc_cert.p, a->r->euicc_cert.len);
+	store_bind_blob(st, 4, a->r->euicc_signature1, RSP_SIG_LEN);
+	store_bind_blob(st, 5, a->sig2, RSP_SIG_LEN);
+	store_bind_int64(st, 6, a->cc_required);
+	store_bind_text(st, 7, a->ss->txid_hex);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
 static esim_err auth_tx_fn(store *s, void *arg)
 {
 	struct auth_tx *a = arg;
 	a->st = SMDP_OK_STATUS;
 	a->has_bound = false;
+	free(a->signed2); /* from a try that lost a conflict */
+	a->signed2 = NULL;
 	/* the session becomes authenticated exactly once: the challenge is spent */
 	store_stmt *st;
 	esim_err err =
@@ -786,7 +817,15 @@ static esim_err auth_tx_fn(store *s, void *arg)
 		a->st = SMDP_FAIL("8.1", "4.8", "insufficient memory on the eUICC");
 	if (a->st.subject)
 		return smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
-	return ESIM_OK;
+	/* smdpSigned2 (steps 12, 13) depends on the order just read (ccRequired,
+	 * the otPK it is bound to), and the session must keep its signature:
+	 * signing here saves a second transaction */
+	err = rsp_smdp_signed2_build(&a->ss->txid, a->cc_required, a->has_bound ? a->bound : NULL,
+				     a->dppb_key, a->r->euicc_signature1, &a->signed2,
+				     &a->signed2_len, a->sig2);
+	if (err == ESIM_OK)
+		err = session_authenticated(s, a);
+	return err;
 }
 
 static esim_err build_metadata(smdp *d, const char *iccid, const char *spn, const char *name,
@@ -809,46 +848,14 @@ static esim_err build_metadata(smdp *d, const char *iccid, const char *spn, cons
 	return rsp_metadata_encode(&m, out, out_len);
 }
 
-struct session_auth {
-	const char *hex, *eid;
-	int64_t order_id;
-	const der_span *euicc_cert;
-	const uint8_t *sig1, *sig2;
-	bool cc_required;
-	time_t now;
-};
-
-static esim_err session_auth_tx(store *s, void *arg)
-{
-	const struct session_auth *a = arg;
-	store_stmt *st;
-	esim_err err = store_prepare(
-	    s,
-	    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
-	    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6, updated = ?7"
-	    " WHERE txid = ?8",
-	    &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_text(st, 1, a->eid);
-	store_bind_int64(st, 2, a->order_id);
-	store_bind_blob(st, 3, a->euicc_cert->p, a->euicc_cert->len);
-	store_bind_blob(st, 4, a->sig1, RSP_SIG_LEN);
-	store_bind_blob(st, 5, a->sig2, RSP_SIG_LEN);
-	store_bind_int64(st, 6, a->cc_required);
-	store_bind_int64(st, 7, (int64_t)a->now);
-	store_bind_text(st, 8, a->hex);
-	err = store_run(st);
-	store_finalize(st);
-	return err;
-}
-
 static esim_err authenticate_client(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = opt_str(x->req, "transactionId");
 	uint8_t *asr = NULL;
 	size_t asr_len = 0;
+	struct auth_tx a;
+	memset(&a, 0, sizeof a);
 	if (!txhex) {
 		x->st = MISSING;
 		return ESIM_OK;
@@ -892,12 +899,12 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		goto out;
 	}
 	crypto_cert_free(euicc);
-	struct auth_tx a;
-	memset(&a, 0, sizeof a);
 	a.d = d;
 	a.ss = &ss;
 	a.eid = eid;
 	a.now = smdp_now(d);
+	a.r = &r;
+	a.dppb_key = d->ids[ss.ident].dppb_key;
 	a.forbidden = forbidden_ppr(r.euicc_info2);
 	parse_info2_caps(r.euicc_info2, &a.caps);
 	if (r.has_matching_id && r.matching_id.len > 0) {
@@ -916,35 +923,26 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
-	/* profileMetadata, smdpSigned2, smdpSignature2 (steps 11..13) */
+	/* profileMetadata (step 11); smdpSigned2 came out of the transaction */
 	struct smdp_identity *id = &d->ids[ss.ident];
-	uint8_t *meta = NULL, *signed2 = NULL, sig2[RSP_SIG_LEN], sig_tlv[RSP_SIG_TLV_LEN];
-	size_t meta_len = 0, signed2_len = 0;
+	uint8_t *meta = NULL, sig_tlv[RSP_SIG_TLV_LEN];
+	size_t meta_len = 0;
 	err = build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
-	if (err == ESIM_OK)
-		err = rsp_smdp_signed2_build(&ss.txid, a.cc_required, a.has_bound ? a.bound : NULL,
-					     id->dppb_key, r.euicc_signature1, &signed2,
-					     &signed2_len, sig2);
-	if (err == ESIM_OK) {
-		struct session_auth sa = {ss.txid_hex, eid,	 a.order_id,  &r.euicc_cert,
-					  r.euicc_signature1, sig2, a.cc_required, smdp_now(d)};
-		err = store_transaction_lazy(s, session_auth_tx, &sa, 0);
-	}
 	if (err == ESIM_OK) {
 		size_t cert_len;
 		const uint8_t *cert = crypto_cert_der(id->dppb, &cert_len);
-		rsp_sig_tlv(sig2, sig_tlv);
+		rsp_sig_tlv(a.sig2, sig_tlv);
 		json_object_set_new(x->resp, "transactionId", json_string(ss.txid_hex));
 		net_json_set_base64(x->resp, "profileMetadata", meta, meta_len);
-		net_json_set_base64(x->resp, "smdpSigned2", signed2, signed2_len);
+		net_json_set_base64(x->resp, "smdpSigned2", a.signed2, a.signed2_len);
 		net_json_set_base64(x->resp, "smdpSignature2", sig_tlv, sizeof sig_tlv);
 		net_json_set_base64(x->resp, "smdpCertificate", cert, cert_len);
 		smdp_logf(d, "authenticated", "txid=%s eid=%s iccid=%s cc=%d", ss.txid_hex, eid,
 			  a.iccid, a.cc_required);
 	}
 	free(meta);
-	free(signed2);
 out:
+	free(a.signed2);
 	free(asr);
 	session_clear(&ss);
 	return err;
