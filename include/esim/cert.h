@@ -51,16 +51,25 @@ typedef struct crypto_cert crypto_cert;
 const char *crypto_rsp_role_name(crypto_rsp_role role);
 
 /* Parse one certificate from DER or PEM bytes (autodetected). The DER is
- * copied. *out: caller frees with crypto_cert_free. */
+ * copied. The parse is strict (see cert.c): ESIM_E_CERT_PARSE for anything
+ * that is not one DER certificate, ESIM_E_CERT_VERSION (not v3),
+ * ESIM_E_CERT_SIG_ALG_MISMATCH, ESIM_E_CERT_BAD_TIME,
+ * ESIM_E_CERT_BAD_EXTENSION, ESIM_E_CRYPTO_BAD_POINT (key not on its
+ * curve). A key on another curve loads; crypto_cert_curve reports it.
+ * *out: caller frees with crypto_cert_free. */
 esim_err crypto_cert_load(const uint8_t *data, size_t len, crypto_cert **out);
 esim_err crypto_cert_load_file(const char *path, crypto_cert **out);
 void crypto_cert_free(crypto_cert *cert);
 
 /* The exact DER bytes (borrowed). */
 const uint8_t *crypto_cert_der(const crypto_cert *cert, size_t *len);
-/* OpenSSL views (borrowed; do not free). */
-X509 *crypto_cert_x509(const crypto_cert *cert);
+/* The public key (borrowed; owned by cert, do not free), or NULL when it is
+ * not on one of the two SGP.22 curves. */
 EVP_PKEY *crypto_cert_pubkey(const crypto_cert *cert);
+/* A NEW OpenSSL X509 decoded from the DER, for callers that need
+ * OpenSSL's X.509 API (tests, tools); slow, not for request paths.
+ * *out: caller frees with X509_free. */
+esim_err crypto_cert_to_x509(const crypto_cert *cert, X509 **out);
 
 /* The role from certificatePolicies: ESIM_E_CERT_NO_ROLE when none. */
 esim_err crypto_cert_role(const crypto_cert *cert, crypto_rsp_role *out);

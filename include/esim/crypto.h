@@ -52,8 +52,18 @@ esim_err crypto_key_curve(const EVP_PKEY *key, crypto_curve *out);
 
 /* Private key: PKCS#8 or SEC1 "EC PRIVATE KEY"; must hold the scalar. */
 esim_err crypto_key_load_private(const uint8_t *data, size_t len, EVP_PKEY **out);
-/* Public key: SubjectPublicKeyInfo. */
+/* Public key: SubjectPublicKeyInfo. DER SPKI on an SGP.22 curve takes the
+ * fast path of crypto_key_from_spki; other input goes through OpenSSL's
+ * decoder. */
 esim_err crypto_key_load_public(const uint8_t *data, size_t len, EVP_PKEY **out);
+/* Public key from exactly one DER SubjectPublicKeyInfo (id-ecPublicKey,
+ * namedCurve prime256v1 or brainpoolP256r1, point uncompressed or
+ * compressed), built without OpenSSL's decoder framework and validated as
+ * crypto_key_from_point does. ESIM_E_CRYPTO_BAD_KEY when malformed or not an
+ * EC key, ESIM_E_CRYPTO_UNSUPPORTED_CURVE for another curve or explicit
+ * parameters, ESIM_E_CRYPTO_BAD_POINT when the point is not on the curve.
+ * *out: caller frees with EVP_PKEY_free. */
+esim_err crypto_key_from_spki(const uint8_t *der, size_t len, EVP_PKEY **out);
 /* crypto_key_load_private on a file's contents (the copy read is wiped). */
 esim_err crypto_key_load_private_file(const char *path, EVP_PKEY **out);
 /* crypto_key_load_public on a file's contents. */
@@ -66,9 +76,11 @@ esim_err crypto_key_generate(crypto_curve curve, EVP_PKEY **out);
 /* Export the public point of key (public or private) as 04||X||Y. */
 esim_err crypto_key_public_point(const EVP_PKEY *key, uint8_t out[CRYPTO_EC_POINT_LEN]);
 
-/* Import a peer's public point (exactly 65 bytes, 04||X||Y) on curve, with
- * full validation: ESIM_E_CRYPTO_BAD_POINT when malformed or not on the
- * curve. *out: caller frees with EVP_PKEY_free. */
+/* Import a peer's public point (exactly 65 bytes, 04||X||Y) on curve,
+ * validated as SP 800-56A partial public-key validation (coordinates in the
+ * field, on the curve; cofactor 1 makes that enough, see key.c):
+ * ESIM_E_CRYPTO_BAD_POINT when malformed or not on the curve. *out: caller
+ * frees with EVP_PKEY_free. */
 esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t len,
 			       EVP_PKEY **out);
 

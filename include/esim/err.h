@@ -85,6 +85,10 @@
 	X(ESIM_E_CERT_EID_OUT_OF_RANGE, _, "EID outside the EUM's permitted range") \
 	X(ESIM_E_CERT_KEY_USAGE, _, "key usage does not allow the use") \
 	X(ESIM_E_CERT_SIG_ALG, _, "certificate not signed with ecdsa-with-SHA256") \
+	X(ESIM_E_CERT_VERSION, _, "certificate is not X.509 v3") \
+	X(ESIM_E_CERT_SIG_ALG_MISMATCH, _, "signature algorithm inside tbsCertificate differs from the outer one") \
+	X(ESIM_E_CERT_BAD_TIME, _, "validity time not in RFC 5280 form (YYMMDDHHMMSSZ / YYYYMMDDHHMMSSZ)") \
+	X(ESIM_E_CERT_BAD_EXTENSION, _, "certificate extension malformed or present twice") \
 	/* apdu layer (400..499) */ \
 	X(ESIM_E_APDU_MALFORMED, 400, "malformed APDU (too short, bad Lc/Le)") \
 	X(ESIM_E_APDU_SW, _, "the card answered with an error status word") \

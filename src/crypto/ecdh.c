@@ -5,8 +5,13 @@
  * secret ShS, the 32-byte x-coordinate of the product point, which feeds the
  * X9.63 KDF (kdf.c, scp03t.c).
  *
- * Both keys must be on the same curve; a peer point is validated when it is
- * imported (crypto_key_from_point) and again by OpenSSL when set as peer.
+ * Both keys must be on the same curve. A peer point is validated when it is
+ * imported (crypto_key_from_point: on the curve), and here once more with
+ * OpenSSL's quick public-key check (not infinity, coordinates in range, on
+ * the curve) for peers that arrive as EVP_PKEYs. That is SP 800-56A partial
+ * public-key validation; the full check's n * Q == infinity adds a scalar
+ * multiplication and proves nothing more on P-256 and brainpoolP256r1,
+ * whose cofactor is 1 (every point on the curve but infinity has order n).
  */
 #include <string.h>
 
@@ -19,7 +24,7 @@
 esim_err crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[CRYPTO_ECDH_LEN])
 {
 	crypto_curve c_priv, c_peer;
-	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
 	uint8_t secret[CRYPTO_ECDH_LEN + 16];
 	size_t len = sizeof secret;
 	esim_err err;
@@ -44,8 +49,14 @@ esim_err crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[CRYPTO_ECDH_LEN
 		err = ESIM_E_CRYPTO_OPENSSL;
 		goto out;
 	}
-	/* validate_peer = 1: OpenSSL runs its public-key check on the peer too */
-	if (EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) != 1) {
+	chk = EVP_PKEY_CTX_new_from_pkey(NULL, peer, NULL);
+	if (chk == NULL) {
+		err = ESIM_E_NOMEM;
+		goto out;
+	}
+	/* validate_peer = 0 below: set_peer would run the full check */
+	if (EVP_PKEY_public_check_quick(chk) != 1 ||
+	    EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) != 1) {
 		err = ESIM_E_CRYPTO_BAD_POINT;
 		goto out;
 	}
@@ -60,6 +71,7 @@ esim_err crypto_ecdh(EVP_PKEY *priv, EVP_PKEY *peer, uint8_t out[CRYPTO_ECDH_LEN
 	memcpy(out, secret, CRYPTO_ECDH_LEN);
 out:
 	esim_wipe(secret, sizeof secret);
+	EVP_PKEY_CTX_free(chk);
 	EVP_PKEY_CTX_free(ctx);
 	if (err != ESIM_OK)
 		ERR_clear_error();

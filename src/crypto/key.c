@@ -14,10 +14,12 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
 #include "esim/crypto.h"
+#include "esim/der.h"
 #include "esim/util.h"
 
 /* Long-term key files are small; this bounds a mistaken path. */
@@ -128,6 +130,17 @@ esim_err crypto_key_load_private(const uint8_t *data, size_t len, EVP_PKEY **out
 
 esim_err crypto_key_load_public(const uint8_t *data, size_t len, EVP_PKEY **out)
 {
+	/* DER SubjectPublicKeyInfo on an SGP.22 curve (the SM-DP+ reads the
+	 * eUICC key from the stored certificate this way on every request) is
+	 * built directly; OpenSSL's decoder framework costs more than an ECDSA
+	 * verification. Anything else, PEM included, and every failure, goes
+	 * through the decoder so that what is accepted and the error codes stay
+	 * those of the decoder. */
+	if (data != NULL && len > 0 && out != NULL && data[0] == 0x30) {
+		esim_err err = crypto_key_from_spki(data, len, out);
+		if (err == ESIM_OK || err == ESIM_E_NOMEM)
+			return err;
+	}
 	return key_decode(data, len, EVP_PKEY_PUBLIC_KEY, out);
 }
 
@@ -215,24 +228,30 @@ esim_err crypto_key_public_point(const EVP_PKEY *key, uint8_t out[CRYPTO_EC_POIN
 	return ESIM_OK;
 }
 
-esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t len, EVP_PKEY **out)
+/* An EC public key on curve from an encoded point (uncompressed 04||X||Y or
+ * compressed 02/03||X), through EVP_PKEY_fromdata: no decoder, no provider
+ * search beyond the EC key manager.
+ *
+ * Validation is SP 800-56A 5.6.2.3.4 partial public-key validation: fromdata
+ * hands the octets to EC_POINT_oct2point, which refuses coordinates outside
+ * the field and points not on the curve, and none of the accepted encodings
+ * can name the point at infinity (its only octet form is the single byte 00).
+ * The full validation's remaining step, n * Q == infinity, proves Q is in the
+ * prime-order subgroup; P-256 and brainpoolP256r1 both have cofactor 1, so
+ * every point on the curve other than infinity already is, and that extra
+ * scalar multiplication (the dearest part, on brainpool most of all) buys
+ * nothing. */
+static esim_err key_from_octets(crypto_curve curve, const uint8_t *point, size_t len,
+				EVP_PKEY **out)
 {
 	const char *name = crypto_curve_name(curve);
 	OSSL_PARAM params[3];
-	EVP_PKEY_CTX *ctx = NULL, *chk = NULL;
+	EVP_PKEY_CTX *ctx;
 	EVP_PKEY *pkey = NULL;
 	esim_err err = ESIM_OK;
 
-	if (out == NULL || (point == NULL && len > 0))
-		return ESIM_E_ARG;
-	*out = NULL;
 	if (name == NULL)
 		return ESIM_E_CRYPTO_UNSUPPORTED_CURVE;
-	/* Only the uncompressed form: SGP.22 peers send nothing else, and the
-	 * fixed length keeps hybrid/compressed parsing out of the attack surface. */
-	if (len != CRYPTO_EC_POINT_LEN || point[0] != 0x04)
-		return ESIM_E_CRYPTO_BAD_POINT;
-
 	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)name, 0);
 	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)point, len);
 	params[2] = OSSL_PARAM_construct_end();
@@ -240,34 +259,107 @@ esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t 
 	ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
 	if (ctx == NULL)
 		return ESIM_E_CRYPTO_OPENSSL;
-	if (EVP_PKEY_fromdata_init(ctx) <= 0) {
+	if (EVP_PKEY_fromdata_init(ctx) <= 0)
 		err = ESIM_E_CRYPTO_OPENSSL;
-		goto out;
-	}
-	/* fromdata already refuses most invalid points; a failure here is the
-	 * peer's bytes, not OpenSSL. */
-	if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0 || pkey == NULL) {
+	/* a failure here is the peer's bytes, not OpenSSL */
+	else if (EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0 || pkey == NULL)
 		err = ESIM_E_CRYPTO_BAD_POINT;
-		goto out;
-	}
-	chk = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	if (chk == NULL) {
-		err = ESIM_E_CRYPTO_OPENSSL;
-		goto out;
-	}
-	/* Full public-key validation (SP 800-56A 5.6.2.3.3): not infinity,
-	 * coordinates in range, on the curve, order n. */
-	if (EVP_PKEY_public_check(chk) != 1) {
-		err = ESIM_E_CRYPTO_BAD_POINT;
-		goto out;
+	EVP_PKEY_CTX_free(ctx);
+	if (err != ESIM_OK) {
+		EVP_PKEY_free(pkey);
+		ERR_clear_error();
+		return err;
 	}
 	*out = pkey;
-	pkey = NULL;
-out:
-	EVP_PKEY_CTX_free(chk);
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(pkey);
-	return err;
+	return ESIM_OK;
+}
+
+esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t len, EVP_PKEY **out)
+{
+	if (out == NULL || (point == NULL && len > 0))
+		return ESIM_E_ARG;
+	*out = NULL;
+	if (crypto_curve_name(curve) == NULL)
+		return ESIM_E_CRYPTO_UNSUPPORTED_CURVE;
+	/* Only the uncompressed form: SGP.22 peers send nothing else, and the
+	 * fixed length keeps hybrid/compressed parsing out of the attack surface. */
+	if (len != CRYPTO_EC_POINT_LEN || point[0] != 0x04)
+		return ESIM_E_CRYPTO_BAD_POINT;
+	return key_from_octets(curve, point, len, out);
+}
+
+/* id-ecPublicKey and the two named curves, as OID contents. */
+static const uint8_t oid_ec_public_key[] = {0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01};
+static const uint8_t oid_prime256v1[] = {0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07};
+static const uint8_t oid_brainpoolp256r1[] = {0x2B, 0x24, 0x03, 0x03, 0x02, 0x08, 0x01, 0x01, 0x07};
+
+static bool span_is(der_span s, const uint8_t *p, size_t n)
+{
+	return s.len == n && memcmp(s.p, p, n) == 0;
+}
+
+/* The curve and the encoded point of a DER SubjectPublicKeyInfo (RFC 5480),
+ * which must fill der exactly. ESIM_E_CRYPTO_BAD_KEY when malformed or not
+ * an EC key, ESIM_E_CRYPTO_UNSUPPORTED_CURVE for any other curve. */
+static esim_err spki_curve(const uint8_t *der, size_t len, crypto_curve *curve, der_span *point)
+{
+	der_cursor in, spki, alg;
+	der_span alg_oid, curve_oid;
+	der_bits bits;
+	uint32_t tag;
+
+	*curve = CRYPTO_CURVE_UNKNOWN;
+	der_cursor_init(&in, der, len);
+	if (der_get_sequence(&in, DER_TAG_DEFAULT, &spki) != ESIM_OK ||
+	    der_expect_end(&in) != ESIM_OK ||
+	    der_get_sequence(&spki, DER_TAG_DEFAULT, &alg) != ESIM_OK ||
+	    der_get_bit_string(&spki, DER_TAG_DEFAULT, &bits) != ESIM_OK ||
+	    der_expect_end(&spki) != ESIM_OK || bits.unused != 0 ||
+	    der_get_oid(&alg, DER_TAG_DEFAULT, &alg_oid) != ESIM_OK)
+		return ESIM_E_CRYPTO_BAD_KEY;
+	if (!span_is(alg_oid, oid_ec_public_key, sizeof oid_ec_public_key))
+		return ESIM_E_CRYPTO_BAD_KEY;
+	/* ECParameters: namedCurve, or explicit parameters / implicitCA, which
+	 * no SGP.22 key uses. */
+	if (der_peek_tag(&alg, &tag) != ESIM_OK)
+		return ESIM_E_CRYPTO_BAD_KEY;
+	if (tag != DER_TAG_OID) {
+		der_element e;
+		if (der_get_any(&alg, &e) != ESIM_OK || der_expect_end(&alg) != ESIM_OK)
+			return ESIM_E_CRYPTO_BAD_KEY;
+		return ESIM_E_CRYPTO_UNSUPPORTED_CURVE;
+	}
+	if (der_get_oid(&alg, DER_TAG_DEFAULT, &curve_oid) != ESIM_OK ||
+	    der_expect_end(&alg) != ESIM_OK)
+		return ESIM_E_CRYPTO_BAD_KEY;
+	if (span_is(curve_oid, oid_prime256v1, sizeof oid_prime256v1))
+		*curve = CRYPTO_CURVE_P256;
+	else if (span_is(curve_oid, oid_brainpoolp256r1, sizeof oid_brainpoolp256r1))
+		*curve = CRYPTO_CURVE_BRAINPOOLP256R1;
+	else
+		return ESIM_E_CRYPTO_UNSUPPORTED_CURVE;
+	*point = bits.bytes;
+	return ESIM_OK;
+}
+
+esim_err crypto_key_from_spki(const uint8_t *der, size_t len, EVP_PKEY **out)
+{
+	crypto_curve curve;
+	der_span point;
+	esim_err err;
+
+	if (out == NULL || der == NULL)
+		return ESIM_E_ARG;
+	*out = NULL;
+	err = spki_curve(der, len, &curve, &point);
+	if (err != ESIM_OK)
+		return err;
+	/* X.509 allows the compressed form too (RFC 5480 section 2.2); the
+	 * lengths rule out hybrid forms and the infinity octet. */
+	if (!(point.len == CRYPTO_EC_POINT_LEN && point.p[0] == 0x04) &&
+	    !(point.len == 33 && (point.p[0] == 0x02 || point.p[0] == 0x03)))
+		return ESIM_E_CRYPTO_BAD_POINT;
+	return key_from_octets(curve, point.p, point.len, out);
 }
 
 bool crypto_key_has_private(const EVP_PKEY *key)

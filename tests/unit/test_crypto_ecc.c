@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "esim/crypto.h"
 #include "esim/util.h"
@@ -268,6 +269,110 @@ static void test_point_validation(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* crypto_key_from_spki: the decoder-free path for DER SubjectPublicKeyInfo.
+ * Every key it builds equals what OpenSSL's decoder makes of the same
+ * bytes; what it refuses, it refuses with its own error. */
+static void test_key_from_spki(void **state)
+{
+	(void)state;
+	static const char *names[] = {"prime256v1", "brainpoolP256r1"};
+	EVP_PKEY *k = NULL, *ref = NULL;
+	uint8_t *der = NULL, *bad;
+	size_t n = 0;
+
+	for (size_t i = 0; i < 2; i++) {
+		EVP_PKEY *gen = EVP_EC_gen(names[i]);
+		unsigned char *spki = NULL;
+		int len;
+		crypto_curve c;
+
+		assert_non_null(gen);
+		len = i2d_PUBKEY(gen, &spki);
+		assert_true(len > 0);
+		assert_esim(ESIM_OK, crypto_key_from_spki(spki, (size_t)len, &k));
+		assert_int_equal(EVP_PKEY_eq(k, gen), 1);
+		assert_false(crypto_key_has_private(k));
+		assert_esim(ESIM_OK, crypto_key_curve(k, &c));
+		assert_int_equal(c, i == 0 ? CRYPTO_CURVE_P256 : CRYPTO_CURVE_BRAINPOOLP256R1);
+		EVP_PKEY_free(k);
+		/* load_public takes the same path and gives the same key */
+		assert_esim(ESIM_OK, crypto_key_load_public(spki, (size_t)len, &k));
+		assert_int_equal(EVP_PKEY_eq(k, gen), 1);
+		EVP_PKEY_free(k);
+		/* trailing byte, truncation: refused here, left to the decoder there */
+		bad = malloc((size_t)len + 1);
+		assert_non_null(bad);
+		memcpy(bad, spki, (size_t)len);
+		bad[len] = 0;
+		assert_esim(ESIM_E_CRYPTO_BAD_KEY, crypto_key_from_spki(bad, (size_t)len + 1, &k));
+		assert_esim(ESIM_E_CRYPTO_BAD_KEY, crypto_key_from_spki(bad, (size_t)len - 1, &k));
+		/* off the curve: last byte of Y */
+		bad[len - 1] ^= 0x01;
+		assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_spki(bad, (size_t)len, &k));
+		assert_null(k);
+		/* load_public keeps the decoder's answer for a bad key */
+		assert_esim(ESIM_E_CRYPTO_BAD_KEY, crypto_key_load_public(bad, (size_t)len, &k));
+		free(bad);
+		OPENSSL_free(spki);
+		EVP_PKEY_free(gen);
+	}
+	der = test_unhex(spki_der_hex, &n);
+	assert_esim(ESIM_OK, crypto_key_from_spki(der, n, &k));
+	assert_esim(ESIM_OK,
+		    crypto_key_load_public((const uint8_t *)spki_pem, strlen(spki_pem), &ref));
+	assert_int_equal(EVP_PKEY_eq(k, ref), 1);
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(ref);
+	free(der);
+	/* the point at infinity (its only encoding, 00), a P-384 key, explicit
+	 * parameters, and a key that is not EC */
+	der = test_unhex("3019301306072A8648CE3D020106082A8648CE3D03010703020000", &n);
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_spki(der, n, &k));
+	free(der);
+	der = test_unhex("3013300B06072A8648CE3D02013000030400000000", &n);
+	assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE, crypto_key_from_spki(der, n, &k));
+	free(der);
+	der = test_unhex("3012300D06092A864886F70D0101010500030100", &n);
+	assert_esim(ESIM_E_CRYPTO_BAD_KEY, crypto_key_from_spki(der, n, &k));
+	free(der);
+	{
+		EVP_PKEY *p384 = EVP_EC_gen("secp384r1");
+		unsigned char *spki = NULL;
+		int len = i2d_PUBKEY(p384, &spki);
+		assert_true(len > 0);
+		assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE,
+			    crypto_key_from_spki(spki, (size_t)len, &k));
+		assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE,
+			    crypto_key_load_public(spki, (size_t)len, &k));
+		OPENSSL_free(spki);
+		EVP_PKEY_free(p384);
+	}
+	assert_esim(ESIM_E_ARG, crypto_key_from_spki(NULL, 0, &k));
+	assert_null(k);
+}
+
+/* Partial validation still refuses the point at infinity and points off
+ * the curve, for peers given as bytes and as keys. */
+static void test_point_infinity(void **state)
+{
+	(void)state;
+	uint8_t inf[CRYPTO_EC_POINT_LEN] = {0x00}, zero[CRYPTO_EC_POINT_LEN] = {0x04};
+	uint8_t out[CRYPTO_ECDH_LEN];
+	EVP_PKEY *k = NULL, *priv = NULL;
+
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, inf, 1, &k));
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+		    crypto_key_from_point(CRYPTO_CURVE_BRAINPOOLP256R1, inf, 1, &k));
+	/* 04 || 0 || 0: the affine (0,0) some libraries use for infinity */
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+		    crypto_key_from_point(CRYPTO_CURVE_BRAINPOOLP256R1, zero, sizeof zero, &k));
+	assert_esim(ESIM_OK, crypto_key_generate(CRYPTO_CURVE_BRAINPOOLP256R1, &priv));
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_ecdh_point(priv, inf, 1, out));
+	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_ecdh_point(priv, zero, sizeof zero, out));
+	EVP_PKEY_free(priv);
+	assert_null(k);
+}
+
 static void test_sign_verify_both_curves(void **state)
 {
 	(void)state;
@@ -477,6 +582,8 @@ int main(void)
 	    cmocka_unit_test(test_load_files),
 	    cmocka_unit_test(test_generate_and_points),
 	    cmocka_unit_test(test_point_validation),
+	    cmocka_unit_test(test_key_from_spki),
+	    cmocka_unit_test(test_point_infinity),
 	    cmocka_unit_test(test_sign_verify_both_curves),
 	    cmocka_unit_test(test_raw_der_conversion),
 	    cmocka_unit_test(test_der_malformed),

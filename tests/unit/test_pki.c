@@ -101,10 +101,35 @@ static void assert_key_matches(const char *dir, const char *curve, const char *n
 	EVP_PKEY_free(key);
 }
 
+/* An OpenSSL view of cert for assertions (crypto_cert_to_x509 gives a new
+ * X509 each time); the views are freed when the program exits. */
+static X509 **x509_views;
+static size_t n_x509_views;
+
+static void free_x509_views(void)
+{
+	for (size_t i = 0; i < n_x509_views; i++)
+		X509_free(x509_views[i]);
+	free(x509_views);
+}
+
+static X509 *cert_x509(const crypto_cert *cert)
+{
+	X509 *x = NULL;
+	X509 **grown = realloc(x509_views, (n_x509_views + 1) * sizeof *grown);
+	assert_non_null(grown);
+	if (x509_views == NULL)
+		atexit(free_x509_views);
+	x509_views = grown;
+	assert_esim(ESIM_OK, crypto_cert_to_x509(cert, &x));
+	x509_views[n_x509_views++] = x;
+	return x;
+}
+
 /* 1 critical, 0 not critical, -1 absent */
 static int ext_critical(const crypto_cert *cert, int nid)
 {
-	X509 *x = crypto_cert_x509(cert);
+	X509 *x = cert_x509(cert);
 	int idx = X509_get_ext_by_NID(x, nid, -1);
 	return idx < 0 ? -1 : X509_EXTENSION_get_critical(X509_get_ext(x, idx));
 }
@@ -358,13 +383,13 @@ static void test_issue_profile_details(void **state)
 	assert_string_equal(rid, CRYPTO_PKI_OID_CI);
 	assert_esim(ESIM_OK, crypto_cert_curve(ci, &curve));
 	assert_int_equal(curve, CRYPTO_CURVE_BRAINPOOLP256R1);
-	assert_int_equal(X509_get_key_usage(crypto_cert_x509(ci)), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
+	assert_int_equal(X509_get_key_usage(cert_x509(ci)), KU_KEY_CERT_SIGN | KU_CRL_SIGN);
 	assert_int_equal(ext_critical(ci, NID_key_usage), 1);
 	assert_int_equal(ext_critical(ci, NID_basic_constraints), 1);
 	assert_int_equal(ext_critical(ci, NID_certificate_policies), 1);
 	assert_int_equal(ext_critical(ci, NID_authority_key_identifier), -1);
-	assert_int_equal(X509_get_pathlen(crypto_cert_x509(ci)), -1);
-	assert_int_equal(X509_get_signature_nid(crypto_cert_x509(ci)), NID_ecdsa_with_SHA256);
+	assert_int_equal(X509_get_pathlen(cert_x509(ci)), -1);
+	assert_int_equal(X509_get_signature_nid(cert_x509(ci)), NID_ecdsa_with_SHA256);
 	uint8_t ski[CRYPTO_KEY_ID_MAX];
 	size_t ski_len = 0;
 	assert_esim(ESIM_OK, crypto_cert_ski(ci, ski, &ski_len));
@@ -376,7 +401,7 @@ static void test_issue_profile_details(void **state)
 	assert_aki_is_ski(eum, ci);
 	assert_esim(ESIM_OK, crypto_cert_registered_id(eum, rid, sizeof rid));
 	assert_string_equal(rid, CRYPTO_PKI_OID_EUM);
-	X509 *x = crypto_cert_x509(eum);
+	X509 *x = cert_x509(eum);
 	int idx = X509_get_ext_by_NID(x, NID_name_constraints, -1);
 	assert_true(idx >= 0);
 	assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(x, idx)), 1);
@@ -409,7 +434,7 @@ static void test_issue_profile_details(void **state)
 	assert_esim(ESIM_OK, crypto_issue(&p, &op));
 	c = load_der(&op);
 	assert_esim(ESIM_E_CERT_NO_ROLE, crypto_cert_role(c, &role));
-	x = crypto_cert_x509(c);
+	x = cert_x509(c);
 	assert_int_equal(X509_get_extended_key_usage(x), XKU_SSL_CLIENT);
 	/* issued on P-256 under a brainpool CI: curves are per key */
 	assert_esim(ESIM_OK, crypto_cert_curve(c, &curve));
@@ -429,7 +454,7 @@ static void test_issue_profile_details(void **state)
 	struct crypto_issued tls;
 	assert_esim(ESIM_OK, crypto_issue(&p, &tls));
 	c = load_der(&tls);
-	x = crypto_cert_x509(c);
+	x = cert_x509(c);
 	assert_int_equal(X509_check_host(x, "alt.example.net", 0, 0, NULL), 1);
 	assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 0);
 	assert_int_equal(X509_check_ip_asc(x, "192.0.2.7", 0), 1);
@@ -482,7 +507,7 @@ static void test_issue_euicc_chain(void **state)
 	char eid[CRYPTO_EID_DIGITS + 1];
 	assert_esim(ESIM_OK, crypto_cert_eid(c, eid));
 	assert_string_equal(eid, SGP26_EID);
-	assert_int_equal(X509_get_key_usage(crypto_cert_x509(c)), KU_DIGITAL_SIGNATURE);
+	assert_int_equal(X509_get_key_usage(cert_x509(c)), KU_DIGITAL_SIGNATURE);
 	assert_int_equal(ext_critical(c, NID_certificate_policies), 1);
 	assert_int_equal(ext_critical(c, NID_basic_constraints), -1);
 	const crypto_cert *ci_out = NULL;
@@ -621,8 +646,8 @@ static void test_issue_serials(void **state)
 	assert_esim(ESIM_OK, crypto_issue(&p, &a));
 	assert_esim(ESIM_OK, crypto_issue(&p, &b));
 	crypto_cert *ca = load_der(&a), *cb = load_der(&b);
-	const ASN1_INTEGER *sa = X509_get0_serialNumber(crypto_cert_x509(ca));
-	const ASN1_INTEGER *sb = X509_get0_serialNumber(crypto_cert_x509(cb));
+	const ASN1_INTEGER *sa = X509_get0_serialNumber(cert_x509(ca));
+	const ASN1_INTEGER *sb = X509_get0_serialNumber(cert_x509(cb));
 	assert_int_equal(ASN1_STRING_type(sa), V_ASN1_INTEGER); /* not negative */
 	assert_int_equal(ASN1_STRING_length(sa), 16);
 	/* DER: 02 10 and a first content byte without the sign bit */
@@ -692,7 +717,7 @@ static void check_curve_dir(const char *dir, const char *cdir, crypto_curve want
 	assert_esim(ESIM_OK, crypto_cert_registered_id(dptls, rid, sizeof rid));
 	assert_string_equal(rid, want_oid);
 
-	X509 *x = crypto_cert_x509(dptls);
+	X509 *x = cert_x509(dptls);
 	assert_int_equal(X509_check_host(x, "localhost", 0, 0, NULL), 1);
 	assert_int_equal(X509_check_ip_asc(x, "127.0.0.1", 0), 1);
 
@@ -704,7 +729,7 @@ static void check_curve_dir(const char *dir, const char *cdir, crypto_curve want
 	}
 
 	/* EUM: the nameConstraints that stock TLS validation trips over */
-	X509 *xe = crypto_cert_x509(eum);
+	X509 *xe = cert_x509(eum);
 	int idx = X509_get_ext_by_NID(xe, NID_name_constraints, -1);
 	assert_true(idx >= 0);
 	assert_int_equal(X509_EXTENSION_get_critical(X509_get_ext(xe, idx)), 1);
@@ -817,7 +842,7 @@ static void test_cli_options(void **state)
 	check_curve_dir(dir, "nist", CRYPTO_CURVE_P256, "2.999.12");
 
 	crypto_cert *tls = load(dir, "nist", "dptls");
-	X509 *x = crypto_cert_x509(tls);
+	X509 *x = cert_x509(tls);
 	assert_int_equal(X509_check_host(x, "smdp.lab.example", 0, 0, NULL), 1);
 	assert_int_equal(X509_check_ip_asc(x, "198.51.100.9", 0), 1);
 	/* --days 30 */
@@ -827,8 +852,8 @@ static void test_cli_options(void **state)
 
 	crypto_cert *op = load(dir, "nist", "operator");
 	char org[128];
-	X509_NAME_get_text_by_NID(X509_get_subject_name(crypto_cert_x509(op)), NID_organizationName,
-				  org, sizeof org);
+	X509_NAME_get_text_by_NID(X509_get_subject_name(cert_x509(op)), NID_organizationName, org,
+				  sizeof org);
 	assert_string_equal(org, "ACME Mobile");
 	crypto_cert_free(op);
 
@@ -960,7 +985,7 @@ static void test_cli_issue(void **state)
 		    crypto_chain_verify(trust, old, NULL, 0, CRYPTO_ROLE_DP_TLS, NULL, NULL));
 	assert_esim(ESIM_E_CERT_EXPIRED,
 		    crypto_chain_verify(trust, old, NULL, 0, CRYPTO_ROLE_DP_TLS, &timed, NULL));
-	assert_int_equal(X509_check_host(crypto_cert_x509(old), "smdp.example.com", 0, 0, NULL), 1);
+	assert_int_equal(X509_check_host(cert_x509(old), "smdp.example.com", 0, 0, NULL), 1);
 	assert_key_matches(dir, ".", "old", old);
 	crypto_cert_free(old);
 	crypto_trust_free(trust);
