@@ -690,7 +690,18 @@ static void *worker_main(void *arg)
 static esim_err worker_setup(net_server *srv, struct net_worker *w)
 {
 	w->srv = srv;
-	w->base = event_base_new();
+	/* The epoll changelist folds the read/write interest changes that a
+	 * request-response turn makes on a connection (evhttp enables and
+	 * disables each direction) into one epoll_ctl before the next wait,
+	 * instead of one per change: about 16 system calls per download
+	 * otherwise. Its documented caveat is dup()ed descriptors, which this
+	 * server never makes. */
+	struct event_config *cfg = event_config_new();
+	if (cfg == NULL)
+		return ESIM_E_NOMEM;
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	w->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (w->base == NULL)
 		return ESIM_E_NOMEM;
 	w->stop_ev = event_new(w->base, -1, 0, stop_cb, w);
