@@ -204,14 +204,13 @@ static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct ses
  * alone costs about 3/4 of parsing the whole certificate again (OpenSSL
  * 3.0, both curves; docs/PERFORMANCE.md), and this runs on every later
  * call of the session. *key: caller frees. */
-static esim_err euicc_pub_of(const struct session *ss, EVP_PKEY **key)
+/* The SubjectPublicKeyInfo TLV of a certificate's DER. */
+static esim_err spki_of(const uint8_t *der, size_t len, der_span *out)
 {
-	if (!ss->euicc_cert)
-		return ESIM_E_NOT_FOUND;
 	der_cursor top, cert, tbs;
 	der_element e, spki;
 	bool present;
-	der_cursor_init(&top, ss->euicc_cert, ss->euicc_cert_len);
+	der_cursor_init(&top, der, len);
 	esim_err err = der_get_sequence(&top, DER_TAG_SEQUENCE, &cert);
 	if (err == ESIM_OK)
 		err = der_get_sequence(&cert, DER_TAG_SEQUENCE, &tbs);
@@ -222,9 +221,59 @@ static esim_err euicc_pub_of(const struct session *ss, EVP_PKEY **key)
 		err = der_get_any(&tbs, &e);
 	if (err == ESIM_OK)
 		err = der_get_tlv(&tbs, DER_TAG_SEQUENCE, &spki);
+	if (err == ESIM_OK)
+		*out = spki.tlv;
+	return err;
+}
+
+static size_t key_slot(const der_span *spki)
+{
+	uint32_t h = 2166136261u; /* FNV-1a: the slot only, equality is checked */
+	for (size_t i = 0; i < spki->len; i++)
+		h = (h ^ spki->p[i]) * 16777619u;
+	return h % SMDP_KEY_CACHE;
+}
+
+/* Remember key (a reference is taken) as the key of this SPKI. */
+static void key_keep(smdp *d, const der_span *spki, EVP_PKEY *key)
+{
+	if (key == NULL || spki->len > SMDP_KEY_SPKI_MAX || EVP_PKEY_up_ref(key) != 1)
+		return;
+	struct smdp_key *k = &d->keys[key_slot(spki)];
+	pthread_mutex_lock(&d->key_lock);
+	EVP_PKEY *old = k->key;
+	memcpy(k->spki, spki->p, spki->len);
+	k->len = spki->len;
+	k->key = key;
+	pthread_mutex_unlock(&d->key_lock);
+	EVP_PKEY_free(old);
+}
+
+/* PK.EUICC.SIG from the SubjectPublicKeyInfo of the CERT.EUICC that
+ * authenticateClient verified and kept in the session: from the key cache
+ * when authenticateClient (or an earlier call) put it there, else loaded
+ * from the SPKI alone. *key: caller frees. */
+static esim_err euicc_pub_of(smdp *d, const struct session *ss, EVP_PKEY **key)
+{
+	if (!ss->euicc_cert)
+		return ESIM_E_NOT_FOUND;
+	der_span spki;
+	esim_err err = spki_of(ss->euicc_cert, ss->euicc_cert_len, &spki);
 	if (err != ESIM_OK)
 		return err;
-	return crypto_key_load_public(spki.tlv.p, spki.tlv.len, key);
+	struct smdp_key *k = &d->keys[key_slot(&spki)];
+	*key = NULL;
+	pthread_mutex_lock(&d->key_lock);
+	if (k->key && k->len == spki.len && memcmp(k->spki, spki.p, spki.len) == 0 &&
+	    EVP_PKEY_up_ref(k->key) == 1)
+		*key = k->key;
+	pthread_mutex_unlock(&d->key_lock);
+	if (*key)
+		return ESIM_OK;
+	err = crypto_key_load_public(spki.p, spki.len, key);
+	if (err == ESIM_OK)
+		key_keep(d, &spki, *key);
+	return err;
 }
 
 /* ---- initiateAuthentication (digest 6.2) ---------------------------------------- */
@@ -898,6 +947,9 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
+	der_span spki;
+	if (spki_of(r.euicc_cert.p, r.euicc_cert.len, &spki) == ESIM_OK)
+		key_keep(d, &spki, crypto_cert_pubkey(euicc));
 	crypto_cert_free(euicc);
 	a.d = d;
 	a.ss = &ss;
@@ -1210,7 +1262,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	}
 	if (!get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
 		goto out;
-	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
+	if ((err = euicc_pub_of(d, &ss, &euicc)) != ESIM_OK)
 		goto out;
 	struct rsp_prepare_download_resp pd;
 	esim_err ve =
@@ -1509,7 +1561,7 @@ static esim_err handle_notification(struct es9 *x, store *s)
 			goto out;
 		EVP_PKEY *c = NULL;
 		if (!found || strcmp(ss.state, ST_DOWNLOADED) != 0 ||
-		    euicc_pub_of(&ss, &c) != ESIM_OK ||
+		    euicc_pub_of(d, &ss, &c) != ESIM_OK ||
 		    rsp_pir_verify(p, len, c, d->oid, &pir) != ESIM_OK) {
 			smdp_logf(d, "notification_dropped", "why=pir-unverified txid=%s", hex);
 			EVP_PKEY_free(c);
@@ -1638,7 +1690,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 	}
 	if (!get_b64(x, "cancelSessionResponse", 4096, &csr, &csr_len))
 		goto out;
-	if ((err = euicc_pub_of(&ss, &euicc)) != ESIM_OK)
+	if ((err = euicc_pub_of(d, &ss, &euicc)) != ESIM_OK)
 		goto out;
 	struct rsp_cancel_session_resp r;
 	esim_err ve = rsp_cancel_session_resp_verify(csr, csr_len, euicc, &ss.txid, NULL, &r);

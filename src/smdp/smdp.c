@@ -101,6 +101,7 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	pthread_cond_init(&d->pool_cond, NULL);
 	pthread_mutex_init(&d->metric_lock, NULL);
 	pthread_mutex_init(&d->eum_lock, NULL);
+	pthread_mutex_init(&d->key_lock, NULL);
 	d->pool_max = cfg->max_db_connections ? cfg->max_db_connections : 16;
 	if (d->pool_max > SMDP_POOL_MAX)
 		d->pool_max = SMDP_POOL_MAX;
@@ -167,6 +168,8 @@ void smdp_close(smdp *d)
 		identity_clear(&d->ids[i]);
 	for (size_t i = 0; i < d->n_eum; i++)
 		crypto_cert_free(d->eum[i].cert);
+	for (size_t i = 0; i < SMDP_KEY_CACHE; i++)
+		EVP_PKEY_free(d->keys[i].key);
 	crypto_trust_free(d->trust);
 	free(d->db_url);
 	free(d->fqdn);
@@ -175,6 +178,7 @@ void smdp_close(smdp *d)
 	pthread_cond_destroy(&d->pool_cond);
 	pthread_mutex_destroy(&d->metric_lock);
 	pthread_mutex_destroy(&d->eum_lock);
+	pthread_mutex_destroy(&d->key_lock);
 	free(d);
 }
 

@@ -28,6 +28,10 @@ struct smdp_identity {
 #define SMDP_POOL_MAX 64
 /* Distinct EUM certificates kept verified: a handful exist per CI. */
 #define SMDP_EUM_CACHE 32
+/* eUICC public keys kept by SubjectPublicKeyInfo (es9.c): slots, and the
+ * largest SPKI kept (an EC P-256 or brainpoolP256r1 one is ~92 bytes). */
+#define SMDP_KEY_CACHE	  256
+#define SMDP_KEY_SPKI_MAX 128
 
 /* Failure counters by subject code, for /metrics. */
 #define SMDP_METRIC_SUBJECTS 24
@@ -56,6 +60,18 @@ struct smdp {
 		crypto_cert *cert; /* CA, EUM role, signed by the CI its AKI names */
 	} eum[SMDP_EUM_CACHE];
 	size_t n_eum;
+
+	/* PK.EUICC.SIG of recent sessions, by the SPKI bytes of CERT.EUICC:
+	 * a download needs the key in authenticateClient, then again in
+	 * getBoundProfilePackage and handleNotification. Direct-mapped; each
+	 * slot holds its own reference, so replacing one never frees a key
+	 * that a caller is using. */
+	pthread_mutex_t key_lock;
+	struct smdp_key {
+		uint8_t spki[SMDP_KEY_SPKI_MAX];
+		size_t len;
+		EVP_PKEY *key;
+	} keys[SMDP_KEY_CACHE];
 
 	/* metrics */
 	atomic_ulong req_es9, req_es2, ok_es9, fail_es9, fail_es2, downloads, installs,
