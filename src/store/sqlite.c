@@ -140,14 +140,9 @@ static esim_err lite_open(const char *url, store **out)
 	for (int i = 0; i < 500 && err == ESIM_E_STORE_BUSY; i++) {
 		if (i > 0)
 			sqlite3_sleep(10);
-		/* mmap: pages are read from the mapping, not with a pread
-		 * each, after another connection's commit invalidated this
-		 * connection's cache (a syscall costs a few microseconds on a
-		 * VM, and the servers run one connection per worker) */
 		err = lite_exec(s, "PRAGMA journal_mode=WAL;"
 				   "PRAGMA synchronous=FULL;"
-				   "PRAGMA foreign_keys=ON;"
-				   "PRAGMA mmap_size=268435456;");
+				   "PRAGMA foreign_keys=ON;");
 		if (err == ESIM_OK) {
 			/* Touch the file so that a non-database is refused at open. */
 			err = lite_exec(s, "SELECT count(*) FROM sqlite_master;");
