@@ -23,7 +23,9 @@ typedef struct esim_buf {
 
 #define ESIM_BUF_INIT {NULL, 0, 0}
 
-/* Make room for at least extra more bytes after len. */
+/* Make room for at least extra more bytes after len. Growing moves the
+ * bytes to a new block and wipes the old one, so a secret never leaves a
+ * copy behind in freed memory. */
 esim_err esim_buf_reserve(esim_buf *b, size_t extra);
 /* Append n bytes (n may be 0; p may be NULL when n is 0). */
 esim_err esim_buf_append(esim_buf *b, const void *p, size_t n);

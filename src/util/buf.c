@@ -24,9 +24,18 @@ esim_err esim_buf_reserve(esim_buf *b, size_t extra)
 		}
 		cap *= 2;
 	}
-	uint8_t *p = realloc(b->data, cap);
+	/* Not realloc: it may move the bytes and leave the old copy in freed
+	 * memory, and a buffer may hold secrets (a profile package's keys,
+	 * session keys in a bound package being built). The old block is
+	 * wiped before it is freed, so esim_buf_wipe_free leaves no copy. */
+	uint8_t *p = malloc(cap);
 	if (p == NULL)
 		return ESIM_E_NOMEM;
+	if (b->data != NULL) {
+		memcpy(p, b->data, b->len);
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	}
 	b->data = p;
 	b->cap = cap;
 	return ESIM_OK;
