@@ -25,6 +25,18 @@ esim_err rsp__structure(esim_err err)
 	}
 }
 
+esim_err rsp__open(const uint8_t *p, size_t len, uint32_t tag, der_cursor *in, uint32_t *choice)
+{
+	der_cursor top;
+	der_cursor_init(&top, p, len);
+	esim_err err = der_get_sequence(&top, tag, in);
+	if (err == ESIM_OK)
+		err = der_expect_end(&top);
+	if (err == ESIM_OK && choice != NULL)
+		err = der_peek_tag(in, choice);
+	return rsp__structure(err);
+}
+
 esim_err rsp__signature(esim_err err)
 {
 	switch (err) {

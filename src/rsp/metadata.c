@@ -357,13 +357,10 @@ esim_err rsp_metadata_decode(const uint8_t *p, size_t len, struct rsp_metadata *
 	if (!p || !out)
 		return ESIM_E_ARG;
 	memset(out, 0, sizeof(*out));
-	der_cursor top, children;
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0xBF25, &children);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	der_cursor children;
+	esim_err err = rsp__open(p, len, 0xBF25, &children, NULL);
 	if (err != ESIM_OK)
-		return rsp__structure(err);
+		return err;
 
 	esim_buf extra = ESIM_BUF_INIT;
 	unsigned seen = 0;

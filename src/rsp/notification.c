@@ -154,12 +154,9 @@ static esim_err pir_result(der_cursor *c, struct rsp_pir *out)
 /* Parse BF37; *signed_tlv is the BF27 TLV inside the input. */
 static esim_err pir_parse(const uint8_t *p, size_t len, struct rsp_pir *out, der_span *signed_tlv)
 {
-	der_cursor top, in, data;
+	der_cursor in, data;
 	der_element bf27, meta;
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0xBF37, &in);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	esim_err err = rsp__open(p, len, 0xBF37, &in, NULL);
 	if (err == ESIM_OK)
 		err = der_get_tlv(&in, 0xBF27, &bf27);
 	if (err == ESIM_OK)
@@ -278,13 +275,10 @@ esim_err rsp_other_notif_verify(const uint8_t *p, size_t len, const crypto_trust
 	if (!p || !trust || !meta_out || !eid_out)
 		return ESIM_E_ARG;
 	memset(meta_out, 0, sizeof(*meta_out));
-	der_cursor top, in;
+	der_cursor in;
 	der_element tbs, euicc_cert, eum_cert;
 	uint8_t sig[RSP_SIG_LEN];
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0x30, &in);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	esim_err err = rsp__open(p, len, 0x30, &in, NULL);
 	if (err == ESIM_OK)
 		err = der_get_tlv(&in, 0xBF2F, &tbs);
 	if (err == ESIM_OK)

@@ -18,6 +18,11 @@ esim_err rsp__structure(esim_err err);
  * ESIM_E_RSP_BAD_SIGNATURE; other errors are kept. */
 esim_err rsp__signature(esim_err err);
 
+/* Open a message: the one TLV of tag that makes up all of p[0..len), its
+ * content in *in. With choice non-NULL, also the tag of the content's first
+ * element (a response's CHOICE: result or error). Errors are mapped with
+ * rsp__structure. */
+esim_err rsp__open(const uint8_t *p, size_t len, uint32_t tag, der_cursor *in, uint32_t *choice);
 /* Primitive element of tag with exactly len content bytes into out. */
 esim_err rsp__get_fixed(der_cursor *c, uint32_t tag, uint8_t *out, size_t len);
 /* transactionId (1..16 bytes) under tag. */

@@ -150,16 +150,11 @@ esim_err rsp_auth_server_resp_parse(const uint8_t *p, size_t len, struct rsp_aut
 	if (!p || !out)
 		return ESIM_E_ARG;
 	memset(out, 0, sizeof(*out));
-	der_cursor top, in, ok;
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0xBF38, &in);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	der_cursor in, ok;
 	uint32_t tag = 0;
-	if (err == ESIM_OK)
-		err = der_peek_tag(&in, &tag);
+	esim_err err = rsp__open(p, len, 0xBF38, &in, &tag);
 	if (err != ESIM_OK)
-		return rsp__structure(err);
+		return err;
 	if (tag == 0xA1) {
 		out->is_error = true;
 		return parse_error_alt(&in, &out->txid, &out->error_code);
@@ -263,16 +258,11 @@ esim_err rsp_prepare_download_resp_parse(const uint8_t *p, size_t len,
 	if (!p || !out)
 		return ESIM_E_ARG;
 	memset(out, 0, sizeof(*out));
-	der_cursor top, in, ok, s2;
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0xBF21, &in);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	der_cursor in, ok, s2;
 	uint32_t tag = 0;
-	if (err == ESIM_OK)
-		err = der_peek_tag(&in, &tag);
+	esim_err err = rsp__open(p, len, 0xBF21, &in, &tag);
 	if (err != ESIM_OK)
-		return rsp__structure(err);
+		return err;
 	if (tag == 0xA1) {
 		out->is_error = true;
 		return parse_error_alt(&in, &out->txid, &out->error_code);
@@ -360,16 +350,11 @@ esim_err rsp_cancel_session_resp_parse(const uint8_t *p, size_t len,
 	if (!p || !out)
 		return ESIM_E_ARG;
 	memset(out, 0, sizeof(*out));
-	der_cursor top, in, ok, s;
-	der_cursor_init(&top, p, len);
-	esim_err err = der_get_sequence(&top, 0xBF41, &in);
-	if (err == ESIM_OK)
-		err = der_expect_end(&top);
+	der_cursor in, ok, s;
 	uint32_t tag = 0;
-	if (err == ESIM_OK)
-		err = der_peek_tag(&in, &tag);
+	esim_err err = rsp__open(p, len, 0xBF41, &in, &tag);
 	if (err != ESIM_OK)
-		return rsp__structure(err);
+		return err;
 	if (tag == 0x81) {
 		out->is_error = true;
 		err = der_get_int64(&in, 0x81, &out->error_code);
