@@ -1380,37 +1380,100 @@ static esim_err serve_static(op *o, const char *name, net_response *resp)
 
 enum need { PUBLIC, CUSTOMER, STAFF };
 
+/* What a route asks of the request besides its role. */
+enum {
+	R_SESSION = 1 << 0, /* a session even though the role is PUBLIC */
+	R_NO_CSRF = 1 << 1, /* no X-CSRF-Token: there is no session yet, or the
+			       caller is not a browser (the SM-DP+'s callback) */
+	R_RAW = 1 << 2,	    /* the body is not a JSON object to parse here */
+};
+
+/* Handlers whose arguments differ per route. */
+static esim_err w_login(struct ctx *c)
+{
+	return h_login(c, false);
+}
+static esim_err w_staff_login(struct ctx *c)
+{
+	return h_login(c, true);
+}
+static esim_err w_case(struct ctx *c)
+{
+	return h_case(c, query_id(c->req), c->who);
+}
+static esim_err w_record(struct ctx *c)
+{
+	return h_record(c, false);
+}
+static esim_err w_record_html(struct ctx *c)
+{
+	return h_record(c, true);
+}
+static esim_err w_take(struct ctx *c)
+{
+	return h_staff_action(c, "take");
+}
+static esim_err w_approve(struct ctx *c)
+{
+	return h_staff_action(c, "approve");
+}
+static esim_err w_reject(struct ctx *c)
+{
+	return h_staff_action(c, "reject");
+}
+static esim_err w_request_info(struct ctx *c)
+{
+	return h_staff_action(c, "request-info");
+}
+static esim_err w_settings(struct ctx *c)
+{
+	return h_settings(c, false);
+}
+static esim_err w_settings_set(struct ctx *c)
+{
+	return h_settings(c, true);
+}
+/* ES2+ HandleDownloadProgressInfo from the SM-DP+ (docs/operator-api.md) */
+static esim_err w_progress(struct ctx *c)
+{
+	int status = 400;
+	esim_err err = op_progress_info(c->o, c->req->body, c->req->body_len, &status);
+	return err == ESIM_OK ? net_response_set(c->resp, status, NULL) : err;
+}
+
 struct route {
 	const char *method, *path;
 	enum need need;
-	int id;
+	unsigned flags;
+	esim_err (*fn)(struct ctx *c);
 };
 
 static const struct route routes[] = {
-    {"POST", "/api/login", PUBLIC, 1},
-    {"POST", "/api/staff/login", PUBLIC, 2},
-    {"POST", "/api/logout", PUBLIC, 3},
-    {"GET", "/api/me", PUBLIC, 4},
-    {"GET", "/api/account", CUSTOMER, 5},
-    {"POST", "/api/invoices/pay", CUSTOMER, 6},
-    {"GET", "/api/lines/precheck", CUSTOMER, 7},
-    {"POST", "/api/cases", CUSTOMER, 8},
-    {"GET", "/api/cases", CUSTOMER, 9},
-    {"GET", "/api/case", CUSTOMER, 10},
-    {"POST", "/api/case/respond", CUSTOMER, 11},
-    {"GET", "/api/case/record", CUSTOMER, 12},
-    {"GET", "/api/case/record.html", CUSTOMER, 13},
-    {"POST", "/api/reference/check", PUBLIC, 14},
-    {"GET", "/api/staff/queue", STAFF, 15},
-    {"GET", "/api/staff/case", STAFF, 16},
-    {"GET", "/api/staff/document", STAFF, 17},
-    {"POST", "/api/staff/case/take", STAFF, 18},
-    {"POST", "/api/staff/case/approve", STAFF, 19},
-    {"POST", "/api/staff/case/reject", STAFF, 20},
-    {"POST", "/api/staff/case/request-info", STAFF, 21},
-    {"GET", "/api/staff/settings", STAFF, 22},
-    {"POST", "/api/staff/settings", STAFF, 23},
-    {"POST", "/gsma/rsp2/es2plus/handleDownloadProgressInfo", PUBLIC, 24},
+    {"POST", "/api/login", PUBLIC, R_NO_CSRF, w_login},
+    {"POST", "/api/staff/login", PUBLIC, R_NO_CSRF, w_staff_login},
+    {"POST", "/api/logout", PUBLIC, R_SESSION | R_RAW, h_logout},
+    {"GET", "/api/me", PUBLIC, R_SESSION, h_me},
+    {"GET", "/api/account", CUSTOMER, 0, h_account},
+    {"POST", "/api/invoices/pay", CUSTOMER, 0, h_pay},
+    {"GET", "/api/lines/precheck", CUSTOMER, 0, h_precheck},
+    {"POST", "/api/cases", CUSTOMER, 0, h_submit},
+    {"GET", "/api/cases", CUSTOMER, 0, h_cases},
+    {"GET", "/api/case", CUSTOMER, 0, w_case},
+    {"POST", "/api/case/respond", CUSTOMER, 0, h_respond},
+    {"GET", "/api/case/record", CUSTOMER, 0, w_record},
+    {"GET", "/api/case/record.html", CUSTOMER, 0, w_record_html},
+    {"POST", "/api/reference/check", PUBLIC, R_NO_CSRF, h_reference},
+    {"GET", "/api/staff/queue", STAFF, 0, h_queue},
+    {"GET", "/api/staff/case", STAFF, 0, h_staff_case},
+    {"GET", "/api/staff/document", STAFF, 0, h_document},
+    {"POST", "/api/staff/case/take", STAFF, 0, w_take},
+    {"POST", "/api/staff/case/approve", STAFF, 0, w_approve},
+    {"POST", "/api/staff/case/reject", STAFF, 0, w_reject},
+    {"POST", "/api/staff/case/request-info", STAFF, 0, w_request_info},
+    {"GET", "/api/staff/settings", STAFF, 0, w_settings},
+    {"POST", "/api/staff/settings", STAFF, 0, w_settings_set},
+    {"POST", "/gsma/rsp2/es2plus/handleDownloadProgressInfo", PUBLIC, R_NO_CSRF | R_RAW,
+     w_progress},
 };
 
 static esim_err run_route(struct ctx *c, const struct route *r)
@@ -1420,81 +1483,22 @@ static esim_err run_route(struct ctx *c, const struct route *r)
 	esim_err err = load_session(c);
 	if (err != ESIM_OK)
 		return err;
-	if (r->id == 4 && !c->has_session)
+	if ((r->need != PUBLIC || (r->flags & R_SESSION)) && !c->has_session)
 		return error(c, 401, "unauthenticated", "log in first");
-	if (r->id == 3 && !c->has_session)
-		return error(c, 401, "unauthenticated", "log in first");
-	if (r->need != PUBLIC) {
-		if (!c->has_session)
-			return error(c, 401, "unauthenticated", "log in first");
-		if ((r->need == STAFF) != (strcmp(c->kind, "staff") == 0))
-			return error(c, 403, "forbidden", "this role may not call this");
-	}
-	if (post && c->has_session && r->id != 1 && r->id != 2 && r->id != 14 && r->id != 24) {
+	if (r->need != PUBLIC && (r->need == STAFF) != (strcmp(c->kind, "staff") == 0))
+		return error(c, 403, "forbidden", "this role may not call this");
+	if (post && c->has_session && !(r->flags & R_NO_CSRF)) {
 		const char *t = net_request_header(c->req, "X-CSRF-Token");
 		if (!t || strlen(t) != 64 || !esim_ct_equal(t, c->csrf, 64))
 			return error(c, 403, "csrf", "missing or wrong X-CSRF-Token");
 	}
-	if (post && r->id != 3 && r->id != 24) {
+	if (post && !(r->flags & R_RAW)) {
 		if (net_json_parse(c->req->body, c->req->body_len, 8u << 20, 16, &c->body, NULL) !=
 			ESIM_OK ||
 		    !json_is_object(c->body))
 			return error(c, 400, "bad_request", "body must be a JSON object");
 	}
-	switch (r->id) {
-	case 1:
-		return h_login(c, false);
-	case 2:
-		return h_login(c, true);
-	case 3:
-		return h_logout(c);
-	case 4:
-		return h_me(c);
-	case 5:
-		return h_account(c);
-	case 6:
-		return h_pay(c);
-	case 7:
-		return h_precheck(c);
-	case 8:
-		return h_submit(c);
-	case 9:
-		return h_cases(c);
-	case 10:
-		return h_case(c, query_id(c->req), c->who);
-	case 11:
-		return h_respond(c);
-	case 12:
-		return h_record(c, false);
-	case 13:
-		return h_record(c, true);
-	case 14:
-		return h_reference(c);
-	case 15:
-		return h_queue(c);
-	case 16:
-		return h_staff_case(c);
-	case 17:
-		return h_document(c);
-	case 18:
-		return h_staff_action(c, "take");
-	case 19:
-		return h_staff_action(c, "approve");
-	case 20:
-		return h_staff_action(c, "reject");
-	case 21:
-		return h_staff_action(c, "request-info");
-	case 22:
-		return h_settings(c, false);
-	case 23:
-		return h_settings(c, true);
-	case 24: {
-		int status = 400;
-		err = op_progress_info(c->o, c->req->body, c->req->body_len, &status);
-		return err == ESIM_OK ? net_response_set(c->resp, status, NULL) : err;
-	}
-	}
-	return error(c, 404, "not_found", "no such endpoint");
+	return r->fn(c);
 }
 
 esim_err op_http(const net_request *req, net_response *resp, void *arg)
