@@ -818,8 +818,8 @@ int main(int argc, char **argv)
 		    "{s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:f,s:f,s:{s:f,s:f,s:f,s:f},s:f,"
 		    "s:f,s:f,s:f,s:{s:f,s:f},s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:f,s:f,s:f}",
 		    "cpu_model", model, "nproc", (json_int_t)nproc, "curve", o.curve, "tls",
-		    o.tls_per_download ? "download" : "run", "downloads",
-		    (json_int_t)o.downloads, "concurrency", (json_int_t)o.concurrency, "profile",
+		    o.tls_per_download ? "download" : "run", "downloads", (json_int_t)o.downloads,
+		    "concurrency", (json_int_t)o.concurrency, "profile",
 		    o.profile ? o.profile : "synthetic", "profile_bytes", (json_int_t)upp_len,
 		    "server_threads", (json_int_t)o.server_threads, "ok", (json_int_t)ok,
 		    "failures", (json_int_t)fails, "wall_s", wall, "downloads_per_s",
@@ -830,8 +830,8 @@ int main(int argc, char **argv)
 		    "curve_rates", "sign_per_s", cur.sign, "verify_per_s", cur.verify,
 		    "keygen_per_s", cur.keygen, "ecdh_per_s", cur.ecdh, "scp03t_pkg_per_s",
 		    cur.scp03t_pkg, "cert_parse_per_s", cur.cert_parse, "point_import_per_s",
-		    cur.point_import, "x25519_kex_per_s", cur.x25519_kex, "floor_s_per_download", fl, "floor_multiple", srv_cpu / fl,
-		    "target_multiple", 1.5);
+		    cur.point_import, "x25519_kex_per_s", cur.x25519_kex, "floor_s_per_download",
+		    fl, "floor_multiple", srv_cpu / fl, "target_multiple", 1.5);
 		char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
 		if (text)
 			printf("%s\n", text);

@@ -343,11 +343,12 @@ static esim_err session_insert_tx(store *s, void *arg)
 {
 	const struct session_new *a = arg;
 	store_stmt *st;
-	esim_err err = store_prepare(s,
-				     "INSERT INTO smdp_sessions (txid, state, ident, euicc_challenge,"
-				     " server_challenge, ci_pkid, cc_required, created, updated)"
-				     " VALUES (?1, 'started', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
-				     &st);
+	esim_err err =
+	    store_prepare(s,
+			  "INSERT INTO smdp_sessions (txid, state, ident, euicc_challenge,"
+			  " server_challenge, ci_pkid, cc_required, created, updated)"
+			  " VALUES (?1, 'started', ?2, ?3, ?4, ?5, 0, ?6, ?6)",
+			  &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, a->hex);
@@ -728,11 +729,11 @@ static esim_err fail_order(smdp *d, store *s, int64_t order_id, int64_t profile_
 static esim_err session_authenticated(store *s, const struct auth_tx *a)
 {
 	store_stmt *st;
-	esim_err err = store_prepare(
-	    s,
-	    "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
-	    " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6 WHERE txid = ?7",
-	    &st);
+	esim_err err =
+	    store_prepare(s,
+			  "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
+			  " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6 WHERE txid = ?7",
+			  &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, a->eid);

@@ -18,15 +18,15 @@ struct store_backend;
 #define STORE_STMT_CACHE 48
 
 struct store_cached {
-	char *sql;	 /* the caller's text, before rewriting */
+	char *sql; /* the caller's text, before rewriting */
 	store_stmt *st;
-	bool in_use;	 /* handed out and not yet finalized */
+	bool in_use; /* handed out and not yet finalized */
 };
 
 struct store {
 	const struct store_backend *be;
 	bool in_tx;
-	bool lazy;	    /* the open transaction was begun lazily */
+	bool lazy;	   /* the open transaction was begun lazily */
 	bool want_durable; /* ... and must be committed durably after all */
 	struct store_cached cache[STORE_STMT_CACHE];
 	size_t n_cache;
