@@ -48,11 +48,27 @@ static const struct option global_opts[] = {
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
 
+bool lpa_is_global_option(const char *arg, bool *takes_value)
+{
+	if (strncmp(arg, "--", 2) != 0)
+		return false;
+	const char *name = arg + 2;
+	size_t n = strcspn(name, "=");
+	for (size_t i = 0; i < N_GLOBAL; i++)
+		if (strlen(global_opts[i].name) == n &&
+		    strncmp(global_opts[i].name, name, n) == 0) {
+			*takes_value =
+			    global_opts[i].has_arg == required_argument && name[n] != '=';
+			return true;
+		}
+	return false;
+}
+
 void lpa_usage_globals(FILE *out)
 {
 	fprintf(
 	    out,
-	    "global options (anywhere after the command name):\n"
+	    "global options (before or anywhere after the command name):\n"
 	    "  --transport socket|pcsc|at   how to reach the eUICC ($ESIM_TRANSPORT; default "
 	    "pcsc)\n"
 	    "  --device SPEC                the transport's device ($ESIM_DEVICE): unix:PATH or\n"

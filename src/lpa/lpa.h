@@ -80,6 +80,9 @@ int lpa_done(struct lpa *L);
 
 /* Print the global options (for --help of each group). */
 void lpa_usage_globals(FILE *out);
+/* Whether "--name" (or "--name=value") is a global option, and whether it
+ * takes a value. */
+bool lpa_is_global_option(const char *arg, bool *takes_value);
 
 /* --- failures ------------------------------------------------------------ */
 

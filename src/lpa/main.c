@@ -2,10 +2,13 @@
  * esim: the LPA command line. main() only picks the command group; each
  * group parses its own arguments in its cmd_<group>.c.
  */
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "lpa/cli.h"
+#include "lpa/lpa.h"
 
 static const struct cli_command commands[] = {
     {"chip", "the eUICC: info, default-smdp, reset", cmd_chip},
@@ -18,12 +21,12 @@ static const struct cli_command commands[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: esim <command> [args]\n\ncommands:\n");
+	fprintf(out, "usage: esim [global options] <command> [args]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
 	if (argc < 2) {
 		usage(stderr);
@@ -39,4 +42,53 @@ int main(int argc, char **argv)
 	fprintf(stderr, "esim: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return CLI_EXIT_USAGE;
+}
+
+/*
+ * Global options may also come before the command (esim --json chip info):
+ * they are moved after it, where the group parses them with the rest
+ * (getopt permutes options and operands there). *out is a new argv array
+ * (the strings are borrowed); NULL with a message for an option that is
+ * not global or lacks its value.
+ */
+static char **hoist_globals(int argc, char **argv, int *out_argc)
+{
+	int n = 1;
+	while (n < argc && strncmp(argv[n], "--", 2) == 0 && strcmp(argv[n], "--help") != 0) {
+		bool value;
+		if (!lpa_is_global_option(argv[n], &value)) {
+			fprintf(stderr,
+				"esim: '%s' is not a global option (command options go "
+				"after the command)\n",
+				argv[n]);
+			return NULL;
+		}
+		if (value && ++n == argc) {
+			fprintf(stderr, "esim: '%s' needs a value\n", argv[n - 1]);
+			return NULL;
+		}
+		n++;
+	}
+	char **v = calloc((size_t)argc + 1, sizeof *v);
+	if (v == NULL)
+		return NULL;
+	int k = 0;
+	v[k++] = argv[0];
+	for (int i = n; i < argc; i++)
+		v[k++] = argv[i];
+	for (int i = 1; i < n; i++)
+		v[k++] = argv[i];
+	*out_argc = k;
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	int n_args = argc;
+	char **args = hoist_globals(argc, argv, &n_args);
+	if (args == NULL)
+		return CLI_EXIT_USAGE;
+	int rc = run(n_args, args);
+	free(args);
+	return rc;
 }

@@ -46,6 +46,29 @@ static void test_chip_info(void **state)
 	assert_int_equal(l_esim(e, "chip default-smdp 'bad address!'"), CLI_EXIT_USAGE);
 }
 
+/* Global options before the command name mean the same as after it; an
+ * unknown option or a missing value there is a usage error (exit 2). */
+static void test_global_options_first(void **state)
+{
+	struct lenv *e = *state;
+	char cmd[4096], *out = NULL;
+	snprintf(cmd, sizeof cmd,
+		 "'%s/esim' --json --socket 'unix:%s' --ci='%s' chip info 2>'%s/first.err'",
+		 test_bin_dir(), e->sock, e->ci, e->dir);
+	assert_int_equal(l_sh(cmd, &out), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(doc, "result"), "eid")), H_EID);
+	json_decref(doc);
+	free(out);
+	snprintf(cmd, sizeof cmd, "'%s/esim' --nickname x chip info 2>'%s/first.err'",
+		 test_bin_dir(), e->dir);
+	assert_int_equal(l_sh(cmd, NULL), CLI_EXIT_USAGE);
+	snprintf(cmd, sizeof cmd, "'%s/esim' --socket 2>'%s/first.err'", test_bin_dir(), e->dir);
+	assert_int_equal(l_sh(cmd, NULL), CLI_EXIT_USAGE);
+}
+
 static void test_download_enable_nickname_disable_process(void **state)
 {
 	struct lenv *e = *state;
@@ -316,6 +339,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_chip_info),
+	    cmocka_unit_test(test_global_options_first),
 	    cmocka_unit_test(test_download_enable_nickname_disable_process),
 	    cmocka_unit_test(test_download_with_confirmation_code),
 	    cmocka_unit_test(test_delete),
