@@ -89,6 +89,7 @@
 	X(ESIM_E_CERT_SIG_ALG_MISMATCH, _, "signature algorithm inside tbsCertificate differs from the outer one") \
 	X(ESIM_E_CERT_BAD_TIME, _, "validity time not in RFC 5280 form (YYMMDDHHMMSSZ / YYYYMMDDHHMMSSZ)") \
 	X(ESIM_E_CERT_BAD_EXTENSION, _, "certificate extension malformed or present twice") \
+	X(ESIM_E_CERT_UNKNOWN_CRITICAL, _, "certificate has a critical extension this implementation does not know (RFC 5280 4.2)") \
 	/* apdu layer (400..499) */ \
 	X(ESIM_E_APDU_MALFORMED, 400, "malformed APDU (too short, bad Lc/Le)") \
 	X(ESIM_E_APDU_SW, _, "the card answered with an error status word") \

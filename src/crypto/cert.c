@@ -19,12 +19,12 @@
  * EVP_PKEY_fromdata (crypto_key_from_spki). The parser is strict: DER only,
  * one certificate and nothing after it, v3, the same signature algorithm
  * inside and outside tbsCertificate, RFC 5280 time forms, extensions
- * well-formed and each present once, and a point on its curve. What the
+ * well-formed and each present once, no critical extension that is not
+ * ours to read (RFC 5280 4.2), and a point on its curve. What the
  * SGP.22 rules add (ecdsa-with-SHA256, the two curves, the role, SKI / AKI,
  * key usage ...) is left to the accessors and the chain check, so that each
- * such defect keeps its own error there. Criticality is read (a critical
- * flag must be DER TRUE) but not acted on: SGP.22 names the extensions that
- * matter, and they are checked by content.
+ * such defect keeps its own error there. The extensions we read are checked
+ * by content whether critical or not (a critical flag must be DER TRUE).
  *
  * EID check digits (SGP.29, the number mod 97 == 1) are deliberately not
  * enforced by crypto_cert_eid nor by the chain check: a certificate whose
@@ -547,6 +547,7 @@ static esim_err parse_extensions(crypto_cert *c, der_span exts)
 		    der_get_oid(&ext, DER_TAG_DEFAULT, &oid) != ESIM_OK ||
 		    der_peek_tag(&ext, &tag) != ESIM_OK)
 			return ESIM_E_CERT_BAD_EXTENSION;
+		crit = false;
 		if (tag == DER_TAG_BOOLEAN &&
 		    (der_get_bool_strict(&ext, DER_TAG_DEFAULT, &crit) != ESIM_OK || !crit))
 			return ESIM_E_CERT_BAD_EXTENSION;
@@ -580,6 +581,8 @@ static esim_err parse_extensions(crypto_cert *c, der_span exts)
 			ok = ext_sequence_of(&v, true, NULL);
 		else if (SPAN_IS(oid, oid_crl_dp))
 			ok = ext_sequence_of(&v, false, NULL);
+		else if (crit)
+			return ESIM_E_CERT_UNKNOWN_CRITICAL; /* RFC 5280 4.2: MUST reject */
 		else
 			continue; /* not ours to read */
 		if (!ok || der_expect_end(&v) != ESIM_OK)

@@ -346,6 +346,10 @@ static void test_rejected(void **state)
 	     0,
 	     ESIM_E_CERT_PARSE},
 	    {"point off the curve", {.off_curve_point = true}, 0, ESIM_E_CRYPTO_BAD_POINT},
+	    {"critical extension not known (RFC 5280 4.2)",
+	     {.extra_ext = "300E06052B060104010101FF04020500"},
+	     0,
+	     ESIM_E_CERT_UNKNOWN_CRITICAL},
 	    {"point at infinity (the octet 00)",
 	     {.spki = "3019301306072A8648CE3D020106082A8648CE3D03010703020000"},
 	     0,
@@ -486,8 +490,9 @@ static void test_accessor_errors(void **state)
 	c = load_spec(&(struct spec){.eins = "30060C0438393034"});
 	assert_esim(ESIM_E_CERT_EID_OUT_OF_RANGE, crypto_cert_eid_permitted(c, EID));
 	crypto_cert_free(c);
-	/* A critical extension we do not know: criticality is not acted on. */
-	c = load_spec(&(struct spec){.extra_ext = "300E06052B060104010101FF04020500"});
+	/* An extension we do not know is skipped when it is not critical
+	 * (a critical one is refused: test_rejected). */
+	c = load_spec(&(struct spec){.extra_ext = "300B06052B0601040104020500"});
 	assert_non_null(c);
 	crypto_cert_free(c);
 	crypto_cert_free(good);
