@@ -23,7 +23,11 @@
  *
  * TCP_NODELAY (digest 15.1): set on the listening socket, which Linux
  * copies to every accepted socket before the TLS handshake; checked again
- * (and set if missing) when a request is dispatched.
+ * (and set if missing) when a TLS connection's first request, or any plain
+ * HTTP request, is dispatched.
+ *
+ * Writes: each response leaves as one TLS record in one write(2)
+ * (coalesce_output_cb).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -411,6 +415,27 @@ esim_err net_server_add_route(net_server *srv, int id, const char *method, const
 
 /* ---- per-connection and per-request callbacks (worker threads) ---------- */
 
+/* One response, one TLS record. evhttp puts the status line and headers in
+ * one evbuffer chain and moves the body in as another, and
+ * bufferevent_openssl calls SSL_write once per chain: two records, two
+ * write(2)s, and the client is woken twice for one response. Pulling the
+ * first record's worth (a TLS record carries at most 16 KiB of plaintext)
+ * into one chain whenever data is added makes it one record and one
+ * write; a larger body goes out in full records after it. The copy is at
+ * most 16 KiB and happens only when a new chain was appended. */
+#define NET_TLS_RECORD_MAX (16u << 10)
+
+static void coalesce_output_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)arg;
+	if (info->n_added == 0)
+		return;
+	size_t len = evbuffer_get_length(out);
+	ev_ssize_t want = (ev_ssize_t)(len < NET_TLS_RECORD_MAX ? len : NET_TLS_RECORD_MAX);
+	if (evbuffer_get_contiguous_space(out) < (size_t)want)
+		(void)evbuffer_pullup(out, want); /* on failure: two records, as before */
+}
+
 static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 {
 	struct net_worker_http *wh = arg;
@@ -429,6 +454,10 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 	/* Clients that close without close_notify are common and harmless
 	 * here: every HTTP message is length-delimited. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (evbuffer_add_cb(bufferevent_get_output(bev), coalesce_output_cb, NULL) == NULL) {
+		bufferevent_free(bev);
+		return NULL;
+	}
 	return bev;
 }
 
@@ -507,6 +536,24 @@ static const struct net_route *find_route(const net_server *srv, int listener, c
 	return NULL;
 }
 
+/* Marker stored as an SSL's app data once its socket's TCP_NODELAY is known
+ * to be on (the address is the marker; the value is never read). */
+static const char nodelay_checked = 1;
+
+/* TCP_NODELAY on fd, set if it was off; false if it cannot be read or set. */
+static bool ensure_nodelay(evutil_socket_t fd)
+{
+	int on = 0;
+	socklen_t ol = sizeof(on);
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) != 0)
+		return false;
+	if (!on) {
+		int one = 1;
+		on = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
+	}
+	return on != 0;
+}
+
 /* Transport facts for net_request: TLS state, peer, client certificate.
  * *der_out is malloc'd when a client certificate is present. */
 static void fill_transport(struct net_worker_http *wh, struct evhttp_request *r, net_request *req,
@@ -521,20 +568,16 @@ static void fill_transport(struct net_worker_http *wh, struct evhttp_request *r,
 	req->peer_addr = addr != NULL ? addr : "";
 	req->peer_port = port;
 	struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-	evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
-	if (fd >= 0) {
-		int on = 0;
-		socklen_t ol = sizeof(on);
-		if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, &ol) == 0 && !on) {
-			int one = 1;
-			if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0)
-				on = 1;
-		}
-		req->tcp_nodelay = on != 0;
+	SSL *ssl = wh->l->tls && bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
+	/* A TLS connection remembers in its SSL's app data that TCP_NODELAY
+	 * was seen on, so that only its first request pays the system call. */
+	if (ssl != NULL && SSL_get_app_data(ssl) == &nodelay_checked) {
+		req->tcp_nodelay = true;
+	} else {
+		req->tcp_nodelay = ensure_nodelay(bev != NULL ? bufferevent_getfd(bev) : -1);
+		if (req->tcp_nodelay && ssl != NULL)
+			SSL_set_app_data(ssl, (void *)&nodelay_checked);
 	}
-	if (!wh->l->tls || bev == NULL)
-		return;
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
 	if (ssl == NULL)
 		return;
 	req->tls = true;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "testutil.h"
 
@@ -620,6 +621,70 @@ static void test_keepalive_one_connection(void **state)
 	net_client_free(c);
 }
 
+/* Counts the TLS records of application data the client receives. Under
+ * TLS 1.3 every protected record's header says application data; the
+ * inner content type tells the session tickets apart. */
+static void count_app_records(int write_p, int version, int content_type, const void *buf,
+			      size_t len, SSL *ssl, void *arg)
+{
+	(void)version;
+	(void)ssl;
+	const uint8_t *b = buf;
+	if (write_p || len < 1)
+		return;
+	if (content_type == SSL3_RT_HEADER && b[0] == SSL3_RT_APPLICATION_DATA)
+		(*(int *)arg)++;
+	else if (content_type == SSL3_RT_INNER_CONTENT_TYPE && b[0] != SSL3_RT_APPLICATION_DATA)
+		(*(int *)arg)--;
+}
+
+/* One response is one TLS record: status line, headers and body are not
+ * split into records (and so write(2)s and client wake-ups) of their own. */
+static void test_response_one_record(void **state)
+{
+	(void)state;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(F.port[L_P256])};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_load_verify_locations(ctx, F.ci_p256.cert, NULL), 1);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL *ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	assert_int_equal(SSL_set_tlsext_host_name(ssl, "localhost"), 1);
+	assert_int_equal(SSL_set_fd(ssl, fd), 1);
+	assert_int_equal(SSL_connect(ssl), 1);
+	int records = 0;
+	SSL_set_msg_callback(ssl, count_app_records);
+	SSL_set_msg_callback_arg(ssl, &records);
+
+	static const char req[] = "GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	for (int i = 0; i < 2; i++) { /* and again on the kept-alive connection */
+		records = 0;
+		assert_int_equal(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+		char resp[4096];
+		size_t got = 0, want = 0;
+		while (want == 0 || got < want) {
+			int n = SSL_read(ssl, resp + got, (int)(sizeof(resp) - 1 - got));
+			assert_true(n > 0);
+			got += (size_t)n;
+			resp[got] = '\0';
+			const char *end = strstr(resp, "\r\n\r\n");
+			if (want == 0 && end != NULL)
+				want = (size_t)(end + 4 - resp) + 1000; /* big_handler's body */
+		}
+		assert_int_equal(got, want);
+		assert_non_null(strstr(resp, "HTTP/1.1 200"));
+		assert_int_equal(records, 1);
+	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+}
+
 static void check_resumption(int listener, const char *ca)
 {
 	net_client *c = client_with(ca, NULL, NULL);
@@ -981,6 +1046,7 @@ int main(void)
 	    cmocka_unit_test(test_session_resumption),
 	    cmocka_unit_test(test_response_cap_and_timeout),
 	    cmocka_unit_test(test_retry_policy),
+	    cmocka_unit_test(test_response_one_record),
 	    cmocka_unit_test(test_openssl_s_client_brainpool),
 	    cmocka_unit_test(test_curl_cli),
 	    cmocka_unit_test(test_concurrent_requests),
