@@ -581,8 +581,8 @@ static esim_err measure_rates(crypto_curve curve, size_t pkg_len, const uint8_t 
 		err = crypto_ecdsa_verify(k, msg, sizeof msg, sig, sizeof sig);
 	out->verify = (double)n / (t - t0);
 	for (n = 0, t0 = cpu_s(), t = t0; err == ESIM_OK && t - t0 < secs / 3; n++, t = cpu_s()) {
-		EVP_PKEY *g = NULL;
-		err = crypto_key_generate(curve, &g);
+		EVP_PKEY *g = NULL; /* as the server makes otSK.DP: on SK.DPpb's group */
+		err = crypto_key_generate_like(k, &g);
 		EVP_PKEY_free(g);
 	}
 	out->keygen = (double)n / (t - t0);
@@ -617,7 +617,7 @@ static esim_err measure_rates(crypto_curve curve, size_t pkg_len, const uint8_t 
 	out->cert_parse = (double)n / (t - t0);
 	for (n = 0, t0 = cpu_s(), t = t0; err == ESIM_OK && t - t0 < secs / 3; n++, t = cpu_s()) {
 		EVP_PKEY *q = NULL;
-		err = crypto_key_from_point(curve, pt, sizeof pt, &q);
+		err = crypto_key_from_point_like(k, pt, sizeof pt, &q);
 		EVP_PKEY_free(q);
 	}
 	out->point_import = (double)n / (t - t0);

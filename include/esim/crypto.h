@@ -72,6 +72,10 @@ esim_err crypto_key_load_public_file(const char *path, EVP_PKEY **out);
 /* Generate a fresh key pair on curve (the one-time otPK/otSK of a BPP
  * session). *out: caller frees with EVP_PKEY_free. */
 esim_err crypto_key_generate(crypto_curve curve, EVP_PKEY **out);
+/* As crypto_key_generate, on the curve of like (borrowed, not changed; any
+ * EC key on an SGP.22 curve, public or private): a copy of like's group
+ * instead of one built from the curve's name, so cheaper. */
+esim_err crypto_key_generate_like(EVP_PKEY *like, EVP_PKEY **out);
 
 /* Export the public point of key (public or private) as 04||X||Y. */
 esim_err crypto_key_public_point(const EVP_PKEY *key, uint8_t out[CRYPTO_EC_POINT_LEN]);
@@ -83,6 +87,10 @@ esim_err crypto_key_public_point(const EVP_PKEY *key, uint8_t out[CRYPTO_EC_POIN
  * frees with EVP_PKEY_free. */
 esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t len,
 			       EVP_PKEY **out);
+/* As crypto_key_from_point, on the curve of like (borrowed; see
+ * crypto_key_generate_like), with the same validation and errors. */
+esim_err crypto_key_from_point_like(const EVP_PKEY *like, const uint8_t *point, size_t len,
+				    EVP_PKEY **out);
 
 /* True when key is an EC key that holds its private scalar. */
 bool crypto_key_has_private(const EVP_PKEY *key);

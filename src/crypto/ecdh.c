@@ -81,16 +81,12 @@ out:
 esim_err crypto_ecdh_point(EVP_PKEY *priv, const uint8_t *peer_point, size_t len,
 			   uint8_t out[CRYPTO_ECDH_LEN])
 {
-	crypto_curve c;
 	EVP_PKEY *peer = NULL;
 	esim_err err;
 
 	if (priv == NULL || out == NULL)
 		return ESIM_E_ARG;
-	err = crypto_key_curve(priv, &c);
-	if (err != ESIM_OK)
-		return err;
-	err = crypto_key_from_point(c, peer_point, len, &peer);
+	err = crypto_key_from_point_like(priv, peer_point, len, &peer);
 	if (err != ESIM_OK)
 		return err;
 	err = crypto_ecdh(priv, peer, out);

@@ -206,6 +206,39 @@ esim_err crypto_key_generate(crypto_curve curve, EVP_PKEY **out)
 	return ESIM_OK;
 }
 
+/* Generating from a template key's parameters copies its EC_GROUP; naming
+ * the curve (crypto_key_generate) has OpenSSL build the group from its
+ * tables first, which costs about as much again on P-256. */
+esim_err crypto_key_generate_like(EVP_PKEY *like, EVP_PKEY **out)
+{
+	crypto_curve curve;
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey = NULL;
+	esim_err err;
+
+	if (out == NULL)
+		return ESIM_E_ARG;
+	*out = NULL;
+	err = crypto_key_curve(like, &curve);
+	if (err != ESIM_OK)
+		return err;
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, like, NULL);
+	if (ctx == NULL)
+		return ESIM_E_CRYPTO_OPENSSL;
+	if (EVP_PKEY_keygen_init(ctx) <= 0) {
+		EVP_PKEY_CTX_free(ctx);
+		return ESIM_E_CRYPTO_OPENSSL;
+	}
+	int rc = EVP_PKEY_generate(ctx, &pkey);
+	EVP_PKEY_CTX_free(ctx);
+	if (rc <= 0) {
+		EVP_PKEY_free(pkey);
+		return ESIM_E_CRYPTO_RANDOM;
+	}
+	*out = pkey;
+	return ESIM_OK;
+}
+
 esim_err crypto_key_public_point(const EVP_PKEY *key, uint8_t out[CRYPTO_EC_POINT_LEN])
 {
 	uint8_t pt[CRYPTO_EC_POINT_LEN + 8];
@@ -286,6 +319,40 @@ esim_err crypto_key_from_point(crypto_curve curve, const uint8_t *point, size_t 
 	if (len != CRYPTO_EC_POINT_LEN || point[0] != 0x04)
 		return ESIM_E_CRYPTO_BAD_POINT;
 	return key_from_octets(curve, point, len, out);
+}
+
+/* The same import on a copy of like's group (see crypto_key_generate_like):
+ * EVP_PKEY_set1_encoded_public_key hands the octets to EC_POINT_oct2point
+ * as fromdata does, so the validation is the same. */
+esim_err crypto_key_from_point_like(const EVP_PKEY *like, const uint8_t *point, size_t len,
+				    EVP_PKEY **out)
+{
+	crypto_curve curve;
+	esim_err err;
+
+	if (out == NULL || (point == NULL && len > 0))
+		return ESIM_E_ARG;
+	*out = NULL;
+	err = crypto_key_curve(like, &curve);
+	if (err != ESIM_OK)
+		return err;
+	if (len != CRYPTO_EC_POINT_LEN || point[0] != 0x04)
+		return ESIM_E_CRYPTO_BAD_POINT;
+	EVP_PKEY *pkey = EVP_PKEY_new();
+	if (pkey == NULL)
+		return ESIM_E_NOMEM;
+	if (EVP_PKEY_copy_parameters(pkey, like) != 1)
+		err = ESIM_E_CRYPTO_OPENSSL;
+	/* a failure here is the peer's bytes, not OpenSSL */
+	else if (EVP_PKEY_set1_encoded_public_key(pkey, point, len) != 1)
+		err = ESIM_E_CRYPTO_BAD_POINT;
+	if (err != ESIM_OK) {
+		EVP_PKEY_free(pkey);
+		ERR_clear_error();
+		return err;
+	}
+	*out = pkey;
+	return ESIM_OK;
 }
 
 /* id-ecPublicKey and the two named curves, as OID contents. */

@@ -99,11 +99,6 @@ esim_err rsp_bpp_build(const struct rsp_bpp_params *p, uint8_t **out, size_t *ou
 	esim_err err = check_params(p);
 	if (err != ESIM_OK)
 		return err;
-	crypto_curve curve;
-	err = crypto_key_curve(p->dp_pb_key, &curve);
-	if (err != ESIM_OK)
-		return err;
-
 	EVP_PKEY *otsk = NULL;
 	uint8_t otpk_dp[RSP_OTPK_LEN];
 	uint8_t shs[CRYPTO_ECDH_LEN];
@@ -114,7 +109,8 @@ esim_err rsp_bpp_build(const struct rsp_bpp_params *p, uint8_t **out, size_t *ou
 	der_builder b;
 	der_builder_init(&b);
 
-	err = crypto_key_generate(curve, &otsk);
+	/* otSK.DP on SK.DPpb's curve (which fails for a key on no SGP.22 curve) */
+	err = crypto_key_generate_like(p->dp_pb_key, &otsk);
 	if (err == ESIM_OK)
 		err = crypto_key_public_point(otsk, otpk_dp);
 	if (err == ESIM_OK) /* validates the eUICC's point on our curve */

@@ -210,6 +210,21 @@ static void test_generate_and_points(void **state)
 		assert_memory_equal(pt, pt2, 65);
 		EVP_PKEY_free(pub);
 
+		/* the same on a copy of k's group */
+		EVP_PKEY *k3 = NULL;
+		assert_esim(ESIM_OK, crypto_key_from_point_like(k, pt, 65, &pub));
+		assert_false(crypto_key_has_private(pub));
+		assert_esim(ESIM_OK, crypto_key_public_point(pub, pt2));
+		assert_memory_equal(pt, pt2, 65);
+		assert_esim(ESIM_OK, crypto_key_generate_like(pub, &k3));
+		assert_esim(ESIM_OK, crypto_key_curve(k3, &c));
+		assert_int_equal(c, curves[i]);
+		assert_true(crypto_key_has_private(k3));
+		assert_esim(ESIM_OK, crypto_key_public_point(k3, pt2));
+		assert_memory_not_equal(pt, pt2, 65);
+		EVP_PKEY_free(k3);
+		EVP_PKEY_free(pub);
+
 		/* two generations differ */
 		EVP_PKEY *k2 = NULL;
 		assert_esim(ESIM_OK, crypto_key_generate(curves[i], &k2));
@@ -218,55 +233,83 @@ static void test_generate_and_points(void **state)
 		EVP_PKEY_free(k2);
 		EVP_PKEY_free(k);
 	}
-	EVP_PKEY *k = NULL;
+	EVP_PKEY *k = NULL, *p384 = EVP_EC_gen("secp384r1");
 	assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE, crypto_key_generate(CRYPTO_CURVE_UNKNOWN, &k));
+	assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE, crypto_key_generate_like(p384, &k));
+	assert_null(k);
+	EVP_PKEY_free(p384);
 	assert_null(crypto_curve_name(CRYPTO_CURVE_UNKNOWN));
 	assert_string_equal(crypto_curve_name(CRYPTO_CURVE_P256), "prime256v1");
 	assert_string_equal(crypto_curve_name(CRYPTO_CURVE_BRAINPOOLP256R1), "brainpoolP256r1");
 }
 
+/* One point import, by curve name (crypto_key_from_point) or on the group
+ * of a fresh key of that curve (crypto_key_from_point_like; for
+ * CRYPTO_CURVE_UNKNOWN the template is a P-384 key, on no SGP.22 curve). */
+static esim_err import_point(bool like, crypto_curve c, const uint8_t *p, size_t n, EVP_PKEY **out)
+{
+	if (!like)
+		return crypto_key_from_point(c, p, n, out);
+	EVP_PKEY *tmpl = NULL;
+	if (c == CRYPTO_CURVE_UNKNOWN)
+		tmpl = EVP_EC_gen("secp384r1");
+	else
+		assert_esim(ESIM_OK, crypto_key_generate(c, &tmpl));
+	assert_non_null(tmpl);
+	esim_err e = crypto_key_from_point_like(tmpl, p, n, out);
+	EVP_PKEY_free(tmpl);
+	return e;
+}
+
 static void test_point_validation(void **state)
 {
 	(void)state;
-	uint8_t pt[66], bad[66];
-	EVP_PKEY *k = NULL;
+	for (int like = 0; like < 2; like++) {
+		uint8_t pt[66], bad[66];
+		EVP_PKEY *k = NULL;
 
-	assert_esim(ESIM_OK, esim_hex_decode_fixed(point_hex, pt, 65));
-	pt[65] = 0;
-	/* lengths */
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, pt, 64, &k));
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, pt, 66, &k));
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, pt, 0, &k));
-	/* compressed / hybrid prefixes, even with a valid X */
-	for (uint8_t pfx = 0; pfx < 8; pfx++) {
-		if (pfx == 4)
-			continue;
-		memcpy(bad, pt, 65);
-		bad[0] = pfx;
+		assert_esim(ESIM_OK, esim_hex_decode_fixed(point_hex, pt, 65));
+		pt[65] = 0;
+		/* lengths */
 		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
-			    crypto_key_from_point(CRYPTO_CURVE_P256, bad, 65, &k));
-	}
-	/* off the curve: every single-bit change of Y */
-	for (size_t bit = 0; bit < 256; bit += 17) {
-		memcpy(bad, pt, 65);
-		bad[33 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			    import_point(like, CRYPTO_CURVE_P256, pt, 64, &k));
 		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
-			    crypto_key_from_point(CRYPTO_CURVE_P256, bad, 65, &k));
+			    import_point(like, CRYPTO_CURVE_P256, pt, 66, &k));
+		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+			    import_point(like, CRYPTO_CURVE_P256, pt, 0, &k));
+		/* compressed / hybrid prefixes, even with a valid X */
+		for (uint8_t pfx = 0; pfx < 8; pfx++) {
+			if (pfx == 4)
+				continue;
+			memcpy(bad, pt, 65);
+			bad[0] = pfx;
+			assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+				    import_point(like, CRYPTO_CURVE_P256, bad, 65, &k));
+		}
+		/* off the curve: every single-bit change of Y */
+		for (size_t bit = 0; bit < 256; bit += 17) {
+			memcpy(bad, pt, 65);
+			bad[33 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+				    import_point(like, CRYPTO_CURVE_P256, bad, 65, &k));
+		}
+		/* (0,0) and coordinates >= p */
+		memset(bad, 0, 65);
+		bad[0] = 0x04;
+		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+			    import_point(like, CRYPTO_CURVE_P256, bad, 65, &k));
+		memset(bad + 1, 0xff, 64);
+		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+			    import_point(like, CRYPTO_CURVE_P256, bad, 65, &k));
+		/* a P-256 point on brainpool, and no curve at all */
+		assert_esim(ESIM_E_CRYPTO_BAD_POINT,
+			    import_point(like, CRYPTO_CURVE_BRAINPOOLP256R1, pt, 65, &k));
+		assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE,
+			    import_point(like, CRYPTO_CURVE_UNKNOWN, pt, 65, &k));
+		assert_null(k);
+		assert_esim(ESIM_OK, import_point(like, CRYPTO_CURVE_P256, pt, 65, &k));
+		EVP_PKEY_free(k);
 	}
-	/* (0,0) and coordinates >= p */
-	memset(bad, 0, 65);
-	bad[0] = 0x04;
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, bad, 65, &k));
-	memset(bad + 1, 0xff, 64);
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT, crypto_key_from_point(CRYPTO_CURVE_P256, bad, 65, &k));
-	/* a P-256 point on brainpool, and no curve at all */
-	assert_esim(ESIM_E_CRYPTO_BAD_POINT,
-		    crypto_key_from_point(CRYPTO_CURVE_BRAINPOOLP256R1, pt, 65, &k));
-	assert_esim(ESIM_E_CRYPTO_UNSUPPORTED_CURVE,
-		    crypto_key_from_point(CRYPTO_CURVE_UNKNOWN, pt, 65, &k));
-	assert_null(k);
-	assert_esim(ESIM_OK, crypto_key_from_point(CRYPTO_CURVE_P256, pt, 65, &k));
-	EVP_PKEY_free(k);
 }
 
 /* crypto_key_from_spki: the decoder-free path for DER SubjectPublicKeyInfo.
