@@ -27,6 +27,11 @@
  *   {{FOR_UPDATE}}  ""      | FOR UPDATE  (end of a SELECT whose rows the
  *                                          transaction will change)
  *   {{SKIP_LOCKED}} ""      | FOR UPDATE SKIP LOCKED  (see "claim" below)
+ *   {{WITHOUT_ROWID}} WITHOUT ROWID | ""  (end of a CREATE TABLE with a
+ *                                          PRIMARY KEY: SQLite keeps the rows
+ *                                          in the key's B-tree, one page
+ *                                          written per change instead of
+ *                                          the table's and its index's)
  *
  * An unknown {{...}} token is an error (ESIM_E_STORE_SQL).
  *

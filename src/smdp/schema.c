@@ -5,6 +5,8 @@
  * differences. Secrets are not stored here beyond the personalised
  * profile package itself and the SHA-256 of each confirmation code.
  */
+#include <stdint.h>
+
 #include "smdp_int.h"
 
 static const char *const migrations[] = {
@@ -57,9 +59,40 @@ static const char *const migrations[] = {
      * the SHA-256 of an operator's ES2+ bearer token */
     "ALTER TABLE smdp_profile_types ADD COLUMN ppk {{INT}} NOT NULL DEFAULT 0;"
     "ALTER TABLE smdp_operators ADD COLUMN token_sha256 TEXT;",
+    /* 3: fewer pages written per download (docs/PERFORMANCE.md). Sessions
+     * live in their key's B-tree (SQLite); closing an order no longer
+     * moves it in the profile and EID indexes (their queries filter open
+     * on the few rows of one profile or EID); the pick index holds only
+     * Available profiles, the ones it picks from, so later state changes
+     * do not touch it. */
+    "DROP INDEX smdp_orders_profile;"
+    "CREATE INDEX smdp_orders_profile ON smdp_orders(profile_id);"
+    "DROP INDEX smdp_orders_eid;"
+    "CREATE INDEX smdp_orders_eid ON smdp_orders(eid);"
+    "DROP INDEX smdp_profiles_pick;"
+    "CREATE INDEX smdp_profiles_pick ON smdp_profiles(type_id, id) WHERE state = 'Available';"
+    "CREATE TABLE smdp_sessions_v3 ("
+    " txid TEXT PRIMARY KEY, state TEXT NOT NULL, ident {{INT}} NOT NULL,"
+    " euicc_challenge {{BLOB}} NOT NULL, server_challenge {{BLOB}} NOT NULL,"
+    " ci_pkid {{BLOB}} NOT NULL, eid TEXT, order_id {{INT}},"
+    " euicc_cert {{BLOB}}, euicc_sig1 {{BLOB}}, smdp_sig2 {{BLOB}},"
+    " cc_required {{INT}} NOT NULL, created {{INT}} NOT NULL, updated {{INT}} NOT NULL)"
+    " {{WITHOUT_ROWID}};"
+    "INSERT INTO smdp_sessions_v3 (txid, state, ident, euicc_challenge, server_challenge,"
+    " ci_pkid, eid, order_id, euicc_cert, euicc_sig1, smdp_sig2, cc_required, created, updated)"
+    " SELECT txid, state, ident, euicc_challenge, server_challenge, ci_pkid, eid, order_id,"
+    " euicc_cert, euicc_sig1, smdp_sig2, cc_required, created, updated FROM smdp_sessions;"
+    "DROP TABLE smdp_sessions;"
+    "ALTER TABLE smdp_sessions_v3 RENAME TO smdp_sessions;",
 };
+
+esim_err smdp_schema_migrate_upto(store *s, size_t n)
+{
+	size_t all = sizeof migrations / sizeof migrations[0];
+	return store_migrate(s, migrations, n < all ? n : all);
+}
 
 esim_err smdp_schema_migrate(store *s)
 {
-	return store_migrate(s, migrations, sizeof migrations / sizeof migrations[0]);
+	return smdp_schema_migrate_upto(s, SIZE_MAX);
 }

@@ -100,6 +100,8 @@ void smdp_store_put(smdp *d, store *s);
 
 /* Schema (schema.c). */
 esim_err smdp_schema_migrate(store *s);
+/* The first n migrations only (tests of the later ones' upgrades). */
+esim_err smdp_schema_migrate_upto(store *s, size_t n);
 
 /* Log one structured line "smdp event=... k=v ..." (no secrets). */
 void smdp_logf(const smdp *d, const char *event, const char *fmt, ...)

@@ -29,6 +29,7 @@ static const struct token tokens[] = {
     {"BLOB", "BLOB", "BYTEA"},
     {"FOR_UPDATE", "", "FOR UPDATE"},
     {"SKIP_LOCKED", "", "FOR UPDATE SKIP LOCKED"},
+    {"WITHOUT_ROWID", "WITHOUT ROWID", ""},
 };
 
 struct out {

@@ -283,6 +283,10 @@ static void test_rewrite(void **state)
 		       0);
 	expect_rewrite("SELECT 1 {{FOR_UPDATE}}", lite, false, "SELECT 1 ", 0);
 	expect_rewrite("SELECT 1 {{SKIP_LOCKED}}", pg, false, "SELECT 1 FOR UPDATE SKIP LOCKED", 0);
+	expect_rewrite("CREATE TABLE t (k TEXT PRIMARY KEY) {{WITHOUT_ROWID}};", lite, false,
+		       "CREATE TABLE t (k TEXT PRIMARY KEY) WITHOUT ROWID;", 0);
+	expect_rewrite("CREATE TABLE t (k TEXT PRIMARY KEY) {{WITHOUT_ROWID}};", pg, false,
+		       "CREATE TABLE t (k TEXT PRIMARY KEY) ;", 0);
 	expect_rewrite("SELECT '{{ID}}'", pg, false, "SELECT '{{ID}}'", 0);
 	/* in SQLite a backslash does not escape: 'a\' is a whole literal */
 	expect_rewrite("SELECT E'a\\', ?1", lite, false, "SELECT E'a\\', ?1", 1);
