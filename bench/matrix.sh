@@ -26,6 +26,7 @@ CONFIGS=${CONFIGS:-"nist:synthetic:1:run nist:synthetic:8:run nist:ts48:1:run ni
 brp:synthetic:1:run brp:synthetic:8:run brp:ts48:1:run brp:ts48:8:run
 nist:synthetic:1:download brp:synthetic:1:download"}
 OUT=${OUT:-$(mktemp -d /tmp/esim-matrix-XXXXXX)}
+mkdir -p "$OUT"
 
 # the median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
