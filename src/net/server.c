@@ -445,6 +445,9 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 	SSL *ssl = SSL_new(wh->l->ctx);
 	if (ssl == NULL)
 		return NULL;
+	/* coalesce_output_cb may move output that an SSL_write which could not
+	 * finish is to be retried with (same bytes, new address) */
+	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	struct bufferevent *bev = bufferevent_openssl_socket_new(
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {

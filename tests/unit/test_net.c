@@ -171,6 +171,30 @@ static esim_err big_handler(const net_request *req, net_response *resp, void *ar
 	return e;
 }
 
+/* 8 MiB of a byte pattern: many TLS records, more than the socket
+ * buffers hold, so the server's writes block and are retried. */
+#define HUGE_LEN (8u << 20)
+static uint8_t huge_byte(size_t i)
+{
+	return (uint8_t)(i * 7 + i / 4096 + 3);
+}
+
+static esim_err huge_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)req;
+	(void)arg;
+	uint8_t *buf = malloc(HUGE_LEN);
+	if (buf == NULL)
+		return ESIM_E_NOMEM;
+	for (size_t i = 0; i < HUGE_LEN; i++)
+		buf[i] = huge_byte(i);
+	esim_err e = net_response_set(resp, 200, "application/octet-stream");
+	if (e == ESIM_OK)
+		e = net_response_append(resp, buf, HUGE_LEN);
+	free(buf);
+	return e;
+}
+
 static esim_err nocontent_handler(const net_request *req, net_response *resp, void *arg)
 {
 	(void)req;
@@ -193,6 +217,7 @@ static void add_routes(net_server *s, struct fixture *f)
 	assert_esim(ESIM_OK, net_server_add_route(s, -1, "POST", "/info", info_handler, f));
 	assert_esim(ESIM_OK, net_server_add_route(s, -1, "GET", "/slow", slow_handler, f));
 	assert_esim(ESIM_OK, net_server_add_route(s, -1, "GET", "/big", big_handler, f));
+	assert_esim(ESIM_OK, net_server_add_route(s, -1, "GET", "/huge", huge_handler, f));
 	assert_esim(ESIM_OK,
 		    net_server_add_route(s, -1, "POST", "/gsma/rsp2/es9plus/handleNotification",
 					 nocontent_handler, f));
@@ -638,13 +663,14 @@ static void count_app_records(int write_p, int version, int content_type, const 
 		(*(int *)arg)--;
 }
 
-/* One response is one TLS record: status line, headers and body are not
- * split into records (and so write(2)s and client wake-ups) of their own. */
-static void test_response_one_record(void **state)
+/* A plain OpenSSL client on the P-256 listener (no net_client between the
+ * test and the records); rcvbuf > 0 sets its socket's receive buffer. */
+static SSL *raw_tls_connect(SSL_CTX **ctx_out, int *fd_out, int rcvbuf)
 {
-	(void)state;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
+	if (rcvbuf > 0)
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(F.port[L_P256])};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -657,6 +683,19 @@ static void test_response_one_record(void **state)
 	assert_int_equal(SSL_set_tlsext_host_name(ssl, "localhost"), 1);
 	assert_int_equal(SSL_set_fd(ssl, fd), 1);
 	assert_int_equal(SSL_connect(ssl), 1);
+	*ctx_out = ctx;
+	*fd_out = fd;
+	return ssl;
+}
+
+/* One response is one TLS record: status line, headers and body are not
+ * split into records (and so write(2)s and client wake-ups) of their own. */
+static void test_response_one_record(void **state)
+{
+	(void)state;
+	SSL_CTX *ctx;
+	int fd;
+	SSL *ssl = raw_tls_connect(&ctx, &fd, 0);
 	int records = 0;
 	SSL_set_msg_callback(ssl, count_app_records);
 	SSL_set_msg_callback_arg(ssl, &records);
@@ -680,6 +719,47 @@ static void test_response_one_record(void **state)
 		assert_non_null(strstr(resp, "HTTP/1.1 200"));
 		assert_int_equal(records, 1);
 	}
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+}
+
+/* A large body to a client that reads late and slowly: the server's
+ * writes block and resume (with the first 16 KiB of the response pulled
+ * into one chain by the server) and every byte arrives in order. */
+static void test_large_response_slow_reader(void **state)
+{
+	(void)state;
+	SSL_CTX *ctx;
+	int fd;
+	/* a small receive window keeps the server's send buffer small too */
+	SSL *ssl = raw_tls_connect(&ctx, &fd, 4096);
+	static const char req[] = "GET /huge HTTP/1.1\r\nHost: localhost\r\n\r\n";
+	assert_int_equal(SSL_write(ssl, req, (int)strlen(req)), (int)strlen(req));
+	sleep_ms(200); /* the socket buffers fill up meanwhile */
+	size_t cap = HUGE_LEN + 1024, got = 0, head = 0;
+	uint8_t *buf = malloc(cap + 1);
+	assert_non_null(buf);
+	for (unsigned reads = 0; head == 0 || got < head + HUGE_LEN; reads++) {
+		int n = SSL_read(ssl, buf + got, (int)(cap - got));
+		assert_true(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (head == 0) {
+			const char *end = strstr((const char *)buf, "\r\n\r\n");
+			if (end != NULL)
+				head = (size_t)(end + 4 - (const char *)buf);
+		}
+		if (reads % 8 == 0)
+			sleep_ms(1);
+	}
+	assert_int_equal(got, head + HUGE_LEN);
+	assert_non_null(strstr((const char *)buf, "HTTP/1.1 200"));
+	for (size_t i = 0; i < HUGE_LEN; i++)
+		if (buf[head + i] != huge_byte(i))
+			fail_msg("body byte %zu is %02x, want %02x", i, buf[head + i],
+				 huge_byte(i));
+	free(buf);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
 	close(fd);
@@ -1047,6 +1127,7 @@ int main(void)
 	    cmocka_unit_test(test_response_cap_and_timeout),
 	    cmocka_unit_test(test_retry_policy),
 	    cmocka_unit_test(test_response_one_record),
+	    cmocka_unit_test(test_large_response_slow_reader),
 	    cmocka_unit_test(test_openssl_s_client_brainpool),
 	    cmocka_unit_test(test_curl_cli),
 	    cmocka_unit_test(test_concurrent_requests),
