@@ -172,7 +172,11 @@ esim_err apdu_sock_listen(const char *spec, int *fd)
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
 		return ESIM_E_IO;
-	if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(s, 8) != 0) {
+	/* The socket is the card: only the owner may talk to it. The mode is
+	 * set between bind and listen, so no connect can slip in before it
+	 * (a connect to a socket that does not listen yet is refused). */
+	if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(addr, 0600) != 0 ||
+	    listen(s, 8) != 0) {
 		close(s);
 		return ESIM_E_IO;
 	}

@@ -27,8 +27,9 @@
  */
 esim_err apdu_sock_connect(const char *spec, int *fd);
 esim_err apdu_sock_connect_tcp(const char *host, uint16_t port, int *fd);
-/* Listen on spec (backlog 8). A stale unix socket file that nobody accepts
- * on is replaced; a live one gives ESIM_E_IO. */
+/* Listen on spec (backlog 8). A unix socket is created with mode 0600
+ * (only its owner may connect). A stale unix socket file that nobody
+ * accepts on is replaced; a live one gives ESIM_E_IO. */
 esim_err apdu_sock_listen(const char *spec, int *fd);
 /* Set TCP_NODELAY when fd is a TCP socket; harmless otherwise. */
 void apdu_sock_nodelay(int fd);

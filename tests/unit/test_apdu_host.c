@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -288,6 +289,28 @@ static void test_timeout(void **state)
 	free(dir);
 }
 
+/* The card's unix socket is its owner's alone (0600), whatever the umask:
+ * another local user must not be able to send it ES10 commands. */
+static void test_unix_socket_owner_only(void **state)
+{
+	(void)state;
+	char *dir = test_mkdtemp();
+	char spec[256];
+	snprintf(spec, sizeof spec, "unix:%s/card.sock", dir);
+	mode_t old = umask(0);
+	int fd;
+	esim_err err = apdu_sock_listen(spec, &fd);
+	umask(old);
+	assert_esim(ESIM_OK, err);
+	struct stat st;
+	assert_int_equal(0, stat(spec + 5, &st));
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(0600, st.st_mode & 0777);
+	close(fd);
+	test_rm_rf(dir);
+	free(dir);
+}
+
 /* Raw frames against the server: ATR, power control, malformed frames. */
 static void test_socket_framing(void **state)
 {
@@ -428,6 +451,7 @@ int main(void)
 	    cmocka_unit_test(test_t0_style_card),
 	    cmocka_unit_test(test_drivers_and_helpers),
 	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_unix_socket_owner_only),
 	    cmocka_unit_test_setup_teardown(test_socket_framing, setup, teardown),
 	    cmocka_unit_test(test_vpcd_loop),
 	};
