@@ -9,8 +9,8 @@
 # Screenshots of every step land in BUILD_DIR/browser-artifacts/; with
 # --update-docs a few of them are also copied to docs/img/ for journey.md.
 #
-# Exit 77 (skipped) only when Chromium is not installed; scripts/deps.sh
-# installs it, so in CI the test always runs. Anything else missing is a
+# Exit 77 (skipped) only when Chromium is not installed, and 1 for that too
+# when CI=true; scripts/deps.sh installs it, so in CI the test always runs. Anything else missing is a
 # failure, not a skip.
 set -euo pipefail
 
@@ -24,6 +24,11 @@ ART="$BUILD/browser-artifacts"
 NODE_DIR="$BUILD/browser-node"
 
 if [ ! -x "$CHROMIUM" ]; then
+	# the rule of tests/common/testutil.h: a skip, but a failure under CI=true
+	if [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; then
+		echo "browser_portal: FAILED: $CHROMIUM is missing, and CI=true requires every component" >&2
+		exit 1
+	fi
 	echo "browser_portal: SKIPPED: $CHROMIUM is missing (scripts/deps.sh installs Debian's chromium)"
 	exit 77
 fi

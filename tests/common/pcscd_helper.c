@@ -176,8 +176,9 @@ static int use_foreign_daemon(struct pcscd_env *env)
 	env->port = 35963;
 	snprintf(env->reader, sizeof env->reader, "Virtual PCD 00 00");
 	if (!reader_listed(env->reader, &present) || present) {
-		fprintf(stderr, "SKIPPED: a pcscd not started by this test runs and offers no free "
-				"\"Virtual PCD 00 00\" reader; stop it to run this test\n");
+		snprintf(env->why, sizeof env->why,
+			 "a pcscd not started by this test runs and offers no free "
+			 "\"Virtual PCD 00 00\" reader; stop it to run this test");
 		return SKIP;
 	}
 	return 0;
@@ -266,7 +267,8 @@ int pcscd_start(struct pcscd_env *env)
 	env->pid = -1;
 	env->lock_fd = -1;
 	if (access(PCSCD_BIN, X_OK) != 0 || access(VPCD_DRIVER, R_OK) != 0) {
-		fprintf(stderr, "SKIPPED: %s or %s is not installed\n", PCSCD_BIN, VPCD_DRIVER);
+		snprintf(env->why, sizeof env->why, "%s or %s is not installed", PCSCD_BIN,
+			 VPCD_DRIVER);
 		return SKIP;
 	}
 	if (take_lock(env) != 0)
@@ -286,7 +288,8 @@ int pcscd_start(struct pcscd_env *env)
 	unlink(PCSCD_SOCKET);
 	unlink(PCSCD_PIDFILE);
 	if (geteuid() != 0 && access("/run/pcscd", W_OK) != 0 && access("/run", W_OK) != 0) {
-		fprintf(stderr, "SKIPPED: starting pcscd needs write access to /run/pcscd\n");
+		snprintf(env->why, sizeof env->why,
+			 "starting pcscd needs write access to /run/pcscd");
 		return SKIP;
 	}
 

@@ -34,12 +34,14 @@ struct pcscd_env {
 	char reader[64]; /* full PC/SC name of the reader the card appears in */
 	char dir[64];	 /* temp dir with the reader config and pcscd.log */
 	bool external;	 /* a pcscd not started by us is used */
+	char why[200];	 /* after 77: why PC/SC cannot be tested here */
 };
 
-/* 0 when pcscd runs with a vpcd reader on env->port; 77 (skip) when PC/SC
- * cannot be tested here (not root, pcscd or the vpcd driver missing, a
- * foreign daemon without a free vpcd reader); -1 on failure (message on
- * stderr). On 0 or -1, call pcscd_stop(). */
+/* 0 when pcscd runs with a vpcd reader on env->port; 77 when PC/SC cannot
+ * be tested here (not root, pcscd or the vpcd driver missing, a foreign
+ * daemon without a free vpcd reader), with the reason in env->why for
+ * test_component_missing() (testutil.h: skip, or fail under CI=true);
+ * -1 on failure (message on stderr). On 0 or -1, call pcscd_stop(). */
 int pcscd_start(struct pcscd_env *env);
 /* Wait until PC/SC reports a card in env->reader: 0, or -1 after timeout_ms. */
 int pcscd_wait_card(const struct pcscd_env *env, int timeout_ms);

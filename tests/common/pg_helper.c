@@ -314,8 +314,11 @@ int pg_start(struct pg_env *env)
 	memset(env, 0, sizeof *env);
 	env->pid = -1;
 	if (find_bindir(env) != 0) {
-		printf("SKIPPED: PostgreSQL server binaries not found "
-		       "(set ESIM_PG_BINDIR or install postgresql)\n");
+		snprintf(env->why, sizeof env->why,
+			 "no initdb and postgres in %.200s (set ESIM_PG_BINDIR or install "
+			 "postgresql)",
+			 getenv("ESIM_PG_BINDIR") != NULL ? env->bindir
+							  : "/usr/lib/postgresql/*/bin");
 		return 77;
 	}
 	if (geteuid() == 0) {

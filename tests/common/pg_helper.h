@@ -5,7 +5,9 @@
  * pg_start():
  *   - finds initdb and postgres in $ESIM_PG_BINDIR or the newest
  *     /usr/lib/postgresql/<version>/bin (Debian's layout); returns 77
- *     (skip) when there are none;
+ *     with the reason in env->why when there are none: the caller passes
+ *     it to test_component_missing() (testutil.h), which skips, or fails
+ *     under CI=true;
  *   - makes a temp dir /tmp/esimkit-pg.XXXXXX, runs
  *     `initdb -A trust -U esim -E UTF8 --locale=C --no-sync` in it, and starts
  *     `postgres` as a child listening on 127.0.0.1 only, at a free port,
@@ -41,10 +43,12 @@ struct pg_env {
 	uid_t run_uid;
 	gid_t run_gid;
 	unsigned next_db; /* for pg_create_db names */
+	char why[300];	  /* after 77: why PostgreSQL cannot be used here */
 };
 
-/* 0 when the server runs; 77 when PostgreSQL is not installed (skip);
- * -1 on failure (message and log on stderr). Call pg_stop() after 0 or -1. */
+/* 0 when the server runs; 77 when PostgreSQL is not installed (reason in
+ * env->why; nothing printed); -1 on failure (message and log on stderr). Call pg_stop() after 0 or
+ * -1. */
 int pg_start(struct pg_env *env);
 /* Create a fresh, empty database and write its postgresql:// URL to url.
  * 0 or -1. */

@@ -39,11 +39,38 @@ const char *test_shared_testdata(void)
 	return path;
 }
 
+static int ci_requires_all(void)
+{
+	const char *ci = getenv("CI");
+	return ci != NULL && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
+}
+
+int test_component_missing_status(const char *component, const char *why)
+{
+	fflush(stdout);
+	if (ci_requires_all()) {
+		fprintf(stderr,
+			"FAILED: %s is missing (%s), and CI=true requires every component: "
+			"this test must run, not skip\n",
+			component, why);
+		return 1;
+	}
+	fprintf(stderr, "SKIPPED: %s is missing: %s\n", component, why);
+	return TEST_SKIP_CODE;
+}
+
+void test_component_missing(const char *component, const char *why)
+{
+	exit(test_component_missing_status(component, why));
+}
+
 void test_require_shared(const char *what)
 {
 	if (test_shared_testdata() == NULL) {
-		printf("SKIPPED: %s needs ../shared/testdata, which is absent\n", what);
-		exit(TEST_SKIP_CODE);
+		char why[300];
+		snprintf(why, sizeof why, "%.200s needs ../shared/testdata (set ESIM_SHARED_DIR)",
+			 what);
+		test_component_missing("../shared/testdata", why);
 	}
 }
 

@@ -5,6 +5,12 @@
  * Tests that need ../shared live in their own executable and call
  * test_require_shared() first: when the data is absent it prints why and
  * exits 77, which CTest reports as "skipped", never as "passed".
+ *
+ * The same rule for every real component a test needs (PostgreSQL, pcscd,
+ * Chromium, ../shared/testdata): when it is missing the test reports a skip
+ * (77), never a pass; and with CI=true in the environment a missing
+ * component is a failure (exit 1), because CI installs everything and a
+ * skip there would hide a test that silently stopped running.
  */
 #ifndef ESIM_TESTUTIL_H
 #define ESIM_TESTUTIL_H
@@ -19,6 +25,13 @@
 #include "esim/util.h"
 
 #define TEST_SKIP_CODE 77
+
+/* Print why `component` cannot be used here and return the exit status the
+ * test must end with: TEST_SKIP_CODE, or 1 when $CI is "true" (or "1").
+ * For tests that run their other cases first and report at the end. */
+int test_component_missing_status(const char *component, const char *why);
+/* The same, then exit with that status. */
+__attribute__((noreturn)) void test_component_missing(const char *component, const char *why);
 
 /* Path of ../shared/testdata (from $ESIM_SHARED_DIR, else ../shared next to
  * the source tree), or NULL when it is absent. Static storage. */
@@ -39,7 +52,7 @@ char *test_mkdtemp(void);
 void test_rm_rf(const char *dir);
 
 /* assert an esim_err, printing both names on mismatch */
-#define assert_esim(expected, actual) \
+#define assert_esim(expected, actual)                                                              \
 	_assert_esim((expected), (actual), #actual, __FILE__, __LINE__)
 void _assert_esim(esim_err expected, esim_err actual, const char *expr, const char *file, int line);
 

@@ -16,7 +16,7 @@ static void test_eid_over_pcsc(void **state)
 	int r = pcscd_start(&env);
 	if (r == TEST_SKIP_CODE) {
 		pcscd_stop(&env);
-		exit(TEST_SKIP_CODE);
+		test_component_missing("pcscd", env.why);
 	}
 	assert_int_equal(r, 0);
 	char *dir = test_mkdtemp();

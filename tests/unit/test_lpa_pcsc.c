@@ -15,7 +15,7 @@ static void test_esim_over_pcsc(void **state)
 	int r = pcscd_start(&env);
 	if (r == TEST_SKIP_CODE) {
 		pcscd_stop(&env);
-		exit(TEST_SKIP_CODE);
+		test_component_missing("pcscd", env.why);
 	}
 	assert_int_equal(r, 0);
 	/* the SM-DP+ and a socket card from the fixture; a second card, on

@@ -95,8 +95,8 @@ int main(void)
 {
 	static struct pg_env env;
 	int rc = pg_start(&env);
-	if (rc == 77)
-		return 77;
+	if (rc == TEST_SKIP_CODE)
+		test_component_missing("PostgreSQL", env.why);
 	if (rc != 0) {
 		pg_stop(&env);
 		return 1;
