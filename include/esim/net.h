@@ -136,7 +136,19 @@ struct net_listener_config {
 	const uint8_t (*client_pins)[NET_SHA256_LEN];
 	size_t n_client_pins;
 	const char *client_ca_file;
+
+	/* Connection caps. A connection over a cap is closed as soon as it is
+	 * accepted (before any TLS), counted in net_server_stats and logged
+	 * (rate-limited). Per address means per IPv4 address, or per IPv6 /64
+	 * (one host or site usually holds a whole /64). 0: the default. */
+	unsigned max_connections;	      /* open on this listener; 0: 1024 */
+	unsigned max_connections_per_address; /* ... from one address; 0: 64 */
 };
+
+/* A log sink: one line without its newline, borrowed for the call. Called
+ * from any worker thread, possibly at the same time: it must be
+ * thread-safe. */
+typedef void (*net_log_fn)(void *arg, const char *line);
 
 struct net_server_config {
 	unsigned threads;	    /* worker event loops; 0: 2 */
@@ -144,6 +156,20 @@ struct net_server_config {
 	size_t max_headers;	    /* request line + headers cap; 0: 16 KiB */
 	unsigned timeout_ms;	    /* read/write/idle timeout; 0: 30 s */
 	unsigned shutdown_grace_ms; /* time to flush in-flight replies; 0: 5 s */
+	/* Whole-request deadline: the TLS handshake and the first request
+	 * from accept, any later request from its first byte, up to the end
+	 * of its body. A connection that has not delivered a complete request
+	 * by then is closed, however steadily it trickles bytes (timeout_ms
+	 * is per read and would never fire). The keep-alive wait between
+	 * requests is timeout_ms, not this. 0: 10 s. */
+	unsigned request_deadline_ms;
+	/* Where the server's own lines go (accept errors, caps, deadlines):
+	 * NULL: stderr. Each kind of line is rate-limited to log_per_second
+	 * lines a second (0: 5); what is held back is summed up in one
+	 * "suppressed K ..." line when that kind may log again, or at stop. */
+	net_log_fn log;
+	void *log_arg;
+	unsigned log_per_second;
 };
 
 typedef struct net_server net_server;
@@ -155,6 +181,11 @@ struct net_server_stats {
 	unsigned long handled;	      /* requests a handler answered */
 	unsigned long tls_handshakes; /* completed server handshakes */
 	unsigned long tls_resumed;    /* ... of which resumed a session */
+	unsigned long refused_listener_cap; /* closed at accept: listener's cap reached */
+	unsigned long refused_address_cap;  /* closed at accept: the address's cap reached */
+	unsigned long deadline_closed;	    /* closed: request_deadline_ms passed */
+	unsigned long accept_errors;	    /* accept() failures (each pauses accepting) */
+	unsigned long log_suppressed;	    /* log lines held back by the rate limit */
 };
 
 /* cfg may be NULL for the defaults. *out: free with net_server_free. */

@@ -28,6 +28,25 @@
  *
  * Writes: each response leaves as one TLS record in one write(2)
  * (coalesce_output_cb).
+ *
+ * Abuse (docs/net.md "Limits"): every accepted connection gets a net_conn,
+ * made in new_conn_bev and set up in the same loop turn, once evhttp has
+ * made its evhttp_connection (conn_setup). It holds a slot in the
+ * listener's caps (total and per address; over a cap the connection is
+ * closed at once) and carries the whole-request deadline: armed at accept
+ * (so it covers the TLS handshake and the first request) and whenever a
+ * request's first byte arrives, disarmed when evhttp hands the complete
+ * request to dispatch_cb. Arming is a timer in the worker's heap: no
+ * system call per request. accept() failures (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM, ...) pause that worker's accepting for 10 ms doubling to 1 s
+ * instead of spinning on a socket that stays readable, and the server's
+ * own log lines are rate-limited per kind (a token bucket).
+ *
+ * libevent 2.1 facts this relies on: evhttp calls the bevcb before it sets
+ * the socket on the bufferevent, and makes the evhttp_connection the
+ * bufferevent's callback argument (so bufferevent_getcb finds it); the
+ * connection's close callback runs exactly once before it is freed; and a
+ * bufferevent whose callbacks are all NULL has been given up by evhttp.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -37,7 +56,9 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -59,14 +80,21 @@
 
 #include "esim/net.h"
 
-#define NET_DEFAULT_THREADS	2
-#define NET_DEFAULT_MAX_BODY	(1u << 20)
-#define NET_DEFAULT_MAX_HEADERS (16u << 10)
-#define NET_DEFAULT_TIMEOUT_MS	30000
-#define NET_DEFAULT_GRACE_MS	5000
-#define NET_MAX_HEADERS_COUNT	100
-#define NET_LISTEN_BACKLOG	1024
-#define NET_DRAIN_POLL_MS	10
+#define NET_DEFAULT_THREADS	 2
+#define NET_DEFAULT_MAX_BODY	 (1u << 20)
+#define NET_DEFAULT_MAX_HEADERS	 (16u << 10)
+#define NET_DEFAULT_TIMEOUT_MS	 30000
+#define NET_DEFAULT_GRACE_MS	 5000
+#define NET_MAX_HEADERS_COUNT	 100
+#define NET_LISTEN_BACKLOG	 1024
+#define NET_DRAIN_POLL_MS	 10
+#define NET_DEFAULT_MAX_CONNS	 1024
+#define NET_DEFAULT_MAX_PER_ADDR 64
+#define NET_DEFAULT_DEADLINE_MS	 10000
+#define NET_DEFAULT_LOG_PER_SEC	 5
+#define NET_BACKOFF_FIRST_MS	 10
+#define NET_BACKOFF_MAX_MS	 1000
+#define NET_ADDR_KEY_LEN	 16
 
 /* TLS 1.2 suites: ECDHE-ECDSA only (every RSP TLS certificate is EC);
  * AES-128-GCM and AES-128-CBC-SHA256 first, as SGP.22 names them. */
@@ -84,6 +112,13 @@ struct net_route {
 	int listener; /* -1: every listener */
 };
 
+/* Open connections from one address (IPv4, or an IPv6 /64) on a listener. */
+struct net_addr_count {
+	uint8_t key[NET_ADDR_KEY_LEN];
+	unsigned n;
+	struct net_addr_count *next;
+};
+
 struct net_listener {
 	int id;
 	int fd;
@@ -95,6 +130,15 @@ struct net_listener {
 	size_t n_pins;
 	bool has_ca;
 	net_server *srv;
+
+	/* Caps, shared by the workers: mu guards open and the table. */
+	unsigned max_conns;
+	unsigned max_per_addr;
+	pthread_mutex_t mu;
+	bool mu_ok;
+	unsigned open;
+	struct net_addr_count **buckets;
+	size_t n_buckets; /* a power of two */
 };
 
 struct net_worker;
@@ -103,8 +147,26 @@ struct net_worker;
 struct net_worker_http {
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct evconnlistener *lev; /* owned by bound */
+	struct event *backoff_ev;   /* re-enables accepting after an accept error */
+	unsigned backoff_ms;	    /* the current pause; 0 after a good accept */
 	struct net_listener *l;
 	struct net_worker *w;
+};
+
+/* One accepted connection (worker-local). It holds a reference on its
+ * bufferevent until released, so that the pointer stays valid whatever
+ * evhttp does in between. */
+struct net_conn {
+	struct net_worker_http *wh;
+	struct bufferevent *bev;
+	struct event *timer; /* first the setup, then the request deadline */
+	struct evbuffer_cb_entry *in_cb;
+	struct net_conn *prev, *next;
+	uint8_t key[NET_ADDR_KEY_LEN];
+	bool set_up;  /* conn_setup ran: the timer is the deadline now */
+	bool counted; /* holds a slot in the listener's caps */
+	bool armed;   /* the deadline is running */
 };
 
 struct net_worker {
@@ -117,6 +179,28 @@ struct net_worker {
 	struct timespec deadline;
 	struct net_worker_http *https; /* one per listener */
 	unsigned long inflight;	       /* replies not yet written; worker-local */
+	struct net_conn *conns;	       /* every tracked connection */
+	struct net_conn *last_in;      /* the last one that received bytes */
+};
+
+/* Kinds of the server's own log lines, each rate-limited on its own. */
+enum net_log_kind {
+	NET_LOG_ACCEPT,
+	NET_LOG_LISTENER_CAP,
+	NET_LOG_ADDRESS_CAP,
+	NET_LOG_DEADLINE,
+	NET_LOG_KINDS
+};
+
+static const char *const net_log_kind_name[NET_LOG_KINDS] = {"accept error", "listener cap",
+							     "address cap", "request deadline"};
+
+/* A token bucket: up to per_second lines a second (and a burst as large). */
+struct net_log_bucket {
+	unsigned long millitokens;
+	struct timespec last;
+	unsigned long suppressed;
+	bool started;
 };
 
 struct net_server {
@@ -134,6 +218,14 @@ struct net_server {
 	atomic_ulong handled;
 	atomic_ulong handshakes;
 	atomic_ulong resumed;
+	atomic_ulong refused_listener_cap;
+	atomic_ulong refused_address_cap;
+	atomic_ulong deadline_closed;
+	atomic_ulong accept_errors;
+	atomic_ulong log_suppressed;
+	pthread_mutex_t log_mu;
+	bool log_mu_ok;
+	struct net_log_bucket log_buckets[NET_LOG_KINDS];
 };
 
 static pthread_once_t net_libevent_once = PTHREAD_ONCE_INIT;
@@ -165,13 +257,106 @@ esim_err net_server_new(const struct net_server_config *cfg, net_server **out)
 		s->cfg.timeout_ms = NET_DEFAULT_TIMEOUT_MS;
 	if (s->cfg.shutdown_grace_ms == 0)
 		s->cfg.shutdown_grace_ms = NET_DEFAULT_GRACE_MS;
+	if (s->cfg.request_deadline_ms == 0)
+		s->cfg.request_deadline_ms = NET_DEFAULT_DEADLINE_MS;
+	if (s->cfg.log_per_second == 0)
+		s->cfg.log_per_second = NET_DEFAULT_LOG_PER_SEC;
 	atomic_init(&s->connections, 0);
 	atomic_init(&s->requests, 0);
 	atomic_init(&s->handled, 0);
 	atomic_init(&s->handshakes, 0);
 	atomic_init(&s->resumed, 0);
+	atomic_init(&s->refused_listener_cap, 0);
+	atomic_init(&s->refused_address_cap, 0);
+	atomic_init(&s->deadline_closed, 0);
+	atomic_init(&s->accept_errors, 0);
+	atomic_init(&s->log_suppressed, 0);
+	if (pthread_mutex_init(&s->log_mu, NULL) != 0) {
+		free(s);
+		return ESIM_E_NOMEM;
+	}
+	s->log_mu_ok = true;
 	*out = s;
 	return ESIM_OK;
+}
+
+/* ---- rate-limited log ------------------------------------------------------ */
+
+static void log_emit(const net_server *s, const char *line)
+{
+	if (s->cfg.log != NULL)
+		s->cfg.log(s->cfg.log_arg, line);
+	else
+		fprintf(stderr, "%s\n", line);
+}
+
+static void log_emit_suppressed(const net_server *s, enum net_log_kind kind, unsigned long n)
+{
+	char line[128];
+	snprintf(line, sizeof(line), "net: suppressed %lu %s messages", n, net_log_kind_name[kind]);
+	log_emit(s, line);
+}
+
+/* One line of the given kind, unless that kind has used its lines for
+ * this second; then it is only counted. */
+static void net_logf(net_server *s, enum net_log_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void net_logf(net_server *s, enum net_log_kind kind, const char *fmt, ...)
+{
+	struct net_log_bucket *b = &s->log_buckets[kind];
+	unsigned long cap = 1000ul * s->cfg.log_per_second;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	unsigned long held = 0;
+	bool emit = false;
+	pthread_mutex_lock(&s->log_mu);
+	if (!b->started) {
+		b->started = true;
+		b->millitokens = cap;
+	} else {
+		long long ms = (long long)(now.tv_sec - b->last.tv_sec) * 1000 +
+			       (now.tv_nsec - b->last.tv_nsec) / 1000000;
+		if (ms > 0) {
+			unsigned long add = (unsigned long)ms * s->cfg.log_per_second;
+			b->millitokens = b->millitokens + add > cap ? cap : b->millitokens + add;
+		}
+	}
+	b->last = now;
+	if (b->millitokens >= 1000) {
+		b->millitokens -= 1000;
+		held = b->suppressed;
+		b->suppressed = 0;
+		emit = true;
+	} else {
+		b->suppressed++;
+	}
+	pthread_mutex_unlock(&s->log_mu);
+	if (!emit) {
+		atomic_fetch_add(&s->log_suppressed, 1);
+		return;
+	}
+	if (held > 0)
+		log_emit_suppressed(s, kind, held);
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	log_emit(s, line);
+}
+
+/* At stop: what is still held back is reported. */
+static void log_flush(net_server *s)
+{
+	for (int k = 0; k < NET_LOG_KINDS; k++) {
+		pthread_mutex_lock(&s->log_mu);
+		unsigned long held = s->log_buckets[k].suppressed;
+		s->log_buckets[k].suppressed = 0;
+		pthread_mutex_unlock(&s->log_mu);
+		if (held > 0)
+			log_emit_suppressed(s, (enum net_log_kind)k, held);
+	}
 }
 
 /* ---- listeners: socket ------------------------------------------------- */
@@ -332,6 +517,17 @@ static void listener_free(struct net_listener *l)
 		close(l->fd);
 	SSL_CTX_free(l->ctx);
 	free(l->pins);
+	for (size_t i = 0; i < l->n_buckets; i++) {
+		struct net_addr_count *e = l->buckets[i];
+		while (e != NULL) {
+			struct net_addr_count *next = e->next;
+			free(e);
+			e = next;
+		}
+	}
+	free(l->buckets);
+	if (l->mu_ok)
+		pthread_mutex_destroy(&l->mu);
 	free(l);
 }
 
@@ -349,7 +545,25 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 	l->tls = lc->tls;
 	l->auth = lc->client_auth;
 	l->id = (int)srv->n_listeners;
+	l->max_conns = lc->max_connections ? lc->max_connections : NET_DEFAULT_MAX_CONNS;
+	l->max_per_addr = lc->max_connections_per_address ? lc->max_connections_per_address
+							  : NET_DEFAULT_MAX_PER_ADDR;
 	esim_err err = ESIM_OK;
+	if (pthread_mutex_init(&l->mu, NULL) != 0) {
+		free(l);
+		return ESIM_E_NOMEM;
+	}
+	l->mu_ok = true;
+	/* a bucket per connection the cap allows (at most 64 Ki): short chains */
+	l->n_buckets = 16;
+	while (l->n_buckets < l->max_conns && l->n_buckets < (64u << 10))
+		l->n_buckets <<= 1;
+	l->buckets = calloc(l->n_buckets, sizeof(*l->buckets));
+	if (l->buckets == NULL) {
+		l->n_buckets = 0;
+		err = ESIM_E_NOMEM;
+		goto fail;
+	}
 	if (lc->n_client_pins > 0) {
 		l->pins = malloc(lc->n_client_pins * sizeof(*l->pins));
 		if (l->pins == NULL) {
@@ -436,12 +650,311 @@ static void coalesce_output_cb(struct evbuffer *out, const struct evbuffer_cb_in
 		(void)evbuffer_pullup(out, want); /* on failure: two records, as before */
 }
 
+/* ---- connection caps ------------------------------------------------------ */
+
+/* The key an address is counted under: an IPv4 address (as v4-mapped
+ * IPv6), or the /64 of an IPv6 address. */
+static void addr_key(const char *text, uint8_t key[NET_ADDR_KEY_LEN])
+{
+	memset(key, 0, NET_ADDR_KEY_LEN);
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (inet_pton(AF_INET, text, &a4) == 1) {
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &a4, 4);
+	} else if (inet_pton(AF_INET6, text, &a6) == 1) {
+		memcpy(key, &a6, IN6_IS_ADDR_V4MAPPED(&a6) ? 16 : 8);
+	} else {
+		/* never expected (evhttp prints numeric addresses): the text */
+		size_t n = strlen(text);
+		memcpy(key, text, n < NET_ADDR_KEY_LEN ? n : NET_ADDR_KEY_LEN);
+	}
+}
+
+static size_t addr_bucket(const struct net_listener *l, const uint8_t key[NET_ADDR_KEY_LEN])
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < NET_ADDR_KEY_LEN; i++)
+		h = (h ^ key[i]) * 1099511628211ull;
+	return (size_t)(h ^ (h >> 32)) & (l->n_buckets - 1);
+}
+
+enum cap_verdict { CAP_OK, CAP_LISTENER, CAP_ADDRESS };
+
+/* Take a slot for one more connection from key, if the caps allow. */
+static enum cap_verdict caps_take(struct net_listener *l, const uint8_t key[NET_ADDR_KEY_LEN],
+				  unsigned *n_addr)
+{
+	enum cap_verdict v = CAP_OK;
+	pthread_mutex_lock(&l->mu);
+	struct net_addr_count **head = &l->buckets[addr_bucket(l, key)], *e = *head;
+	while (e != NULL && memcmp(e->key, key, NET_ADDR_KEY_LEN) != 0)
+		e = e->next;
+	*n_addr = e != NULL ? e->n : 0;
+	if (l->open >= l->max_conns) {
+		v = CAP_LISTENER;
+	} else if (e != NULL && e->n >= l->max_per_addr) {
+		v = CAP_ADDRESS;
+	} else {
+		if (e == NULL) {
+			e = calloc(1, sizeof(*e));
+			if (e == NULL) {
+				pthread_mutex_unlock(&l->mu);
+				return CAP_LISTENER; /* out of memory: refuse, as if full */
+			}
+			memcpy(e->key, key, NET_ADDR_KEY_LEN);
+			e->next = *head;
+			*head = e;
+		}
+		e->n++;
+		l->open++;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return v;
+}
+
+static void caps_release(struct net_listener *l, const uint8_t key[NET_ADDR_KEY_LEN])
+{
+	pthread_mutex_lock(&l->mu);
+	struct net_addr_count **pp = &l->buckets[addr_bucket(l, key)];
+	while (*pp != NULL && memcmp((*pp)->key, key, NET_ADDR_KEY_LEN) != 0)
+		pp = &(*pp)->next;
+	struct net_addr_count *e = *pp;
+	if (e != NULL && --e->n == 0) {
+		*pp = e->next;
+		free(e);
+	}
+	if (l->open > 0)
+		l->open--;
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* ---- connection tracking and the request deadline ------------------------- */
+
+static void conn_release(struct net_conn *c)
+{
+	struct net_worker *w = c->wh->w;
+	if (c->counted)
+		caps_release(c->wh->l, c->key);
+	event_free(c->timer);
+	if (c->in_cb != NULL)
+		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->in_cb);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	if (w->last_in == c)
+		w->last_in = NULL;
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+/* evhttp is closing the connection (it frees the bufferevent right after). */
+static void conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	evhttp_connection_set_closecb(evcon, NULL, NULL);
+	conn_release(arg);
+}
+
+static void conn_arm(struct net_conn *c)
+{
+	unsigned ms = c->wh->w->srv->cfg.request_deadline_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	if (event_add(c->timer, &tv) == 0)
+		c->armed = true;
+}
+
+static void conn_disarm(struct net_conn *c)
+{
+	if (c->armed) {
+		event_del(c->timer);
+		c->armed = false;
+	}
+}
+
+/* Bytes arrived: the first byte of a request starts its deadline. */
+static void conn_input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	(void)buf;
+	struct net_conn *c = arg;
+	if (info->n_added == 0)
+		return;
+	c->wh->w->last_in = c;
+	if (c->set_up && !c->armed)
+		conn_arm(c);
+}
+
+/* The first run, in the loop turn of the accept: evhttp has its
+ * connection now. Find it, check the caps, start the deadline. */
+static void conn_setup(struct net_conn *c)
+{
+	struct net_listener *l = c->wh->l;
+	net_server *srv = l->srv;
+	bufferevent_event_cb ecb = NULL;
+	void *cbarg = NULL;
+	bufferevent_getcb(c->bev, NULL, NULL, &ecb, &cbarg);
+	if (ecb == NULL || cbarg == NULL) {
+		conn_release(c); /* evhttp has already given the connection up */
+		return;
+	}
+	struct evhttp_connection *evcon = cbarg;
+	c->set_up = true;
+	evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	if (addr == NULL)
+		addr = "";
+	addr_key(addr, c->key);
+	unsigned n_addr = 0;
+	enum cap_verdict v = caps_take(l, c->key, &n_addr);
+	if (v == CAP_OK) {
+		c->counted = true;
+		conn_arm(c);
+		return;
+	}
+	if (v == CAP_LISTENER) {
+		atomic_fetch_add(&srv->refused_listener_cap, 1);
+		net_logf(srv, NET_LOG_LISTENER_CAP,
+			 "net: listener %d: %u connections open (the cap): closed one from %s",
+			 l->id, l->max_conns, addr);
+	} else {
+		atomic_fetch_add(&srv->refused_address_cap, 1);
+		net_logf(srv, NET_LOG_ADDRESS_CAP,
+			 "net: listener %d: %s has %u connections open (the cap): closed one more",
+			 l->id, addr, n_addr);
+	}
+	/* evhttp closes and frees it, and conn_closed_cb releases c */
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
+}
+
+static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_conn *c = arg;
+	if (!c->set_up) {
+		conn_setup(c);
+		return;
+	}
+	c->armed = false;
+	net_server *srv = c->wh->w->srv;
+	atomic_fetch_add(&srv->deadline_closed, 1);
+	net_logf(srv, NET_LOG_DEADLINE,
+		 "net: listener %d: closed a connection without a complete request after %u ms",
+		 c->wh->l->id, srv->cfg.request_deadline_ms);
+	/* as a read timeout: evhttp drops the connection, conn_closed_cb
+	 * releases c */
+	bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, 0);
+}
+
+/* Track a new connection's bufferevent (no-op on failure: the connection
+ * then runs untracked, as before caps existed). */
+static void conn_track(struct net_worker_http *wh, struct bufferevent *bev)
+{
+	struct net_worker *w = wh->w;
+	struct net_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return;
+	c->wh = wh;
+	c->bev = bev;
+	c->timer = event_new(w->base, -1, 0, conn_timer_cb, c);
+	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_input_cb, c);
+	if (c->timer == NULL || c->in_cb == NULL) {
+		if (c->in_cb != NULL)
+			evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->in_cb);
+		if (c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	bufferevent_incref(bev);
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	/* runs once this accept's callback has returned, in the same turn */
+	event_active(c->timer, EV_TIMEOUT, 0);
+}
+
+/* The tracked connection a request arrived on (usually the last one that
+ * received bytes; otherwise a walk of the worker's list). */
+static struct net_conn *conn_of(struct net_worker *w, struct evhttp_request *r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r);
+	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	if (bev == NULL)
+		return NULL;
+	if (w->last_in != NULL && w->last_in->bev == bev)
+		return w->last_in;
+	for (struct net_conn *c = w->conns; c != NULL; c = c->next) {
+		if (c->bev == bev)
+			return c;
+	}
+	return NULL;
+}
+
+/* ---- accept errors ----------------------------------------------------------- */
+
+/* The worker this thread runs (set by worker_main; NULL elsewhere). The
+ * only thread-local state here: libevent passes a listener's error
+ * callback the evhttp as its argument (evhttp_bind_listener took the
+ * slot), so the callback finds its worker this way. */
+static __thread struct net_worker *net_this_worker;
+
+/* accept() failed with something other than EAGAIN/EINTR/ECONNABORTED
+ * (libevent retries those itself). The listening socket stays readable
+ * (the connection is still queued), so without a pause the loop would
+ * spin: stop accepting on this worker for a while, longer each time. */
+static void accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	(void)arg; /* evhttp made it its evhttp: find ours through the thread */
+	struct net_worker *w = net_this_worker;
+	struct net_worker_http *wh = NULL;
+	for (size_t i = 0; w != NULL && i < w->srv->n_listeners; i++) {
+		if (w->https[i].lev == lev)
+			wh = &w->https[i];
+	}
+	if (wh == NULL) {
+		evconnlistener_disable(lev); /* cannot happen; never spin */
+		return;
+	}
+	net_server *srv = w->srv;
+	int e = EVUTIL_SOCKET_ERROR();
+	atomic_fetch_add(&srv->accept_errors, 1);
+	wh->backoff_ms = wh->backoff_ms == 0 ? NET_BACKOFF_FIRST_MS : wh->backoff_ms * 2;
+	if (wh->backoff_ms > NET_BACKOFF_MAX_MS)
+		wh->backoff_ms = NET_BACKOFF_MAX_MS;
+	evconnlistener_disable(lev);
+	struct timeval tv = {wh->backoff_ms / 1000, (wh->backoff_ms % 1000) * 1000};
+	event_add(wh->backoff_ev, &tv);
+	net_logf(srv, NET_LOG_ACCEPT,
+		 "net: listener %d: accept failed: %s; pausing accept for %u ms", wh->l->id,
+		 strerror(e), wh->backoff_ms);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct net_worker_http *wh = arg;
+	if (wh->bound != NULL && wh->lev != NULL)
+		evconnlistener_enable(wh->lev);
+}
+
 static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 {
 	struct net_worker_http *wh = arg;
 	atomic_fetch_add(&wh->l->srv->connections, 1);
-	if (!wh->l->tls)
-		return NULL; /* evhttp makes a plain socket bufferevent */
+	wh->backoff_ms = 0;
+	if (!wh->l->tls) {
+		struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+		if (bev != NULL)
+			conn_track(wh, bev);
+		return bev; /* NULL: evhttp makes one itself (untracked) */
+	}
 	SSL *ssl = SSL_new(wh->l->ctx);
 	if (ssl == NULL)
 		return NULL;
@@ -461,6 +974,7 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 		bufferevent_free(bev);
 		return NULL;
 	}
+	conn_track(wh, bev);
 	return bev;
 }
 
@@ -613,6 +1127,10 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	struct net_worker *w = wh->w;
 	net_server *srv = w->srv;
 	atomic_fetch_add(&srv->requests, 1);
+	/* the request is complete: its deadline is met */
+	struct net_conn *conn = conn_of(w, r);
+	if (conn != NULL)
+		conn_disarm(conn);
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -704,7 +1222,10 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 		if (wh->bound != NULL) {
 			evhttp_del_accept_socket(wh->http, wh->bound);
 			wh->bound = NULL;
+			wh->lev = NULL;
 		}
+		if (wh->backoff_ev != NULL)
+			event_del(wh->backoff_ev);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &w->deadline);
 	unsigned g = w->srv->cfg.shutdown_grace_ms;
@@ -729,6 +1250,7 @@ static void *worker_main(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	net_this_worker = w;
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	return NULL;
 }
@@ -787,6 +1309,11 @@ static esim_err worker_setup(net_server *srv, struct net_worker *w)
 			evconnlistener_free(lev);
 			return ESIM_E_NOMEM;
 		}
+		wh->lev = lev;
+		wh->backoff_ev = evtimer_new(w->base, accept_resume_cb, wh);
+		if (wh->backoff_ev == NULL)
+			return ESIM_E_NOMEM;
+		evconnlistener_set_error_cb(lev, accept_error_cb);
 	}
 	return ESIM_OK;
 }
@@ -794,9 +1321,17 @@ static esim_err worker_setup(net_server *srv, struct net_worker *w)
 static void worker_free(net_server *srv, struct net_worker *w)
 {
 	if (w->https != NULL) {
+		/* evhttp_free closes the connections: each releases its net_conn */
 		for (size_t i = 0; i < srv->n_listeners; i++) {
 			if (w->https[i].http != NULL)
 				evhttp_free(w->https[i].http);
+		}
+		/* ... but for any not set up yet */
+		while (w->conns != NULL)
+			conn_release(w->conns);
+		for (size_t i = 0; i < srv->n_listeners; i++) {
+			if (w->https[i].backoff_ev != NULL)
+				event_free(w->https[i].backoff_ev);
 		}
 		free(w->https);
 	}
@@ -861,6 +1396,7 @@ void net_server_stop(net_server *srv)
 	/* Closes idle keep-alive connections. */
 	for (unsigned i = 0; i < srv->n_workers; i++)
 		worker_free(srv, &srv->workers[i]);
+	log_flush(srv);
 }
 
 void net_server_free(net_server *srv)
@@ -877,6 +1413,8 @@ void net_server_free(net_server *srv)
 		free(srv->routes[i].path);
 	}
 	free(srv->routes);
+	if (srv->log_mu_ok)
+		pthread_mutex_destroy(&srv->log_mu);
 	free(srv);
 }
 
@@ -888,4 +1426,9 @@ void net_server_get_stats(const net_server *srv, struct net_server_stats *out)
 	out->handled = atomic_load(&s->handled);
 	out->tls_handshakes = atomic_load(&s->handshakes);
 	out->tls_resumed = atomic_load(&s->resumed);
+	out->refused_listener_cap = atomic_load(&s->refused_listener_cap);
+	out->refused_address_cap = atomic_load(&s->refused_address_cap);
+	out->deadline_closed = atomic_load(&s->deadline_closed);
+	out->accept_errors = atomic_load(&s->accept_errors);
+	out->log_suppressed = atomic_load(&s->log_suppressed);
 }
