@@ -5,6 +5,13 @@
  * from the SM-DP+ (SGP.22 5.3.5). Every request runs under the handle's
  * lock in one store transaction, so a step and its audit entry commit
  * together.
+ *
+ * Every answer, whatever its route or status, carries the same security
+ * headers (a strict Content-Security-Policy without inline script or style,
+ * frame-ancestors 'none', nosniff, ...). The customer's identity copy is
+ * only ever served back as a download (Content-Disposition: attachment,
+ * its checked type, nosniff) or, for a JPEG or PNG, through a view route
+ * whose own policy (default-src 'none'; sandbox) lets nothing run.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -647,13 +654,13 @@ static esim_err h_precheck(struct ctx *c)
 #define CASE_COLS                                                                                  \
 	"c.id, c.line_id, l.msisdn, l.iccid, c.state, c.reason, c.doc_type, c.doc_number,"         \
 	" c.doc_sha256, c.doc_cipher IS NOT NULL, c.info_request, c.decision_note, c.created,"     \
-	" c.updated, c.closed, c.proof IS NOT NULL, c.customer_id"
+	" c.updated, c.closed, c.proof IS NOT NULL, c.customer_id, c.doc_mime"
 
 static json_t *case_json(store_stmt *st, int b)
 {
 	(void)b;
 	return json_pack(
-	    "{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:b}", "id",
+	    "{s:I,s:I,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:b,s:o,s:o,s:o,s:o,s:o,s:b,s:o}", "id",
 	    (json_int_t)store_col_int64(st, 0), "line_id", (json_int_t)store_col_int64(st, 1),
 	    "msisdn", col_text(st, 2), "iccid", col_text(st, 3), "state", col_text(st, 4), "reason",
 	    col_text(st, 5), "document_type", col_text(st, 6), "document_number", col_text(st, 7),
@@ -661,7 +668,8 @@ static json_t *case_json(store_stmt *st, int b)
 	    "info_request", col_text(st, 10), "decision_note", col_text(st, 11), "created",
 	    iso(store_col_int64(st, 12)), "updated", iso(store_col_int64(st, 13)), "closed",
 	    store_col_is_null(st, 14) ? json_null() : iso(store_col_int64(st, 14)),
-	    "deletion_proof", store_col_int64(st, 15) != 0);
+	    "deletion_proof", store_col_int64(st, 15) != 0, "document_mime",
+	    store_col_int64(st, 9) ? col_text(st, 17) : json_null());
 }
 
 /* The case, only when the customer owns it (cust < 0: staff, any case). */
@@ -705,50 +713,56 @@ static esim_err events_json(op *o, int64_t id, json_t **out)
 	    id, event_json, out);
 }
 
-static esim_err store_document(struct ctx *c, int64_t case_id, const json_t *body, bool required,
-			       bool *bad)
+/* The identity copy in the body, decoded and checked (JPEG, PNG or PDF by
+ * its content; document_mime, when given, must agree). On a problem the
+ * 400 answer naming it is written and *refused set; nothing is stored.
+ * *doc (caller wipes and frees) is NULL when the copy is absent and not
+ * required. */
+static esim_err take_document(struct ctx *c, bool required, uint8_t **doc, size_t *dl,
+			      const char **mime, bool *refused)
 {
-	*bad = false;
-	if (!json_object_get(body, "document_copy")) {
-		*bad = required;
-		return ESIM_OK;
+	*doc = NULL;
+	*dl = 0;
+	*mime = NULL;
+	*refused = false;
+	json_t *v = json_object_get(c->body, "document_copy");
+	if (!v) {
+		*refused = required;
+		return required ? error(c, 400, "bad_request", "document_copy is required")
+				: ESIM_OK;
 	}
-	uint8_t *doc = NULL;
-	size_t dl = 0;
-	if (net_json_get_base64(body, "document_copy", OP_DOC_MAX, &doc, &dl, NULL) != ESIM_OK ||
-	    dl == 0) {
-		free(doc);
-		*bad = true;
-		return ESIM_OK;
+	json_t *dm = json_object_get(c->body, "document_mime");
+	if (dm && !json_is_string(dm)) {
+		*refused = true;
+		return error(c, 400, "bad_document", "document_mime must be a string");
 	}
-	const char *mime = get_str(body, "document_mime");
-	char hex[65];
-	sha256_hex(doc, dl, hex);
-	uint8_t nonce[crypto_secretbox_NONCEBYTES];
-	randombytes_buf(nonce, sizeof nonce);
-	uint8_t *ct = malloc(dl + crypto_secretbox_MACBYTES);
-	esim_err err = ct ? ESIM_OK : ESIM_E_NOMEM;
-	if (ct)
-		crypto_secretbox_easy(ct, doc, dl, nonce, c->o->data_key);
-	esim_wipe(doc, dl);
+	uint8_t *p = NULL;
+	size_t n = 0;
+	if (net_json_get_base64(c->body, "document_copy", OP_DOC_MAX, &p, &n, NULL) != ESIM_OK) {
+		free(p);
+		*refused = true;
+		return error(c, 400, "bad_document",
+			     "document_copy must be base64 text of at most 4 MiB");
+	}
+	char why[200];
+	const char *type = op_doc_check(p, n, json_string_value(dm), why, sizeof why);
+	if (!type) {
+		esim_wipe(p, n);
+		free(p);
+		*refused = true;
+		return error(c, 400, "bad_document", why);
+	}
+	*doc = p;
+	*dl = n;
+	*mime = type;
+	return ESIM_OK;
+}
+
+static void drop_document(uint8_t *doc, size_t n)
+{
+	if (doc)
+		esim_wipe(doc, n);
 	free(doc);
-	store_stmt *st;
-	if (err == ESIM_OK &&
-	    (err = store_prepare(
-		 c->o->s,
-		 "UPDATE op_cases SET doc_cipher = ?1, doc_nonce = ?2, doc_sha256 = ?3,"
-		 " doc_mime = ?4 WHERE id = ?5",
-		 &st)) == ESIM_OK) {
-		store_bind_blob(st, 1, ct, dl + crypto_secretbox_MACBYTES);
-		store_bind_blob(st, 2, nonce, sizeof nonce);
-		store_bind_text(st, 3, hex);
-		store_bind_text(st, 4, mime ? mime : "application/octet-stream");
-		store_bind_int64(st, 5, case_id);
-		err = store_run(st);
-		store_finalize(st);
-	}
-	free(ct);
-	return err;
 }
 
 static bool valid_doc_type(const char *t)
@@ -757,9 +771,11 @@ static bool valid_doc_type(const char *t)
 		     !strcmp(t, "driving_licence") || !strcmp(t, "residence_permit"));
 }
 
+static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, const char *dt,
+			    const char *dn, const uint8_t *doc, size_t dl, const char *mime);
+
 static esim_err h_submit(struct ctx *c)
 {
-	op *o = c->o;
 	int64_t line = get_int(c->body, "line_id");
 	const char *reason = get_str(c->body, "reason"), *dt = get_str(c->body, "document_type"),
 		   *dn = get_str(c->body, "document_number");
@@ -768,6 +784,22 @@ static esim_err h_submit(struct ctx *c)
 		return error(
 		    c, 400, "bad_request",
 		    "reason, document_type, document_number and document_copy are required");
+	uint8_t *doc;
+	size_t dl;
+	const char *mime;
+	bool refused;
+	esim_err err = take_document(c, true, &doc, &dl, &mime, &refused);
+	if (err != ESIM_OK || refused)
+		return err;
+	err = submit_case(c, line, reason, dt, dn, doc, dl, mime);
+	drop_document(doc, dl);
+	return err;
+}
+
+static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, const char *dt,
+			    const char *dn, const uint8_t *doc, size_t dl, const char *mime)
+{
+	op *o = c->o;
 	store_stmt *st;
 	esim_err err = store_prepare(
 	    o->s, "SELECT state FROM op_lines WHERE id = ?1 AND customer_id = ?2 {{FOR_UPDATE}}",
@@ -807,13 +839,10 @@ static esim_err h_submit(struct ctx *c)
 	store_bind_int64(st, 6, now);
 	err = store_run_id(st, &id);
 	store_finalize(st);
-	bool bad = false;
 	if (err == ESIM_OK)
-		err = store_document(c, id, c->body, true, &bad);
+		err = op_doc_seal(o, id, doc, dl, mime);
 	if (err != ESIM_OK)
 		return err;
-	if (bad)
-		return ESIM_E_ARG; /* rolled back; answered 400 by the caller */
 	if ((err = store_prepare(o->s,
 				 "INSERT INTO op_identity_checks (case_id, doc_type, doc_number,"
 				 " doc_sha256, actor, result, at) SELECT id, doc_type, doc_number,"
@@ -910,11 +939,17 @@ static esim_err h_respond(struct ctx *c)
 		return error(c, 400, "bad_request", "message is required");
 	if (strcmp(state, "needs_info") != 0)
 		return error(c, 409, "conflict", "bad_state");
-	bool bad;
-	if ((err = store_document(c, id, c->body, false, &bad)) != ESIM_OK)
+	uint8_t *doc;
+	size_t dl;
+	const char *mime;
+	bool refused;
+	if ((err = take_document(c, false, &doc, &dl, &mime, &refused)) != ESIM_OK || refused)
 		return err;
-	if (bad)
-		return ESIM_E_ARG;
+	if (doc)
+		err = op_doc_seal(c->o, id, doc, dl, mime);
+	drop_document(doc, dl);
+	if (err != ESIM_OK)
+		return err;
 	if ((err = op_case_move(c->o, id, "needs_info", "in_review", c->actor, msg)) != ESIM_OK)
 		return err;
 	return answer_case(c, id, c->who);
@@ -1118,54 +1153,93 @@ static esim_err h_staff_case(struct ctx *c)
 	return reply(c, 200, json_pack("{s:o,s:o}", "case", r, "events", ev));
 }
 
+static const char *doc_ext(const char *type)
+{
+	return !type				  ? "bin"
+	       : !strcmp(type, "image/jpeg")	  ? "jpg"
+	       : !strcmp(type, "image/png")	  ? "png"
+	       : !strcmp(type, "application/pdf") ? "pdf"
+						  : "bin";
+}
+
+/* The decrypted copy of case id, audited as viewed; NULL (answered 404)
+ * once erased. The type is judged again from the plaintext, never taken
+ * from the row: a copy stored before the checks existed is served as
+ * application/octet-stream. */
+static esim_err load_document(struct ctx *c, int64_t id, const char *how, uint8_t **plain,
+			      size_t *pl, const char **type)
+{
+	esim_err err = op_doc_open(c->o, id, plain, pl);
+	if (err == ESIM_E_NOT_FOUND)
+		return error(c, 404, "not_found", "no document copy (erased or never given)");
+	if (err != ESIM_OK)
+		return err;
+	*type = op_doc_type(*plain, *pl);
+	char d[96];
+	snprintf(d, sizeof d, "{\"case\":%lld,\"how\":\"%s\"}", (long long)id, how);
+	return op_audit(c->o, c->actor, "case.document.view", d);
+}
+
+/* GET /api/staff/document: always a download, never rendered in the page. */
 static esim_err h_document(struct ctx *c)
 {
 	int64_t id = query_id(c->req);
-	store_stmt *st;
-	esim_err err =
-	    store_prepare(c->o->s,
-			  "SELECT doc_cipher, doc_nonce, doc_mime FROM op_cases WHERE id = ?1"
-			  " AND doc_cipher IS NOT NULL",
-			  &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_int64(st, 1, id);
-	bool row;
-	err = store_step(st, &row);
-	size_t cl = 0, nl = 0;
-	const uint8_t *ct = row ? store_col_blob(st, 0, &cl) : NULL;
-	const uint8_t *nonce = row ? store_col_blob(st, 1, &nl) : NULL;
 	uint8_t *plain = NULL;
 	size_t pl = 0;
-	char mime[96] = "application/octet-stream";
-	if (err == ESIM_OK && ct && nonce && nl == crypto_secretbox_NONCEBYTES &&
-	    cl >= crypto_secretbox_MACBYTES) {
-		pl = cl - crypto_secretbox_MACBYTES;
-		plain = malloc(pl ? pl : 1);
-		if (plain &&
-		    crypto_secretbox_open_easy(plain, ct, cl, nonce, c->o->data_key) != 0) {
-			free(plain);
-			plain = NULL;
-		}
-		if (store_col_text(st, 2))
-			snprintf(mime, sizeof mime, "%s", store_col_text(st, 2));
-	}
-	store_finalize(st);
-	if (err != ESIM_OK)
+	const char *type = NULL;
+	esim_err err = load_document(c, id, "download", &plain, &pl, &type);
+	if (err != ESIM_OK || !plain) {
+		drop_document(plain, pl);
 		return err;
-	if (!plain)
-		return error(c, 404, "not_found", "no document copy (erased or never given)");
-	char d[64];
-	snprintf(d, sizeof d, "{\"case\":%lld}", (long long)id);
-	err = op_audit(c->o, c->actor, "case.document.view", d);
+	}
+	char cd[96];
+	snprintf(cd, sizeof cd, "attachment; filename=\"case-%lld-identity.%s\"", (long long)id,
+		 doc_ext(type));
+	err = net_response_set(c->resp, 200, type ? type : "application/octet-stream");
 	if (err == ESIM_OK)
-		err = net_response_set(c->resp, 200, mime);
+		err = net_response_add_header(c->resp, "Content-Disposition", cd);
 	if (err == ESIM_OK)
 		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
 	if (err == ESIM_OK)
 		err = net_response_append(c->resp, plain, pl);
-	esim_wipe(plain, pl);
-	free(plain);
+	drop_document(plain, pl);
+	return err;
+}
+
+/* GET /api/staff/document/view: a JPEG or PNG copy for an <img> in the
+ * staff page, under a policy that lets nothing in it run (default-src
+ * 'none'; sandbox). A PDF (or anything else) is only a download. */
+static esim_err h_document_view(struct ctx *c)
+{
+	int64_t id = query_id(c->req);
+	uint8_t *plain = NULL;
+	size_t pl = 0;
+	const char *type = NULL;
+	esim_err err = load_document(c, id, "image", &plain, &pl, &type);
+	if (err != ESIM_OK || !plain) {
+		drop_document(plain, pl);
+		return err;
+	}
+	if (!type || (strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0)) {
+		drop_document(plain, pl);
+		return error(c, 415, "not_an_image",
+			     "this copy is not a JPEG or PNG image; download it instead");
+	}
+	char cd[96];
+	snprintf(cd, sizeof cd, "inline; filename=\"case-%lld-identity.%s\"", (long long)id,
+		 doc_ext(type));
+	err = net_response_set(c->resp, 200, type);
+	if (err == ESIM_OK)
+		err =
+		    net_response_add_header(c->resp, "Content-Security-Policy",
+					    "default-src 'none'; sandbox; frame-ancestors 'none'");
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Content-Disposition", cd);
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
+	if (err == ESIM_OK)
+		err = net_response_append(c->resp, plain, pl);
+	drop_document(plain, pl);
 	return err;
 }
 
@@ -1252,9 +1326,11 @@ static esim_err h_staff_action(struct ctx *c, const char *action)
 		if (err == ESIM_OK)
 			err = set_case_text(
 			    o, id,
-			    "UPDATE op_cases SET doc_cipher = NULL, doc_nonce = NULL,"
-			    " info_request = COALESCE(info_request, ?1) WHERE id = ?2",
+			    "UPDATE op_cases SET info_request = COALESCE(info_request, ?1)"
+			    " WHERE id = ?2",
 			    "");
+		if (err == ESIM_OK) /* a rejected case ends: its copy goes for good */
+			err = op_doc_erase(o, id);
 		if (err == ESIM_OK)
 			err = op_case_move(o, id, "submitted,in_review,needs_info", "rejected",
 					   c->actor, reason);
@@ -1364,12 +1440,8 @@ static esim_err serve_static(op *o, const char *name, net_response *resp)
 	if (esim_read_file(path, 16u << 20, &p, &n) != ESIM_OK)
 		return net_response_set(resp, 404, "text/plain");
 	esim_err err = net_response_set(resp, 200, mime_of(name));
-	const char *hdr[][2] = {{"Cache-Control", "no-store"},
-				{"X-Content-Type-Options", "nosniff"},
-				{"X-Frame-Options", "DENY"},
-				{"Content-Security-Policy", "default-src 'self'"}};
-	for (size_t i = 0; err == ESIM_OK && i < 4; i++)
-		err = net_response_add_header(resp, hdr[i][0], hdr[i][1]);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, "Cache-Control", "no-store");
 	if (err == ESIM_OK)
 		err = net_response_append(resp, p, n);
 	free(p);
@@ -1466,6 +1538,7 @@ static const struct route routes[] = {
     {"GET", "/api/staff/queue", STAFF, 0, h_queue},
     {"GET", "/api/staff/case", STAFF, 0, h_staff_case},
     {"GET", "/api/staff/document", STAFF, 0, h_document},
+    {"GET", "/api/staff/document/view", STAFF, 0, h_document_view},
     {"POST", "/api/staff/case/take", STAFF, 0, w_take},
     {"POST", "/api/staff/case/approve", STAFF, 0, w_approve},
     {"POST", "/api/staff/case/reject", STAFF, 0, w_reject},
@@ -1501,9 +1574,68 @@ static esim_err run_route(struct ctx *c, const struct route *r)
 	return r->fn(c);
 }
 
+/* The policy of every page and answer: scripts, styles, images and
+ * fetches from this origin only, no inline script or style (attributes
+ * included), no plugins, no framing, forms only to this origin. */
+#define PAGE_CSP                                                                                   \
+	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self';"                 \
+	" connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self';"             \
+	" frame-ancestors 'none'"
+
+static bool has_header(const net_response *resp, const char *name)
+{
+	for (size_t i = 0; i < resp->n_headers; i++)
+		if (!strcasecmp(resp->headers[i].name, name))
+			return true;
+	return false;
+}
+
+/* On every answer; a header the handler set itself (the image view's
+ * stricter policy) is kept. */
+static esim_err security_headers(net_response *resp)
+{
+	static const char *const h[][2] = {
+	    {"Content-Security-Policy", PAGE_CSP},
+	    {"X-Content-Type-Options", "nosniff"},
+	    {"X-Frame-Options", "DENY"},
+	    {"Referrer-Policy", "no-referrer"},
+	    {"Cross-Origin-Opener-Policy", "same-origin"},
+	    {"Cross-Origin-Resource-Policy", "same-origin"},
+	    {"Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=(),"
+				   " interest-cohort=()"},
+	};
+	esim_err err = ESIM_OK;
+	for (size_t i = 0; err == ESIM_OK && i < sizeof h / sizeof h[0]; i++)
+		if (!has_header(resp, h[i][0]))
+			err = net_response_add_header(resp, h[i][0], h[i][1]);
+	return err;
+}
+
+static esim_err route_request(op *o, const net_request *req, net_response *resp);
+
 esim_err op_http(const net_request *req, net_response *resp, void *arg)
 {
 	op *o = arg;
+	esim_err err = route_request(o, req, resp);
+	if (err != ESIM_OK) {
+		/* answered here rather than by the server's bare 500, so that it
+		 * too carries the headers; the SM-DP+ retries a 500 all the same */
+		net_response_clear(resp);
+		net_response_init(resp);
+		json_t *j = json_pack("{s:s,s:s}", "error", "internal", "message",
+				      "the server could not complete the request");
+		err = net_response_json(resp, 500, j);
+		json_decref(j);
+		if (err == ESIM_OK)
+			err = net_response_add_header(resp, "Cache-Control", "no-store");
+	}
+	if (err == ESIM_OK)
+		err = security_headers(resp);
+	return err;
+}
+
+static esim_err route_request(op *o, const net_request *req, net_response *resp)
+{
 	if (!strcmp(req->method, "GET")) {
 		if (!strcmp(req->path, "/"))
 			return serve_static(o, "index.html", resp);
@@ -1541,13 +1673,10 @@ esim_err op_http(const net_request *req, net_response *resp, void *arg)
 		net_response_init(resp);
 		c = (struct ctx){.o = o, .req = req, .resp = resp};
 	}
+	if (err == ESIM_OK)
+		op_doc_flush(o); /* an erased copy leaves the WAL now (busy: next commit) */
 	pthread_mutex_unlock(&o->lock);
 	json_decref(c.body);
-	if (err == ESIM_E_ARG) {
-		net_response_clear(resp);
-		net_response_init(resp);
-		return error(&c, 400, "bad_request", "document_copy missing or not base64");
-	}
 	return err;
 }
 

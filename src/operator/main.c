@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <qrencode.h>
 
@@ -96,8 +98,8 @@ static void usage(void)
 	    "usage: esim-operator <command> [--config FILE] [--key value]...\n"
 	    "  serve                      the portal, its JSON API and the ES2+ callback\n"
 	    "  init-demo                  seed the demo customers and staff\n"
-	    "  add-customer LOGIN PASSWORD NAME ADDRESS [MSISDN PLAN]\n"
-	    "  add-staff LOGIN PASSWORD reviewer|admin\n"
+	    "  add-customer LOGIN NAME ADDRESS [MSISDN PLAN]   password: prompt or stdin\n"
+	    "  add-staff LOGIN reviewer|admin                  password: prompt or stdin\n"
 	    "  order-esim LOGIN           ES2+ order; prints the activation code and QR\n"
 	    "  set KEY VALUE              final_invoice_policy 0|1, deletion_reminder_seconds N\n"
 	    "  tick                       send due deletion reminders\n"
@@ -131,6 +133,63 @@ static void print_qr(const char *text)
 		fputc('\n', stdout);
 	}
 	QRcode_free(q);
+}
+
+/* A new account's password: asked twice without echo on a terminal, else
+ * the first line of stdin. Never an argument: argv shows in ps and in the
+ * shell's history. 0 and pw filled, or -1 after saying why. */
+static int read_password(const char *login, char *pw, size_t n)
+{
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+	char again[256] = "";
+	int rc = -1;
+	if (tty) {
+		if (tcgetattr(STDIN_FILENO, &old) != 0)
+			tty = false;
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		quiet.c_lflag |= ECHONL;
+	}
+	for (int round = 0; round < (tty ? 2 : 1); round++) {
+		char *into = round ? again : pw;
+		size_t cap = round ? sizeof again : n;
+		if (tty) {
+			fprintf(stderr, round ? "Password again: " : "Password for %s: ", login);
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+		}
+		char *got = fgets(into, (int)cap, stdin);
+		if (tty)
+			tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		if (!got)
+			into[0] = '\0';
+		into[strcspn(into, "\r\n")] = '\0';
+	}
+	if (!pw[0])
+		fprintf(stderr, "esim-operator: no password given (type it at the prompt or pipe it"
+				" on stdin)\n");
+	else if (strlen(pw) < 8)
+		fprintf(stderr, "esim-operator: the password needs at least 8 characters\n");
+	else if (tty && strcmp(pw, again) != 0)
+		fprintf(stderr, "esim-operator: the two passwords differ\n");
+	else
+		rc = 0;
+	esim_wipe(again, sizeof again);
+	if (rc != 0)
+		esim_wipe(pw, n);
+	return rc;
+}
+
+static int password_in_argv(const char *cmd)
+{
+	fprintf(stderr,
+		"esim-operator: %s: a password on the command line is refused (ps and the shell's"
+		" history show it); give it on stdin or at the prompt, e.g.\n"
+		"  printf '%%s\\n' \"$PASSWORD\" | esim-operator %s %s\n",
+		cmd, cmd,
+		!strcmp(cmd, "add-staff") ? "LOGIN reviewer|admin"
+					  : "LOGIN NAME ADDRESS [MSISDN PLAN]");
+	return 2;
 }
 
 static int fail(const char *what, esim_err err)
@@ -285,6 +344,24 @@ int main(int argc, char **argv)
 		kv_free(&kv);
 		return 0;
 	}
+	/* add-customer LOGIN PASSWORD NAME ADDRESS [MSISDN PLAN] and add-staff
+	 * LOGIN PASSWORD ROLE were the old forms: refused, as is --password */
+	bool add_c = !strcmp(cmd, "add-customer"), add_s = !strcmp(cmd, "add-staff");
+	if ((add_c || add_s) && (kv_get(&kv, "password") || (add_c && (npos == 4 || npos == 6)) ||
+				 (add_s && npos == 3))) {
+		kv_free(&kv);
+		return password_in_argv(cmd);
+	}
+	if ((add_c && npos != 3 && npos != 5) || (add_s && npos != 2)) {
+		usage();
+		kv_free(&kv);
+		return 2;
+	}
+	char pw[256] = "";
+	if ((add_c || add_s) && read_password(pos[0], pw, sizeof pw) != 0) {
+		kv_free(&kv);
+		return 1;
+	}
 	struct op_config cfg = {
 	    .db = kv_get(&kv, "db") ? kv_get(&kv, "db") : "esim-operator.db",
 	    .web_dir = kv_get(&kv, "web-dir"),
@@ -301,6 +378,7 @@ int main(int argc, char **argv)
 	op *o = NULL;
 	esim_err err = op_open(&cfg, &o);
 	if (err != ESIM_OK) {
+		esim_wipe(pw, sizeof pw);
 		kv_free(&kv);
 		return fail("open", err);
 	}
@@ -313,16 +391,16 @@ int main(int argc, char **argv)
 			printf(
 			    "demo data seeded: jan.peeters@example.be, sofie.janssens@example.be,"
 			    " staff reviewer and admin\n");
-	} else if (!strcmp(cmd, "add-customer") && (npos == 4 || npos == 6)) {
+	} else if (add_c) {
 		int64_t id = 0;
-		err = op_add_customer(o, pos[0], pos[1], pos[2], pos[3], &id);
-		if (err == ESIM_OK && npos == 6)
-			err = op_add_line(o, id, pos[4], NULL, pos[5], false, NULL);
+		err = op_add_customer(o, pos[0], pw, pos[1], pos[2], &id);
+		if (err == ESIM_OK && npos == 5)
+			err = op_add_line(o, id, pos[3], NULL, pos[4], false, NULL);
 		rc = err == ESIM_OK ? 0 : fail("add-customer", err);
 		if (!rc)
 			printf("customer %lld\n", (long long)id);
-	} else if (!strcmp(cmd, "add-staff") && npos == 3) {
-		err = op_add_staff(o, pos[0], pos[1], pos[2]);
+	} else if (add_s) {
+		err = op_add_staff(o, pos[0], pw, pos[1]);
 		rc = err == ESIM_OK ? 0 : fail("add-staff", err);
 	} else if (!strcmp(cmd, "set") && npos == 2) {
 		err = op_set_setting(o, pos[0], atoll(pos[1]));
@@ -355,6 +433,7 @@ int main(int argc, char **argv)
 		usage();
 		rc = 2;
 	}
+	esim_wipe(pw, sizeof pw);
 	op_close(o);
 	kv_free(&kv);
 	return rc;

@@ -61,6 +61,11 @@ static const char *const migrations[] = {
     "CREATE TABLE op_login_fail (k TEXT PRIMARY KEY, count {{INT}} NOT NULL,"
     " first_at {{INT}} NOT NULL, locked_until {{INT}} NOT NULL, lockouts {{INT}} NOT NULL);"
     "CREATE TABLE op_settings (k TEXT PRIMARY KEY, v {{INT}} NOT NULL);",
+    /* 2: a random key per identity copy, wrapped under the data key, in its
+     * own row: deleting the row at close makes every leftover ciphertext
+     * unreadable (document.c) */
+    "CREATE TABLE op_case_keys (case_id {{INT}} PRIMARY KEY, wrapped {{BLOB}} NOT NULL,"
+    " nonce {{BLOB}} NOT NULL);",
 };
 
 time_t op_now(op *o)
@@ -170,6 +175,9 @@ esim_err op_open(const struct op_config *cfg, op **out)
 		err = load_data_key(o, cfg->data_key_file);
 	if (err == ESIM_OK)
 		err = store_open(cfg->db, &o->s);
+	/* erased rows and pages are overwritten with zeros, not just unlinked */
+	if (err == ESIM_OK && store_sql_dialect(o->s) == STORE_DIALECT_SQLITE)
+		err = store_exec(o->s, "PRAGMA secure_delete=ON;");
 	if (err == ESIM_OK)
 		err = store_migrate(o->s, migrations, sizeof migrations / sizeof migrations[0]);
 	if (err != ESIM_OK) {
@@ -576,6 +584,8 @@ static esim_err end(op *o, esim_err err)
 		err = store_commit(o->s);
 	else
 		store_rollback(o->s);
+	if (err == ESIM_OK)
+		op_doc_flush(o); /* busy: tried again after the next commit */
 	pthread_mutex_unlock(&o->lock);
 	return err;
 }

@@ -24,6 +24,7 @@ struct op {
 	crypto_cert *cert;   /* may be NULL */
 	crypto_trust *trust; /* may be NULL */
 	unsigned char data_key[32];
+	bool erase_pending; /* a copy was erased: checkpoint the WAL after commit */
 	bool fast_hash;
 	time_t (*now)(void *);
 	void *now_arg;
@@ -54,6 +55,22 @@ esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, 
 		      const char *note);
 /* ES2+ POST; *resp_json out (caller decrefs) when the call executed. */
 esim_err op_es2_call(op *o, const char *function, json_t *body, json_t **resp_json);
+
+/* The identity copy (document.c). op_doc_type: "image/jpeg", "image/png",
+ * "application/pdf" by the content's magic bytes, or NULL. op_doc_check:
+ * the same, NULL with why filled when the content is none of those or the
+ * declared type (may be NULL) disagrees. op_doc_seal stores the copy under
+ * a new per-case key (inside the caller's transaction); op_doc_open gives
+ * the plaintext (caller wipes and frees; ESIM_E_NOT_FOUND once erased);
+ * op_doc_erase destroys the case key and the ciphertext and marks the
+ * handle for op_doc_flush, which the caller runs after its COMMIT (under
+ * the handle's lock) to checkpoint and truncate SQLite's WAL. */
+const char *op_doc_type(const uint8_t *p, size_t n);
+const char *op_doc_check(const uint8_t *p, size_t n, const char *declared, char *why, size_t wn);
+esim_err op_doc_seal(op *o, int64_t case_id, const uint8_t *doc, size_t n, const char *mime);
+esim_err op_doc_open(op *o, int64_t case_id, uint8_t **plain, size_t *len);
+esim_err op_doc_erase(op *o, int64_t case_id);
+esim_err op_doc_flush(op *o);
 
 /* small helpers */
 esim_err op_prep(op *o, const char *sql, store_stmt **st);

@@ -218,17 +218,11 @@ static esim_err set_line_state(op *o, int64_t line, const char *state)
 	return err;
 }
 
+/* At close the identity copy goes for good: its case key and ciphertext
+ * are deleted here, the WAL is checkpointed after the commit (document.c). */
 static esim_err erase_document(op *o, int64_t case_id)
 {
-	store_stmt *st;
-	esim_err err = store_prepare(
-	    o->s, "UPDATE op_cases SET doc_cipher = NULL, doc_nonce = NULL WHERE id = ?1", &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_int64(st, 1, case_id);
-	err = store_run(st);
-	store_finalize(st);
-	return err;
+	return op_doc_erase(o, case_id);
 }
 
 esim_err op_after_approval(op *o, int64_t case_id, const char *actor)

@@ -87,6 +87,52 @@ function idCardPng() {
 		chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 
+/* Files that must never be accepted as the identity copy: each could run
+ * script in a reviewer's session if it were served back as a page. */
+const BAD_COPIES = [
+	{ name: 'passport.html', mimeType: 'text/html', names: /HTML/,
+		buffer: Buffer.from('<!DOCTYPE html><script>fetch("/api/me")</script>') },
+	{ name: 'passport.svg', mimeType: 'image/svg+xml', names: /SVG/,
+		buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>') },
+	{ name: 'passport.exe', mimeType: 'application/x-msdownload', names: /executable/,
+		buffer: Buffer.concat([Buffer.from('MZ\x90\x00', 'latin1'), Buffer.alloc(64)]) },
+];
+
+/* Every answer of the portal carries the security headers; the identity
+ * copy's image view has its own, stricter policy. Failures are collected
+ * and checked at the end. */
+const headerErrors = [];
+let headersChecked = 0;
+function checkHeaders(resp) {
+	const url = resp.url();
+	if (!url.startsWith(BASE))
+		return;
+	const h = resp.headers();
+	const csp = h['content-security-policy'] || '';
+	const problems = [];
+	if (!/frame-ancestors 'none'/.test(csp))
+		problems.push('CSP without frame-ancestors \'none\': ' + csp);
+	if (/unsafe-inline|unsafe-eval/.test(csp))
+		problems.push('CSP allows inline or eval: ' + csp);
+	if (/\/api\/staff\/document\/view/.test(url)) {
+		if (!/^default-src 'none'; sandbox/.test(csp))
+			problems.push('image view not sandboxed: ' + csp);
+	} else if (!/default-src 'self'/.test(csp)) {
+		problems.push('CSP without default-src \'self\': ' + csp);
+	}
+	if (h['x-content-type-options'] !== 'nosniff')
+		problems.push('no nosniff');
+	if (h['x-frame-options'] !== 'DENY')
+		problems.push('X-Frame-Options ' + h['x-frame-options']);
+	if (h['referrer-policy'] !== 'no-referrer')
+		problems.push('Referrer-Policy ' + h['referrer-policy']);
+	if (h['cross-origin-opener-policy'] !== 'same-origin')
+		problems.push('Cross-Origin-Opener-Policy ' + h['cross-origin-opener-policy']);
+	headersChecked++;
+	if (problems.length)
+		headerErrors.push(resp.request().method() + ' ' + url + ' (' + resp.status() + '): ' + problems.join('; '));
+}
+
 /* The reference of the newest notice in the operator's maildir: what a
  * customer would read in the e-mail and type into "Was this really us?". */
 function lastMailedReference() {
@@ -119,6 +165,7 @@ async function main() {
 	const consoleErrors = [];
 	for (const ctx of [janCtx, staffCtx, sofieCtx]) {
 		ctx.setDefaultTimeout(10000);
+		ctx.on('response', checkHeaders); /* pages, scripts, styles, API, images */
 		ctx.on('page', (p) => {
 			pages.push(p);
 			/* the server's CSP forbids inline script and style: a page that
@@ -172,9 +219,28 @@ async function main() {
 		await jan.getByLabel('Why do you want to end this line?').fill('Moving abroad (Lisbon) at the end of the year.');
 		await jan.getByLabel('Document type').selectOption('id_card');
 		await jan.getByLabel('Document number').fill('592-1234567-89');
+		await jan.getByLabel(/I understand/).check();
+
+		step('an HTML page, an SVG or a program as the "copy" is refused with a visible error');
+		for (const bad of BAD_COPIES) {
+			await jan.getByLabel(/Copy of the document/).setInputFiles(bad);
+			await jan.getByRole('button', { name: 'Submit termination request' }).click();
+			const err = jan.locator('#error');
+			await err.waitFor({ state: 'visible' });
+			await jan.waitForFunction(() => /refused/.test(document.getElementById('error').textContent));
+			const text = await err.textContent();
+			assert.match(text, /refused/, bad.name + ': ' + text);
+			assert.match(text, bad.names, bad.name + ' named in: ' + text);
+			assert.match(text, /JPEG, PNG or PDF/, bad.name + ': ' + text);
+			assert.ok(/#terminate\//.test(jan.url()), 'still on the form after ' + bad.name + ': ' + jan.url());
+			await shot(jan, 'refused-' + bad.name.replace('.', '-'));
+			await jan.evaluate(() => { document.getElementById('error').hidden = true; });
+		}
+		const none = await janCtx.request.get(BASE + '/api/cases');
+		assert.equal((await none.json()).cases.length, 0, 'no case was made from a refused copy');
+
 		await jan.getByLabel(/Copy of the document/).setInputFiles({ name: 'eid-front.png', mimeType: 'image/png',
 			buffer: idCardPng() });
-		await jan.getByLabel(/I understand/).check();
 		await shot(jan, 'terminate-form-filled');
 		await jan.getByRole('button', { name: 'Submit termination request' }).click();
 		await jan.locator('#view-case').waitFor({ state: 'visible' });
@@ -210,6 +276,15 @@ async function main() {
 			return i && i.complete && i.naturalWidth > 0;
 		});
 		assert.equal(await img.evaluate((i) => i.naturalWidth), 120, 'the uploaded copy comes back intact');
+		assert.match(await img.getAttribute('src'), /^\/api\/staff\/document\/view\?id=\d+$/, 'the image comes from the sandboxed view');
+		assert.equal(await staff.locator('#rv-doccopy a[target]').count(), 0, 'the copy is never opened in a tab');
+		const dlHref = await staff.locator('#rv-docdownload').getAttribute('href');
+		const copy = await staffCtx.request.get(BASE + dlHref);
+		assert.equal(copy.status(), 200);
+		assert.match(copy.headers()['content-disposition'], /^attachment;/, 'the copy is a download');
+		assert.equal(copy.headers()['content-type'], 'image/png', 'with its checked type');
+		assert.equal(copy.headers()['x-content-type-options'], 'nosniff');
+		assert.ok(Buffer.compare(await copy.body(), idCardPng()) === 0, 'the download is the uploaded copy');
 		assert.match(await staff.locator('#rv-checks').textContent(), /No open invoices/);
 		await shot(staff, 'staff-review-evidence');
 
@@ -352,7 +427,9 @@ async function main() {
 		assert.equal(nocsrf.status(), 403);
 		assert.equal((await nocsrf.json()).error, 'csrf');
 
-		assert.deepEqual(consoleErrors, [], 'no script errors in the pages');
+		assert.deepEqual(consoleErrors, [], 'no script errors or CSP violations in the pages');
+		assert.deepEqual(headerErrors, [], 'every answer carries the security headers');
+		assert.ok(headersChecked >= 30, 'headers checked on ' + headersChecked + ' answers');
 		console.log('browser_portal: all steps passed (' + shots.length + ' screenshots in ' + ART + ')');
 	} catch (e) {
 		for (let i = 0; i < pages.length; i++) {

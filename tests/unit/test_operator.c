@@ -196,7 +196,8 @@ static void login(struct fx *f, bool staff, const char *user, const char *pw)
 
 #define SUBMIT_FMT                                                                                 \
 	"{\"line_id\":%lld,\"reason\":\"moving abroad\",\"document_type\":\"id_card\","            \
-	"\"document_number\":\"592-1234567-89\",\"document_copy\":\"aWRlbnRpdHkgY2FyZCBzY2Fu\","   \
+	"\"document_number\":\"592-1234567-89\",\"document_copy\":"                                \
+	"\"iVBORw0KGgppZGVudGl0eSBjYXJkIHNjYW4=\","                                                \
 	"\"document_mime\":\"image/png\"}"
 
 static int64_t first_line(struct fx *f)
@@ -479,9 +480,10 @@ static void test_workflow(void **state)
 	assert_int_equal(409, staff_act(f, "approve", cs, NULL));
 	login(f, false, "sofie.janssens@example.be", "sofie-demo-2026");
 	char rb[200];
-	snprintf(rb, sizeof rb,
-		 "{\"case_id\":%lld,\"message\":\"new scan\",\"document_copy\":\"bmV3IHNjYW4=\"}",
-		 (long long)cs);
+	snprintf(
+	    rb, sizeof rb,
+	    "{\"case_id\":%lld,\"message\":\"new scan\",\"document_copy\":\"/9j/4G5ldyBzY2Fu\"}",
+	    (long long)cs);
 	assert_int_equal(200, call(f, "POST", "/api/case/respond", NULL, rb, NULL));
 	assert_string_equal("in_review", case_state(f, cs, false));
 	/* approve: the line is downloaded, so the service stops and we wait */

@@ -239,7 +239,7 @@ static void test_es2_loopback(void **state)
 			 call(o, "POST", "/api/cases",
 			      "{\"line_id\":1,\"reason\":\"changed my mind\",\"document_type\":"
 			      "\"passport\",\"document_number\":\"EH123456\",\"document_copy\":"
-			      "\"cGFzc3BvcnQ=\"}",
+			      "\"JVBERi0xLjQgcGFzc3BvcnQ=\"}",
 			      cookie, csrf, NULL, NULL));
 	assert_int_equal(200, call(o, "POST", "/api/staff/login",
 				   "{\"login\":\"reviewer\",\"password\":\"review-demo-2026\"}",

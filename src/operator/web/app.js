@@ -176,6 +176,9 @@ var Portal = (function () {
 			return 'This item does not exist or does not belong to your account.';
 		case 'conflict':
 			return 'This step is not possible now: ' + conflictText(err.message);
+		case 'bad_document':
+			return 'Your copy of the document was refused: ' + err.message +
+				'. Please choose a photo or scan as JPEG, PNG or PDF.';
 		default:
 			return err.message || 'Something went wrong.';
 		}
@@ -452,14 +455,18 @@ var Portal = (function () {
 		var btn = f.querySelector('button[type=submit]');
 		btn.disabled = true;
 		P.fileBase64(file).then(function (b64) {
-			return P.api('POST', '/api/cases', {
+			var body = {
 				line_id: Number(f.getAttribute('data-line')),
 				reason: $('term-reason').value.trim(),
 				document_type: $('term-doctype').value,
 				document_number: $('term-docnumber').value.trim(),
-				document_copy: b64,
-				document_mime: file.type || 'application/octet-stream'
-			});
+				document_copy: b64
+			};
+			/* the server judges the type by the content; the browser's
+			 * guess (from the name) is only a claim it must agree with */
+			if (file.type)
+				body.document_mime = file.type;
+			return P.api('POST', '/api/cases', body);
 		}).then(function (r) {
 			P.flash('Your termination request was submitted as case #' + r['case'].id + '. We sent you a confirmation with a reference you can check.');
 			keepFlash = true;
@@ -539,7 +546,8 @@ var Portal = (function () {
 			var body = { case_id: id, message: $('respond-message').value.trim() };
 			if (b64) {
 				body.document_copy = b64;
-				body.document_mime = file.type || 'application/octet-stream';
+				if (file.type)
+					body.document_mime = file.type;
 			}
 			return P.api('POST', '/api/case/respond', body);
 		}).then(function () {

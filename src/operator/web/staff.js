@@ -109,10 +109,19 @@
 			$('rv-docnumber').textContent = c.document_number;
 			$('rv-dochash').textContent = c.document_sha256 || '';
 			var box = P.clear($('rv-doccopy'));
-			var src = '/api/staff/document?id=' + c.id;
+			/* the copy is never opened as a page: an image is shown from the
+			 * view route (served under a sandbox policy), anything else (a
+			 * PDF) is only a download */
+			var dl = '/api/staff/document?id=' + c.id;
 			if (c.document_present) {
-				box.appendChild(el('img', { src: src, alt: 'Copy of the identity document for case ' + c.id, id: 'rv-docimg' }));
-				box.appendChild(el('p', null, el('a', { href: src, target: '_blank', rel: 'noopener' }, 'Open the copy in a new tab')));
+				var image = c.document_mime === 'image/jpeg' || c.document_mime === 'image/png';
+				if (image)
+					box.appendChild(el('img', { src: '/api/staff/document/view?id=' + c.id,
+						alt: 'Copy of the identity document for case ' + c.id, id: 'rv-docimg' }));
+				else
+					box.appendChild(el('p', { 'class': 'muted', text: 'The copy is a PDF: download it to read it.' }));
+				box.appendChild(el('p', null, el('a', { href: dl, download: '', id: 'rv-docdownload' },
+					'Download the copy')));
 			} else {
 				box.appendChild(el('p', { 'class': 'muted', text: 'The copy has been erased (the case is closed); its hash is kept.' }));
 			}
