@@ -160,9 +160,10 @@ api POST /api/invoices/pay "{\"invoice_id\":$invoice}" | jq -c '{invoice: .invoi
 say "without the CSRF token the same request is refused: HTTP $(curl -s -o /dev/null -w '%{http_code}' -b "$cj" -X POST --data '{"invoice_id":1}' "$op_url/api/invoices/pay")"
 
 step "9. Jan asks to terminate the line, with a reason and identity proof (Belgian eID card)"
-printf 'scan of Belgian eID card 592-1234567-89, Jan Peeters\n' >"$work/id-card-scan.txt"
-doc=$(base64 -w0 "$work/id-card-scan.txt")
-case_id=$(api POST /api/cases "{\"line_id\":$line_id,\"reason\":\"moving abroad\",\"document_type\":\"id_card\",\"document_number\":\"592-1234567-89\",\"document_copy\":\"$doc\",\"document_mime\":\"text/plain\"}" | jq -r .case.id)
+# the operator takes only JPEG, PNG or PDF, judged by the content: a tiny PDF
+printf '%%PDF-1.4\n%% scan of Belgian eID card 592-1234567-89, Jan Peeters\n%%%%EOF\n' >"$work/id-card-scan.pdf"
+doc=$(base64 -w0 "$work/id-card-scan.pdf")
+case_id=$(api POST /api/cases "{\"line_id\":$line_id,\"reason\":\"moving abroad\",\"document_type\":\"id_card\",\"document_number\":\"592-1234567-89\",\"document_copy\":\"$doc\",\"document_mime\":\"application/pdf\"}" | jq -r .case.id)
 api GET "/api/case?id=$case_id" | jq -c '.case | {id, state, msisdn, iccid, document_sha256}'
 ref=$(api GET "/api/case?id=$case_id" | jq -r '.events[-1].reference')
 say "the confirmation notice carried reference $ref; \"Was this really us?\":"
