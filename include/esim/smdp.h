@@ -49,6 +49,10 @@ struct smdp_config {
 	bool no_cert_time_check;	/* skip validity periods of EUM/eUICC */
 	bool log;			/* structured log lines on stderr */
 	unsigned max_db_connections;	/* store connections at most; 0: 16 */
+	/* RSP sessions not yet authenticated (initiateAuthentication needs no
+	 * credential) at most; beyond it initiateAuthentication answers 503.
+	 * 0: 10000. */
+	unsigned max_pending_sessions;
 	/* Clock for tests (NULL: time()). */
 	time_t (*clock)(void *arg);
 	void *clock_arg;
@@ -205,9 +209,25 @@ esim_err smdp_outbox_pending(smdp *d, size_t *out);
 
 /* Routes on srv: POST /gsma/rsp2/es9plus/<fn> and POST /gsma/rsp2/asn1 on
  * es9_listener, POST
- * /gsma/rsp2/es2plus/<fn> on es2_listener (-1: every listener), GET
- * /metrics on every listener. d is borrowed and must outlive srv. */
+ * /gsma/rsp2/es2plus/<fn> on es2_listener (-1: every listener). Nothing
+ * administrative: see smdp_add_admin_routes. d is borrowed and must
+ * outlive srv. */
 esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_listener);
+/* The administrative routes, GET /metrics and GET /healthz (200 when the
+ * store answers, 503 otherwise), on admin_listener only: a listener of
+ * their own (loopback by default in esim-smdp), never an ES9+ or ES2+
+ * one. */
+esim_err smdp_add_admin_routes(smdp *d, net_server *srv, int admin_listener);
+/* ESIM_OK when a store connection answers a trivial query. */
+esim_err smdp_health(smdp *d);
+
+/* Delete RSP sessions idle longer than session_ttl_s, in bounded batches
+ * (at most some tens of thousands of rows per call); *deleted (may be
+ * NULL) counts them. Live sessions are never touched. */
+esim_err smdp_purge_sessions(smdp *d, size_t *deleted);
+/* Sessions in the store: all rows (*all) and those alive but not yet
+ * authenticated (*pending); either may be NULL. */
+esim_err smdp_session_count(smdp *d, size_t *all, size_t *pending);
 /* Prometheus text of the counters (*out malloc'd). */
 esim_err smdp_metrics(smdp *d, char **out);
 

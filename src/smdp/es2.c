@@ -8,7 +8,16 @@
  * name that same operator, and an operator only ever sees its own
  * profiles. Each function runs in one transaction together with the record
  * of its functionCallIdentifier, so a resent call gets the first answer
- * back (digest 15.4: idempotent ES2+).
+ * back (digest 15.4: idempotent ES2+). A call is known by (operator,
+ * function, functionCallIdentifier) and kept with the SHA-256 of its
+ * request: the same identifier on another function is another call, and
+ * the same identifier and function with a different request is refused
+ * (1.3.1 / 3.3) rather than answered with the first call's result.
+ *
+ * An ICCID that exists but belongs to another operator gets the very
+ * answer of an unknown one (8.2.1 / 3.9), so that no operator can probe
+ * another's inventory. Every EID that comes in is checked in full,
+ * SGP.29 check digits included (rsp_eid_check).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +39,10 @@ static const char *opt_str(const json_t *o, const char *k)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+/* The answer for an ICCID that is unknown or another operator's: the
+ * same bytes for both. */
+static const struct smdp_status ICCID_UNKNOWN = {"8.2.1", "3.9", "ICCID unknown"};
+
 struct es2_ctx {
 	smdp *d;
 	const char *function;
@@ -37,9 +50,11 @@ struct es2_ctx {
 	const char *op_name;
 	const json_t *req;
 	const char *call_id;
+	char body_sha[65]; /* of the request without its header */
 	time_t now;
 	/* out, reset at each (re)try */
 	struct smdp_status st;
+	char msg[160]; /* a status message built for this call */
 	json_t *resp_fields;
 	char *replayed;
 };
@@ -95,10 +110,23 @@ static esim_err load_profile(store *s, const char *iccid, struct prof *p, bool *
 	return err;
 }
 
-static bool eid_ok(const char *eid)
+/* An EID of the request, checked in full (32 digits, SGP.29 check
+ * digits); false with 8.1.1 / 2.1 and a message naming the EID and the
+ * rule broken. */
+static bool eid_ok(struct es2_ctx *c, const char *eid)
 {
-	uint8_t b[RSP_EID_LEN];
-	return rsp_eid_to_bcd(eid, b) == ESIM_OK;
+	esim_err e = rsp_eid_check(eid);
+	if (e == ESIM_OK)
+		return true;
+	if (e == ESIM_E_CRYPTO_EID_CHECK_DIGITS)
+		snprintf(c->msg, sizeof c->msg,
+			 "EID %s: wrong check digits (SGP.29: the 32-digit number mod 97 "
+			 "must be 1)",
+			 eid);
+	else
+		snprintf(c->msg, sizeof c->msg, "EID '%.40s': not 32 decimal digits", eid);
+	c->st = SMDP_FAIL("8.1.1", "2.1", c->msg);
+	return false;
 }
 
 static esim_err create_order(struct es2_ctx *c, store *s, int64_t profile_id, const char *eid)
@@ -129,10 +157,8 @@ static esim_err download_order(struct es2_ctx *c, store *s)
 	const char *eid = opt_str(c->req, "eid");
 	const char *iccid = opt_str(c->req, "iccid");
 	const char *ptype = opt_str(c->req, "profileType");
-	if (eid && !eid_ok(eid)) {
-		c->st = SMDP_FAIL("8.1.1", "2.1", "EID malformed");
+	if (eid && !eid_ok(c, eid))
 		return ESIM_OK;
-	}
 	if (!iccid && !ptype) {
 		c->st = SMDP_FAIL("8.2.1", "2.3", "iccid or profileType required");
 		return ESIM_OK;
@@ -143,12 +169,8 @@ static esim_err download_order(struct es2_ctx *c, store *s)
 		bool found;
 		if ((err = load_profile(s, iccid, &p, &found)) != ESIM_OK)
 			return err;
-		if (!found) {
-			c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
-			return ESIM_OK;
-		}
-		if (p.op_id != c->op_id) {
-			c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+		if (!found || p.op_id != c->op_id) {
+			c->st = ICCID_UNKNOWN;
 			return ESIM_OK;
 		}
 		if (ptype && strcmp(ptype, p.type_name) != 0) {
@@ -268,22 +290,16 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 	esim_err err = load_profile(s, iccid, &p, &found);
 	if (err != ESIM_OK)
 		return err;
-	if (!found) {
-		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
-		return ESIM_OK;
-	}
-	if (p.op_id != c->op_id) {
-		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+	if (!found || p.op_id != c->op_id) {
+		c->st = ICCID_UNKNOWN;
 		return ESIM_OK;
 	}
 	if (!p.order_id || (p.state != SMDP_ALLOCATED && p.state != SMDP_LINKED)) {
 		c->st = SMDP_FAIL("8.2.1", "3.5", "profile not in an orderable state");
 		return ESIM_OK;
 	}
-	if (eid && !eid_ok(eid)) {
-		c->st = SMDP_FAIL("8.1.1", "2.1", "EID malformed");
+	if (eid && !eid_ok(c, eid))
 		return ESIM_OK;
-	}
 	if (eid && p.has_order_eid && strcmp(eid, p.order_eid) != 0) {
 		c->st = SMDP_FAIL("8.1.1", "3.10", "a different EID is linked");
 		return ESIM_OK;
@@ -386,12 +402,8 @@ static esim_err cancel_order(struct es2_ctx *c, store *s)
 	esim_err err = load_profile(s, iccid, &p, &found);
 	if (err != ESIM_OK)
 		return err;
-	if (!found) {
-		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
-		return ESIM_OK;
-	}
-	if (p.op_id != c->op_id) {
-		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+	if (!found || p.op_id != c->op_id) {
+		c->st = ICCID_UNKNOWN;
 		return ESIM_OK;
 	}
 	if (!p.order_id) {
@@ -431,12 +443,8 @@ static esim_err release_profile(struct es2_ctx *c, store *s)
 	esim_err err = load_profile(s, iccid, &p, &found);
 	if (err != ESIM_OK)
 		return err;
-	if (!found) {
-		c->st = SMDP_FAIL("8.2.1", "3.9", "ICCID unknown");
-		return ESIM_OK;
-	}
-	if (p.op_id != c->op_id) {
-		c->st = SMDP_FAIL("8.2.1", "1.2", "ICCID not owned by the caller");
+	if (!found || p.op_id != c->op_id) {
+		c->st = ICCID_UNKNOWN;
 		return ESIM_OK;
 	}
 	if (p.state != SMDP_CONFIRMED) {
@@ -460,19 +468,34 @@ static esim_err es2_tx(store *s, void *arg)
 	if (!c->resp_fields)
 		return ESIM_E_NOMEM;
 	store_stmt *st;
-	esim_err err = store_prepare(
-	    s, "SELECT response FROM smdp_calls WHERE operator_id = ?1 AND call_id = ?2", &st);
+	esim_err err = store_prepare(s,
+				     "SELECT response, body_sha256 FROM smdp_calls WHERE"
+				     " operator_id = ?1 AND function = ?2 AND call_id = ?3",
+				     &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_int64(st, 1, c->op_id);
-	store_bind_text(st, 2, c->call_id);
-	bool row;
+	store_bind_text(st, 2, c->function);
+	store_bind_text(st, 3, c->call_id);
+	bool row, same = false;
 	err = store_step(st, &row);
-	if (err == ESIM_OK && row)
-		c->replayed = strdup(store_col_text(st, 0));
+	if (err == ESIM_OK && row) {
+		/* calls recorded before the hash was kept match any request */
+		const char *h = store_col_text(st, 1);
+		same = !h || strcmp(h, c->body_sha) == 0;
+		if (same && !(c->replayed = strdup(store_col_text(st, 0))))
+			err = ESIM_E_NOMEM;
+	}
 	store_finalize(st);
-	if (err != ESIM_OK || row)
+	if (err != ESIM_OK || (row && same))
 		return err;
+	if (row) {
+		/* digest 9.2: a resend repeats the same input; another input
+		 * under a used identifier is a conflicting call, not a resend */
+		c->st = SMDP_FAIL("1.3.1", "3.3",
+				  "functionCallIdentifier already used with a different request");
+		return ESIM_E_SMDP_UNKNOWN;
+	}
 
 	if (strcmp(c->function, "downloadOrder") == 0)
 		err = download_order(c, s);
@@ -494,19 +517,42 @@ static esim_err es2_tx(store *s, void *arg)
 	if (!text)
 		return ESIM_E_NOMEM;
 	err = store_prepare(s,
-			    "INSERT INTO smdp_calls (operator_id, call_id, function, response)"
-			    " VALUES (?1, ?2, ?3, ?4)",
+			    "INSERT INTO smdp_calls (operator_id, call_id, function, response,"
+			    " body_sha256) VALUES (?1, ?2, ?3, ?4, ?5)",
 			    &st);
 	if (err == ESIM_OK) {
 		store_bind_int64(st, 1, c->op_id);
 		store_bind_text(st, 2, c->call_id);
 		store_bind_text(st, 3, c->function);
 		store_bind_text(st, 4, text);
+		store_bind_text(st, 5, c->body_sha);
 		err = store_run(st);
 		store_finalize(st);
 	}
 	free(text);
 	return err;
+}
+
+/* SHA-256 (hex) of the request without its header, in a canonical form
+ * (compact, keys sorted), so that a resend matches whatever its layout. */
+static esim_err request_sha(const json_t *req, char out[65])
+{
+	json_t *copy = json_copy((json_t *)req);
+	if (!copy)
+		return ESIM_E_NOMEM;
+	json_object_del(copy, "header");
+	char *text = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(copy);
+	if (!text)
+		return ESIM_E_NOMEM;
+	uint8_t sha[32];
+	unsigned hl = 0;
+	int ok = EVP_Digest(text, strlen(text), sha, &hl, EVP_sha256(), NULL);
+	free(text);
+	if (ok != 1)
+		return ESIM_E_CRYPTO_OPENSSL;
+	smdp_sha_hex(sha, out);
+	return ESIM_OK;
 }
 
 static esim_err find_operator(store *s, const uint8_t *sha, int64_t *id, char *name, size_t n,
@@ -612,6 +658,8 @@ esim_err smdp_es2_auth(smdp *d, const char *function, const uint8_t *client_sha2
 	}
 	c.req = req;
 	c.op_name = op_name;
+	if ((err = request_sha(req, c.body_sha)) != ESIM_OK)
+		goto done;
 	err = store_transaction(s, es2_tx, &c, 0);
 	if (err == ESIM_E_SMDP_UNKNOWN && c.st.subject)
 		err = ESIM_OK;

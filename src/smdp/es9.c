@@ -8,8 +8,13 @@
  * "authenticated" exactly once (so each serverChallenge is used once), to
  * "downloaded" when a bound profile package went out, and is deleted by
  * the PIR, cancelSession, a failure, or when it has been idle longer than
- * the configured lifetime. Crypto runs outside database transactions;
- * every order and profile change runs inside one.
+ * the configured lifetime: found so when loaded, or swept in bounded
+ * batches by smdp_purge_sessions (the server calls it on a timer), so
+ * that sessions nobody comes back to do not pile up. initiateAuthentication
+ * needs no credential, so the sessions not yet authenticated are capped:
+ * beyond the cap the call gets HTTP 503 (retry later) and no row. Crypto
+ * runs outside database transactions; every order and profile change runs
+ * inside one.
  *
  * Every failure answers HTTP 200 with a Failed header and the subject and
  * reason codes of digest 5.4; handleNotification always answers 204.
@@ -40,12 +45,16 @@ static const struct smdp_status BADFIELD = {"1.3.1", "2.1", "element invalid"};
 static const struct smdp_status UNKNOWN_TX = {"8.10.1", "3.9", "transactionId unknown"};
 static const struct smdp_status EUICC_SIG = {"8.1", "6.1", "eUICC signature invalid"};
 
+static const struct smdp_status BUSY = {"8.8", "4.2",
+					"too many sessions pending authentication; retry later"};
+
 struct es9 {
 	smdp *d;
 	json_t *req;
 	json_t *resp; /* fields added on success */
 	struct smdp_status st;
 	bool no_content; /* 204 */
+	bool busy;	 /* 503 with st: the session cap is reached */
 };
 
 static const char *opt_str(const json_t *o, const char *k)
@@ -197,6 +206,127 @@ static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct ses
 	}
 	*found = true;
 	return ESIM_OK;
+}
+
+/* Sessions not yet authenticated and not expired. */
+static esim_err count_pending(smdp *d, store *s, uint64_t *out)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "SELECT COUNT(*) FROM smdp_sessions WHERE state = 'started'"
+				     " AND updated >= ?1",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)smdp_now(d) - (int64_t)d->session_ttl_s);
+	bool row;
+	err = store_step(st, &row);
+	*out = err == ESIM_OK && row ? (uint64_t)store_col_int64(st, 0) : 0;
+	store_finalize(st);
+	return err;
+}
+
+/*
+ * Room for one more unauthenticated session? d->pending counts up with
+ * each new session and is set to the true number by each purge and each
+ * recount here, so the common case costs no query. At the cap the table is
+ * counted, and a count that found it full holds for the rest of that
+ * second: a flood is refused without a scan per call. Concurrent callers may pass the cap by the
+ * number of workers.
+ */
+static esim_err pending_room(smdp *d, store *s, bool *room)
+{
+	*room = true;
+	if (atomic_load(&d->pending) < d->max_pending)
+		return ESIM_OK;
+	int64_t now = (int64_t)smdp_now(d);
+	if (atomic_load(&d->pending_full_at) == now) {
+		*room = false;
+		return ESIM_OK;
+	}
+	uint64_t n = 0;
+	esim_err err = count_pending(d, s, &n);
+	if (err != ESIM_OK)
+		return err;
+	atomic_store(&d->pending, n);
+	*room = n < d->max_pending;
+	atomic_store(&d->pending_full_at, *room ? INT64_MIN : now);
+	return ESIM_OK;
+}
+
+#define PURGE_BATCH	  500
+#define PURGE_MAX_BATCHES 64
+
+struct purge_tx {
+	int64_t before;
+	int64_t deleted;
+};
+
+static esim_err purge_tx_fn(store *s, void *arg)
+{
+	struct purge_tx *a = arg;
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "DELETE FROM smdp_sessions WHERE txid IN (SELECT txid FROM"
+				     " smdp_sessions WHERE updated < ?1 LIMIT ?2)",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, a->before);
+	store_bind_int64(st, 2, PURGE_BATCH);
+	err = store_run(st);
+	store_finalize(st);
+	a->deleted = err == ESIM_OK ? store_changes(s) : 0;
+	return err;
+}
+
+esim_err smdp_purge_sessions(smdp *d, size_t *deleted)
+{
+	if (!d)
+		return ESIM_E_ARG;
+	if (deleted)
+		*deleted = 0;
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	/* the rule of load_session: expired once idle longer than the TTL */
+	struct purge_tx a = {.before = (int64_t)smdp_now(d) - (int64_t)d->session_ttl_s};
+	for (int i = 0; err == ESIM_OK && i < PURGE_MAX_BATCHES; i++) {
+		a.deleted = 0;
+		err = store_transaction_lazy(s, purge_tx_fn, &a, 0);
+		if (err == ESIM_OK && deleted)
+			*deleted += (size_t)a.deleted;
+		if (a.deleted < PURGE_BATCH)
+			break;
+	}
+	uint64_t n = 0;
+	if (err == ESIM_OK && (err = count_pending(d, s, &n)) == ESIM_OK)
+		atomic_store(&d->pending, n);
+	smdp_store_put(d, s);
+	return err;
+}
+
+esim_err smdp_session_count(smdp *d, size_t *all, size_t *pending)
+{
+	if (!d)
+		return ESIM_E_ARG;
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	if (all && (err = store_prepare(s, "SELECT COUNT(*) FROM smdp_sessions", &st)) == ESIM_OK) {
+		bool row;
+		err = store_step(st, &row);
+		*all = err == ESIM_OK && row ? (size_t)store_col_int64(st, 0) : 0;
+		store_finalize(st);
+	}
+	uint64_t n = 0;
+	if (err == ESIM_OK && pending && (err = count_pending(d, s, &n)) == ESIM_OK)
+		*pending = (size_t)n;
+	smdp_store_put(d, s);
+	return err;
 }
 
 /* PK.EUICC.SIG from the SubjectPublicKeyInfo of the CERT.EUICC that
@@ -429,6 +559,15 @@ static esim_err initiate_authentication(struct es9 *x, store *s)
 		x->st = SMDP_FAIL("8.8.4", "3.7", "no SM-DP+ certificate for the eUICC's CIs");
 		goto out;
 	}
+	bool room;
+	if ((err = pending_room(d, s, &room)) != ESIM_OK)
+		goto out;
+	if (!room) {
+		x->st = BUSY;
+		x->busy = true;
+		smdp_logf(d, "session_cap", "pending>=%u", d->max_pending);
+		goto out;
+	}
 	struct smdp_identity *id = &d->ids[ident];
 	rsp_txid txid;
 	uint8_t server_chal[16];
@@ -449,6 +588,7 @@ static esim_err initiate_authentication(struct es9 *x, store *s)
 	struct session_new sn = {hex, ident, chal, server_chal, sign_ci, sign_ci_len, smdp_now(d)};
 	err = store_transaction_lazy(s, session_insert_tx, &sn, 0);
 	if (err == ESIM_OK) {
+		atomic_fetch_add(&d->pending, 1);
 		uint8_t pk[2 + CRYPTO_KEY_ID_MAX];
 		pk[0] = 0x04;
 		pk[1] = (uint8_t)sign_ci_len;
@@ -592,6 +732,15 @@ static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth
 	if (crypto_cert_eid(euicc, eid) != ESIM_OK ||
 	    crypto_cert_eid_permitted(eum, eid) != ESIM_OK) {
 		*st = SMDP_FAIL("8.1.3", "6.1", "EID outside the EUM's permitted range");
+		goto out;
+	}
+	/* SGP.29 check digits: not a chain rule (cert.c), but no EID that
+	 * breaks them is one; the SM-DP+ refuses it as an invalid EID */
+	if (rsp_eid_check(eid) != ESIM_OK) {
+		*st = SMDP_FAIL("8.1.1", "2.1",
+				"EID of the eUICC certificate: wrong check digits (SGP.29: the "
+				"32-digit number mod 97 must be 1)");
+		smdp_logf(d, "eid_refused", "eid=%s rule=sgp29-mod97", eid);
 		goto out;
 	}
 	*euicc_out = euicc;
@@ -1765,7 +1914,7 @@ esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len
 		if (x.no_content) {
 			*status = 204;
 		} else {
-			*status = 200;
+			*status = x.busy ? 503 : 200;
 			json_t *o = smdp_json_header(&x.st);
 			if (!x.st.subject)
 				json_object_update(o, x.resp);

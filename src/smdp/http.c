@@ -1,7 +1,10 @@
 /*
  * The SM-DP+ on HTTP: routes for ES9+ (digest 5.1; JSON, and the ASN.1
  * binding on /gsma/rsp2/asn1) and ES2+ (digest 9.2)
- * on a net_server, the SGP.22 response headers, and /metrics. The
+ * on a net_server, the SGP.22 response headers, and the administrative
+ * routes (/metrics, /healthz), which go on an admin listener of their own
+ * and never on the public ES9+ / ES2+ ones: the counters say how the
+ * service is used and fails, nothing an LPA or an operator needs. The
  * handlers themselves are transport-free (es9.c, es2.c).
  */
 #include <stdlib.h>
@@ -37,9 +40,14 @@ static esim_err reply(net_response *resp, int status, char *body)
 	if (status == 204) {
 		err = net_response_set(resp, 204, NULL);
 	} else {
-		err = net_response_set(resp, status, status == 200 ? NET_CONTENT_TYPE_JSON : NULL);
+		/* 503 (es9.c: too many pending sessions) carries a Failed
+		 * header too, and says when to come back */
+		bool json = status == 200 || (status == 503 && body);
+		err = net_response_set(resp, status, json ? NET_CONTENT_TYPE_JSON : NULL);
 		if (err == ESIM_OK && body)
 			err = net_response_append(resp, body, strlen(body));
+		if (err == ESIM_OK && status == 503)
+			err = net_response_add_header(resp, "Retry-After", "1");
 	}
 	if (err == ESIM_OK)
 		err = net_response_add_header(resp, "X-Admin-Protocol", NET_ADMIN_PROTOCOL);
@@ -104,6 +112,8 @@ static esim_err asn1_handler(const net_request *req, net_response *resp, void *a
 		err = net_response_set(resp, status, status == 200 ? NET_CONTENT_TYPE_ASN1 : NULL);
 	if (err == ESIM_OK && out)
 		err = net_response_append(resp, out, out_len);
+	if (err == ESIM_OK && status == 503)
+		err = net_response_add_header(resp, "Retry-After", "1");
 	if (err == ESIM_OK)
 		err = net_response_add_header(resp, "X-Admin-Protocol", NET_ADMIN_PROTOCOL);
 	free(out);
@@ -168,7 +178,28 @@ esim_err smdp_add_routes(smdp *d, net_server *srv, int es9_listener, int es2_lis
 	if (err == ESIM_OK)
 		err = net_server_add_route(srv, es9_listener, "POST", "/gsma/rsp2/asn1",
 					   asn1_handler, d);
+	return err;
+}
+
+static esim_err healthz_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)req;
+	bool ok = smdp_health(arg) == ESIM_OK;
+	const char *text = ok ? "ok\n" : "store not answering\n";
+	esim_err err = net_response_set(resp, ok ? 200 : 503, "text/plain");
 	if (err == ESIM_OK)
-		err = net_server_add_route(srv, -1, "GET", "/metrics", metrics_handler, d);
+		err = net_response_append(resp, text, strlen(text));
+	return err;
+}
+
+esim_err smdp_add_admin_routes(smdp *d, net_server *srv, int admin_listener)
+{
+	if (!d || !srv || admin_listener < 0)
+		return ESIM_E_ARG; /* never -1: that would be every listener */
+	esim_err err =
+	    net_server_add_route(srv, admin_listener, "GET", "/metrics", metrics_handler, d);
+	if (err == ESIM_OK)
+		err = net_server_add_route(srv, admin_listener, "GET", "/healthz", healthz_handler,
+					   d);
 	return err;
 }

@@ -2,9 +2,10 @@
  * esim-smdp: the SM-DP+ program (SGP.22 ES9+ and ES2+, digest sections 5,
  * 6 and 9). `serve` runs the HTTPS listeners (one ES9+ listener per curve,
  * each with its DPtls identity, and an ES2+ listener with mutual TLS
- * pinned to the operators' certificates), the /metrics endpoint and the
- * HandleDownloadProgressInfo outbox; the other subcommands administer the
- * inventory in the same database.
+ * pinned to the operators' certificates), an admin listener (loopback by
+ * default) with /metrics and /healthz, the sweep of expired RSP sessions
+ * and the HandleDownloadProgressInfo outbox; the other subcommands
+ * administer the inventory in the same database.
  *
  * Configuration: a file of "key = value" lines (--config FILE), every key
  * also accepted as --key VALUE (flags win). Keys are listed in usage().
@@ -20,6 +21,7 @@
 #include <openssl/evp.h>
 
 #include "esim/cert.h"
+#include "esim/rsp.h"
 #include "esim/smdp.h"
 
 #define MAX_KV 64
@@ -44,7 +46,7 @@ static void usage(void)
 	    "                             add a profile type from a SAIP template (DER file);\n"
 	    "                             ppk: bind with profile protection keys\n"
 	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line\n"
-	    "  order OPERATOR TYPE [EID [CC]]\n"
+	    "  order OPERATOR TYPE [EID [CC]]  (or --eid EID)\n"
 	    "                             create and release an order; prints the activation code\n"
 	    "  state ICCID                the profile's state\n"
 	    "  history ICCID              the profile's history\n"
@@ -56,6 +58,11 @@ static void usage(void)
 	    "  tls-cert-brp, tls-key-brp (DPtls chain and key, PEM),\n"
 	    "  listen-es2 (ADDR:PORT), es2-cert, es2-key (TLS identity of the ES2+ listener\n"
 	    "  and of the callbacks), operator-ca (CA bundle for operator callback servers),\n"
+	    "  admin-listen (ADDR:PORT of the plain-HTTP admin listener with /metrics and\n"
+	    "  /healthz; default 127.0.0.1:0, a free loopback port; off: none),\n"
+	    "  session-purge-interval (seconds between sweeps of expired sessions; default\n"
+	    "  30), max-pending-sessions (sessions not yet authenticated at most; default\n"
+	    "  10000; beyond it initiateAuthentication answers 503),\n"
 	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1)\n");
 }
 
@@ -210,6 +217,7 @@ static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 	c.cc_max_attempts = kv_uint(kv, "cc-attempts");
 	c.max_download_attempts = kv_uint(kv, "download-attempts");
 	c.order_ttl_s = kv_uint(kv, "order-ttl");
+	c.max_pending_sessions = kv_uint(kv, "max-pending-sessions");
 	c.log = kv_uint(kv, "log") != 0;
 	if (!c.db_url || !c.fqdn || c.n_ids == 0) {
 		fprintf(stderr, "esim-smdp: db, fqdn and at least one dpauth/dppb identity are "
@@ -244,7 +252,31 @@ struct outbox_ctx {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
+	unsigned purge_every; /* seconds between session sweeps */
 };
+
+/* Sweeps expired RSP sessions on its own timer, so that a slow outbox
+ * delivery never delays it (es9.c: smdp_purge_sessions). */
+static void *purge_thread(void *arg)
+{
+	struct outbox_ctx *o = arg;
+	pthread_mutex_lock(&o->lock);
+	while (!o->stop) {
+		pthread_mutex_unlock(&o->lock);
+		size_t n = 0;
+		esim_err err = smdp_purge_sessions(o->d, &n);
+		if (err != ESIM_OK)
+			fprintf(stderr, "esim-smdp: session purge: %s\n", esim_strerror(err));
+		pthread_mutex_lock(&o->lock);
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += o->purge_every;
+		while (!o->stop && pthread_cond_timedwait(&o->cond, &o->lock, &ts) == 0)
+			;
+	}
+	pthread_mutex_unlock(&o->lock);
+	return NULL;
+}
 
 static void *outbox_thread(void *arg)
 {
@@ -295,6 +327,37 @@ static int add_tls_listener(net_server *srv, const char *listen, const char *cer
 	return 0;
 }
 
+/* The admin listener: plain HTTP, /metrics and /healthz only. Loopback
+ * unless configured otherwise (then whoever reaches the address reads the
+ * counters: put it behind a firewall). */
+static int add_admin_listener(net_server *srv, smdp *d, const char *listen)
+{
+	char host[256];
+	uint16_t port;
+	if (parse_hostport(listen, host, sizeof host, &port) != 0) {
+		fprintf(stderr, "esim-smdp: bad admin-listen address '%s'\n", listen);
+		return -1;
+	}
+	struct net_listener_config lc = {.address = host, .port = port};
+	int id;
+	esim_err err = net_server_add_listener(srv, &lc, &id);
+	if (err == ESIM_OK)
+		err = smdp_add_admin_routes(d, srv, id);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: admin listener %s: %s\n", listen, esim_strerror(err));
+		return -1;
+	}
+	if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 &&
+	    strcmp(host, "localhost") != 0)
+		fprintf(stderr,
+			"esim-smdp: warning: admin listener on %s is not loopback; "
+			"/metrics and /healthz need no credential\n",
+			host);
+	fprintf(stderr, "esim-smdp: admin on %s:%u (/metrics, /healthz)\n", host,
+		net_server_port(srv, id));
+	return 0;
+}
+
 static int cmd_serve(const struct kv *kv, smdp *d)
 {
 	struct net_server_config sc = {.threads = kv_uint(kv, "threads")};
@@ -339,25 +402,35 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 			goto out;
 	if (n9 == 0 && smdp_add_routes(d, srv, es2, es2) != ESIM_OK)
 		goto out;
+	const char *admin = kv_get(kv, "admin-listen");
+	if (!admin)
+		admin = "127.0.0.1:0";
+	if (strcmp(admin, "off") != 0 && add_admin_listener(srv, d, admin) != 0)
+		goto out;
 	/* block the signals before any thread starts, then wait for them here */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct outbox_ctx oc = {.d = d};
+	struct outbox_ctx oc = {.d = d, .purge_every = kv_uint(kv, "session-purge-interval")};
+	if (oc.purge_every == 0)
+		oc.purge_every = 30;
 	oc.cc.ca_file = kv_get(kv, "operator-ca");
 	oc.cc.client_cert_file = kv_get(kv, "es2-cert");
 	oc.cc.client_key_file = kv_get(kv, "es2-key");
 	oc.cc.user_agent = "esim-smdp";
 	pthread_mutex_init(&oc.lock, NULL);
 	pthread_cond_init(&oc.cond, NULL);
-	pthread_t ot;
+	pthread_t ot, pt;
 	if (net_server_start(srv) != ESIM_OK ||
 	    pthread_create(&ot, NULL, outbox_thread, &oc) != 0) {
 		fprintf(stderr, "esim-smdp: cannot start\n");
 		goto out;
 	}
+	bool purging = pthread_create(&pt, NULL, purge_thread, &oc) == 0;
+	if (!purging)
+		fprintf(stderr, "esim-smdp: cannot start the session purge\n");
 	fprintf(stderr, "esim-smdp: ready\n");
 	int sig = 0;
 	sigwait(&set, &sig);
@@ -365,9 +438,11 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	net_server_stop(srv);
 	pthread_mutex_lock(&oc.lock);
 	oc.stop = true;
-	pthread_cond_signal(&oc.cond);
+	pthread_cond_broadcast(&oc.cond);
 	pthread_mutex_unlock(&oc.lock);
 	pthread_join(ot, NULL);
+	if (purging)
+		pthread_join(pt, NULL);
 	pthread_mutex_destroy(&oc.lock);
 	pthread_cond_destroy(&oc.cond);
 	rc = 0;
@@ -484,8 +559,21 @@ static int cmd_order(const struct kv *kv, smdp *d, char **pos, int n)
 		return 2;
 	}
 	char iccid[64], mid[64];
-	esim_err err = smdp_admin_order(d, pos[0], pos[1], NULL, n > 2 ? pos[2] : NULL,
-					n > 3 ? pos[3] : NULL, iccid, mid);
+	const char *eid = n > 2 ? pos[2] : kv_get(kv, "eid");
+	/* the ES2+ DownloadOrder refuses it too; say why before anything runs */
+	esim_err err = eid ? rsp_eid_check(eid) : ESIM_OK;
+	if (err == ESIM_E_CRYPTO_EID_CHECK_DIGITS) {
+		fprintf(stderr,
+			"esim-smdp: order: EID %s: wrong check digits (SGP.29: the 32-digit "
+			"number mod 97 must be 1)\n",
+			eid);
+		return 1;
+	}
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: order: EID '%s': not 32 decimal digits\n", eid);
+		return 1;
+	}
+	err = smdp_admin_order(d, pos[0], pos[1], NULL, eid, n > 3 ? pos[3] : NULL, iccid, mid);
 	if (err != ESIM_OK)
 		return 1;
 	printf("iccid %s\nmatchingId %s\nactivation code LPA:1$%s$%s%s\n", iccid, mid,

@@ -84,6 +84,18 @@ static const char *const migrations[] = {
     " euicc_cert, euicc_sig1, smdp_sig2, cc_required, created, updated FROM smdp_sessions;"
     "DROP TABLE smdp_sessions;"
     "ALTER TABLE smdp_sessions_v3 RENAME TO smdp_sessions;",
+    /* 4 (ES2+ idempotency): a call is known by (operator, function,
+     * functionCallIdentifier), and the SHA-256 of its request is kept so
+     * that the same identifier with another request is refused (es2.c).
+     * Calls recorded before have no hash and still answer a resend. */
+    "CREATE TABLE smdp_calls_v4 ("
+    " operator_id {{INT}} NOT NULL, function TEXT NOT NULL, call_id TEXT NOT NULL,"
+    " body_sha256 TEXT, response TEXT NOT NULL,"
+    " PRIMARY KEY (operator_id, function, call_id));"
+    "INSERT INTO smdp_calls_v4 (operator_id, function, call_id, body_sha256, response)"
+    " SELECT operator_id, function, call_id, NULL, response FROM smdp_calls;"
+    "DROP TABLE smdp_calls;"
+    "ALTER TABLE smdp_calls_v4 RENAME TO smdp_calls;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

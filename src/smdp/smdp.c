@@ -116,6 +116,7 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	d->cc_max = cfg->cc_max_attempts ? cfg->cc_max_attempts : 3;
 	d->max_attempts = cfg->max_download_attempts ? cfg->max_download_attempts : 10;
 	d->order_ttl_s = cfg->order_ttl_s ? cfg->order_ttl_s : 30u * 86400u;
+	d->max_pending = cfg->max_pending_sessions ? cfg->max_pending_sessions : 10000;
 	d->refuse_rebind = cfg->refuse_rebind;
 	d->check_time = !cfg->no_cert_time_check;
 	d->log = cfg->log;
@@ -270,6 +271,26 @@ esim_err smdp_json_finish(smdp *d, json_t *obj, const struct smdp_status *st, ch
 		return ESIM_E_NOMEM;
 	*out = text;
 	return ESIM_OK;
+}
+
+esim_err smdp_health(smdp *d)
+{
+	if (!d)
+		return ESIM_E_ARG;
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	if ((err = store_prepare(s, "SELECT 1", &st)) == ESIM_OK) {
+		bool row = false;
+		err = store_step(st, &row);
+		if (err == ESIM_OK && (!row || store_col_int64(st, 0) != 1))
+			err = ESIM_E_STORE_CORRUPT;
+		store_finalize(st);
+	}
+	smdp_store_put(d, s);
+	return err;
 }
 
 esim_err smdp_metrics(smdp *d, char **out)

@@ -42,6 +42,9 @@ struct smdp {
 	size_t n_ids;
 	crypto_trust *trust;
 	unsigned session_ttl_s, cc_max, max_attempts, order_ttl_s;
+	unsigned max_pending; /* unauthenticated sessions at most (es9.c) */
+	atomic_ulong pending; /* about that many now: exact after a count */
+	atomic_llong pending_full_at; /* the second a count found no room */
 	bool refuse_rebind, check_time, log;
 	time_t (*clock)(void *arg);
 	void *clock_arg;

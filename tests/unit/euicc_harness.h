@@ -38,7 +38,7 @@
 #include "euicc/transport.h"
 
 #define H_EID  "89049032123451234512345678901235"
-#define H_EID2 "89049032999999999999999999999927"
+#define H_EID2 "89049032999999999999999999999991"
 
 struct harness {
 	char dir[512];

@@ -2,7 +2,8 @@
  * The SM-DP+ over HTTPS (digest 5.1, 9.2): ES9+ on a NIST and a brainpool
  * listener, each with its DPtls identity, driven by the test LPA through
  * net_client; ES2+ with mutual TLS pinned to the operator's certificate
- * (an unknown certificate is refused in the handshake); /metrics; and the
+ * (an unknown certificate is refused in the handshake); /metrics on the
+ * admin listener (test_smdp_abuse.c: on no other); and the
  * HandleDownloadProgressInfo outbox delivered to an operator endpoint;
  * pinned operator certificates outside their validity refused for ES2+.
  */
@@ -62,7 +63,7 @@ static void test_https(void **state)
 	net_server *srv;
 	struct net_server_config sc = {.threads = 2};
 	assert_esim(ESIM_OK, net_server_new(&sc, &srv));
-	int l_nist, l_brp, l_es2, l_cb;
+	int l_nist, l_brp, l_es2, l_cb, l_admin;
 	struct net_listener_config lc = {.address = "127.0.0.1", .tls = true};
 	lc.cert_chain_file = p[0];
 	lc.key_file = p[1];
@@ -83,6 +84,9 @@ static void test_https(void **state)
 	assert_esim(ESIM_OK, net_server_add_listener(srv, &cl, &l_cb));
 	assert_esim(ESIM_OK, smdp_add_routes(F.d, srv, l_nist, l_es2));
 	assert_esim(ESIM_OK, smdp_add_routes(F.d, srv, l_brp, l_es2));
+	struct net_listener_config al = {.address = "127.0.0.1"};
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &al, &l_admin));
+	assert_esim(ESIM_OK, smdp_add_admin_routes(F.d, srv, l_admin));
 	assert_esim(ESIM_OK, net_server_add_route(srv, l_cb, "POST",
 						  "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
 						  cb_handler, NULL));
@@ -180,7 +184,8 @@ static void test_https(void **state)
 		assert_non_null(strstr((const char *)r.body.data, "\"subjectCode\":\"1.2.1\""));
 		net_client_response_clear(&r);
 		if (c == 0) {
-			snprintf(url, sizeof url, "%s/metrics", base);
+			snprintf(url, sizeof url, "http://127.0.0.1:%u/metrics",
+				 net_server_port(srv, l_admin));
 			assert_esim(ESIM_OK,
 				    net_client_request(cli, "GET", url, NULL, 0, NULL, 0, &r));
 			assert_non_null(strstr((const char *)r.body.data, "smdp_installs_total 1"));
