@@ -204,14 +204,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (walked != ESIM_OK)
 		must(off < size || size == 0);
 
+	/* one dump per input (two were half the target's time): the SGP.22
+	 * names, or the full SAIP form, chosen by the input's length */
 	der_dump_opts o = {.names = DER_NAMES_SGP22};
 	size_t dump_off = 0;
-	must(der_dump(devnull, data, size, &o, &dump_off) == walked);
-	if (walked != ESIM_OK)
-		must(dump_off == off);
-	o.full = true;
-	o.names = DER_NAMES_SAIP;
-	der_dump(devnull, data, size, &o, NULL);
+	if (size & 1) {
+		o.full = true;
+		o.names = DER_NAMES_SAIP;
+		der_dump(devnull, data, size, &o, NULL);
+	} else {
+		must(der_dump(devnull, data, size, &o, &dump_off) == walked);
+		if (walked != ESIM_OK)
+			must(dump_off == off);
+	}
 
 	der_element e;
 	der_cursor c, before;

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Write the seed inputs of the fuzz targets whose seeds are small, hand-made
+messages (tests/fuzz/corpus/<target>/). Run from anywhere; files are
+overwritten. The SAIP seeds come from rsp_saip_make_test_upp (our own
+minimal profile), the DER card answers from the unit tests' encodings; no
+GSMA test data is copied."""
+import os
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+
+def put(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# activation codes (SGP.22 4.1)
+for name, ac in {
+    "plain": "LPA:1$smdp.example.com$MATCH-1234",
+    "port_oid": "LPA:1$smdp.example.com:8443$ABC-DEF$1.3.6.1.4.1.31746$1",
+    "bare": "1$127.0.0.1$X",
+    "empty_oid_cc": "LPA:1$rsp.test$mid$$1",
+    "newline": "LPA:1$a.b$c\n",
+}.items():
+    put("fuzz_rsp_activation_code", name, ac)
+
+# modem replies for fuzz_apdu_at: [flags] then replies split by NUL, one per
+# command: MANAGE CHANNEL is local in cgla mode, so the first reply answers
+# AT+CCHO, then AT+CGLA for SELECT, STORE DATA, GET RESPONSE, then AT+CCHC.
+cgla = [b"\r\n1\r\n\r\nOK\r\n",
+        b'\r\n+CGLA: 4,"9000"\r\n\r\nOK\r\n',
+        b'\r\n+CGLA: 10,"BF3E006110"\r\n\r\nOK\r\n',
+        b'\r\n+CGLA: 40,"BF3E125A108904903212345123451234567890"\r\n\r\nOK\r\n',
+        b"\r\nOK\r\n"]
+put("fuzz_apdu_at", "cgla", bytes([0x08]) + b"\0".join(cgla))
+put("fuzz_apdu_at", "cgla_echo_split", bytes([0x02]) + b"\0".join(
+    [b'AT+CCHO="A0000005591010FFFFFFFF8900000100"\r\r\n+CCHO: 2\r\nOK\r\n'] + cgla[1:]))
+csim = [b'\r\n+CSIM: 6,"019000"\r\n\r\nOK\r\n',
+        b'\r\n+CSIM: 4,"9000"\r\n\r\nOK\r\n',
+        b'\r\n+CSIM: 4,"6110"\r\nOK\r\n',
+        b'+CSIM: 4,"6A82"\r\nOK\r\n',
+        b"ERROR\r\n"]
+put("fuzz_apdu_at", "csim", bytes([0x0F]) + b"\0".join(csim))
+put("fuzz_apdu_at", "cme_error", bytes([0x00]) + b"+CME ERROR: 4\r\n\0ERROR\r\n")
+
+
+def frame(b):
+    return len(b).to_bytes(2, "big") + b
+
+
+# socket frames for fuzz_apdu_frame: power on, ATR, SELECT, STORE DATA
+select = bytes.fromhex("00A4040010A0000005591010FFFFFFFF8900000100")
+store = bytes.fromhex("80E2910003BF3E00")
+put("fuzz_apdu_frame", "session", frame(b"\x01") + frame(b"\x04") + frame(select)
+    + frame(store) + frame(bytes.fromhex("00C0000000")) + frame(b"\x00"))
+put("fuzz_apdu_frame", "truncated", frame(b"\x04") + b"\x00\x10\x80")
+put("fuzz_apdu_frame", "reset_channel", frame(b"\x02") + frame(bytes.fromhex("0070000001"))
+    + frame(bytes.fromhex("01A4040010A0000005591010FFFFFFFF8900000100")))
+
+# card answers for fuzz_lpa_es10: [which] + DER
+es10 = {
+    0: ["BF2D03810101",
+        "BF2D2EA02CE32A5A0A989209012143658709F59F7010A0000005591010FFFFFFFF8900001000"
+        "9F700101950102910474657374"],
+    1: ["BF3E125A1089049032123451234512345678901235"],
+    2: ["BF3C1180087270732E74657374810573642E6473"],
+    3: ["BF20208203020300A90C0414F54172BDF98A95D65CBEB88A38A1C11D800A85C3AA0C0414F54172BD"
+        "F98A95D65CBEB88A38A1C11D800A85C3"],
+    5: ["BF2E1280100123456789ABCDEF0123456789ABCDEF"],
+    6: ["BF2803810101", "BF2819A017BF2F14800101810207805A0A98001032547698103214"],
+    7: ["BF2B0381010 1".replace(" ", "")],
+    9: ["BF3806A1048001FF"],
+    12: ["BF3708BF2705BF2F02800101"],
+    13: ["BF3103800100", "BF3303800101"],
+}
+for which, items in es10.items():
+    for i, h in enumerate(items):
+        put("fuzz_lpa_es10", "%02d_%d" % (which, i), bytes([which]) + bytes.fromhex(h))
+
+# ES2+ requests for fuzz_smdp_es2: [function] + JSON (SGP.22 5.3)
+hdr = '"header":{"functionRequesterIdentifier":"fuzzop","functionCallIdentifier":"c1"}'
+es2 = {
+    "0_download": (0, '{%s,"eid":"89049032123451234512345678901235","profileType":"fuzztype"}' % hdr),
+    "0_download_iccid": (0, '{%s,"iccid":"8944476500000000017"}' % hdr),
+    "1_confirm": (1, '{%s,"iccid":"8944476500000000017","eid":"89049032123451234512345678901235",'
+                  '"matchingId":"ABC-123","confirmationCode":"","smdsAddress":"","releaseFlag":true}' % hdr),
+    "2_cancel": (2, '{%s,"iccid":"8944476500000000017","matchingId":"ABC-123",'
+                 '"finalProfileStatusIndicator":"Available"}' % hdr),
+    "3_release": (3, '{%s,"iccid":"8944476500000000017"}' % hdr),
+    "4_unknown": (4, '{}'),
+    "8_no_cert": (8, '{%s,"profileType":"fuzztype"}' % hdr),
+}
+for name, (fn, body) in es2.items():
+    put("fuzz_smdp_es2", name, bytes([fn]) + body.encode())
