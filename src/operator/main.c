@@ -107,7 +107,10 @@ static void usage(void)
 	    "  verify-record FILE [--ci CI.pem] [--operator-cert CERT.pem]\n"
 	    "  demo-template FILE         write a minimal SAIP profile template (demo, tests)\n"
 	    "keys: db, listen, port-file, web-dir, maildir, key, cert, ci, data-key,\n"
-	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds\n");
+	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds,\n"
+	    "      max-connections (per listener; default 1024), max-connections-per-address\n"
+	    "      (per IPv4 address or IPv6 /64; default 64), request-deadline (seconds for\n"
+	    "      the TLS handshake and a whole request, 8 MiB bodies included; default 60)\n");
 }
 
 static void print_qr(const char *text)
@@ -199,6 +202,27 @@ static int fail(const char *what, esim_err err)
 	return 1;
 }
 
+/* A whole number in 1..max under key k (dflt when absent); -1 (said) when
+ * it is something else. */
+static int kv_limit(const struct kv *kv, const char *k, unsigned max, unsigned dflt, unsigned *out)
+{
+	const char *v = kv_get(kv, k);
+	*out = dflt;
+	if (v == NULL)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n == 0 || n > max) {
+		fprintf(stderr,
+			"esim-operator: %s: expected a whole number from 1 to %u, not '%s'\n", k,
+			max, v);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 static int serve(op *o, const struct kv *kv)
 {
 	const char *listen = kv_get(kv, "listen") ? kv_get(kv, "listen") : "127.0.0.1:8080";
@@ -208,10 +232,19 @@ static int serve(op *o, const struct kv *kv)
 	if (!colon)
 		return fail("listen must be ADDR:PORT", ESIM_E_ARG);
 	*colon = '\0';
-	struct net_server_config sc = {.threads = 2, .max_body = 8u << 20};
+	/* 0 for the caps: net's defaults */
+	unsigned max_conns, max_per_addr, deadline_s;
+	if (kv_limit(kv, "max-connections", 1000000, 0, &max_conns) != 0 ||
+	    kv_limit(kv, "max-connections-per-address", 1000000, 0, &max_per_addr) != 0 ||
+	    kv_limit(kv, "request-deadline", 3600, 60, &deadline_s) != 0)
+		return 1;
+	struct net_server_config sc = {
+	    .threads = 2, .max_body = 8u << 20, .request_deadline_ms = deadline_s * 1000};
 	net_server *srv = NULL;
 	esim_err err = net_server_new(&sc, &srv);
-	struct net_listener_config lc = {.address = addr,
+	struct net_listener_config lc = {.max_connections = max_conns,
+					 .max_connections_per_address = max_per_addr,
+					 .address = addr,
 					 .port = (uint16_t)atoi(colon + 1),
 					 .tls = kv_get(kv, "tls-cert") != NULL,
 					 .cert_chain_file = kv_get(kv, "tls-cert"),

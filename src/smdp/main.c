@@ -63,7 +63,10 @@ static void usage(void)
 	    "  session-purge-interval (seconds between sweeps of expired sessions; default\n"
 	    "  30), max-pending-sessions (sessions not yet authenticated at most; default\n"
 	    "  10000; beyond it initiateAuthentication answers 503),\n"
-	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1)\n");
+	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1),\n"
+	    "  max-connections (per listener; default 1024), max-connections-per-address\n"
+	    "  (per IPv4 address or IPv6 /64 and listener; default 64), request-deadline\n"
+	    "  (seconds for the TLS handshake and a whole request; default 10)\n");
 }
 
 static int kv_set(struct kv *kv, const char *k, const char *v)
@@ -177,6 +180,26 @@ static unsigned kv_uint(const struct kv *kv, const char *k)
 {
 	const char *v = kv_get(kv, k);
 	return v ? (unsigned)strtoul(v, NULL, 10) : 0;
+}
+
+/* A whole number in 1..max under key k, or 0 when absent; -1 (said) when
+ * it is something else. */
+static int kv_limit(const struct kv *kv, const char *k, unsigned max, unsigned *out)
+{
+	const char *v = kv_get(kv, k);
+	*out = 0;
+	if (v == NULL)
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n == 0 || n > max) {
+		fprintf(stderr, "esim-smdp: %s: expected a whole number from 1 to %u, not '%s'\n",
+			k, max, v);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
 }
 
 static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
@@ -298,8 +321,9 @@ static void *outbox_thread(void *arg)
 	return NULL;
 }
 
-static int add_tls_listener(net_server *srv, const char *listen, const char *cert, const char *key,
-			    bool mtls, const uint8_t (*pins)[32], size_t n_pins, int *id)
+static int add_tls_listener(net_server *srv, const struct kv *kv, const char *listen,
+			    const char *cert, const char *key, bool mtls, const uint8_t (*pins)[32],
+			    size_t n_pins, int *id)
 {
 	char host[256];
 	uint16_t port;
@@ -307,7 +331,13 @@ static int add_tls_listener(net_server *srv, const char *listen, const char *cer
 		fprintf(stderr, "esim-smdp: bad listen address '%s'\n", listen);
 		return -1;
 	}
+	unsigned max_conns, max_per_addr;
+	if (kv_limit(kv, "max-connections", 1000000, &max_conns) != 0 ||
+	    kv_limit(kv, "max-connections-per-address", 1000000, &max_per_addr) != 0)
+		return -1;
 	struct net_listener_config lc = {
+	    .max_connections = max_conns,
+	    .max_connections_per_address = max_per_addr,
 	    .address = host,
 	    .port = port,
 	    .tls = cert != NULL,
@@ -361,6 +391,10 @@ static int add_admin_listener(net_server *srv, smdp *d, const char *listen)
 static int cmd_serve(const struct kv *kv, smdp *d)
 {
 	struct net_server_config sc = {.threads = kv_uint(kv, "threads")};
+	unsigned deadline_s;
+	if (kv_limit(kv, "request-deadline", 3600, &deadline_s) != 0)
+		return 1;
+	sc.request_deadline_ms = deadline_s * 1000;
 	net_server *srv = NULL;
 	uint8_t(*pins)[32] = NULL;
 	size_t n_pins = 0;
@@ -376,7 +410,7 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 		snprintf(k[2], 32, "tls-key-%s", curves[i]);
 		if (!kv_get(kv, k[0]))
 			continue;
-		if (add_tls_listener(srv, kv_get(kv, k[0]), kv_get(kv, k[1]), kv_get(kv, k[2]),
+		if (add_tls_listener(srv, kv, kv_get(kv, k[0]), kv_get(kv, k[1]), kv_get(kv, k[2]),
 				     false, NULL, 0, &es9[n9]) != 0)
 			goto out;
 		n9++;
@@ -387,7 +421,7 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 				"esim-smdp: no operator certificates pinned (add-operator)\n");
 			goto out;
 		}
-		if (add_tls_listener(srv, kv_get(kv, "listen-es2"), kv_get(kv, "es2-cert"),
+		if (add_tls_listener(srv, kv, kv_get(kv, "listen-es2"), kv_get(kv, "es2-cert"),
 				     kv_get(kv, "es2-key"), true, (const uint8_t(*)[32])pins,
 				     n_pins, &es2) != 0)
 			goto out;
