@@ -118,6 +118,13 @@ static const char *header(const net_response *r, const char *name)
 	return NULL;
 }
 
+/* for assert_string_equal, which must not get NULL */
+static const char *header_or_none(const net_response *r, const char *name)
+{
+	const char *v = header(r, name);
+	return v ? v : "(none)";
+}
+
 /* status, and the JSON body's "message" (or "") copied to msg */
 static int call(struct fx *f, const char *method, const char *path, const char *query,
 		const char *body, char *msg, size_t mn, json_t **out)
@@ -316,19 +323,21 @@ static void test_upload_accepted_and_served(void **state)
 		snprintf(q, sizeof q, "id=%lld", (long long)cs);
 		json_t *j;
 		assert_int_equal(200, call(f, "GET", "/api/staff/case", q, NULL, NULL, 0, &j));
-		assert_string_equal(good[i].type,
-				    json_string_value(json_object_get(json_object_get(j, "case"),
-								      "document_mime")));
+		const char *dm =
+		    json_string_value(json_object_get(json_object_get(j, "case"), "document_mime"));
+		assert_non_null(dm);
+		assert_string_equal(good[i].type, dm);
 		json_decref(j);
 		/* the download: attachment, nosniff, the checked type, intact */
 		net_response r;
 		assert_int_equal(200, request(f, "GET", "/api/staff/document", q, NULL, &r));
+		assert_non_null(r.content_type);
 		assert_string_equal(good[i].type, r.content_type);
 		const char *cd = header(&r, "Content-Disposition");
 		assert_non_null(cd);
 		assert_true(!strncmp(cd, "attachment;", 11));
 		assert_non_null(strstr(cd, good[i].ext));
-		assert_string_equal("nosniff", header(&r, "X-Content-Type-Options"));
+		assert_string_equal("nosniff", header_or_none(&r, "X-Content-Type-Options"));
 		assert_int_equal(good[i].n, r.body.len);
 		assert_memory_equal(good[i].p, r.body.data, r.body.len);
 		net_response_clear(&r);
@@ -338,8 +347,9 @@ static void test_upload_accepted_and_served(void **state)
 			assert_int_equal(200, st);
 			assert_string_equal(good[i].type, r.content_type);
 			assert_string_equal("default-src 'none'; sandbox; frame-ancestors 'none'",
-					    header(&r, "Content-Security-Policy"));
-			assert_string_equal("nosniff", header(&r, "X-Content-Type-Options"));
+					    header_or_none(&r, "Content-Security-Policy"));
+			assert_string_equal("nosniff",
+					    header_or_none(&r, "X-Content-Type-Options"));
 			assert_int_equal(good[i].n, r.body.len);
 		} else {
 			assert_int_equal(415, st);
