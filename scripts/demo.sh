@@ -95,8 +95,8 @@ smdp=("$bin/esim-smdp")
 "${smdp[@]}" add-operator --config "$work/smdp.conf" ACME "$pki/operator.pem" \
   "$op_url/gsma/rsp2/es2plus/handleDownloadProgressInfo" >/dev/null
 "${smdp[@]}" add-type --config "$work/smdp.conf" STD ACME "$work/profile-template.der" "ACME" "ACME 5G" >/dev/null
-printf '%s\n' 8932000000000000108,206010000000108 8932000000000000116,206010000000116 \
-  8932000000000000124,206010000000124 >"$work/batch.csv"
+printf '%s\n' 8932000000000000105,206010000000108 8932000000000000113,206010000000116 \
+  8932000000000000121,206010000000124 >"$work/batch.csv"
 "${smdp[@]}" import --config "$work/smdp.conf" STD "$work/batch.csv" >/dev/null
 "${smdp[@]}" serve --config "$work/smdp.conf" >"$work/smdp.log" 2>&1 &
 pids+=($!)

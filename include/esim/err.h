@@ -167,6 +167,7 @@
 	X(ESIM_E_SMDP_CONFIG, _, "SM-DP+ configuration unusable (identities, CIs, OID)") \
 	X(ESIM_E_SMDP_CSV, _, "profile batch CSV malformed") \
 	X(ESIM_E_SMDP_UNKNOWN, _, "unknown operator, profile type or order") \
+	X(ESIM_E_SMDP_KEK, _, "SM-DP+ key-encryption key missing, unusable or not the one used") \
 	/* operator (1000..1099) */ \
 	X(ESIM_E_OP_AUTH, 1000, "operator: not logged in, bad credentials or session expired") \
 	X(ESIM_E_OP_FORBIDDEN, _, "operator: the caller's role or ownership does not allow this") \

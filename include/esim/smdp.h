@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "esim/err.h"
@@ -53,6 +54,10 @@ struct smdp_config {
 	 * credential) at most; beyond it initiateAuthentication answers 503.
 	 * 0: 10000. */
 	unsigned max_pending_sessions;
+	/* Key-encryption key of the profiles' Ki / OPc at rest: a file of 32
+	 * bytes (raw or hex), owned by this user, mode 0600. NULL: none, and
+	 * a batch carrying Ki / OPc is refused. */
+	const char *kek_file;
 	/* Clock for tests (NULL: time()). */
 	time_t (*clock)(void *arg);
 	void *clock_arg;
@@ -124,6 +129,26 @@ esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const
  * Ki and OPc are kept nowhere else. *count: profiles added. All or
  * nothing. */
 esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len, size_t *count);
+/* Where an import stopped: the line (1-based; 0 when not at a line) and
+ * why, in words that name the field and the value's fault. */
+struct smdp_import_report {
+	size_t line;
+	char reason[200];
+};
+/* Import a CSV batch read from in, line by line (memory bounded whatever
+ * its size), in one transaction: the ICCID's check digit (Luhn), the IMSI,
+ * Ki and OPc (32 hex digits each) are checked on every line, and an ICCID
+ * already imported (earlier in the file or before) is refused. Ki and OPc
+ * are sealed under the KEK (smdp_config.kek_file), never stored in clear;
+ * a template without an akaParameter slot for them is refused. On any
+ * error nothing of the file is imported and *rep (may be NULL) says where.
+ * *count: profiles added. */
+esim_err smdp_import_stream(smdp *d, const char *type, FILE *in, size_t *count,
+			    struct smdp_import_report *rep);
+/* Re-seal every profile's Ki / OPc under the KEK of new_kek_file, in one
+ * transaction (the configured KEK opens the current ones). Afterwards only
+ * the new KEK is needed. *count: rows re-sealed. */
+esim_err smdp_rekey(smdp *d, const char *new_kek_file, size_t *count);
 
 /* Personalisation of a profile package (digest 13.4), in place: imsi
  * (6..15 digits) into EF.IMSI of the usim element, ki and opc (16 bytes

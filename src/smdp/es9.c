@@ -1187,7 +1187,8 @@ static esim_err bpp_tx1(store *s, void *arg)
 	esim_err err = store_prepare(
 	    s,
 	    "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id, p.state,"
-	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk"
+	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk,"
+	    " p.keys_sealed, p.kek_id"
 	    " FROM smdp_orders o"
 	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 	    " ON t.id = p.type_id WHERE o.id = ?1 {{FOR_UPDATE}}",
@@ -1239,7 +1240,15 @@ static esim_err bpp_tx1(store *s, void *arg)
 	a->pclass = (int)store_col_int64(st, 12);
 	a->ppr = (uint32_t)store_col_int64(st, 13);
 	a->ppk = store_col_int64(st, 14) != 0;
+	/* the profile's Ki / OPc, sealed at rest (kek.c), into the package in
+	 * memory only; it is wiped when the request ends */
+	const uint8_t *sealed = store_col_blob(st, 15, &n);
+	err = a->upp ? smdp_keys_apply(a->d, a->iccid, sealed, n, store_col_text(st, 16), a->upp,
+				       a->upp_len)
+		     : ESIM_OK;
 	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
 	if (!a->upp)
 		return ESIM_E_NOMEM;
 	if (!open || (pst != SMDP_RELEASED && pst != SMDP_DOWNLOADED)) {

@@ -9,10 +9,18 @@
  * Personalisation: the ICCID is written into the ProfileHeader and EF.ICCID
  * (rsp_saip_personalise_iccid), the IMSI into EF.IMSI and Ki / OPc into the
  * akaParameter elements (personalise.c) where the template has them. The
- * IMSI is also kept as inventory data; Ki and OPc live only inside the
- * personalised package, and every other copy is wiped.
+ * IMSI is also kept as inventory data. Ki and OPc are sealed under the KEK
+ * (kek.c) and written into the package only in memory when it is bound;
+ * the stored package keeps the template's bytes in their slots.
+ *
+ * A batch is imported as a stream, one line at a time through one
+ * prepared INSERT, in one transaction: memory stays flat whatever the
+ * file's size, and a bad line (its number and fault reported) leaves
+ * nothing of the file behind. Rekey re-seals every row under a new KEK,
+ * in one transaction as well.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -332,6 +340,23 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 
 /* ---- import -------------------------------------------------------------------- */
 
+/* One batch import in progress: a transaction on one connection, the
+ * template read once, the INSERT prepared once and reused for every row. */
+struct importer {
+	smdp *d;
+	store *s;
+	const char *type;
+	int64_t type_id;
+	uint8_t *tmpl;
+	size_t tmpl_len;
+	unsigned slots;	  /* SMDP_PERS_KI / SMDP_PERS_OPC: the template has them */
+	int64_t first_id; /* the first row of this import (0: none yet) */
+	store_stmt *ins, *find;
+	time_t now;
+	size_t count;
+	struct smdp_import_report *rep;
+};
+
 struct import_item {
 	char iccid[RSP_ICCID_TEXT_MAX];
 	char imsi[16];
@@ -339,95 +364,182 @@ struct import_item {
 	bool has_ki, has_opc;
 };
 
-struct import_arg {
-	const char *type;
-	const struct import_item *items;
-	size_t n;
-	time_t now;
-};
+static void report(struct smdp_import_report *rep, size_t line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static esim_err import_fn(store *s, void *arg)
+static void report(struct smdp_import_report *rep, size_t line, const char *fmt, ...)
 {
-	struct import_arg *a = arg;
-	store_stmt *st;
-	esim_err err =
-	    store_prepare(s, "SELECT id, template FROM smdp_profile_types WHERE name = ?1", &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_text(st, 1, a->type);
-	bool row;
-	err = store_step(st, &row);
-	if (err == ESIM_OK && !row)
-		err = ESIM_E_SMDP_UNKNOWN;
-	int64_t type_id = 0;
-	uint8_t *tmpl = NULL;
-	size_t tmpl_len = 0;
-	if (err == ESIM_OK) {
-		type_id = store_col_int64(st, 0);
-		const uint8_t *p = store_col_blob(st, 1, &tmpl_len);
-		tmpl = malloc(tmpl_len ? tmpl_len : 1);
-		if (!tmpl)
-			err = ESIM_E_NOMEM;
-		else if (tmpl_len)
-			memcpy(tmpl, p, tmpl_len);
-	}
-	store_finalize(st);
-	if (err != ESIM_OK) {
-		free(tmpl);
-		return err;
-	}
-	store_stmt *ins = NULL;
-	err = store_prepare(s,
-			    "INSERT INTO smdp_profiles (iccid, imsi, type_id, state, upp, updated)"
-			    " VALUES (?1, ?2, ?3, 'Available', ?4, ?5) RETURNING id",
-			    &ins);
-	for (size_t i = 0; err == ESIM_OK && i < a->n; i++) {
-		uint8_t *upp = NULL;
-		size_t upp_len = 0;
-		const struct import_item *it = &a->items[i];
-		err = rsp_saip_personalise_iccid(tmpl, tmpl_len, it->iccid, &upp, &upp_len);
-		if (err != ESIM_OK)
-			break;
-		unsigned done = 0;
-		err = smdp_personalise_upp(upp, upp_len, it->imsi[0] ? it->imsi : NULL,
-					   it->has_ki ? it->ki : NULL, it->has_opc ? it->opc : NULL,
-					   &done);
-		if (err != ESIM_OK) {
-			esim_wipe(upp, upp_len);
-			free(upp);
-			break;
-		}
-		char detail[200];
-		snprintf(detail, sizeof detail, "%s personalised: iccid%s%s%s", a->type,
-			 done & SMDP_PERS_IMSI ? " imsi" : "", done & SMDP_PERS_KI ? " ki" : "",
-			 done & SMDP_PERS_OPC ? " opc" : "");
-		store_reset(ins);
-		store_bind_text(ins, 1, a->items[i].iccid);
-		store_bind_text(ins, 2, a->items[i].imsi[0] ? a->items[i].imsi : NULL);
-		store_bind_int64(ins, 3, type_id);
-		store_bind_blob(ins, 4, upp, upp_len);
-		store_bind_int64(ins, 5, (int64_t)a->now);
-		int64_t id;
-		err = store_run_id(ins, &id);
-		esim_wipe(upp, upp_len);
-		free(upp);
-		if (err == ESIM_OK)
-			err = smdp_db_history(s, id, a->now, "import", detail);
-	}
-	store_finalize(ins);
-	free(tmpl);
-	return err;
+	if (!rep)
+		return;
+	rep->line = line;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(rep->reason, sizeof rep->reason, fmt, ap);
+	va_end(ap);
 }
 
-static esim_err import_items(smdp *d, const char *type, const struct import_item *items, size_t n)
+static void importer_end(struct importer *im, bool commit, esim_err *err)
 {
-	store *s;
-	esim_err err = smdp_store_get(d, &s);
+	store_finalize(im->ins);
+	store_finalize(im->find);
+	im->ins = im->find = NULL;
+	if (im->tmpl)
+		esim_wipe(im->tmpl, im->tmpl_len);
+	free(im->tmpl);
+	im->tmpl = NULL;
+	if (im->s) {
+		if (commit && *err == ESIM_OK)
+			*err = store_commit(im->s);
+		else
+			store_rollback(im->s);
+		smdp_store_put(im->d, im->s);
+		im->s = NULL;
+	}
+}
+
+static esim_err importer_begin(struct importer *im, smdp *d, const char *type,
+			       struct smdp_import_report *rep)
+{
+	memset(im, 0, sizeof *im);
+	im->d = d;
+	im->type = type;
+	im->rep = rep;
+	im->now = smdp_now(d);
+	esim_err err = smdp_store_get(d, &im->s);
 	if (err != ESIM_OK)
 		return err;
-	struct import_arg a = {type, items, n, smdp_now(d)};
-	err = store_transaction(s, import_fn, &a, 0);
-	smdp_store_put(d, s);
+	if ((err = store_begin(im->s)) != ESIM_OK) {
+		smdp_store_put(d, im->s);
+		im->s = NULL;
+		return err;
+	}
+	/* history and states are lasting state (smdp_db_history) */
+	store_make_durable(im->s);
+	store_stmt *st;
+	err = store_prepare(im->s, "SELECT id, template FROM smdp_profile_types WHERE name = ?1",
+			    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, type);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && !row) {
+		report(rep, 0, "unknown profile type '%s'", type);
+		err = ESIM_E_SMDP_UNKNOWN;
+	}
+	if (err == ESIM_OK) {
+		im->type_id = store_col_int64(st, 0);
+		const uint8_t *p = store_col_blob(st, 1, &im->tmpl_len);
+		im->tmpl = malloc(im->tmpl_len ? im->tmpl_len : 1);
+		if (!im->tmpl)
+			err = ESIM_E_NOMEM;
+		else if (im->tmpl_len)
+			memcpy(im->tmpl, p, im->tmpl_len);
+	}
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	/* which of Ki / OPc the template has a slot for: personalise a copy */
+	uint8_t *copy = malloc(im->tmpl_len ? im->tmpl_len : 1);
+	if (!copy)
+		return ESIM_E_NOMEM;
+	memcpy(copy, im->tmpl, im->tmpl_len);
+	static const uint8_t probe[16] = {0};
+	err = smdp_personalise_upp(copy, im->tmpl_len, NULL, probe, probe, &im->slots);
+	free(copy);
+	if (err != ESIM_OK)
+		return err;
+	if ((err = store_prepare(
+		 im->s,
+		 "INSERT INTO smdp_profiles (iccid, imsi, type_id, state, upp, updated,"
+		 " keys_sealed, kek_id) VALUES (?1, ?2, ?3, 'Available', ?4, ?5, ?6, ?7)"
+		 " ON CONFLICT (iccid) DO NOTHING RETURNING id",
+		 &im->ins)) != ESIM_OK)
+		return err;
+	return store_prepare(im->s, "SELECT id FROM smdp_profiles WHERE iccid = ?1", &im->find);
+}
+
+/* A duplicate ICCID: from this import or from before it. */
+static esim_err report_duplicate(struct importer *im, size_t line, const char *iccid)
+{
+	store_reset(im->find);
+	store_bind_text(im->find, 1, iccid);
+	bool row;
+	esim_err err = store_step(im->find, &row);
+	if (err != ESIM_OK)
+		return err;
+	bool here = row && im->first_id > 0 && store_col_int64(im->find, 0) >= im->first_id;
+	store_reset(im->find);
+	report(im->rep, line, "duplicate ICCID %s: %s", iccid,
+	       here ? "already on an earlier line of this file" : "already imported");
+	return ESIM_E_STORE_CONSTRAINT;
+}
+
+static esim_err import_row(struct importer *im, size_t line, const struct import_item *it)
+{
+	unsigned want = (it->has_ki ? SMDP_PERS_KI : 0) | (it->has_opc ? SMDP_PERS_OPC : 0);
+	if (want & ~im->slots) {
+		report(im->rep, line,
+		       "the template of profile type '%s' has no akaParameter slot for %s:"
+		       " it would be dropped",
+		       im->type, want & ~im->slots & SMDP_PERS_KI ? "Ki" : "OPc");
+		return ESIM_E_SMDP_CSV;
+	}
+	if (want && !im->d->kek.loaded) {
+		report(im->rep, line,
+		       "Ki / OPc given but no key-encryption key configured (kek-file):"
+		       " they are never stored in clear");
+		return ESIM_E_SMDP_KEK;
+	}
+	uint8_t *upp = NULL;
+	size_t upp_len = 0;
+	esim_err err =
+	    rsp_saip_personalise_iccid(im->tmpl, im->tmpl_len, it->iccid, &upp, &upp_len);
+	if (err != ESIM_OK) {
+		report(im->rep, line, "ICCID %s: %s", it->iccid, esim_strerror(err));
+		return err;
+	}
+	unsigned done = 0;
+	err = smdp_personalise_upp(upp, upp_len, it->imsi[0] ? it->imsi : NULL, NULL, NULL, &done);
+	uint8_t sealed[SMDP_SEALED_LEN];
+	if (err == ESIM_OK && want)
+		err = smdp_keys_seal(&im->d->kek, it->iccid, it->has_ki ? it->ki : NULL,
+				     it->has_opc ? it->opc : NULL, sealed);
+	if (err == ESIM_OK) {
+		store_stmt *ins = im->ins;
+		store_reset(ins);
+		store_bind_text(ins, 1, it->iccid);
+		store_bind_text(ins, 2, it->imsi[0] ? it->imsi : NULL);
+		store_bind_int64(ins, 3, im->type_id);
+		store_bind_blob(ins, 4, upp, upp_len);
+		store_bind_int64(ins, 5, (int64_t)im->now);
+		if (want) {
+			store_bind_blob(ins, 6, sealed, sizeof sealed);
+			store_bind_text(ins, 7, im->d->kek.id);
+		}
+		bool row = false;
+		err = store_step(ins, &row);
+		int64_t id = row ? store_col_int64(ins, 0) : 0;
+		store_reset(ins);
+		if (err == ESIM_OK && !row)
+			err = report_duplicate(im, line, it->iccid);
+		if (err == ESIM_OK) {
+			if (im->first_id == 0)
+				im->first_id = id;
+			char detail[200];
+			snprintf(detail, sizeof detail, "%s personalised: iccid%s%s%s", im->type,
+				 done & SMDP_PERS_IMSI ? " imsi" : "",
+				 want & SMDP_PERS_KI ? " ki" : "",
+				 want & SMDP_PERS_OPC ? " opc" : "");
+			err = smdp_db_history(im->s, id, im->now, "import", detail);
+		}
+	}
+	esim_wipe(upp, upp_len);
+	free(upp);
+	if (err == ESIM_OK)
+		im->count++;
+	else if (im->rep && im->rep->reason[0] == '\0')
+		report(im->rep, line, "ICCID %s: %s", it->iccid, esim_strerror(err));
 	return err;
 }
 
@@ -442,14 +554,21 @@ static bool all_digits(const char *s, size_t min, size_t max)
 	return true;
 }
 
-static bool hex32(const char *s)
+/* ITU-T E.118: the last digit of an ICCID is its Luhn check digit. */
+static bool luhn_ok(const char *s)
 {
-	if (strlen(s) != 32)
-		return false;
-	for (size_t i = 0; i < 32; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return false;
-	return true;
+	size_t n = strlen(s);
+	unsigned sum = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v = (unsigned)(s[n - 1 - i] - '0');
+		if (i % 2) {
+			v *= 2;
+			if (v > 9)
+				v -= 9;
+		}
+		sum += v;
+	}
+	return sum % 10 == 0;
 }
 
 esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const char *imsi)
@@ -466,10 +585,15 @@ esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const
 	snprintf(it.iccid, sizeof it.iccid, "%s", iccid);
 	if (imsi)
 		snprintf(it.imsi, sizeof it.imsi, "%s", imsi);
-	return import_items(d, type, &it, 1);
+	struct importer im;
+	esim_err err = importer_begin(&im, d, type, NULL);
+	if (err == ESIM_OK)
+		err = import_row(&im, 0, &it);
+	importer_end(&im, true, &err);
+	return err;
 }
 
-/* Split one CSV line into at most 4 trimmed fields (in place). */
+/* Split one CSV line into at most 4 trimmed fields (in place); 5: more. */
 static size_t csv_fields(char *line, char *f[4])
 {
 	size_t n = 0;
@@ -494,68 +618,370 @@ static size_t csv_fields(char *line, char *f[4])
 	return n;
 }
 
+/* A 16-byte key field (Ki or OPc) of 32 hex digits; never quoted back. */
+static bool key_field(struct smdp_import_report *rep, size_t line, const char *name, const char *f,
+		      uint8_t out[16])
+{
+	size_t n = strlen(f);
+	if (n != 32) {
+		report(rep, line, "%s must be 32 hex digits (16 bytes), found %zu characters", name,
+		       n);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!isxdigit((unsigned char)f[i])) {
+			report(rep, line, "%s is not hex (character %zu)", name, i + 1);
+			return false;
+		}
+	return esim_hex_decode_fixed(f, out, 16) == ESIM_OK;
+}
+
+/* Parse one line into *it; false with the report filled for a bad row. */
+static bool parse_row(struct smdp_import_report *rep, size_t line, char *text,
+		      struct import_item *it)
+{
+	char *f[4] = {0};
+	size_t nf = csv_fields(text, f);
+	memset(it, 0, sizeof *it);
+	if (nf > 4) {
+		report(rep, line, "more than 4 fields (ICCID,IMSI,Ki,OPc)");
+		return false;
+	}
+	if (!all_digits(f[0], 18, 20)) {
+		report(rep, line, "ICCID '%.24s' must be 18 to 20 digits", f[0]);
+		return false;
+	}
+	if (!luhn_ok(f[0])) {
+		report(rep, line, "ICCID %s: bad check digit (Luhn)", f[0]);
+		return false;
+	}
+	snprintf(it->iccid, sizeof it->iccid, "%s", f[0]);
+	if (nf >= 2 && *f[1]) {
+		if (!all_digits(f[1], 6, 15)) {
+			report(rep, line, "IMSI '%.20s' must be 6 to 15 digits", f[1]);
+			return false;
+		}
+		snprintf(it->imsi, sizeof it->imsi, "%s", f[1]);
+	}
+	if (nf >= 3 && *f[2]) {
+		if (!key_field(rep, line, "Ki", f[2], it->ki))
+			return false;
+		it->has_ki = true;
+	}
+	if (nf == 4 && *f[3]) {
+		if (!key_field(rep, line, "OPc", f[3], it->opc))
+			return false;
+		it->has_opc = true;
+	}
+	return true;
+}
+
+#define IMPORT_LINE_MAX 256
+
+esim_err smdp_import_stream(smdp *d, const char *type, FILE *in, size_t *count,
+			    struct smdp_import_report *rep)
+{
+	if (count)
+		*count = 0;
+	if (rep)
+		memset(rep, 0, sizeof *rep);
+	if (!d || !type || !in)
+		return ESIM_E_ARG;
+	struct importer im;
+	esim_err err = importer_begin(&im, d, type, rep);
+	char buf[IMPORT_LINE_MAX]; /* may hold Ki / OPc */
+	struct import_item it;	   /* secret */
+	size_t line = 0;
+	while (err == ESIM_OK && fgets(buf, sizeof buf, in)) {
+		line++;
+		size_t n = strlen(buf);
+		if (n == sizeof buf - 1 && buf[n - 1] != '\n' && !feof(in)) {
+			report(rep, line, "longer than %d characters", IMPORT_LINE_MAX - 2);
+			err = ESIM_E_SMDP_CSV;
+			break;
+		}
+		char *l = buf;
+		while (*l == ' ' || *l == '\t')
+			l++;
+		l[strcspn(l, "\r\n")] = '\0';
+		if (*l == '#' || *l == '\0')
+			continue;
+		if (strncasecmp(l, "iccid", 5) == 0)
+			continue; /* header */
+		if (!parse_row(rep, line, l, &it))
+			err = ESIM_E_SMDP_CSV;
+		else
+			err = import_row(&im, line, &it);
+	}
+	if (err == ESIM_OK && ferror(in)) {
+		report(rep, line, "read error");
+		err = ESIM_E_IO;
+	}
+	if (err == ESIM_OK && im.count == 0) {
+		report(rep, 0, "no profile in the batch");
+		err = ESIM_E_SMDP_CSV;
+	}
+	esim_wipe(buf, sizeof buf);
+	esim_wipe(&it, sizeof it);
+	size_t n = im.count;
+	importer_end(&im, true, &err);
+	if (err == ESIM_OK && count)
+		*count = n;
+	return err;
+}
+
 esim_err smdp_import_csv(smdp *d, const char *type, const char *csv, size_t len, size_t *count)
 {
 	if (!d || !type || !csv)
 		return ESIM_E_ARG;
-	char *text = malloc(len + 1);
-	if (!text)
+	if (len == 0)
+		return ESIM_E_SMDP_CSV;
+	FILE *f = fmemopen((void *)csv, len, "r");
+	if (!f)
 		return ESIM_E_NOMEM;
-	memcpy(text, csv, len);
-	text[len] = '\0';
-	struct import_item *items = NULL;
-	size_t n = 0, cap = 0;
-	esim_err err = ESIM_OK;
-	char *save = NULL;
-	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *f[4] = {0};
-		while (*line == ' ' || *line == '\t')
-			line++;
-		if (*line == '#' || *line == '\0' || *line == '\r')
-			continue;
-		if (strncasecmp(line, "iccid", 5) == 0)
-			continue; /* header */
-		size_t nf = csv_fields(line, f);
-		if (nf < 1 || nf > 4 || !all_digits(f[0], 18, 20) ||
-		    (nf >= 2 && *f[1] && !all_digits(f[1], 6, 15)) ||
-		    (nf >= 3 && *f[2] && !hex32(f[2])) || (nf == 4 && *f[3] && !hex32(f[3]))) {
-			err = ESIM_E_SMDP_CSV;
-			break;
-		}
-		if (n == cap) {
-			cap = cap ? 2 * cap : 64;
-			struct import_item *ni = realloc(items, cap * sizeof *items);
-			if (!ni) {
+	char iobuf[4096]; /* stdio's copy of the Ki / OPc text, wiped below */
+	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+	struct smdp_import_report rep;
+	esim_err err = smdp_import_stream(d, type, f, count, &rep);
+	fclose(f);
+	esim_wipe(iobuf, sizeof iobuf);
+	if (err != ESIM_OK && d->log)
+		smdp_logf(d, "import", "type=%s line=%zu error=\"%s\"", type, rep.line, rep.reason);
+	return err;
+}
+
+/* ---- Ki / OPc at rest: legacy rows and rekey ------------------------------------ */
+
+/* Rows from before schema 5 by id, a batch at a time. */
+struct legacy_row {
+	int64_t id;
+	char iccid[RSP_ICCID_TEXT_MAX];
+	uint8_t *upp;
+	size_t len;
+};
+
+static esim_err seal_legacy_fn(store *s, void *arg)
+{
+	smdp *d = arg;
+	store_stmt *sel = NULL, *upd = NULL;
+	esim_err err = store_prepare(s,
+				     "SELECT id, iccid, upp FROM smdp_profiles WHERE legacy = 1"
+				     " ORDER BY id LIMIT 256",
+				     &sel);
+	if (err == ESIM_OK)
+		err = store_prepare(
+		    s,
+		    "UPDATE smdp_profiles SET upp = ?1, keys_sealed = ?2, kek_id = ?3,"
+		    " legacy = 0 WHERE id = ?4",
+		    &upd);
+	struct legacy_row rows[256];
+	size_t n = 1;
+	while (err == ESIM_OK && n > 0) {
+		n = 0;
+		bool row;
+		store_reset(sel);
+		while (err == ESIM_OK && (err = store_step(sel, &row)) == ESIM_OK && row) {
+			struct legacy_row *r = &rows[n];
+			r->id = store_col_int64(sel, 0);
+			snprintf(r->iccid, sizeof r->iccid, "%s", store_col_text(sel, 1));
+			const uint8_t *p = store_col_blob(sel, 2, &r->len);
+			r->upp = malloc(r->len ? r->len : 1);
+			if (!r->upp) {
 				err = ESIM_E_NOMEM;
 				break;
 			}
-			items = ni;
+			memcpy(r->upp, p, r->len);
+			n++;
 		}
-		memset(&items[n], 0, sizeof items[n]);
-		snprintf(items[n].iccid, sizeof items[n].iccid, "%s", f[0]);
-		if (nf >= 2)
-			snprintf(items[n].imsi, sizeof items[n].imsi, "%s", f[1]);
-		if (nf >= 3 && *f[2]) {
-			esim_hex_decode_fixed(f[2], items[n].ki, 16);
-			items[n].has_ki = true;
+		store_reset(sel);
+		for (size_t i = 0; i < n; i++) {
+			struct legacy_row *r = &rows[i];
+			uint8_t ki[16], opc[16], sealed[SMDP_SEALED_LEN];
+			unsigned found = 0;
+			if (err == ESIM_OK)
+				err = smdp_upp_take_keys(r->upp, r->len, ki, opc, &found);
+			if (err == ESIM_OK && found)
+				err = smdp_keys_seal(&d->kek, r->iccid,
+						     found & SMDP_PERS_KI ? ki : NULL,
+						     found & SMDP_PERS_OPC ? opc : NULL, sealed);
+			if (err == ESIM_OK) {
+				store_reset(upd);
+				store_bind_blob(upd, 1, r->upp, r->len);
+				if (found) {
+					store_bind_blob(upd, 2, sealed, sizeof sealed);
+					store_bind_text(upd, 3, d->kek.id);
+				}
+				store_bind_int64(upd, 4, r->id);
+				err = store_run(upd);
+			}
+			esim_wipe(ki, sizeof ki);
+			esim_wipe(opc, sizeof opc);
+			esim_wipe(r->upp, r->len);
+			free(r->upp);
 		}
-		if (nf == 4 && *f[3]) {
-			esim_hex_decode_fixed(f[3], items[n].opc, 16);
-			items[n].has_opc = true;
-		}
-		n++;
 	}
-	esim_wipe(text, len); /* Ki / OPc */
-	free(text);
-	if (err == ESIM_OK && n == 0)
-		err = ESIM_E_SMDP_CSV;
+	store_finalize(sel);
+	store_finalize(upd);
+	return err;
+}
+
+esim_err smdp_seal_legacy(smdp *d)
+{
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	int64_t n = 0;
+	err = store_prepare(s, "SELECT COUNT(*) FROM smdp_profiles WHERE legacy = 1", &st);
+	if (err == ESIM_OK) {
+		bool row;
+		err = store_step(st, &row);
+		if (err == ESIM_OK && row)
+			n = store_col_int64(st, 0);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK && n > 0 && !d->kek.loaded) {
+		fprintf(stderr,
+			"esim-smdp: the database %s holds %lld profiles imported before Ki/OPc"
+			" encryption (schema 5), their Ki/OPc in clear: set kek-file (a 0600 file"
+			" of 32 random bytes) and open it again to seal them\n",
+			d->db_url, (long long)n);
+		err = ESIM_E_SMDP_KEK;
+	}
+	if (err == ESIM_OK && n > 0) {
+		err = store_transaction(s, seal_legacy_fn, d, 0);
+		/* the cleartext is gone from the rows, not yet from the files:
+		 * SQLite's free pages and WAL are rewritten by VACUUM and a
+		 * truncating checkpoint, PostgreSQL's table by VACUUM FULL */
+		if (err == ESIM_OK)
+			err = store_exec(s, store_sql_dialect(s) == STORE_DIALECT_SQLITE
+						? "VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
+						: "VACUUM FULL smdp_profiles");
+		smdp_logf(d, "kek", "legacy_sealed=%lld", (long long)n);
+	}
+	smdp_store_put(d, s);
+	return err;
+}
+
+struct rekey_arg {
+	smdp *d;
+	const struct smdp_kek *nk;
+	size_t count;
+};
+
+static esim_err rekey_fn(store *s, void *arg)
+{
+	struct rekey_arg *a = arg;
+	a->count = 0;
+	store_stmt *sel = NULL, *upd = NULL;
+	esim_err err = store_prepare(s,
+				     "SELECT id, iccid, keys_sealed, kek_id FROM smdp_profiles"
+				     " WHERE keys_sealed IS NOT NULL AND kek_id <> ?1 AND id > ?2"
+				     " ORDER BY id LIMIT 512",
+				     &sel);
 	if (err == ESIM_OK)
-		err = import_items(d, type, items, n);
-	if (items)
-		esim_wipe(items, cap * sizeof *items);
-	free(items);
-	if (err == ESIM_OK && count)
-		*count = n;
+		err = store_prepare(
+		    s, "UPDATE smdp_profiles SET keys_sealed = ?1, kek_id = ?2 WHERE id = ?3",
+		    &upd);
+	int64_t last = 0;
+	bool more = true;
+	while (err == ESIM_OK && more) {
+		struct {
+			int64_t id;
+			char iccid[RSP_ICCID_TEXT_MAX];
+			uint8_t sealed[SMDP_SEALED_LEN];
+		} rows[512];
+		size_t n = 0;
+		bool row;
+		store_reset(sel);
+		store_bind_text(sel, 1, a->nk->id);
+		store_bind_int64(sel, 2, last);
+		while ((err = store_step(sel, &row)) == ESIM_OK && row) {
+			size_t len = 0;
+			const uint8_t *p = store_col_blob(sel, 2, &len);
+			const char *kid = store_col_text(sel, 3);
+			rows[n].id = store_col_int64(sel, 0);
+			snprintf(rows[n].iccid, sizeof rows[n].iccid, "%s", store_col_text(sel, 1));
+			if (!kid || strcmp(kid, a->d->kek.id) != 0) {
+				fprintf(stderr,
+					"esim-smdp: rekey: profile %s is sealed under KEK %s, not"
+					" under the configured one (%s)\n",
+					rows[n].iccid, kid ? kid : "?", a->d->kek.id);
+				err = ESIM_E_SMDP_KEK;
+				break;
+			}
+			if (len != SMDP_SEALED_LEN) {
+				err = ESIM_E_STORE_CORRUPT;
+				break;
+			}
+			memcpy(rows[n].sealed, p, len);
+			n++;
+		}
+		store_reset(sel);
+		more = n == 512;
+		for (size_t i = 0; err == ESIM_OK && i < n; i++) {
+			uint8_t ki[16], opc[16];
+			unsigned which = 0;
+			err = smdp_keys_open(&a->d->kek, rows[i].iccid, rows[i].sealed,
+					     SMDP_SEALED_LEN, ki, opc, &which);
+			if (err == ESIM_OK)
+				err = smdp_keys_seal(
+				    a->nk, rows[i].iccid, which & SMDP_PERS_KI ? ki : NULL,
+				    which & SMDP_PERS_OPC ? opc : NULL, rows[i].sealed);
+			esim_wipe(ki, sizeof ki);
+			esim_wipe(opc, sizeof opc);
+			if (err == ESIM_E_SMDP_KEK)
+				fprintf(stderr,
+					"esim-smdp: rekey: the configured KEK does not open the"
+					" Ki/OPc of profile %s\n",
+					rows[i].iccid);
+			if (err == ESIM_OK) {
+				store_reset(upd);
+				store_bind_blob(upd, 1, rows[i].sealed, SMDP_SEALED_LEN);
+				store_bind_text(upd, 2, a->nk->id);
+				store_bind_int64(upd, 3, rows[i].id);
+				err = store_run(upd);
+			}
+			last = rows[i].id;
+			a->count++;
+		}
+	}
+	store_finalize(sel);
+	store_finalize(upd);
+	return err;
+}
+
+esim_err smdp_rekey(smdp *d, const char *new_kek_file, size_t *count)
+{
+	if (!d || !new_kek_file)
+		return ESIM_E_ARG;
+	struct smdp_kek nk;
+	esim_err err = smdp_kek_load(new_kek_file, &nk);
+	if (err != ESIM_OK)
+		return err;
+	if (!d->kek.loaded) {
+		fprintf(stderr, "esim-smdp: rekey needs the current KEK (kek-file) to open the"
+				" Ki/OPc sealed under it\n");
+		smdp_kek_clear(&nk);
+		return ESIM_E_SMDP_KEK;
+	}
+	store *s;
+	if ((err = smdp_store_get(d, &s)) != ESIM_OK) {
+		smdp_kek_clear(&nk);
+		return err;
+	}
+	struct rekey_arg a = {d, &nk, 0};
+	err = store_transaction(s, rekey_fn, &a, 0);
+	smdp_store_put(d, s);
+	if (err == ESIM_OK) {
+		smdp_kek_clear(&d->kek);
+		d->kek = nk; /* this handle goes on with the new key */
+		smdp_logf(d, "kek", "rekey rows=%zu kek_id=%s", a.count, nk.id);
+		if (count)
+			*count = a.count;
+	}
+	smdp_kek_clear(&nk);
 	return err;
 }
 
@@ -572,14 +998,15 @@ esim_err smdp_profile_upp(smdp *d, const char *iccid, uint8_t **upp, size_t *len
 	if (err != ESIM_OK)
 		return err;
 	store_stmt *st;
-	err = store_prepare(s, "SELECT upp FROM smdp_profiles WHERE iccid = ?1", &st);
+	err = store_prepare(
+	    s, "SELECT upp, keys_sealed, kek_id FROM smdp_profiles WHERE iccid = ?1", &st);
 	if (err == ESIM_OK) {
 		store_bind_text(st, 1, iccid);
 		bool row;
 		err = store_step(st, &row);
 		if (err == ESIM_OK && !row)
 			err = ESIM_E_NOT_FOUND;
-		size_t n = 0;
+		size_t n = 0, sn = 0;
 		const uint8_t *p = err == ESIM_OK ? store_col_blob(st, 0, &n) : NULL;
 		if (err == ESIM_OK && (*upp = malloc(n ? n : 1)) == NULL)
 			err = ESIM_E_NOMEM;
@@ -587,6 +1014,15 @@ esim_err smdp_profile_upp(smdp *d, const char *iccid, uint8_t **upp, size_t *len
 			if (n)
 				memcpy(*upp, p, n);
 			*len = n;
+			/* the profile's own Ki / OPc, opened in memory only */
+			const uint8_t *sealed = store_col_blob(st, 1, &sn);
+			err = smdp_keys_apply(d, iccid, sealed, sn, store_col_text(st, 2), *upp, n);
+			if (err != ESIM_OK) {
+				esim_wipe(*upp, n);
+				free(*upp);
+				*upp = NULL;
+				*len = 0;
+			}
 		}
 		store_finalize(st);
 	}

@@ -45,7 +45,10 @@ static void usage(void)
 	    "  add-type NAME OPERATOR UPP SPN PROFILE_NAME [ppk]\n"
 	    "                             add a profile type from a SAIP template (DER file);\n"
 	    "                             ppk: bind with profile protection keys\n"
-	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line\n"
+	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line,\n"
+	    "                             streamed, all or nothing; Ki/OPc sealed (kek-file)\n"
+	    "  rekey --new-kek-file FILE  re-seal every Ki/OPc under a new KEK (kek-file opens\n"
+	    "                             the current ones), then point kek-file at FILE\n"
 	    "  order OPERATOR TYPE [EID [CC]]  (or --eid EID)\n"
 	    "                             create and release an order; prints the activation code\n"
 	    "  state ICCID                the profile's state\n"
@@ -63,6 +66,7 @@ static void usage(void)
 	    "  session-purge-interval (seconds between sweeps of expired sessions; default\n"
 	    "  30), max-pending-sessions (sessions not yet authenticated at most; default\n"
 	    "  10000; beyond it initiateAuthentication answers 503),\n"
+	    "  kek-file (key-encryption key of Ki/OPc at rest: 32 bytes raw or hex, mode 0600),\n"
 	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1),\n"
 	    "  max-connections (per listener; default 1024), max-connections-per-address\n"
 	    "  (per IPv4 address or IPv6 /64 and listener; default 64), request-deadline\n"
@@ -242,6 +246,7 @@ static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 	c.order_ttl_s = kv_uint(kv, "order-ttl");
 	c.max_pending_sessions = kv_uint(kv, "max-pending-sessions");
 	c.log = kv_uint(kv, "log") != 0;
+	c.kek_file = kv_get(kv, "kek-file");
 	if (!c.db_url || !c.fqdn || c.n_ids == 0) {
 		fprintf(stderr, "esim-smdp: db, fqdn and at least one dpauth/dppb identity are "
 				"required\n");
@@ -570,19 +575,46 @@ static int cmd_import(smdp *d, char **pos, int n)
 		usage();
 		return 2;
 	}
-	uint8_t *csv = NULL;
-	size_t len = 0, count = 0;
-	esim_err err = esim_read_file(pos[1], 64u << 20, &csv, &len);
-	if (err == ESIM_OK)
-		err = smdp_import_csv(d, pos[0], (const char *)csv, len, &count);
-	if (csv)
-		esim_wipe(csv, len); /* may hold Ki / OPc */
-	free(csv);
+	FILE *f = fopen(pos[1], "r");
+	if (!f) {
+		fprintf(stderr, "esim-smdp: import: %s: %s\n", pos[1], strerror(errno));
+		return 1;
+	}
+	/* stdio's buffer holds Ki / OPc text: ours, to wipe it */
+	static char iobuf[1 << 16];
+	setvbuf(f, iobuf, _IOFBF, sizeof iobuf);
+	size_t count = 0;
+	struct smdp_import_report rep;
+	esim_err err = smdp_import_stream(d, pos[0], f, &count, &rep);
+	fclose(f);
+	esim_wipe(iobuf, sizeof iobuf);
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim-smdp: import: %s\n", esim_strerror(err));
+		if (rep.line)
+			fprintf(stderr, "esim-smdp: import: %s:%zu: %s; nothing imported\n", pos[1],
+				rep.line, rep.reason);
+		else
+			fprintf(stderr, "esim-smdp: import: %s: %s; nothing imported\n", pos[1],
+				rep.reason[0] ? rep.reason : esim_strerror(err));
 		return 1;
 	}
 	printf("imported %zu profiles\n", count);
+	return 0;
+}
+
+static int cmd_rekey(const struct kv *kv, smdp *d)
+{
+	const char *nf = kv_get(kv, "new-kek-file");
+	if (!nf) {
+		fprintf(stderr, "esim-smdp: rekey needs --new-kek-file FILE\n");
+		return 2;
+	}
+	size_t count = 0;
+	esim_err err = smdp_rekey(d, nf, &count);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: rekey: %s; nothing changed\n", esim_strerror(err));
+		return 1;
+	}
+	printf("re-sealed %zu profiles under %s; set kek-file = %s\n", count, nf, nf);
 	return 0;
 }
 
@@ -673,6 +705,8 @@ int main(int argc, char **argv)
 		rc = cmd_set_token(d, pos, npos);
 	else if (strcmp(cmd, "import") == 0)
 		rc = cmd_import(d, pos, npos);
+	else if (strcmp(cmd, "rekey") == 0)
+		rc = cmd_rekey(&kv, d);
 	else if (strcmp(cmd, "order") == 0)
 		rc = cmd_order(&kv, d, pos, npos);
 	else if (strcmp(cmd, "state") == 0)

@@ -8,7 +8,11 @@
  * and key / OPc 16 bytes, so no length around them changes and the package
  * keeps its structure byte for byte elsewhere. A template without such
  * elements (or with EF.IMSI content split over several fill elements) is
- * left alone for that value, and *done says what was written.
+ * left alone for that value, and *done says what was written; the import
+ * (inventory.c) refuses a batch whose Ki / OPc would find no place.
+ *
+ * At rest the package keeps no profile's Ki / OPc (kek.c): they are sealed
+ * apart and written in here only in memory, at binding time.
  */
 #include <string.h>
 
@@ -122,6 +126,40 @@ esim_err smdp_personalise_upp(uint8_t *upp, size_t len, const char *imsi, const 
 					*done |= SMDP_PERS_OPC;
 				}
 			}
+		}
+	}
+	return err;
+}
+
+esim_err smdp_upp_take_keys(uint8_t *upp, size_t len, uint8_t ki[16], uint8_t opc[16],
+			    unsigned *found)
+{
+	if (!upp || !found)
+		return ESIM_E_ARG;
+	*found = 0;
+	esim_err err;
+	der_cursor top;
+	der_cursor_init(&top, upp, len);
+	der_element pe;
+	while (der_next_child(&top, &pe, &err)) {
+		if (pe.tag != 0xA4)
+			continue;
+		der_cursor in = der_cursor_of(pe.value), conf, par;
+		if (der_get_element(&in, 0xA0, NULL) != ESIM_OK ||
+		    der_get_element(&in, 0xA1, &conf) != ESIM_OK ||
+		    der_get_element(&conf, 0xA1, &par) != ESIM_OK)
+			continue;
+		der_element e;
+		esim_err e2;
+		while (der_next_child(&par, &e, &e2)) {
+			if ((e.tag != 0x82 && e.tag != 0x83) || e.value.len != 16)
+				continue;
+			unsigned bit = e.tag == 0x82 ? SMDP_PERS_KI : SMDP_PERS_OPC;
+			uint8_t *v = upp + (e.value.p - upp);
+			if (!(*found & bit))
+				memcpy(bit == SMDP_PERS_KI ? ki : opc, v, 16);
+			*found |= bit;
+			memset(v, 0, 16);
 		}
 	}
 	return err;

@@ -2,8 +2,8 @@
  * The SM-DP+ database schema (digest 9.1: per-profile state and per-order
  * fields; 15.4: a persisted session store). One SQL text for SQLite and
  * PostgreSQL: the {{...}} placeholders of esim/store.h cover the
- * differences. Secrets are not stored here beyond the personalised
- * profile package itself and the SHA-256 of each confirmation code.
+ * differences. Secrets are not stored in clear: Ki / OPc only sealed
+ * under the KEK (migration 5), confirmation codes as their SHA-256.
  */
 #include <stdint.h>
 
@@ -96,6 +96,17 @@ static const char *const migrations[] = {
     " SELECT operator_id, function, call_id, NULL, response FROM smdp_calls;"
     "DROP TABLE smdp_calls;"
     "ALTER TABLE smdp_calls_v4 RENAME TO smdp_calls;",
+    /* 5: Ki / OPc at rest only sealed under the KEK (kek.c): the package
+     * keeps the template's bytes in their slots, keys_sealed the profile's
+     * values (XChaCha20-Poly1305, the ICCID as associated data) and kek_id
+     * the key that opens them. Rows of older schemas may hold their Ki /
+     * OPc in clear in the package: marked legacy, sealed (or refused) by
+     * smdp_seal_legacy when the SM-DP+ opens. */
+    "ALTER TABLE smdp_profiles ADD COLUMN keys_sealed {{BLOB}};"
+    "ALTER TABLE smdp_profiles ADD COLUMN kek_id TEXT;"
+    "ALTER TABLE smdp_profiles ADD COLUMN legacy {{INT}} NOT NULL DEFAULT 0;"
+    "UPDATE smdp_profiles SET legacy = 1;"
+    "CREATE INDEX smdp_profiles_legacy ON smdp_profiles(id) WHERE legacy = 1;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

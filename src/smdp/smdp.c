@@ -2,7 +2,8 @@
  * The SM-DP+ handle: configuration, its SGP.22 identities (CERT.DPauth and
  * CERT.DPpb per curve, digest 10.3), the trusted CIs for eUICC chains, a
  * pool of store connections shared by the server's worker threads, the
- * ES2+/ES9+ response header (digest 5.2), logs and metrics.
+ * key-encryption key of Ki / OPc at rest (kek.c), the ES2+/ES9+ response
+ * header (digest 5.2), logs and metrics.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -122,6 +123,8 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	d->log = cfg->log;
 	d->clock = cfg->clock;
 	d->clock_arg = cfg->clock_arg;
+	if (cfg->kek_file && (err = smdp_kek_load(cfg->kek_file, &d->kek)) != ESIM_OK)
+		goto fail;
 	for (size_t i = 0; i < cfg->n_ids; i++) {
 		if ((err = load_identity(&cfg->ids[i], &d->ids[i])) != ESIM_OK)
 			goto fail;
@@ -152,6 +155,10 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	if ((err = smdp_store_get(d, &s)) != ESIM_OK)
 		goto fail;
 	smdp_store_put(d, s);
+	/* Ki / OPc of profiles from before schema 5 are sealed now, or the
+	 * database is refused */
+	if ((err = smdp_seal_legacy(d)) != ESIM_OK)
+		goto fail;
 	*out = d;
 	return ESIM_OK;
 fail:
@@ -172,6 +179,7 @@ void smdp_close(smdp *d)
 	for (size_t i = 0; i < SMDP_KEY_CACHE; i++)
 		EVP_PKEY_free(d->keys[i].key);
 	crypto_trust_free(d->trust);
+	smdp_kek_clear(&d->kek);
 	free(d->db_url);
 	free(d->fqdn);
 	free(d->oid);

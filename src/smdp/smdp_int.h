@@ -36,8 +36,20 @@ struct smdp_identity {
 /* Failure counters by subject code, for /metrics. */
 #define SMDP_METRIC_SUBJECTS 24
 
+/* The key-encryption key of Ki / OPc at rest (kek.c). */
+#define SMDP_KEK_LEN	 32
+#define SMDP_KEK_ID_LEN	 16 /* hex digits */
+#define SMDP_KEYS_PT_LEN 33 /* which (SMDP_PERS_KI | SMDP_PERS_OPC), Ki, OPc */
+#define SMDP_SEALED_LEN	 (24 + SMDP_KEYS_PT_LEN + 16) /* nonce, ciphertext, tag */
+struct smdp_kek {
+	uint8_t key[SMDP_KEK_LEN]; /* secret */
+	char id[SMDP_KEK_ID_LEN + 1];
+	bool loaded;
+};
+
 struct smdp {
 	char *db_url, *fqdn, *oid;
+	struct smdp_kek kek; /* loaded from kek_file; wiped by smdp_close */
 	struct smdp_identity ids[SMDP_MAX_IDENTITIES];
 	size_t n_ids;
 	crypto_trust *trust;
@@ -132,6 +144,34 @@ esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *e
  * no-op when the operator has no callback URL. status may be success. */
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len);
+
+/* Load a KEK file (kek.c): a regular file of this user, mode 0600 or
+ * stricter, with 32 bytes raw or in hex. ESIM_E_SMDP_KEK, with a line on
+ * stderr naming the file and the fix, otherwise. */
+esim_err smdp_kek_load(const char *path, struct smdp_kek *out);
+void smdp_kek_clear(struct smdp_kek *k);
+/* Seal Ki and / or OPc (either may be NULL, not both) of the profile iccid
+ * under k into out. */
+esim_err smdp_keys_seal(const struct smdp_kek *k, const char *iccid, const uint8_t *ki,
+			const uint8_t *opc, uint8_t out[SMDP_SEALED_LEN]);
+/* Open a sealed blob of iccid: *which says which of ki / opc it held (the
+ * caller wipes both). ESIM_E_SMDP_KEK for another KEK or another row. */
+esim_err smdp_keys_open(const struct smdp_kek *k, const char *iccid, const uint8_t *sealed,
+			size_t len, uint8_t ki[16], uint8_t opc[16], unsigned *which);
+/* Open the sealed Ki / OPc of a profile (sealed NULL: none, nothing to do)
+ * and write them into its package upp, in memory. */
+esim_err smdp_keys_apply(const smdp *d, const char *iccid, const uint8_t *sealed, size_t len,
+			 const char *kek_id, uint8_t *upp, size_t upp_len);
+/* Profiles imported before schema 5 with their Ki / OPc in clear inside
+ * the package: sealed here when a KEK is loaded, refused otherwise
+ * (inventory.c, called by smdp_open). */
+esim_err smdp_seal_legacy(smdp *d);
+
+/* Copy the first Ki / OPc of upp's akaParameter elements into ki / opc
+ * (*found: SMDP_PERS_KI / SMDP_PERS_OPC) and zero every such slot
+ * (personalise.c). */
+esim_err smdp_upp_take_keys(uint8_t *upp, size_t len, uint8_t ki[16], uint8_t opc[16],
+			    unsigned *found);
 
 /* Lower-case SHA-256 hex of 32 bytes into out (65 bytes). */
 void smdp_sha_hex(const uint8_t sha[32], char out[65]);

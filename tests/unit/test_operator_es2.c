@@ -176,7 +176,7 @@ static void test_es2_loopback(void **state)
 	    bin, conf, cert, op_port);
 	run("%s/esim-smdp add-type --config %s STD ACME %s ACME 'ACME 5G' >/dev/null", bin, conf,
 	    tpl);
-	run("printf '8932000000000000108,206010000000108\\n8932000000000000116,206010000000116\\n'"
+	run("printf '8932000000000000105,206010000000108\\n8932000000000000113,206010000000116\\n'"
 	    " > %s/batch.csv && %s/esim-smdp import --config %s STD %s/batch.csv >/dev/null",
 	    dir, bin, conf, dir);
 	char smdp_bin[600], logp[700];
@@ -223,7 +223,7 @@ static void test_es2_loopback(void **state)
 	/* no second order for a line that has one */
 	assert_esim(ESIM_E_NOT_FOUND, op_order_esim(o, "jan.peeters@example.be", ac, sizeof ac));
 	char cmd[1400];
-	snprintf(cmd, sizeof cmd, "%s/esim-smdp state 8932000000000000108 --config %s", bin, conf);
+	snprintf(cmd, sizeof cmd, "%s/esim-smdp state 8932000000000000105 --config %s", bin, conf);
 	assert_non_null(strstr(capture(cmd), "Released"));
 
 	/* Jan pays, asks to terminate; approval before any download cancels

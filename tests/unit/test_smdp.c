@@ -99,17 +99,17 @@ static void test_import_errors(void **state)
 	size_t n = 99;
 	const char *bad = "8900012345000009999,12AB\n";
 	assert_esim(ESIM_E_SMDP_CSV, smdp_import_csv(F.d, SFX_TYPE, bad, strlen(bad), &n));
-	const char *badki = "89000123450000099990,001010000000001,XYZ\n";
+	const char *badki = "89000123450000099997,001010000000001,XYZ\n";
 	assert_esim(ESIM_E_SMDP_CSV, smdp_import_csv(F.d, SFX_TYPE, badki, strlen(badki), &n));
 	/* all or nothing: the second line duplicates an existing ICCID */
-	const char *dup = "89000123450000099990\n89000123450000000001\n";
+	const char *dup = "89000123450000099997\n89000123450000000011\n";
 	assert_esim(ESIM_E_STORE_CONSTRAINT, smdp_import_csv(F.d, SFX_TYPE, dup, strlen(dup), &n));
 	enum smdp_state st;
-	assert_esim(ESIM_E_NOT_FOUND, smdp_profile_state(F.d, "89000123450000099990", &st));
+	assert_esim(ESIM_E_NOT_FOUND, smdp_profile_state(F.d, "89000123450000099997", &st));
 	assert_esim(ESIM_E_SMDP_UNKNOWN,
-		    smdp_import_profile(F.d, "NOPE", "89000123450000099990", NULL));
-	assert_esim(ESIM_OK, smdp_import_profile(F.d, SFX_TYPE, "89000123450000099990", "001019"));
-	assert_esim(ESIM_OK, smdp_profile_state(F.d, "89000123450000099990", &st));
+		    smdp_import_profile(F.d, "NOPE", "89000123450000099997", NULL));
+	assert_esim(ESIM_OK, smdp_import_profile(F.d, SFX_TYPE, "89000123450000099997", "001019"));
+	assert_esim(ESIM_OK, smdp_profile_state(F.d, "89000123450000099997", &st));
 	assert_int_equal(st, SMDP_AVAILABLE);
 	assert_esim(ESIM_E_RSP_BAD_ICCID, smdp_import_profile(F.d, SFX_TYPE, "12AB", NULL));
 }
@@ -989,7 +989,7 @@ static void test_notifications(void **state)
 	/* a deleted profile is never handed out again */
 	assert_int_equal(sfx_state(&F, 1), SMDP_INSTALLED);
 	json_t *j =
-	    sfx_es2(&F, SFX_OP1_SHA, "OP1", "downloadOrder", "\"iccid\":\"89000123450000000001\"");
+	    sfx_es2(&F, SFX_OP1_SHA, "OP1", "downloadOrder", "\"iccid\":\"89000123450000000011\"");
 	sfx_assert_fail(j, "8.2.1", "3.3");
 	json_decref(j);
 }

@@ -40,6 +40,7 @@ struct sfx {
 	char *dir;
 	char pki[600];
 	char db[700];
+	char kek[700]; /* the SM-DP+'s KEK file (mode 0600) */
 	char paths[16][700];
 	smdp *d;
 	struct smdp_config cfg;
@@ -64,6 +65,16 @@ static esim_err sfx_es9(void *ctx, const char *fn, const char *json, int *status
 	return smdp_es9(ctx, fn, (const uint8_t *)json, strlen(json), status, out);
 }
 
+/* A key-encryption key file for Ki / OPc at rest: 64 random hex digits,
+ * mode 0600. */
+static inline void sfx_write_kek(const char *path)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > '%s'", path);
+	assert_int_equal(system(cmd), 0);
+}
+
 static inline void sfx_pki(struct sfx *f)
 {
 	f->dir = test_mkdtemp();
@@ -72,6 +83,34 @@ static inline void sfx_pki(struct sfx *f)
 	snprintf(cmd, sizeof cmd, "'%s/esim-pki' init '%s' --eid %s --curve both >/dev/null",
 		 test_bin_dir(), f->pki, SFX_EID);
 	assert_int_equal(system(cmd), 0);
+	snprintf(f->kek, sizeof f->kek, "%s/kek", f->dir);
+	sfx_write_kek(f->kek);
+}
+
+/* ICCID text with its Luhn check digit (ITU-T E.118) appended to body. */
+static inline void sfx_luhn(const char *body, char *out, size_t n)
+{
+	size_t len = strlen(body);
+	unsigned sum = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned v = (unsigned)(body[len - 1 - i] - '0');
+		if (i % 2 == 0) {
+			v *= 2;
+			if (v > 9)
+				v -= 9;
+		}
+		sum += v;
+	}
+	snprintf(out, n, "%.*s%u", (int)(n > 2 ? n - 2 : 0), body, (10 - sum % 10) % 10);
+}
+
+/* ICCID number i of the batch: 89000123450000, i in 5 digits, the check
+ * digit (89000123450000000011 for i = 1). */
+static inline void sfx_iccid(size_t i, char out[RSP_ICCID_TEXT_MAX])
+{
+	char body[RSP_ICCID_TEXT_MAX - 1];
+	snprintf(body, sizeof body, "89000123450000%05u", (unsigned)(i % 100000));
+	sfx_luhn(body, out, RSP_ICCID_TEXT_MAX);
 }
 
 static inline const char *sfx_path(struct sfx *f, int i, const char *curve, const char *file)
@@ -181,6 +220,8 @@ static inline void sfx_open_smdp(struct sfx *f, const char *db_url, size_t n)
 	f->cfg.n_ci = 2;
 	f->cfg.clock = sfx_clock;
 	f->cfg.clock_arg = f;
+	if (!f->cfg.kek_file)
+		f->cfg.kek_file = f->kek;
 	assert_esim(ESIM_OK, smdp_open(&f->cfg, &f->d));
 	assert_esim(ESIM_OK, smdp_add_operator(f->d, "OP1", SFX_OP1_SHA, "https://op1.invalid/cb"));
 	assert_esim(ESIM_OK, smdp_add_operator(f->d, "OP2", SFX_OP2_SHA, NULL));
@@ -202,15 +243,13 @@ static inline void sfx_open_smdp(struct sfx *f, const char *db_url, size_t n)
 	assert_esim(ESIM_OK, smdp_add_profile_type(f->d, &t));
 	free(upp);
 	esim_buf csv = ESIM_BUF_INIT;
-	const char *hdr = "iccid,imsi,ki,opc\n";
+	const char *hdr = "iccid,imsi\n";
 	esim_buf_append(&csv, hdr, strlen(hdr));
 	for (size_t i = 1; i <= n; i++) {
-		char line[128];
-		int k = snprintf(
-		    line, sizeof line,
-		    "890001234500000%05zu,00101000000%04zu,000102030405060708090A0B0C0D0E0F,"
-		    "0F0E0D0C0B0A09080706050403020100\n",
-		    i, i);
+		char line[128], iccid[RSP_ICCID_TEXT_MAX];
+		sfx_iccid(i, iccid);
+		/* no Ki / OPc: this template has no akaParameter to take them */
+		int k = snprintf(line, sizeof line, "%s,00101000000%04zu\n", iccid, i);
 		esim_buf_append(&csv, line, (size_t)k);
 	}
 	size_t count = 0;
@@ -220,11 +259,6 @@ static inline void sfx_open_smdp(struct sfx *f, const char *db_url, size_t n)
 		assert_int_equal(count, n);
 	}
 	esim_buf_free(&csv);
-}
-
-static inline void sfx_iccid(size_t i, char out[RSP_ICCID_TEXT_MAX])
-{
-	snprintf(out, RSP_ICCID_TEXT_MAX, "890001234500000%05zu", i);
 }
 
 static inline void sfx_open_euiccs(struct sfx *f)

@@ -207,16 +207,16 @@ static void test_import_personalised(void **state)
 	(void)state;
 	open_with_usim_type(0, false);
 	const char *csv = "iccid,imsi,ki,opc\n"
-			  "89000123450000000017,262019999999991,"
+			  "89000123450000010010,262019999999991,"
 			  "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF,B0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF\n"
-			  "89000123450000000025,26201888888882,,\n";
+			  "89000123450000010028,26201888888882,,\n";
 	size_t count = 0;
 	assert_esim(ESIM_OK, smdp_import_csv(F.d, "USIM", csv, strlen(csv), &count));
 	assert_int_equal(count, 2);
 	uint8_t *upp;
 	size_t len;
 	struct found f;
-	assert_esim(ESIM_OK, smdp_profile_upp(F.d, "89000123450000000017", &upp, &len));
+	assert_esim(ESIM_OK, smdp_profile_upp(F.d, "89000123450000010010", &upp, &len));
 	parse_upp(upp, len, &f);
 	assert_string_equal(f.imsi, "262019999999991");
 	assert_memory_equal(f.ki, KI, 16);
@@ -224,11 +224,11 @@ static void test_import_personalised(void **state)
 	assert_int_equal(f.n_aka, 1);
 	struct rsp_saip_info info;
 	assert_esim(ESIM_OK, rsp_saip_check(upp, len, &info));
-	assert_string_equal(info.iccid, "89000123450000000017");
+	assert_string_equal(info.iccid, "89000123450000010010");
 	esim_wipe(upp, len);
 	free(upp);
 	/* no Ki / OPc in the batch: the template's stay */
-	assert_esim(ESIM_OK, smdp_profile_upp(F.d, "89000123450000000025", &upp, &len));
+	assert_esim(ESIM_OK, smdp_profile_upp(F.d, "89000123450000010028", &upp, &len));
 	parse_upp(upp, len, &f);
 	assert_string_equal(f.imsi, "26201888888882");
 	uint8_t k[16];
@@ -237,7 +237,7 @@ static void test_import_personalised(void **state)
 	assert_memory_equal(f.ki, k, 16);
 	free(upp);
 	char *hist = NULL;
-	assert_esim(ESIM_OK, smdp_iccid_history(F.d, "89000123450000000017", &hist));
+	assert_esim(ESIM_OK, smdp_iccid_history(F.d, "89000123450000010010", &hist));
 	assert_non_null(strstr(hist, "personalised: iccid imsi ki opc"));
 	assert_null(strstr(hist, "A0A1A2")); /* no key material in the history */
 	free(hist);
@@ -245,7 +245,7 @@ static void test_import_personalised(void **state)
 	/* the personalised profile downloads and installs */
 	sfx_open_euiccs(&F);
 	char mid[64], iccid[64];
-	assert_esim(ESIM_OK, smdp_admin_order(F.d, "OP1", "USIM", "89000123450000000017", NULL,
+	assert_esim(ESIM_OK, smdp_admin_order(F.d, "OP1", "USIM", "89000123450000010010", NULL,
 					      NULL, iccid, mid));
 	struct lpa_session s;
 	lpa_session_init(&s, &F.drv[0]);
@@ -253,7 +253,7 @@ static void test_import_personalised(void **state)
 	assert_true(s.pir_success);
 	lpa_session_clear(&s);
 	enum smdp_state st;
-	assert_esim(ESIM_OK, smdp_profile_state(F.d, "89000123450000000017", &st));
+	assert_esim(ESIM_OK, smdp_profile_state(F.d, "89000123450000010010", &st));
 	assert_int_equal(st, SMDP_INSTALLED);
 	sfx_close(&F);
 }
@@ -408,7 +408,7 @@ static void test_bearer(void **state)
 	sfx_assert_fail(j, "1.1.1", "1.2");
 	json_decref(j);
 	assert_esim(ESIM_OK, smdp_set_operator_token(F.d, "OP1", NULL));
-	j = sfx_es2(&F, SFX_OP1_SHA, "OP1", "downloadOrder", "\"iccid\":\"89000123450000000001\"");
+	j = sfx_es2(&F, SFX_OP1_SHA, "OP1", "downloadOrder", "\"iccid\":\"89000123450000000011\"");
 	sfx_assert_fail(j, "8.2.1", "3.3"); /* past the caller check: already allocated */
 	json_decref(j);
 	sfx_close(&F);

@@ -194,6 +194,9 @@ static void test_sgp26_ts48(void **state)
 	F.cfg.n_ids = 2;
 	F.cfg.n_ci = 2;
 	F.cfg.log = getenv("SMDP_LOG") != NULL;
+	snprintf(F.kek, sizeof F.kek, "%s/kek", F.dir);
+	sfx_write_kek(F.kek);
+	F.cfg.kek_file = F.kek;
 	assert_esim(ESIM_OK, smdp_open(&F.cfg, &F.d));
 	assert_string_equal(smdp_oid(F.d), "2.999.10");
 	assert_esim(ESIM_OK, smdp_add_operator(F.d, "OP1", SFX_OP1_SHA, NULL));
@@ -212,15 +215,15 @@ static void test_sgp26_ts48(void **state)
 				      .profile_class = 0};
 	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
 	free(upp);
-	const char *csv = "89000123450000000001,262019999999991,"
+	const char *csv = "89000123450000000011,262019999999991,"
 			  "A0A1A2A3A4A5A6A7A8A9AAABACADAEAF,B0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF\n"
-			  "89000123450000000002,262019999999992,"
+			  "89000123450000000029,262019999999992,"
 			  "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF,D0D1D2D3D4D5D6D7D8D9DADBDCDDDEDF\n";
 	size_t count = 0;
 	assert_esim(ESIM_OK, smdp_import_csv(F.d, SFX_TYPE, csv, strlen(csv), &count));
 	assert_int_equal(count, 2);
-	check_personalised("89000123450000000001", "262019999999991", 0xA0, 0xB0);
-	check_personalised("89000123450000000002", "262019999999992", 0xC0, 0xD0);
+	check_personalised("89000123450000000011", "262019999999991", 0xA0, 0xB0);
+	check_personalised("89000123450000000029", "262019999999992", 0xC0, 0xD0);
 
 	net_server *srv;
 	struct net_server_config sc = {.threads = 2};
