@@ -62,13 +62,25 @@ pki=$work/pki/nist
 es9_port=$(free_port)
 es2_port=$(free_port)
 op_port=$(free_port)
+cb_port=$(free_port)
 while [ "$es2_port" = "$es9_port" ]; do es2_port=$(free_port); done
 while [ "$op_port" = "$es9_port" ] || [ "$op_port" = "$es2_port" ]; do op_port=$(free_port); done
+while [ "$cb_port" = "$es9_port" ] || [ "$cb_port" = "$es2_port" ] || [ "$cb_port" = "$op_port" ]; do
+  cb_port=$(free_port)
+done
 smdp_addr=127.0.0.1:$es9_port
 op_url=http://127.0.0.1:$op_port
+cb_url=https://127.0.0.1:$cb_port/gsma/rsp2/es2plus/handleDownloadProgressInfo
 
 step "1. Test PKI: CI, EUM, eUICC, SM-DP+ (auth, pb, tls) and the operator's ES2+ certificate"
 "$bin/esim-pki" init "$work/pki" --eid "$EID" >/dev/null
+# the SM-DP+'s ES2+ callbacks reach the operator on a listener of their own,
+# mutual TLS both ways: its TLS identity, and the SM-DP+'s client
+# certificate that the operator pins
+"$bin/esim-pki" issue dptls --out "$work/pki/operator-callback-tls" --issuer-cert "$pki/ci.pem" \
+  --issuer-key "$pki/ci.key.pem" --host 127.0.0.1 --cn "ACME ES2+ callbacks" >/dev/null 2>&1
+"$bin/esim-pki" issue operator --out "$work/pki/smdp-callback-client" --issuer-cert "$pki/ci.pem" \
+  --issuer-key "$pki/ci.key.pem" --cn "SM-DP+ callbacks" >/dev/null 2>&1
 say "written to $work/pki (EID $EID)"
 
 step "2. The SM-DP+ (esim-smdp): ES9+ on $smdp_addr, ES2+ (mutual TLS) on 127.0.0.1:$es2_port"
@@ -86,14 +98,15 @@ tls-key-nist = $pki/dptls.key.pem
 listen-es2 = 127.0.0.1:$es2_port
 es2-cert = $pki/dptls.pem
 es2-key = $pki/dptls.key.pem
-# trust for HTTPS callbacks (the demo's operator listens on plain HTTP on
-# loopback; the SM-DP+ runs its outbox only with this set)
+# the operator's callback listener: its CA, and the client certificate the
+# SM-DP+ presents there (the operator pins it)
 operator-ca = $pki/ci.pem
+callback-client-cert = $work/pki/smdp-callback-client.pem
+callback-client-key = $work/pki/smdp-callback-client.key.pem
 CONF
 smdp=("$bin/esim-smdp")
 "$bin/esim-operator" demo-template "$work/profile-template.der"
-"${smdp[@]}" add-operator --config "$work/smdp.conf" ACME "$pki/operator.pem" \
-  "$op_url/gsma/rsp2/es2plus/handleDownloadProgressInfo" >/dev/null
+"${smdp[@]}" add-operator --config "$work/smdp.conf" ACME "$pki/operator.pem" "$cb_url" >/dev/null
 "${smdp[@]}" add-type --config "$work/smdp.conf" STD ACME "$work/profile-template.der" "ACME" "ACME 5G" >/dev/null
 printf '%s\n' 8932000000000000105,206010000000108 8932000000000000113,206010000000116 \
   8932000000000000121,206010000000124 >"$work/batch.csv"
@@ -104,15 +117,21 @@ wait_for "the SM-DP+" port_open "$es9_port"
 wait_for "the SM-DP+ ES2+ listener" port_open "$es2_port"
 say "operator ACME registered (pinned certificate), 3 profiles of type STD imported"
 
-step "3. The operator (esim-operator) on $op_url, with its demo customer Jan Peeters (Brussels)"
+step "3. The operator (esim-operator) on $op_url, ES2+ callbacks (mutual TLS) on 127.0.0.1:$cb_port"
 opargs=(--db "$work/operator.db" --key "$pki/operator.key.pem" --cert "$pki/operator.pem"
   --ci "$pki/ci.pem" --data-key "$work/operator-data.key" --maildir "$work/mail"
   --smdp-url "https://127.0.0.1:$es2_port" --smdp-ca "$pki/ci.pem" --name ACME --profile-type STD)
 "$bin/esim-operator" init-demo "${opargs[@]}"
 "$bin/esim-operator" serve "${opargs[@]}" --listen "127.0.0.1:$op_port" \
-  --port-file "$work/operator.port" >"$work/operator.log" 2>&1 &
+  --port-file "$work/operator.port" --es2-listen "127.0.0.1:$cb_port" \
+  --es2-tls-cert "$work/pki/operator-callback-tls.pem" --es2-tls-key "$work/pki/operator-callback-tls.key.pem" \
+  --smdp-client-cert "$work/pki/smdp-callback-client.pem" --smdp-id "$smdp_addr" \
+  >"$work/operator.log" 2>&1 &
 pids+=($!)
 wait_for "the operator" test -s "$work/operator.port"
+wait_for "the operator's callback listener" port_open "$cb_port"
+say "the callback path on the customers' port: HTTP $(curl -s -o /dev/null -w '%{http_code}' -X POST --data '{}' "$op_url/gsma/rsp2/es2plus/handleDownloadProgressInfo")"
+say "on the callback listener without the SM-DP+'s certificate: $(curl -s -o /dev/null --cacert "$pki/ci.pem" -X POST --data '{}' "$cb_url" && echo accepted || echo 'refused in the TLS handshake')"
 
 step "4. The virtual eUICC (esim-euicc) on a unix socket"
 "$bin/esim-euicc" --db "$work/euicc.db" --pki "$work/pki" --listen "unix:$work/card.sock" \

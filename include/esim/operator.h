@@ -44,11 +44,32 @@ typedef struct op op;
 esim_err op_open(const struct op_config *cfg, op **out);
 void op_close(op *o);
 
-/* The whole HTTP surface (API, callback, static files) in one handler, so
+/* The portal's HTTP surface (API, static files) in one handler, so
  * tests can drive it without sockets. */
 esim_err op_http(const net_request *req, net_response *resp, void *o);
 /* Route every API path and the web directory's files to op_http. */
 esim_err op_add_routes(op *o, net_server *srv, int listener);
+
+/* The ES2+ callbacks from the SM-DP+ (SGP.22 5.3.5, callback.c), served
+ * on a listener of their own with mutual TLS pinned to the SM-DP+'s
+ * client certificate; never on the portal's. */
+struct op_callback_config {
+	const char *smdp_id;		   /* expected functionRequesterIdentifier */
+	const char *smdp_client_cert_file; /* the SM-DP+'s client certificate (PEM), pinned */
+};
+typedef struct op_callback op_callback;
+/* Needs the handle's CI (op_config.ci_file) to verify forwarded
+ * notifications: ESIM_E_OP_CONFIG without it or without cfg's fields.
+ * *out borrows o; free it with op_callback_free before op_close. */
+esim_err op_callback_new(op *o, const struct op_callback_config *cfg, op_callback **out);
+void op_callback_free(op_callback *cb);
+/* The pinned SHA-256 (32 bytes, borrowed) for net_listener_config's
+ * client_pins, and the audit actor of the callbacks. */
+const uint8_t *op_callback_pin(const op_callback *cb);
+const char *op_callback_actor(const op_callback *cb);
+/* The handler (arg: the op_callback), and its one route on listener. */
+esim_err op_callback_http(const net_request *req, net_response *resp, void *cb);
+esim_err op_callback_add_routes(op_callback *cb, net_server *srv, int listener);
 
 /* Administration. Ids out (may be NULL). */
 esim_err op_add_customer(op *o, const char *login, const char *password, const char *name,

@@ -1,10 +1,10 @@
 /*
  * The operator's HTTP surface on net_server: the portal's JSON API
  * (docs/operator-api.md) with sessions, CSRF tokens and login limits, the
- * static portal files, and the ES2+ HandleDownloadProgressInfo callback
- * from the SM-DP+ (SGP.22 5.3.5). Every request runs under the handle's
- * lock in one store transaction, so a step and its audit entry commit
- * together.
+ * static portal files (the SM-DP+'s ES2+ callbacks are not served here
+ * but on their own mutual-TLS listener: callback.c). Every request runs
+ * under the handle's lock in one store transaction, so a step and its
+ * audit entry commit together.
  *
  * Every answer, whatever its route or status, carries the same security
  * headers (a strict Content-Security-Policy without inline script or style,
@@ -1505,13 +1505,6 @@ static esim_err w_settings_set(struct ctx *c)
 {
 	return h_settings(c, true);
 }
-/* ES2+ HandleDownloadProgressInfo from the SM-DP+ (docs/operator-api.md) */
-static esim_err w_progress(struct ctx *c)
-{
-	int status = 400;
-	esim_err err = op_progress_info(c->o, c->req->body, c->req->body_len, &status);
-	return err == ESIM_OK ? net_response_set(c->resp, status, NULL) : err;
-}
 
 struct route {
 	const char *method, *path;
@@ -1545,8 +1538,6 @@ static const struct route routes[] = {
     {"POST", "/api/staff/case/request-info", STAFF, 0, w_request_info},
     {"GET", "/api/staff/settings", STAFF, 0, w_settings},
     {"POST", "/api/staff/settings", STAFF, 0, w_settings_set},
-    {"POST", "/gsma/rsp2/es2plus/handleDownloadProgressInfo", PUBLIC, R_NO_CSRF | R_RAW,
-     w_progress},
 };
 
 static esim_err run_route(struct ctx *c, const struct route *r)

@@ -1,6 +1,7 @@
 /*
  * esim-operator: the operator's subscription service and its admin
- * commands. `serve` runs the portal API and the ES2+ callback that the
+ * commands. `serve` runs the portal API and, on a listener of its own with
+ * mutual TLS pinned to the SM-DP+'s certificate, the ES2+ callback that the
  * SM-DP+ (SGP.22 5.3.5 HandleDownloadProgressInfo) calls; `order-esim`
  * places an ES2+ DownloadOrder + ConfirmOrder and shows the activation
  * code (SGP.22 4.1) as text and as a QR code in the terminal.
@@ -96,7 +97,8 @@ static void usage(void)
 	fprintf(
 	    stderr,
 	    "usage: esim-operator <command> [--config FILE] [--key value]...\n"
-	    "  serve                      the portal, its JSON API and the ES2+ callback\n"
+	    "  serve                      the portal and its JSON API; with es2-listen the\n"
+	    "                             SM-DP+'s ES2+ callbacks on their own listener\n"
 	    "  init-demo                  seed the demo customers and staff\n"
 	    "  add-customer LOGIN NAME ADDRESS [MSISDN PLAN]   password: prompt or stdin\n"
 	    "  add-staff LOGIN reviewer|admin                  password: prompt or stdin\n"
@@ -108,6 +110,8 @@ static void usage(void)
 	    "  demo-template FILE         write a minimal SAIP profile template (demo, tests)\n"
 	    "keys: db, listen, port-file, web-dir, maildir, key, cert, ci, data-key,\n"
 	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds,\n"
+	    "      es2-listen, es2-tls-cert, es2-tls-key, smdp-client-cert, smdp-id\n"
+	    "      (the SM-DP+'s ES2+ callbacks: own listener, mutual TLS, pinned cert),\n"
 	    "      max-connections (per listener; default 1024), max-connections-per-address\n"
 	    "      (per IPv4 address or IPv6 /64; default 64), request-deadline (seconds for\n"
 	    "      the TLS handshake and a whole request, 8 MiB bodies included; default 60)\n");
@@ -254,6 +258,45 @@ static int serve(op *o, const struct kv *kv)
 		err = net_server_add_listener(srv, &lc, &id);
 	if (err == ESIM_OK)
 		err = op_add_routes(o, srv, id);
+	/* the SM-DP+'s ES2+ callbacks: their own listener, mutual TLS pinned to
+	 * the SM-DP+'s client certificate (never the customers' port) */
+	op_callback *cb = NULL;
+	int cid = -1;
+	char caddr[128];
+	const char *es2_listen = kv_get(kv, "es2-listen");
+	if (err == ESIM_OK && es2_listen) {
+		snprintf(caddr, sizeof caddr, "%s", es2_listen);
+		char *cc = strrchr(caddr, ':');
+		if (!cc || !kv_get(kv, "es2-tls-cert") || !kv_get(kv, "es2-tls-key") ||
+		    !kv_get(kv, "smdp-client-cert") || !kv_get(kv, "smdp-id")) {
+			net_server_free(srv);
+			fprintf(stderr, "esim-operator: es2-listen (ADDR:PORT) needs es2-tls-cert, "
+					"es2-tls-key, smdp-client-cert and smdp-id\n");
+			return 1;
+		}
+		*cc = '\0';
+		struct op_callback_config cc_cfg = {.smdp_id = kv_get(kv, "smdp-id"),
+						    .smdp_client_cert_file =
+							kv_get(kv, "smdp-client-cert")};
+		err = op_callback_new(o, &cc_cfg, &cb);
+		uint8_t pin[1][32];
+		if (err == ESIM_OK)
+			memcpy(pin[0], op_callback_pin(cb), 32);
+		struct net_listener_config cl = {.max_connections = max_conns,
+						 .max_connections_per_address = max_per_addr,
+						 .address = caddr,
+						 .port = (uint16_t)atoi(cc + 1),
+						 .tls = true,
+						 .cert_chain_file = kv_get(kv, "es2-tls-cert"),
+						 .key_file = kv_get(kv, "es2-tls-key"),
+						 .client_auth = NET_CLIENT_AUTH_REQUIRE,
+						 .client_pins = (const uint8_t(*)[32])pin,
+						 .n_client_pins = 1};
+		if (err == ESIM_OK)
+			err = net_server_add_listener(srv, &cl, &cid);
+		if (err == ESIM_OK)
+			err = op_callback_add_routes(cb, srv, cid);
+	}
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -263,10 +306,14 @@ static int serve(op *o, const struct kv *kv)
 		err = net_server_start(srv);
 	if (err != ESIM_OK) {
 		net_server_free(srv);
+		op_callback_free(cb);
 		return fail("serve", err);
 	}
 	uint16_t port = net_server_port(srv, id);
 	printf("esim-operator listening on %s://%s:%u\n", lc.tls ? "https" : "http", addr, port);
+	if (cb)
+		printf("esim-operator: ES2+ callbacks on https://%s:%u (mutual TLS, %s)\n", caddr,
+		       net_server_port(srv, cid), op_callback_actor(cb));
 	fflush(stdout);
 	const char *pf = kv_get(kv, "port-file");
 	if (pf) {
@@ -297,6 +344,7 @@ static int serve(op *o, const struct kv *kv)
 	}
 	net_server_stop(srv);
 	net_server_free(srv);
+	op_callback_free(cb);
 	return 0;
 }
 

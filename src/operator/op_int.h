@@ -45,9 +45,10 @@ esim_err op_password_hash(op *o, const char *password, char **out);
 
 int64_t op_setting(op *o, const char *key, int64_t def);
 
-/* The case step after approval (ES2+ or stop the line) and the callback. */
+/* The case step after approval (ES2+ or stop the line). The SM-DP+'s
+ * callbacks that end a download or a case are callback.c (op_callback_*
+ * in esim/operator.h), on their own mutual-TLS listener. */
 esim_err op_after_approval(op *o, int64_t case_id, const char *actor);
-esim_err op_progress_info(op *o, const uint8_t *body, size_t len, int *status);
 /* The signed record of a closed case, JSON text (malloc'd). */
 esim_err op_record_build(op *o, int64_t case_id, char **out);
 /* Case transition in a transaction: from must match (comma list). */

@@ -1,10 +1,10 @@
 /*
  * The termination workflow's steps that reach outside the portal: case
  * transitions with their notices, ES2+ towards the SM-DP+ (SGP.22 5.3.1-3:
- * DownloadOrder, ConfirmOrder, CancelOrder), the HandleDownloadProgressInfo
- * callback (5.3.5) whose forwarded delete notification (an eUICC-signed
- * OtherSignedNotification, digest 8.4) is checked here against the CI
- * before it closes a case, and the signed termination record.
+ * DownloadOrder, ConfirmOrder, CancelOrder) and the signed termination
+ * record, whose deletion proof (an eUICC-signed OtherSignedNotification,
+ * digest 8.4) is checked again against the CI by op_record_verify. The
+ * HandleDownloadProgressInfo callback (5.3.5) that brings it is callback.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -286,154 +286,6 @@ esim_err op_after_approval(op *o, int64_t case_id, const char *actor)
 			store_finalize(st);
 		}
 	}
-	return err;
-}
-
-/* ---- HandleDownloadProgressInfo ---------------------------------------------- */
-
-static esim_err deletion_proof(op *o, const char *body_iccid, const uint8_t *p, size_t len)
-{
-	char d[256];
-	if (!o->trust)
-		return ESIM_E_OP_CONFIG;
-	enum rsp_pending_kind kind;
-	esim_err err = rsp_pending_kind(p, len, &kind);
-	if (err != ESIM_OK || kind != RSP_PENDING_OTHER)
-		return err != ESIM_OK ? err : ESIM_E_OP_RECORD;
-	struct rsp_notif_metadata meta;
-	char eid[RSP_EID_DIGITS + 1];
-	struct crypto_chain_opts co = {.check_time = false};
-	if ((err = rsp_other_notif_verify(p, len, o->trust, &co, &meta, eid)) != ESIM_OK) {
-		snprintf(d, sizeof d, "{\"iccid\":\"%.24s\",\"why\":\"%s\"}", body_iccid,
-			 esim_errname(err));
-		op_audit(o, "smdp", "deletion.rejected", d);
-		return err;
-	}
-	char iccid[RSP_ICCID_TEXT_MAX] = "";
-	if (meta.has_iccid)
-		err = rsp_iccid_from_bcd(meta.iccid, RSP_ICCID_LEN, iccid);
-	bool is_delete = meta.event == RSP_EVENT_DELETE;
-	rsp_notif_metadata_free(&meta);
-	if (err != ESIM_OK)
-		return err;
-	if (!is_delete || strcmp(iccid, body_iccid) != 0) {
-		snprintf(d, sizeof d,
-			 "{\"iccid\":\"%.24s\",\"why\":\"not a delete of this ICCID\"}",
-			 body_iccid);
-		op_audit(o, "smdp", "notification.ignored", d);
-		return ESIM_OK;
-	}
-	store_stmt *st;
-	err = store_prepare(
-	    o->s,
-	    "SELECT c.id, c.state, l.id, l.eid FROM op_cases c JOIN op_lines l"
-	    " ON l.id = c.line_id WHERE l.iccid = ?1 AND c.state IN"
-	    " ('approved', 'service_stopped', 'awaiting_deletion') ORDER BY c.id DESC",
-	    &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_text(st, 1, iccid);
-	bool row;
-	err = store_step(st, &row);
-	int64_t case_id = 0, line = 0;
-	char state[32] = "";
-	bool eid_ok = true;
-	if (err == ESIM_OK && row) {
-		case_id = store_col_int64(st, 0);
-		snprintf(state, sizeof state, "%s", store_col_text(st, 1));
-		line = store_col_int64(st, 2);
-		const char *le = store_col_text(st, 3);
-		eid_ok = !le || strcmp(le, eid) == 0;
-	}
-	store_finalize(st);
-	if (err != ESIM_OK)
-		return err;
-	snprintf(d, sizeof d, "{\"case\":%lld,\"eid\":\"%s\",\"iccid\":\"%s\",\"eid_ok\":%s}",
-		 (long long)case_id, eid, iccid, eid_ok ? "true" : "false");
-	if ((err = op_audit(o, "smdp", "deletion.verified", d)) != ESIM_OK)
-		return err;
-	if (!row || !eid_ok)
-		return ESIM_OK;
-	if ((err =
-		 store_prepare(o->s, "UPDATE op_cases SET proof = ?1, proof_eid = ?2 WHERE id = ?3",
-			       &st)) != ESIM_OK)
-		return err;
-	store_bind_blob(st, 1, p, len);
-	store_bind_text(st, 2, eid);
-	store_bind_int64(st, 3, case_id);
-	err = store_run(st);
-	store_finalize(st);
-	if (err == ESIM_OK && !strcmp(state, "approved"))
-		err = op_case_move(o, case_id, "approved", "service_stopped", "smdp",
-				   "service stopped");
-	if (err == ESIM_OK && strcmp(state, "awaiting_deletion") != 0)
-		err =
-		    op_case_move(o, case_id, "service_stopped", "awaiting_deletion", "smdp", NULL);
-	if (err == ESIM_OK)
-		err = set_line_state(o, line, "terminated");
-	if (err == ESIM_OK)
-		err = erase_document(o, case_id);
-	if (err == ESIM_OK)
-		err = op_case_move(o, case_id, "awaiting_deletion", "closed", "smdp",
-				   "the eUICC-signed deletion notification was verified");
-	return err;
-}
-
-esim_err op_progress_info(op *o, const uint8_t *body, size_t len, int *status)
-{
-	*status = 400;
-	json_t *j = NULL;
-	esim_err err = net_json_parse(body, len, 256 * 1024, 8, &j, NULL);
-	if (err != ESIM_OK)
-		return ESIM_OK;
-	const char *iccid = json_string_value(json_object_get(j, "iccid"));
-	json_t *pt = json_object_get(j, "notificationPointId");
-	const char *st_s = json_string_value(
-	    json_object_get(json_object_get(j, "notificationPointStatus"), "status"));
-	if (!iccid || !json_is_integer(pt)) {
-		json_decref(j);
-		return ESIM_OK;
-	}
-	int point = (int)json_integer_value(pt);
-	bool ok = st_s && !strcmp(st_s, "Executed-Success");
-	*status = 204;
-	if ((point == 3 || point == 4) && ok) {
-		const char *eid = json_string_value(json_object_get(j, "eid"));
-		store_stmt *st;
-		err = store_prepare(
-		    o->s,
-		    "UPDATE op_lines SET downloaded = 1, eid = COALESCE(?2, eid),"
-		    " state = CASE WHEN state = 'ordered' THEN 'active' ELSE state END"
-		    " WHERE iccid = ?1",
-		    &st);
-		if (err == ESIM_OK) {
-			store_bind_text(st, 1, iccid);
-			store_bind_text(st, 2, eid);
-			err = store_run(st);
-			store_finalize(st);
-		}
-		char d[160];
-		snprintf(d, sizeof d, "{\"iccid\":\"%.24s\",\"point\":%d}", iccid, point);
-		if (err == ESIM_OK)
-			err = op_audit(o, "smdp", "download.progress", d);
-	} else if (point == 5) {
-		uint8_t *p = NULL;
-		size_t pl = 0;
-		if (net_json_get_base64(j, "resultData", 64 * 1024, &p, &pl, NULL) != ESIM_OK) {
-			*status = 400;
-		} else {
-			esim_err e = deletion_proof(o, iccid, p, pl);
-			/* a proof that does not verify is refused (and audited):
-			 * 422, which the SM-DP+ does not retry; storage trouble is
-			 * an error (500) that it does retry */
-			if (e >= ESIM_E_STORE_OPEN && e <= ESIM_E_STORE_MIGRATION)
-				err = e;
-			else if (e != ESIM_OK)
-				*status = 422;
-		}
-		free(p);
-	}
-	json_decref(j);
 	return err;
 }
 

@@ -691,6 +691,49 @@ done:
 
 /* ---- HandleDownloadProgressInfo outbox (5.3.5) ----------------------------------- */
 
+/* With a ProfileInstallationResult (point 4): CERT.EUICC of the order's
+ * session and its EUM (from the verified-EUM cache), so that the operator
+ * can verify the eUICC's signature itself before it activates a line. The
+ * PIR carries no certificate (digest 8.2); without them (e.g. the SM-DP+
+ * restarted between authenticateClient and the PIR) the operator only
+ * records the report. */
+static void add_euicc_chain(smdp *d, store *s, int64_t order_id, json_t *o)
+{
+	store_stmt *q;
+	if (store_prepare(s,
+			  "SELECT euicc_cert FROM smdp_sessions WHERE order_id = ?1 AND"
+			  " euicc_cert IS NOT NULL ORDER BY updated DESC LIMIT 1",
+			  &q) != ESIM_OK)
+		return;
+	store_bind_int64(q, 1, order_id);
+	bool row = false;
+	crypto_cert *euicc = NULL;
+	size_t len = 0;
+	const uint8_t *der = NULL;
+	if (store_step(q, &row) == ESIM_OK && row)
+		der = store_col_blob(q, 0, &len);
+	if (der && crypto_cert_load(der, len, &euicc) == ESIM_OK)
+		net_json_set_base64(o, "euiccCertificate", der, len);
+	store_finalize(q);
+	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
+	size_t al = 0, sl = 0;
+	if (!euicc || crypto_cert_aki(euicc, aki, &al) != ESIM_OK) {
+		crypto_cert_free(euicc);
+		return;
+	}
+	crypto_cert_free(euicc);
+	pthread_mutex_lock(&d->eum_lock);
+	size_t n = d->n_eum;
+	pthread_mutex_unlock(&d->eum_lock);
+	for (size_t i = 0; i < n; i++) /* counted entries are immutable */
+		if (crypto_cert_ski(d->eum[i].cert, ski, &sl) == ESIM_OK && sl == al &&
+		    memcmp(ski, aki, al) == 0) {
+			const uint8_t *e = crypto_cert_der(d->eum[i].cert, &len);
+			net_json_set_base64(o, "eumCertificate", e, len);
+			break;
+		}
+}
+
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len)
 {
@@ -738,6 +781,8 @@ esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 	json_decref(hdr);
 	if (result && result_len)
 		net_json_set_base64(o, "resultData", result, result_len);
+	if (point == 4 && result && result_len)
+		add_euicc_chain(d, s, order_id, o);
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	char *url = strdup(store_col_text(q, 2));

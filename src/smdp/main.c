@@ -61,6 +61,8 @@ static void usage(void)
 	    "  tls-cert-brp, tls-key-brp (DPtls chain and key, PEM),\n"
 	    "  listen-es2 (ADDR:PORT), es2-cert, es2-key (TLS identity of the ES2+ listener\n"
 	    "  and of the callbacks), operator-ca (CA bundle for operator callback servers),\n"
+	    "  callback-client-cert, callback-client-key (the client certificate presented to\n"
+	    "  the operators' mutual-TLS callback listeners; default es2-cert / es2-key),\n"
 	    "  admin-listen (ADDR:PORT of the plain-HTTP admin listener with /metrics and\n"
 	    "  /healthz; default 127.0.0.1:0, a free loopback port; off: none),\n"
 	    "  session-purge-interval (seconds between sweeps of expired sessions; default\n"
@@ -456,8 +458,14 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	if (oc.purge_every == 0)
 		oc.purge_every = 30;
 	oc.cc.ca_file = kv_get(kv, "operator-ca");
-	oc.cc.client_cert_file = kv_get(kv, "es2-cert");
-	oc.cc.client_key_file = kv_get(kv, "es2-key");
+	/* the client certificate the operator's callback listener pins
+	 * (callback-client-cert; the ES2+ identity when not set) */
+	oc.cc.client_cert_file = kv_get(kv, "callback-client-cert")
+				     ? kv_get(kv, "callback-client-cert")
+				     : kv_get(kv, "es2-cert");
+	oc.cc.client_key_file = kv_get(kv, "callback-client-cert")
+				    ? kv_get(kv, "callback-client-key")
+				    : kv_get(kv, "es2-key");
 	oc.cc.user_agent = "esim-smdp";
 	pthread_mutex_init(&oc.lock, NULL);
 	pthread_cond_init(&oc.cond, NULL);
