@@ -149,7 +149,8 @@ int main(int argc, char **argv)
 	snprintf(tpl, sizeof tpl, "%s/usim.der", dir);
 	snprintf(kek, sizeof kek, "%s/kek", dir);
 	snprintf(cmd, sizeof cmd,
-		 "'%s/esim-pki' init '%s/pki' --curve nist >/dev/null &&"
+		 "'%s/esim-pki' init '%s/pki' --curve nist"
+		 " --eid 89049032123451234512345678901235 >/dev/null &&"
 		 " umask 077 && head -c 32 /dev/urandom > '%s'",
 		 BENCH_BIN_DIR, dir, kek);
 	if (sh(cmd) != 0 || write_template(tpl) != 0)
