@@ -387,21 +387,41 @@ static uint8_t *delete_notification(struct fx *f, const char *iccid, uint64_t se
 	return out;
 }
 
+/* HandleDownloadProgressInfo point 5 as the SM-DP+ sends it, to the
+ * callback handler (callback.c) as its mutual-TLS listener would pass it:
+ * with the pinned client certificate (here the PKI's DPtls). */
 static int callback(struct fx *f, const char *iccid, const uint8_t *n, size_t len)
 {
+	static unsigned calls;
 	char *b64;
 	assert_esim(ESIM_OK, esim_base64_encode(n, len, &b64));
 	size_t bl = strlen(b64) + 512;
 	char *body = malloc(bl);
 	snprintf(body, bl,
 		 "{\"header\":{\"functionRequesterIdentifier\":\"smdp.example\","
-		 "\"functionCallIdentifier\":\"x\"},\"eid\":\"%s\",\"iccid\":\"%s\","
+		 "\"functionCallIdentifier\":\"x%u\"},\"eid\":\"%s\",\"iccid\":\"%s\","
 		 "\"profileType\":\"STD\",\"timestamp\":\"2026-11-26T09:00:00Z\","
 		 "\"notificationPointId\":5,\"notificationPointStatus\":{\"status\":"
 		 "\"Executed-Success\"},\"resultData\":\"%s\"}",
-		 EID, iccid, b64);
-	int st = call_as(f, "POST", "/gsma/rsp2/es2plus/handleDownloadProgressInfo", NULL, body,
-			 NULL, NULL, NULL);
+		 calls++, EID, iccid, b64);
+	struct op_callback_config cc = {.smdp_id = "smdp.example",
+					.smdp_client_cert_file = p_(f, "dptls.pem")};
+	op_callback *cb;
+	assert_esim(ESIM_OK, op_callback_new(f->o, &cc, &cb));
+	net_request req = {.method = "POST",
+			   .path = "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+			   .body = (const uint8_t *)body,
+			   .body_len = strlen(body),
+			   .peer_addr = "127.0.0.1",
+			   .tls = true,
+			   .has_client_cert = true};
+	memcpy(req.client_cert_sha256, op_callback_pin(cb), 32);
+	net_response resp;
+	net_response_init(&resp);
+	assert_esim(ESIM_OK, op_callback_http(&req, &resp, cb));
+	int st = resp.status;
+	net_response_clear(&resp);
+	op_callback_free(cb);
 	free(body);
 	free(b64);
 	return st;
@@ -506,7 +526,7 @@ static void test_workflow(void **state)
 	assert_int_equal(422, callback(f, SOFIE_ICCID, bad, nl));
 	free(bad);
 	uint8_t *other = delete_notification(f, "8932000000000000025", 8, false, &nl);
-	assert_int_equal(204, callback(f, SOFIE_ICCID, other, nl));
+	assert_int_equal(422, callback(f, SOFIE_ICCID, other, nl));
 	free(other);
 	assert_string_equal("awaiting_deletion", case_state(f, cs, true));
 	/* the real one closes the case and erases the identity copy */
