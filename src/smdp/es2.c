@@ -691,37 +691,24 @@ done:
 
 /* ---- HandleDownloadProgressInfo outbox (5.3.5) ----------------------------------- */
 
-/* With a ProfileInstallationResult (point 4): CERT.EUICC of the order's
- * session and its EUM (from the verified-EUM cache), so that the operator
- * can verify the eUICC's signature itself before it activates a line. The
- * PIR carries no certificate (digest 8.2); without them (e.g. the SM-DP+
- * restarted between authenticateClient and the PIR) the operator only
- * records the report. */
-static void add_euicc_chain(smdp *d, store *s, int64_t order_id, json_t *o)
+/* With a ProfileInstallationResult (point 4): CERT.EUICC of the session
+ * that the PIR ends, and its EUM (from the verified-EUM cache), so that the
+ * operator can verify the eUICC's signature itself before it activates a
+ * line. The PIR carries no certificate (digest 8.2); without them (e.g. the
+ * SM-DP+ restarted between authenticateClient and the PIR) the operator
+ * only records the report. */
+static void add_euicc_chain(smdp *d, const uint8_t *der, size_t der_len, json_t *o)
 {
-	store_stmt *q;
-	if (store_prepare(s,
-			  "SELECT euicc_cert FROM smdp_sessions WHERE order_id = ?1 AND"
-			  " euicc_cert IS NOT NULL ORDER BY updated DESC LIMIT 1",
-			  &q) != ESIM_OK)
-		return;
-	store_bind_int64(q, 1, order_id);
-	bool row = false;
 	crypto_cert *euicc = NULL;
-	size_t len = 0;
-	const uint8_t *der = NULL;
-	if (store_step(q, &row) == ESIM_OK && row)
-		der = store_col_blob(q, 0, &len);
-	if (der && crypto_cert_load(der, len, &euicc) == ESIM_OK)
-		net_json_set_base64(o, "euiccCertificate", der, len);
-	store_finalize(q);
-	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
-	size_t al = 0, sl = 0;
-	if (!euicc || crypto_cert_aki(euicc, aki, &al) != ESIM_OK) {
-		crypto_cert_free(euicc);
+	if (!der || crypto_cert_load(der, der_len, &euicc) != ESIM_OK)
 		return;
-	}
+	net_json_set_base64(o, "euiccCertificate", der, der_len);
+	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
+	size_t al = 0, sl = 0, len = 0;
+	esim_err err = crypto_cert_aki(euicc, aki, &al);
 	crypto_cert_free(euicc);
+	if (err != ESIM_OK)
+		return;
 	pthread_mutex_lock(&d->eum_lock);
 	size_t n = d->n_eum;
 	pthread_mutex_unlock(&d->eum_lock);
@@ -734,8 +721,26 @@ static void add_euicc_chain(smdp *d, store *s, int64_t order_id, json_t *o)
 		}
 }
 
+static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+			     const struct smdp_status *st, const uint8_t *result, size_t result_len,
+			     const uint8_t *euicc_cert, size_t euicc_cert_len);
+
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len)
+{
+	return outbox_queue(d, s, order_id, point, st, result, result_len, NULL, 0);
+}
+
+esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct smdp_status *st,
+			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
+			       size_t euicc_cert_len)
+{
+	return outbox_queue(d, s, order_id, 4, st, pir, pir_len, euicc_cert, euicc_cert_len);
+}
+
+static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+			     const struct smdp_status *st, const uint8_t *result, size_t result_len,
+			     const uint8_t *euicc_cert, size_t euicc_cert_len)
 {
 	store_stmt *q;
 	esim_err err = store_prepare(
@@ -782,7 +787,7 @@ esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 	if (result && result_len)
 		net_json_set_base64(o, "resultData", result, result_len);
 	if (point == 4 && result && result_len)
-		add_euicc_chain(d, s, order_id, o);
+		add_euicc_chain(d, euicc_cert, euicc_cert_len, o);
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	char *url = strdup(store_col_text(q, 2));

@@ -54,8 +54,8 @@ struct smdp {
 	size_t n_ids;
 	crypto_trust *trust;
 	unsigned session_ttl_s, cc_max, max_attempts, order_ttl_s;
-	unsigned max_pending; /* unauthenticated sessions at most (es9.c) */
-	atomic_ulong pending; /* about that many now: exact after a count */
+	unsigned max_pending;	      /* unauthenticated sessions at most (es9.c) */
+	atomic_ulong pending;	      /* about that many now: exact after a count */
 	atomic_llong pending_full_at; /* the second a count found no room */
 	bool refuse_rebind, check_time, log;
 	time_t (*clock)(void *arg);
@@ -144,6 +144,11 @@ esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *e
  * no-op when the operator has no callback URL. status may be success. */
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len);
+/* Point 4 with the ProfileInstallationResult, and CERT.EUICC of the session
+ * it ends (with its EUM, when cached) for the operator to verify it. */
+esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct smdp_status *st,
+			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
+			       size_t euicc_cert_len);
 
 /* Load a KEK file (kek.c): a regular file of this user, mode 0600 or
  * stricter, with 32 bytes raw or in hex. ESIM_E_SMDP_KEK, with a line on
