@@ -1621,8 +1621,9 @@ static esim_err pir_tx(store *s, void *arg)
 		struct smdp_status ok = SMDP_OK_STATUS;
 		struct smdp_status bad =
 		    SMDP_FAIL("8.2", "4.2", "installation failed on the eUICC");
-		err = smdp_outbox_queue(a->d, s, a->ss->order_id, 4, a->pir_success ? &ok : &bad,
-					a->data, a->len);
+		err = smdp_outbox_queue_pir(a->d, s, a->ss->order_id, a->pir_success ? &ok : &bad,
+					    a->data, a->len, a->ss->euicc_cert,
+					    a->ss->euicc_cert_len);
 	}
 	if (err == ESIM_OK)
 		err = delete_session(s, a->ss->txid_hex);
@@ -1769,9 +1770,17 @@ static esim_err handle_notification(struct es9 *x, store *s)
 	}
 out:
 	free(p);
-	/* a notification is never refused visibly; storage trouble is logged */
-	if (err != ESIM_OK)
+	/* A notification is never refused visibly (digest 8.4: 204 whatever its
+	 * content). But one that verified and could not be recorded must not be
+	 * acknowledged: the LPA would remove it from the eUICC and the PIR or
+	 * the proof of deletion would be lost. Storage trouble answers 503, and
+	 * the LPA keeps the notification and sends it again. */
+	if (err != ESIM_OK) {
 		smdp_logf(d, "notification_error", "err=%s", esim_errname(err));
+		x->no_content = false;
+		x->busy = true;
+		x->st = BUSY;
+	}
 	return ESIM_OK;
 }
 

@@ -15,6 +15,8 @@
  *   ES2+ DownloadOrder / ConfirmOrder, `esim-smdp order`, and the eUICC
  *   certificate in authenticateClient.
  * - another operator's ICCID is answered exactly like an unknown one.
+ * - a verified notification that cannot be recorded is answered 503, so
+ *   that the LPA keeps it and sends it again.
  */
 #include <sys/wait.h>
 
@@ -150,6 +152,45 @@ static void test_admin_listener_only(void **state)
 	net_server_stop(srv);
 	net_server_free(srv);
 	assert_esim(ESIM_OK, smdp_health(F.d));
+}
+
+/* ---- a notification is acknowledged only once it is recorded ------------- */
+
+static void exec_own(const char *sql)
+{
+	store *s;
+	assert_esim(ESIM_OK, store_open(F.db, &s));
+	assert_esim(ESIM_OK, store_exec(s, sql));
+	store_close(s);
+}
+
+/* A verified PIR that the SM-DP+ cannot record is answered 503, not 204:
+ * the LPA keeps it on the eUICC and sends it again, and the second time
+ * the profile becomes Installed. (At 529f5d7 storage trouble was logged
+ * and answered 204, so the LPA removed a PIR nobody had recorded.) */
+static void test_pir_not_acknowledged_unless_recorded(void **state)
+{
+	(void)state;
+	char mid[64];
+	sfx_order(&F, 2, NULL, NULL, NULL, true, mid);
+	struct lpa_session s;
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, mid));
+	assert_esim(ESIM_OK, lpa_dl_prepare(&s, NULL));
+	assert_esim(ESIM_OK, lpa_dl_load(&s));
+	assert_true(s.pir_success);
+	/* the notification table is out of reach: the PIR cannot be recorded */
+	exec_own("ALTER TABLE smdp_notifications RENAME TO smdp_notifications_away");
+	assert_int_not_equal(lpa_dl_notify(&s), ESIM_OK);
+	assert_int_equal(s.http_status, 503);
+	assert_int_equal(sfx_state(&F, 2), SMDP_DOWNLOADED);
+	exec_own("ALTER TABLE smdp_notifications_away RENAME TO smdp_notifications");
+	/* the same PIR, sent again, is recorded and acknowledged */
+	assert_esim(ESIM_OK, lpa_dl_notify(&s));
+	assert_int_equal(s.http_status, 204);
+	assert_int_equal(sfx_state(&F, 2), SMDP_INSTALLED);
+	lpa_session_clear(&s);
 }
 
 /* ---- sessions: purge and cap ------------------------------------------------ */
@@ -595,6 +636,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_authenticate_client_eid_check_digits, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_other_operators_iccid_is_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pir_not_acknowledged_unless_recorded, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
