@@ -307,14 +307,7 @@ static const char *bench_iccid(size_t i)
 {
 	static char out[24];
 	snprintf(out, sizeof out, "8900098765%08zu", i % 100000000u);
-	unsigned sum = 0;
-	for (size_t k = 0; k < 18; k++) {
-		unsigned v = (unsigned)(out[17 - k] - '0');
-		if (k % 2 == 0 && (v *= 2) > 9)
-			v -= 9;
-		sum += v;
-	}
-	out[18] = (char)('0' + (10 - sum % 10) % 10);
+	out[18] = (char)('0' + rsp_iccid_luhn_digit(out, 18));
 	out[19] = '\0';
 	return out;
 }

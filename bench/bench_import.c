@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "esim/der.h"
+#include "esim/rsp.h"
 #include "esim/rsp_saip.h"
 
 #ifndef BENCH_BIN_DIR
@@ -81,14 +82,7 @@ static int write_template(const char *path)
 static void iccid(size_t i, char out[21])
 {
 	snprintf(out, 21, "8900011111%09zu", i % 1000000000u);
-	unsigned sum = 0;
-	for (size_t k = 0; k < 19; k++) {
-		unsigned v = (unsigned)(out[18 - k] - '0');
-		if (k % 2 == 0 && (v *= 2) > 9)
-			v -= 9;
-		sum += v;
-	}
-	out[19] = (char)('0' + (10 - sum % 10) % 10);
+	out[19] = (char)('0' + rsp_iccid_luhn_digit(out, 19));
 	out[20] = '\0';
 }
 

@@ -51,6 +51,12 @@
  * and stands for 19 digits) to the 10-byte form of tag 5A / EF.ICCID: BCD
  * with the nibbles of each byte swapped, padded with F.
  * "89000123456789012341" -> 98 00 10 32 54 76 98 10 32 14. */
+/* ITU-T E.118: the last digit of an ICCID is a Luhn check digit over the
+ * others. rsp_iccid_luhn_digit gives it for digits (decimal, any length;
+ * -1 when a character is not a digit); rsp_iccid_luhn_ok says whether the
+ * last digit of iccid is right. */
+int rsp_iccid_luhn_digit(const char *digits, size_t len);
+bool rsp_iccid_luhn_ok(const char *iccid);
 esim_err rsp_iccid_to_bcd(const char *digits, uint8_t out[RSP_ICCID_LEN]);
 /* The 10-byte swapped form back to digits (18..20, padding dropped) into
  * out (NUL-terminated). ESIM_E_RSP_BAD_ICCID for a length other than 10, a

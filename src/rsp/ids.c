@@ -153,6 +153,27 @@ esim_err rsp_eid_from_bcd(const uint8_t *bcd, size_t len, char out[RSP_EID_DIGIT
 	return ESIM_OK;
 }
 
+int rsp_iccid_luhn_digit(const char *digits, size_t len)
+{
+	unsigned sum = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = digits[len - 1 - i];
+		if (c < '0' || c > '9')
+			return -1;
+		unsigned v = (unsigned)(c - '0');
+		if (i % 2 == 0 && (v *= 2) > 9) /* double every other, from the right */
+			v -= 9;
+		sum += v;
+	}
+	return (int)((10 - sum % 10) % 10);
+}
+
+bool rsp_iccid_luhn_ok(const char *iccid)
+{
+	size_t n = iccid ? strlen(iccid) : 0;
+	return n >= 2 && rsp_iccid_luhn_digit(iccid, n - 1) == iccid[n - 1] - '0';
+}
+
 esim_err rsp_eid_check(const char *eid)
 {
 	return crypto_pki_eid_check(eid); /* one implementation of SGP.29 */

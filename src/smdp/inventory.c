@@ -554,23 +554,6 @@ static bool all_digits(const char *s, size_t min, size_t max)
 	return true;
 }
 
-/* ITU-T E.118: the last digit of an ICCID is its Luhn check digit. */
-static bool luhn_ok(const char *s)
-{
-	size_t n = strlen(s);
-	unsigned sum = 0;
-	for (size_t i = 0; i < n; i++) {
-		unsigned v = (unsigned)(s[n - 1 - i] - '0');
-		if (i % 2) {
-			v *= 2;
-			if (v > 9)
-				v -= 9;
-		}
-		sum += v;
-	}
-	return sum % 10 == 0;
-}
-
 esim_err smdp_import_profile(smdp *d, const char *type, const char *iccid, const char *imsi)
 {
 	if (!d || !type || !iccid)
@@ -651,7 +634,7 @@ static bool parse_row(struct smdp_import_report *rep, size_t line, char *text,
 		report(rep, line, "ICCID '%.24s' must be 18 to 20 digits", f[0]);
 		return false;
 	}
-	if (!luhn_ok(f[0])) {
+	if (!rsp_iccid_luhn_ok(f[0])) {
 		report(rep, line, "ICCID %s: bad check digit (Luhn)", f[0]);
 		return false;
 	}

@@ -171,8 +171,11 @@ static inline struct lenv *l_setup(void)
 	assert_int_equal(l_smdp_cmd(e, cmd, NULL), 0);
 	snprintf(path, sizeof path, "%s/profiles.csv", e->dir);
 	f = fopen(path, "w");
-	for (int i = 0; i < L_N_ICCIDS; i++)
-		fprintf(f, "890001234567890001%02d,0010101234567%02d\n", i, i);
+	for (int i = 0; i < L_N_ICCIDS; i++) {
+		char body[20];
+		snprintf(body, sizeof body, "89000123456789000%02d", i);
+		fprintf(f, "%s%d,0010101234567%02d\n", body, rsp_iccid_luhn_digit(body, 19), i);
+	}
 	fclose(f);
 	snprintf(cmd, sizeof cmd, "import T1 '%s'", path);
 	assert_int_equal(l_smdp_cmd(e, cmd, NULL), 0);

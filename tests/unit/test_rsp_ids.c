@@ -85,6 +85,21 @@ static void test_iccid_bad(void **state)
 	assert_esim(ESIM_E_RSP_BAD_ICCID, rsp_iccid_from_plain_bcd(x, 11, text));
 }
 
+/* ITU-T E.118 check digits: the textbook Luhn case, and the fixture's
+ * first ICCID (documented in test_smdp_fixture.h as ...0011). */
+static void test_iccid_luhn(void **state)
+{
+	(void)state;
+	assert_int_equal(rsp_iccid_luhn_digit("7992739871", 10), 3); /* the textbook case */
+	assert_int_equal(rsp_iccid_luhn_digit("8900012345000000001", 19), 1);
+	assert_true(rsp_iccid_luhn_ok("89000123450000000011"));
+	assert_false(rsp_iccid_luhn_ok("89000123450000000012"));
+	assert_false(rsp_iccid_luhn_ok("8900012345000000001F"));
+	assert_int_equal(rsp_iccid_luhn_digit("89x", 3), -1);
+	assert_false(rsp_iccid_luhn_ok("8"));
+	assert_false(rsp_iccid_luhn_ok(NULL));
+}
+
 static void test_eid(void **state)
 {
 	(void)state;
@@ -201,7 +216,7 @@ int main(void)
 	    cmocka_unit_test(test_iccid_swapped), cmocka_unit_test(test_iccid_plain),
 	    cmocka_unit_test(test_iccid_bad),	  cmocka_unit_test(test_eid),
 	    cmocka_unit_test(test_txid),	  cmocka_unit_test(test_aid),
-	    cmocka_unit_test(test_sig_tlv),
+	    cmocka_unit_test(test_sig_tlv),	  cmocka_unit_test(test_iccid_luhn),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,18 +90,7 @@ static inline void sfx_pki(struct sfx *f)
 /* ICCID text with its Luhn check digit (ITU-T E.118) appended to body. */
 static inline void sfx_luhn(const char *body, char *out, size_t n)
 {
-	size_t len = strlen(body);
-	unsigned sum = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned v = (unsigned)(body[len - 1 - i] - '0');
-		if (i % 2 == 0) {
-			v *= 2;
-			if (v > 9)
-				v -= 9;
-		}
-		sum += v;
-	}
-	snprintf(out, n, "%.*s%u", (int)(n > 2 ? n - 2 : 0), body, (10 - sum % 10) % 10);
+	snprintf(out, n, "%s%d", body, rsp_iccid_luhn_digit(body, strlen(body)));
 }
 
 /* ICCID number i of the batch: 89000123450000, i in 5 digits, the check
