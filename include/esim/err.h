@@ -26,6 +26,7 @@
 	X(ESIM_E_BASE64, _, "malformed base64 text") \
 	X(ESIM_E_UNSUPPORTED, _, "valid but not supported here") \
 	X(ESIM_E_INTERNAL, _, "a library below failed unexpectedly") \
+	X(ESIM_E_SECRET_FILE, _, "a file holding a secret is not a regular file of this user, or is open to group or others") \
 	/* der layer (100..199) */ \
 	X(ESIM_E_DER_TRUNCATED_TAG, 100, "input ends inside a tag") \
 	X(ESIM_E_DER_TAG_TOO_LONG, _, "tag longer than 4 bytes") \

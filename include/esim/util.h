@@ -21,7 +21,10 @@ typedef struct esim_buf {
 	size_t cap;
 } esim_buf;
 
-#define ESIM_BUF_INIT {NULL, 0, 0}
+#define ESIM_BUF_INIT                                                                              \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 /* Make room for at least extra more bytes after len. Growing moves the
  * bytes to a new block and wipes the old one, so a secret never leaves a
@@ -52,6 +55,14 @@ char *esim_hex_encode(const uint8_t *p, size_t n, bool upper);
 /* Read a whole file ("-" reads stdin) of at most max bytes.
  * *out is malloc'd (caller frees). ESIM_E_TOO_LARGE past max. */
 esim_err esim_read_file(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* The same for a file that holds a secret (a key-encryption or data key):
+ * it must be a regular file (no symbolic link followed) owned by this user
+ * with no permission for group or others. ESIM_E_SECRET_FILE otherwise,
+ * and ESIM_E_IO when it cannot be opened; in both cases why (why_len
+ * bytes) says what is wrong and how to fix it, naming the path. The caller
+ * wipes and frees *out (esim_wipe, free). */
+esim_err esim_read_secret_file(const char *path, size_t max, uint8_t **out, size_t *out_len,
+			       char *why, size_t why_len);
 
 /* Base64 (RFC 4648 section 4, standard alphabet, with padding), as SGP.22's
  * JSON bindings carry DER. Encoding emits no line breaks: *out is a malloc'd

@@ -7,10 +7,12 @@
  * SM-DP+ and on the eUICC.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -104,6 +106,10 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* The data key that wraps every per-case key: read from path (a secret
+ * file: this user's, mode 0600 or stricter), or made and written there
+ * (created 0600, never over an existing file) when there is none yet.
+ * Without a path it lives only as long as the process (tests, demos). */
 static esim_err load_data_key(op *o, const char *path)
 {
 	if (!path) {
@@ -112,21 +118,33 @@ static esim_err load_data_key(op *o, const char *path)
 	}
 	uint8_t *p = NULL;
 	size_t n = 0;
-	if (esim_read_file(path, 64, &p, &n) == ESIM_OK) {
-		esim_err err = n == sizeof o->data_key ? ESIM_OK : ESIM_E_OP_CONFIG;
+	char why[600];
+	esim_err err = esim_read_secret_file(path, 64, &p, &n, why, sizeof why);
+	if (err == ESIM_OK) {
+		err = n == sizeof o->data_key ? ESIM_OK : ESIM_E_OP_CONFIG;
 		if (err == ESIM_OK)
 			memcpy(o->data_key, p, n);
+		else
+			fprintf(stderr, "esim-operator: data key %s must hold %zu bytes\n", path,
+				sizeof o->data_key);
 		esim_wipe(p, n);
 		free(p);
 		return err;
 	}
+	if (err != ESIM_E_IO || access(path, F_OK) == 0) {
+		fprintf(stderr, "esim-operator: data key %s\n", why);
+		return err;
+	}
 	randombytes_buf(o->data_key, sizeof o->data_key);
-	FILE *f = fopen(path, "wbx");
-	if (!f)
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "esim-operator: cannot create data key %s: %s\n", path,
+			strerror(errno));
 		return ESIM_E_IO;
-	chmod(path, 0600);
-	size_t w = fwrite(o->data_key, 1, sizeof o->data_key, f);
-	return fclose(f) == 0 && w == sizeof o->data_key ? ESIM_OK : ESIM_E_IO;
+	}
+	ssize_t w = write(fd, o->data_key, sizeof o->data_key);
+	bool ok = w == (ssize_t)sizeof o->data_key && fsync(fd) == 0;
+	return close(fd) == 0 && ok ? ESIM_OK : ESIM_E_IO;
 }
 
 esim_err op_open(const struct op_config *cfg, op **out)

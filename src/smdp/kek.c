@@ -18,12 +18,9 @@
  * nor writable by group or others: anything else is refused with a message
  * that names the file and the fix.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sodium.h>
 
@@ -72,45 +69,24 @@ esim_err smdp_kek_load(const char *path, struct smdp_kek *out)
 	memset(out, 0, sizeof *out);
 	if (sodium_init() < 0)
 		return ESIM_E_CRYPTO_OPENSSL;
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "esim-smdp: KEK file %s: %s\n", path, strerror(errno));
-		return ESIM_E_SMDP_KEK;
-	}
-	struct stat st;
-	esim_err err = ESIM_OK;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		fprintf(stderr, "esim-smdp: KEK file %s is not a regular file\n", path);
+	uint8_t *buf = NULL;
+	size_t got = 0;
+	char why[600];
+	esim_err err = esim_read_secret_file(path, KEK_FILE_MAX, &buf, &got, why, sizeof why);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: KEK file %s\n", why);
 		err = ESIM_E_SMDP_KEK;
-	} else if (st.st_uid != geteuid()) {
-		fprintf(stderr,
-			"esim-smdp: KEK file %s is owned by uid %u, not by this user (uid %u):"
-			" chown it to the user that runs esim-smdp\n",
-			path, (unsigned)st.st_uid, (unsigned)geteuid());
-		err = ESIM_E_SMDP_KEK;
-	} else if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		fprintf(stderr,
-			"esim-smdp: KEK file %s has mode %04o, open to group or others:"
-			" run chmod 600 %s\n",
-			path, (unsigned)(st.st_mode & 07777), path);
-		err = ESIM_E_SMDP_KEK;
-	}
-	uint8_t buf[KEK_FILE_MAX];
-	ssize_t n = 0;
-	if (err == ESIM_OK) {
-		size_t got = 0;
-		while (got < sizeof buf && (n = read(fd, buf + got, sizeof buf - got)) > 0)
-			got += (size_t)n;
-		if (n < 0 || !kek_parse(buf, got, out->key)) {
+	} else {
+		if (!kek_parse(buf, got, out->key)) {
 			fprintf(stderr,
 				"esim-smdp: KEK file %s must hold 32 bytes, raw or as 64 hex"
 				" digits (make one with: head -c 32 /dev/urandom > FILE)\n",
 				path);
 			err = ESIM_E_SMDP_KEK;
 		}
-		sodium_memzero(buf, sizeof buf);
+		sodium_memzero(buf, got);
+		free(buf);
 	}
-	close(fd);
 	if (err == ESIM_OK) {
 		uint8_t id[SMDP_KEK_ID_LEN / 2];
 		crypto_generichash(id, sizeof id, (const uint8_t *)kek_id_label,
