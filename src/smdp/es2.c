@@ -15,8 +15,9 @@
  * (1.3.1 / 3.3) rather than answered with the first call's result.
  *
  * An ICCID that exists but belongs to another operator gets the very
- * answer of an unknown one (8.2.1 / 3.9), so that no operator can probe
- * another's inventory. Every EID that comes in is checked in full,
+ * answer of an unknown one (8.2.1 / 3.9), and so does another operator's
+ * profileType (8.2.5 / 3.9), so that no operator can probe another's
+ * inventory. Every EID that comes in is checked in full,
  * SGP.29 check digits included (rsp_eid_check).
  */
 #include <stdio.h>
@@ -42,6 +43,9 @@ static const char *opt_str(const json_t *o, const char *k)
 /* The answer for an ICCID that is unknown or another operator's: the
  * same bytes for both. */
 static const struct smdp_status ICCID_UNKNOWN = {"8.2.1", "3.9", "ICCID unknown"};
+/* Likewise for a profileType: another operator's type is answered as an
+ * unknown one, or the names of its types could be probed. */
+static const struct smdp_status PTYPE_UNKNOWN = {"8.2.5", "3.9", "profileType unknown"};
 
 struct es2_ctx {
 	smdp *d;
@@ -195,12 +199,8 @@ static esim_err download_order(struct es2_ctx *c, store *s)
 		store_finalize(st);
 		if (err != ESIM_OK)
 			return err;
-		if (!row) {
-			c->st = SMDP_FAIL("8.2.5", "3.9", "profileType unknown");
-			return ESIM_OK;
-		}
-		if (top != c->op_id) {
-			c->st = SMDP_FAIL("8.2.5", "1.2", "profileType not allowed for the caller");
+		if (!row || top != c->op_id) {
+			c->st = PTYPE_UNKNOWN;
 			return ESIM_OK;
 		}
 		/* claim exactly once (docs/store.md) */

@@ -14,7 +14,8 @@
  * - EIDs with wrong SGP.29 check digits are refused wherever they enter:
  *   ES2+ DownloadOrder / ConfirmOrder, `esim-smdp order`, and the eUICC
  *   certificate in authenticateClient.
- * - another operator's ICCID is answered exactly like an unknown one.
+ * - another operator's ICCID, or profileType, is answered exactly like an
+ *   unknown one.
  * - a verified notification that cannot be recorded is answered 503, so
  *   that the LPA keeps it and sends it again.
  */
@@ -623,6 +624,52 @@ static void test_other_operators_iccid_is_unknown(void **state)
 	assert_int_equal(sfx_state(&F, 1), SMDP_AVAILABLE);
 }
 
+/* Another operator's profileType is answered exactly like an unknown one
+ * (8.2.5 / 3.9), in every way ES2+ takes a profileType: DownloadOrder by
+ * type alone, and with an ICCID of the caller's. (At 529f5d7 another
+ * operator's type got 8.2.5 / 1.2, an unknown one 3.9: any operator could
+ * tell which type names the others use.) */
+static void test_other_operators_profile_type_is_unknown(void **state)
+{
+	(void)state;
+	/* OP1 owns type STD and ICCID 1; OP2 owns type OTHER */
+	char iccid[RSP_ICCID_TEXT_MAX], with[2][256];
+	sfx_iccid(1, iccid);
+	snprintf(with[0], 256, "\"iccid\":\"%s\",\"profileType\":\"OTHER\"", iccid);
+	snprintf(with[1], 256, "\"iccid\":\"%s\",\"profileType\":\"NOSUCH\"", iccid);
+	struct {
+		const uint8_t *sha;
+		const char *fri, *other, *none, *reason;
+	} calls[] = {
+	    {SFX_OP2_SHA, "OP2", "\"profileType\":\"STD\"", "\"profileType\":\"NOSUCH\"", "3.9"},
+	    {SFX_OP1_SHA, "OP1", "\"profileType\":\"OTHER\"", "\"profileType\":\"NOSUCH\"", "3.9"},
+	    {SFX_OP1_SHA, "OP1", with[0], with[1], "3.8"},
+	};
+	for (size_t i = 0; i < sizeof calls / sizeof *calls; i++) {
+		char id[2][32], a[256], b[256];
+		snprintf(id[0], 32, "ptype-%zu-a", i);
+		snprintf(id[1], 32, "ptype-%zu-b", i);
+		char *ra =
+		    es2_raw(calls[i].sha, calls[i].fri, "downloadOrder", id[0], calls[i].other);
+		char *rb =
+		    es2_raw(calls[i].sha, calls[i].fri, "downloadOrder", id[1], calls[i].none);
+		status_code_data(ra, a, sizeof a);
+		status_code_data(rb, b, sizeof b);
+		if (strcmp(a, b) != 0)
+			fprintf(stderr, "case %zu: another's type %s, unknown type %s\n", i, a, b);
+		assert_string_equal(a, b);
+		assert_non_null(strstr(a, "\"subjectCode\":\"8.2.5\""));
+		char want[32];
+		snprintf(want, sizeof want, "\"reasonCode\":\"%s\"", calls[i].reason);
+		assert_non_null(strstr(a, want));
+		free(ra);
+		free(rb);
+	}
+	/* nothing was claimed */
+	for (size_t i = 1; i <= 8; i++)
+		assert_int_equal(sfx_state(&F, i), SMDP_AVAILABLE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +683,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_authenticate_client_eid_check_digits, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_other_operators_iccid_is_unknown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_operators_profile_type_is_unknown, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_pir_not_acknowledged_unless_recorded, setup,
 					    teardown),
 	};
