@@ -692,23 +692,26 @@ done:
 /* ---- HandleDownloadProgressInfo outbox (5.3.5) ----------------------------------- */
 
 /* With a ProfileInstallationResult (point 4): CERT.EUICC of the session
- * that the PIR ends, and its EUM (from the verified-EUM cache), so that the
- * operator can verify the eUICC's signature itself before it activates a
- * line. The PIR carries no certificate (digest 8.2); without them (e.g. the
- * SM-DP+ restarted between authenticateClient and the PIR) the operator
- * only records the report. */
-static void add_euicc_chain(smdp *d, const uint8_t *der, size_t der_len, json_t *o)
+ * that the PIR ends, and its EUM, so that the operator can verify the
+ * eUICC's signature itself before it activates a line. The PIR carries no
+ * certificate (digest 8.2). The EUM is the one whose SKI is CERT.EUICC's
+ * AKI: from the verified-EUM cache, or else from smdp_eum_certs (es9.c
+ * writes each verified EUM there once), so that neither a restart between
+ * authenticateClient and the PIR nor a full cache loses it. Only when both
+ * miss (a database written before schema 6) does the operator get the
+ * report without it, and then only records it. */
+static esim_err add_euicc_chain(smdp *d, store *s, const uint8_t *der, size_t der_len, json_t *o)
 {
 	crypto_cert *euicc = NULL;
 	if (!der || crypto_cert_load(der, der_len, &euicc) != ESIM_OK)
-		return;
+		return ESIM_OK;
 	net_json_set_base64(o, "euiccCertificate", der, der_len);
 	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
 	size_t al = 0, sl = 0, len = 0;
 	esim_err err = crypto_cert_aki(euicc, aki, &al);
 	crypto_cert_free(euicc);
 	if (err != ESIM_OK)
-		return;
+		return ESIM_OK;
 	pthread_mutex_lock(&d->eum_lock);
 	size_t n = d->n_eum;
 	pthread_mutex_unlock(&d->eum_lock);
@@ -717,8 +720,20 @@ static void add_euicc_chain(smdp *d, const uint8_t *der, size_t der_len, json_t 
 		    memcmp(ski, aki, al) == 0) {
 			const uint8_t *e = crypto_cert_der(d->eum[i].cert, &len);
 			net_json_set_base64(o, "eumCertificate", e, len);
-			break;
+			return ESIM_OK;
 		}
+	store_stmt *st;
+	if ((err = store_prepare(s, "SELECT der FROM smdp_eum_certs WHERE ski = ?1", &st)) !=
+	    ESIM_OK)
+		return err;
+	store_bind_blob(st, 1, aki, al);
+	bool row = false;
+	err = store_step(st, &row);
+	const uint8_t *e = row ? store_col_blob(st, 0, &len) : NULL;
+	if (err == ESIM_OK && e)
+		net_json_set_base64(o, "eumCertificate", e, len);
+	store_finalize(st);
+	return err;
 }
 
 static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
@@ -786,8 +801,12 @@ static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 	json_decref(hdr);
 	if (result && result_len)
 		net_json_set_base64(o, "resultData", result, result_len);
-	if (point == 4 && result && result_len)
-		add_euicc_chain(d, euicc_cert, euicc_cert_len, o);
+	if (point == 4 && result && result_len &&
+	    (err = add_euicc_chain(d, s, euicc_cert, euicc_cert_len, o)) != ESIM_OK) {
+		json_decref(o);
+		store_finalize(q);
+		return err;
+	}
 	char *text = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	char *url = strdup(store_col_text(q, 2));

@@ -637,12 +637,14 @@ static const crypto_cert *eum_cached(smdp *d, const der_span *der)
 /* Keep a verified EUM in the cache. *cert becomes NULL when the cache took
  * it, or when an equal entry was already there (then *cert is freed); it
  * stays with the caller when the cache is full. The certificate to use from
- * now on comes back. */
-static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert)
+ * now on comes back; *record says whether this caller is the one to record
+ * it in smdp_eum_certs (false when another thread's copy came first). */
+static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert, bool *record)
 {
 	const crypto_cert *use = *cert;
 	size_t len;
 	const uint8_t *p = crypto_cert_der(*cert, &len);
+	*record = true;
 	pthread_mutex_lock(&d->eum_lock);
 	for (size_t i = 0; i < d->n_eum; i++) {
 		size_t l2;
@@ -651,6 +653,7 @@ static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert)
 			use = d->eum[i].cert;
 			crypto_cert_free(*cert);
 			*cert = NULL;
+			*record = false;
 			break;
 		}
 	}
@@ -662,10 +665,68 @@ static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert)
 	return use;
 }
 
+/*
+ * The cache is lost on restart and holds SMDP_EUM_CACHE entries, yet a PIR
+ * callback (es2.c add_euicc_chain) needs the EUM of a session that may have
+ * been authenticated before a restart. So a verified EUM is also written to
+ * smdp_eum_certs, by SKI: once per distinct EUM and process (the cache
+ * remembers it after that), not once per download. With the cache full, an
+ * EUM is verified on every download anyway; a read by primary key then
+ * spares the write.
+ */
+struct eum_row {
+	uint8_t ski[CRYPTO_KEY_ID_MAX];
+	size_t ski_len;
+	const uint8_t *der;
+	size_t der_len;
+	int64_t now;
+};
+
+static esim_err eum_insert_tx(store *s, void *arg)
+{
+	const struct eum_row *r = arg;
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "INSERT INTO smdp_eum_certs (ski, der, created) VALUES"
+				     " (?1, ?2, ?3) ON CONFLICT (ski) DO NOTHING",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_blob(st, 1, r->ski, r->ski_len);
+	store_bind_blob(st, 2, r->der, r->der_len);
+	store_bind_int64(st, 3, r->now);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+static void eum_record(smdp *d, store *s, const crypto_cert *eum, bool cache_full)
+{
+	struct eum_row r = {.now = (int64_t)smdp_now(d)};
+	r.der = crypto_cert_der(eum, &r.der_len);
+	esim_err err = crypto_cert_ski(eum, r.ski, &r.ski_len);
+	if (err == ESIM_OK && cache_full) {
+		store_stmt *st;
+		if ((err = store_prepare(s, "SELECT 1 FROM smdp_eum_certs WHERE ski = ?1", &st)) ==
+		    ESIM_OK) {
+			bool row = false;
+			store_bind_blob(st, 1, r.ski, r.ski_len);
+			err = store_step(st, &row);
+			store_finalize(st);
+			if (err == ESIM_OK && row)
+				return;
+		}
+	}
+	if (err == ESIM_OK)
+		err = store_transaction(s, eum_insert_tx, &r, 0);
+	if (err != ESIM_OK) /* the download goes on; only a later PIR misses it */
+		smdp_logf(d, "eum_record_failed", "error=%s", esim_strerror(err));
+}
+
 /* The eUICC chain, step by step, so that each failure gets its code. */
-static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth_server_resp *r,
-			struct smdp_status *st, crypto_cert **euicc_out,
-			char eid[RSP_EID_DIGITS + 1])
+static bool check_chain(smdp *d, store *s, const struct session *ss,
+			const struct rsp_auth_server_resp *r, struct smdp_status *st,
+			crypto_cert **euicc_out, char eid[RSP_EID_DIGITS + 1])
 {
 	crypto_cert *own_eum = NULL, *euicc = NULL;
 	const crypto_cert *eum = eum_cached(d, &r->eum_cert);
@@ -699,7 +760,10 @@ static bool check_chain(smdp *d, const struct session *ss, const struct rsp_auth
 		}
 		/* verified: from now on the cache's copy (if it took ours, it
 		 * owns it; if another thread's came first, ours goes) */
-		eum = eum_keep(d, &own_eum);
+		bool record;
+		eum = eum_keep(d, &own_eum, &record);
+		if (record)
+			eum_record(d, s, eum, own_eum != NULL);
 	}
 	if (d->check_time) {
 		esim_err e = crypto_cert_check_time(eum, now);
@@ -1084,7 +1148,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 	}
 	crypto_cert *euicc = NULL;
 	char eid[RSP_EID_DIGITS + 1];
-	if (!check_chain(d, &ss, &r, &x->st, &euicc, eid)) {
+	if (!check_chain(d, s, &ss, &r, &x->st, &euicc, eid)) {
 		err = end_session(s, ss.txid_hex);
 		goto out;
 	}

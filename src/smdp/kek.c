@@ -31,17 +31,6 @@
 static const char kek_id_label[] = "esimkit smdp kek id v1";
 static const char seal_ad_label[] = "esimkit smdp ki/opc v1|";
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* 32 raw bytes, or 64 hex digits with optional trailing white space. */
 static bool kek_parse(const uint8_t *b, size_t n, uint8_t key[SMDP_KEK_LEN])
 {
@@ -53,13 +42,12 @@ static bool kek_parse(const uint8_t *b, size_t n, uint8_t key[SMDP_KEK_LEN])
 		n--;
 	if (n != 2 * SMDP_KEK_LEN)
 		return false;
-	for (size_t i = 0; i < SMDP_KEK_LEN; i++) {
-		int hi = hexval(b[2 * i]), lo = hexval(b[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		key[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
+	char hex[2 * SMDP_KEK_LEN + 1];
+	memcpy(hex, b, n);
+	hex[n] = '\0';
+	bool ok = esim_hex_decode_fixed(hex, key, SMDP_KEK_LEN) == ESIM_OK;
+	sodium_memzero(hex, sizeof hex);
+	return ok;
 }
 
 esim_err smdp_kek_load(const char *path, struct smdp_kek *out)

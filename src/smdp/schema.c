@@ -4,6 +4,7 @@
  * PostgreSQL: the {{...}} placeholders of esim/store.h cover the
  * differences. Secrets are not stored in clear: Ki / OPc only sealed
  * under the KEK (migration 5), confirmation codes as their SHA-256.
+ * Migrations are only ever appended: a database records how many ran.
  */
 #include <stdint.h>
 
@@ -107,6 +108,15 @@ static const char *const migrations[] = {
     "ALTER TABLE smdp_profiles ADD COLUMN legacy {{INT}} NOT NULL DEFAULT 0;"
     "UPDATE smdp_profiles SET legacy = 1;"
     "CREATE INDEX smdp_profiles_legacy ON smdp_profiles(id) WHERE legacy = 1;",
+    /* 6: EUM certificates verified against a trusted CI, by SKI (es9.c
+     * writes one row per distinct EUM, es2.c reads it when a PIR callback
+     * needs the EUM of a session authenticated before a restart); outbox
+     * calls the operator refused for good (a 4xx other than 408 / 429)
+     * are marked failed with the HTTP status and never tried again. */
+    "CREATE TABLE smdp_eum_certs ("
+    " ski {{BLOB}} PRIMARY KEY, der {{BLOB}} NOT NULL, created {{INT}} NOT NULL);"
+    "ALTER TABLE smdp_outbox ADD COLUMN failed {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE smdp_outbox ADD COLUMN last_status {{INT}};",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

@@ -69,7 +69,8 @@ struct smdp {
 
 	/* EUM certificates already verified against a trusted CI (es9.c):
 	 * filled, never evicted, and only with certificates that verified, so
-	 * an entry is immutable once n_eum counts it */
+	 * an entry is immutable once n_eum counts it. Each is also written
+	 * once to smdp_eum_certs, which outlives the process. */
 	pthread_mutex_t eum_lock;
 	struct smdp_eum {
 		crypto_cert *cert; /* CA, EUM role, signed by the CI its AKI names */
@@ -145,7 +146,8 @@ esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *e
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len);
 /* Point 4 with the ProfileInstallationResult, and CERT.EUICC of the session
- * it ends (with its EUM, when cached) for the operator to verify it. */
+ * it ends with its EUM (from the cache or smdp_eum_certs) for the operator
+ * to verify it. */
 esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct smdp_status *st,
 			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
 			       size_t euicc_cert_len);
