@@ -841,7 +841,8 @@ esim_err smdp_outbox_pending(smdp *d, size_t *out)
 	if (err != ESIM_OK)
 		return err;
 	store_stmt *st;
-	err = store_prepare(s, "SELECT COUNT(*) FROM smdp_outbox WHERE done = 0", &st);
+	err =
+	    store_prepare(s, "SELECT COUNT(*) FROM smdp_outbox WHERE done = 0 AND failed = 0", &st);
 	if (err == ESIM_OK) {
 		bool row;
 		err = store_step(st, &row);
@@ -857,6 +858,26 @@ struct due {
 	char *url, *body;
 };
 
+/*
+ * What an answer means for a callback. 2xx: delivered. No answer, 5xx,
+ * 408 and 429: the operator may take it later, so it is tried again with
+ * back-off (2^attempts s, at most 4096 s). Any other 4xx: the operator
+ * refuses this call for good (its listener answers 403 / 404 / 409 / 422
+ * for a call it will never accept), so the row is marked failed with the
+ * status and never sent again. Others (1xx, 3xx: no redirect is
+ * followed) are not a refusal either: retried.
+ */
+enum outbox_verdict { OUTBOX_DELIVERED, OUTBOX_RETRY, OUTBOX_REFUSED };
+
+static enum outbox_verdict outbox_verdict(long http)
+{
+	if (http >= 200 && http < 300)
+		return OUTBOX_DELIVERED;
+	if (http >= 400 && http < 500 && http != 408 && http != 429)
+		return OUTBOX_REFUSED;
+	return OUTBOX_RETRY;
+}
+
 esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, size_t *delivered)
 {
 	if (delivered)
@@ -871,7 +892,7 @@ esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, si
 	store_stmt *st;
 	err = store_prepare(s,
 			    "SELECT id, attempts, url, body FROM smdp_outbox WHERE done = 0 AND"
-			    " next_try <= ?1 ORDER BY id LIMIT 64",
+			    " failed = 0 AND next_try <= ?1 ORDER BY id LIMIT 64",
 			    &st);
 	if (err == ESIM_OK) {
 		store_bind_int64(st, 1, (int64_t)now);
@@ -890,28 +911,48 @@ esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, si
 		err = net_client_new(client_cfg, &cl);
 	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
 		struct net_client_response r;
-		bool ok = false;
+		long http = 0; /* 0: no answer (network, TLS, timeout) */
 		if (items[i].url && items[i].body) {
 			esim_err e = net_client_post_json(cl, items[i].url, items[i].body,
 							  strlen(items[i].body), &r);
-			ok = e == ESIM_OK && r.status >= 200 && r.status < 300;
+			if (e == ESIM_OK || e == ESIM_E_NET_HTTP_STATUS)
+				http = r.status;
 			net_client_response_clear(&r);
 		}
+		enum outbox_verdict v = outbox_verdict(http);
 		int64_t backoff = 1LL << (items[i].attempts < 12 ? items[i].attempts : 12);
-		err = store_prepare(s,
-				    "UPDATE smdp_outbox SET done = ?1, attempts = attempts + 1,"
-				    " next_try = ?2 WHERE id = ?3",
-				    &st);
+		err =
+		    store_prepare(s,
+				  "UPDATE smdp_outbox SET done = ?1, failed = ?2, last_status = ?3,"
+				  " attempts = attempts + 1, next_try = ?4 WHERE id = ?5",
+				  &st);
 		if (err == ESIM_OK) {
-			store_bind_int64(st, 1, ok ? 1 : 0);
-			store_bind_int64(st, 2, (int64_t)now + backoff);
-			store_bind_int64(st, 3, items[i].id);
+			store_bind_int64(st, 1, v == OUTBOX_DELIVERED);
+			store_bind_int64(st, 2, v == OUTBOX_REFUSED);
+			if (http)
+				store_bind_int64(st, 3, http);
+			store_bind_int64(st, 4, (int64_t)now + backoff);
+			store_bind_int64(st, 5, items[i].id);
 			err = store_run(st);
 			store_finalize(st);
 		}
-		if (ok && delivered)
-			(*delivered)++;
-		smdp_logf(d, "outbox", "id=%lld delivered=%d", (long long)items[i].id, ok);
+		if (err != ESIM_OK)
+			break;
+		if (v == OUTBOX_DELIVERED) {
+			atomic_fetch_add(&d->outbox_delivered, 1);
+			if (delivered)
+				(*delivered)++;
+		} else if (v == OUTBOX_REFUSED) {
+			atomic_fetch_add(&d->outbox_refused, 1);
+		} else {
+			atomic_fetch_add(&d->outbox_retried, 1);
+		}
+		smdp_logf(d, "outbox", "id=%lld status=%ld result=%s%s", (long long)items[i].id,
+			  http,
+			  v == OUTBOX_DELIVERED ? "delivered"
+			  : v == OUTBOX_REFUSED ? "failed"
+						: "retry",
+			  v == OUTBOX_REFUSED ? " reason=refused-for-good" : "");
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(items[i].url);

@@ -326,6 +326,14 @@ esim_err smdp_metrics(smdp *d, char **out)
 	       atomic_load(&d->notifications));
 	METRIC("smdp_request_latency_microseconds_total", "handler time, summed",
 	       atomic_load(&d->latency_us));
+	METRIC("smdp_outbox_delivered_total", "operator callbacks delivered (2xx)",
+	       atomic_load(&d->outbox_delivered));
+	METRIC("smdp_outbox_retried_total",
+	       "operator callback attempts to retry (no answer, 5xx, 408, 429)",
+	       atomic_load(&d->outbox_retried));
+	METRIC("smdp_outbox_failed_total",
+	       "operator callbacks refused for good (other 4xx), not sent again",
+	       atomic_load(&d->outbox_refused));
 #undef METRIC
 	n = snprintf(line, sizeof line,
 		     "# HELP smdp_failures_by_subject_total Failed responses by subject code\n"

@@ -92,6 +92,9 @@ struct smdp {
 	/* metrics */
 	atomic_ulong req_es9, req_es2, ok_es9, fail_es9, fail_es2, downloads, installs,
 	    notifications, latency_us;
+	/* outbox attempts by outcome (es2.c): delivered, to be retried, and
+	 * refused for good by the operator (a 4xx other than 408 / 429) */
+	atomic_ulong outbox_delivered, outbox_retried, outbox_refused;
 	pthread_mutex_t metric_lock;
 	char fail_subject[SMDP_METRIC_SUBJECTS][16];
 	unsigned long fail_count[SMDP_METRIC_SUBJECTS];
