@@ -96,3 +96,46 @@ es2 = {
 }
 for name, (fn, body) in es2.items():
     put("fuzz_smdp_es2", name, bytes([fn]) + body.encode())
+
+# portal requests for fuzz_op_http: [route][flags] [cookie \0] query \0 body
+# (route numbers: the table in fuzz_op_http.c; flags 1 Jan, 2 reviewer, 3 admin)
+PDF = "JVBERi0xLjQKJWlkZW50aXR5IGNvcHkKJSVFT0YK"  # "%PDF-1.4\n%identity copy\n%%EOF\n"
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGNgAAAAAgABc3UBGAAAAABJRU5ErkJggg=="
+http = {
+    "00_login": (0, 0, "", '{"login":"jan.peeters@example.be","password":"jan-demo-2026"}'),
+    "00_login_bad": (0, 0x10, "", '{"login":"jan.peeters@example.be","password":"x"}'),
+    "01_staff_login": (1, 0, "", '{"login":"admin","password":"admin-demo-2026"}'),
+    "02_logout": (2, 1, "", ""),
+    "03_me": (3, 2, "", ""),
+    "04_account": (4, 1, "", ""),
+    "05_pay": (5, 1, "", '{"invoice_id":1}'),
+    "06_precheck": (6, 1, "id=1", ""),
+    "07_submit_pdf": (7, 1, "", '{"line_id":1,"reason":"moving abroad","document_type":"id_card",'
+                      '"document_number":"BE123","document_copy":"%s","document_mime":"application/pdf"}' % PDF),
+    "07_submit_png": (7, 1, "", '{"line_id":1,"reason":"r","document_type":"passport",'
+                      '"document_number":"P1","document_copy":"%s"}' % PNG),
+    "08_cases": (8, 1, "", ""),
+    "09_case": (9, 1, "id=1", ""),
+    "10_respond": (10, 1, "", '{"case_id":1,"message":"here it is","document_copy":"%s"}' % PDF),
+    "11_record": (11, 1, "x=1&id=1", ""),
+    "12_record_html": (12, 1, "id=1", ""),
+    "13_reference": (13, 0, "", '{"reference":"OP-ABCD-EFGH"}'),
+    "14_queue": (14, 2, "", ""),
+    "15_staff_case": (15, 2, "id=1", ""),
+    "16_document": (16, 2, "id=1", ""),
+    "17_document_view": (17, 3, "id=1", ""),
+    "18_take": (18, 2, "", '{"case_id":1}'),
+    "19_approve": (19, 3, "", '{"case_id":1,"note":"identity checked"}'),
+    "20_reject": (20, 2, "", '{"case_id":1,"reason":"document unreadable"}'),
+    "21_request_info": (21, 2, "", '{"case_id":1,"message":"please send a clearer copy"}'),
+    "22_settings": (22, 3, "", ""),
+    "23_settings_set": (23, 3, "", '{"final_invoice_policy":"waive","deletion_reminder_seconds":3600}'),
+    "24_index": (24, 0, "", ""),
+    "26_static": (26, 0, "app.js", ""),
+    "26_static_dotdot": (26, 0, "../op.c", ""),
+    "85_wrong_method": (0x85, 1, "", "{}"),
+    "no_csrf": (5, 1 | 4, "", '{"invoice_id":1}'),
+}
+for name, (route, flags, query, body) in http.items():
+    put("fuzz_op_http", name, bytes([route, flags]) + query.encode() + b"\0" + body.encode())
+put("fuzz_op_http", "cookie_input", bytes([3, 8]) + b"a=b; esim_session=" + b"0" * 64 + b"\0\0")
