@@ -143,6 +143,14 @@ struct net_listener_config {
 	 * (one host or site usually holds a whole /64). 0: the default. */
 	unsigned max_connections;	      /* open on this listener; 0: 1024 */
 	unsigned max_connections_per_address; /* ... from one address; 0: 64 */
+
+	/* Headers on every answer of this listener: its handlers' (unless the
+	 * handler set that header itself) and the server's own (404, 405 for
+	 * an unknown path or method, 400 for a malformed request, 413 for a
+	 * body over the cap, 431, 500, 501). Names must be HTTP tokens and
+	 * values free of control characters (ESIM_E_ARG otherwise). Copied. */
+	const struct net_header *default_headers;
+	size_t n_default_headers;
 };
 
 /* A log sink: one line without its newline, borrowed for the call. Called
@@ -186,6 +194,7 @@ struct net_server_stats {
 	unsigned long deadline_closed;	    /* closed: request_deadline_ms passed */
 	unsigned long accept_errors;	    /* accept() failures (each pauses accepting) */
 	unsigned long log_suppressed;	    /* log lines held back by the rate limit */
+	unsigned long setup_refused;	    /* closed unanswered: TLS could not be set up */
 };
 
 /* cfg may be NULL for the defaults. *out: free with net_server_free. */

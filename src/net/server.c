@@ -42,11 +42,31 @@
  * instead of spinning on a socket that stays readable, and the server's
  * own log lines are rate-limited per kind (a token bucket).
  *
+ * TLS fails closed: a connection on a TLS listener whose TLS cannot be set
+ * up (SSL_new or the TLS bufferevent fails) is never handed to evhttp
+ * without TLS (given no bufferevent, evhttp would make a plain one and
+ * answer in clear text on the TLS port). It gets a bufferevent that can
+ * carry nothing (input and output frozen) and is closed in the loop turn
+ * of its accept (refused_bev, conn_setup); a request that still reaches
+ * dispatch_cb on a TLS listener without TLS is never answered.
+ *
+ * Default headers (net_listener_config.default_headers, e.g. the operator
+ * portal's Content-Security-Policy): added to every answer of their
+ * listener, the handlers' (where the handler did not set that header
+ * itself), the server's own (404, 405, 431, 500, ...) and evhttp's own
+ * (400 for a malformed request, 413 for a body over the cap, 501 for an
+ * unknown method): those are written by evhttp without a hook, so an
+ * output callback (own_answer_cb) adds the headers right after their
+ * status line.
+ *
  * libevent 2.1 facts this relies on: evhttp calls the bevcb before it sets
  * the socket on the bufferevent, and makes the evhttp_connection the
  * bufferevent's callback argument (so bufferevent_getcb finds it); the
  * connection's close callback runs exactly once before it is freed; and a
- * bufferevent whose callbacks are all NULL has been given up by evhttp.
+ * bufferevent whose callbacks are all NULL has been given up by evhttp;
+ * a response's status line is added to the connection's output in one
+ * evbuffer_add on its own, before its headers and body, and evhttp_send_reply
+ * writes it there before it returns.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,6 +81,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +100,7 @@
 #include <openssl/x509.h>
 
 #include "esim/net.h"
+#include "net/server_testing.h"
 
 #define NET_DEFAULT_THREADS	 2
 #define NET_DEFAULT_MAX_BODY	 (1u << 20)
@@ -130,6 +152,11 @@ struct net_listener {
 	size_t n_pins;
 	bool has_ca;
 	net_server *srv;
+	atomic_bool test_fail_tls; /* net_server_test_fail_tls_setup */
+
+	/* Added to every answer (copied strings). */
+	struct net_response_hdr *defaults;
+	size_t n_defaults;
 
 	/* Caps, shared by the workers: mu guards open and the table. */
 	unsigned max_conns;
@@ -150,6 +177,7 @@ struct net_worker_http {
 	struct evconnlistener *lev; /* owned by bound */
 	struct event *backoff_ev;   /* re-enables accepting after an accept error */
 	unsigned backoff_ms;	    /* the current pause; 0 after a good accept */
+	bool injecting;		    /* own_answer_cb is adding the default headers */
 	struct net_listener *l;
 	struct net_worker *w;
 };
@@ -165,6 +193,7 @@ struct net_conn {
 	struct net_conn *prev, *next;
 	uint8_t key[NET_ADDR_KEY_LEN];
 	bool set_up;  /* conn_setup ran: the timer is the deadline now */
+	bool refuse;  /* TLS could not be set up: close at once */
 	bool counted; /* holds a slot in the listener's caps */
 	bool armed;   /* the deadline is running */
 };
@@ -181,6 +210,7 @@ struct net_worker {
 	unsigned long inflight;	       /* replies not yet written; worker-local */
 	struct net_conn *conns;	       /* every tracked connection */
 	struct net_conn *last_in;      /* the last one that received bytes */
+	bool answering;		       /* send_reply_now is writing one of ours */
 };
 
 /* Kinds of the server's own log lines, each rate-limited on its own. */
@@ -189,11 +219,12 @@ enum net_log_kind {
 	NET_LOG_LISTENER_CAP,
 	NET_LOG_ADDRESS_CAP,
 	NET_LOG_DEADLINE,
+	NET_LOG_TLS_SETUP,
 	NET_LOG_KINDS
 };
 
-static const char *const net_log_kind_name[NET_LOG_KINDS] = {"accept error", "listener cap",
-							     "address cap", "request deadline"};
+static const char *const net_log_kind_name[NET_LOG_KINDS] = {
+    "accept error", "listener cap", "address cap", "request deadline", "TLS setup"};
 
 /* A token bucket: up to per_second lines a second (and a burst as large). */
 struct net_log_bucket {
@@ -223,6 +254,7 @@ struct net_server {
 	atomic_ulong deadline_closed;
 	atomic_ulong accept_errors;
 	atomic_ulong log_suppressed;
+	atomic_ulong setup_refused;
 	pthread_mutex_t log_mu;
 	bool log_mu_ok;
 	struct net_log_bucket log_buckets[NET_LOG_KINDS];
@@ -271,6 +303,7 @@ esim_err net_server_new(const struct net_server_config *cfg, net_server **out)
 	atomic_init(&s->deadline_closed, 0);
 	atomic_init(&s->accept_errors, 0);
 	atomic_init(&s->log_suppressed, 0);
+	atomic_init(&s->setup_refused, 0);
 	if (pthread_mutex_init(&s->log_mu, NULL) != 0) {
 		free(s);
 		return ESIM_E_NOMEM;
@@ -517,6 +550,11 @@ static void listener_free(struct net_listener *l)
 		close(l->fd);
 	SSL_CTX_free(l->ctx);
 	free(l->pins);
+	for (size_t i = 0; i < l->n_defaults; i++) {
+		free(l->defaults[i].name);
+		free(l->defaults[i].value);
+	}
+	free(l->defaults);
 	for (size_t i = 0; i < l->n_buckets; i++) {
 		struct net_addr_count *e = l->buckets[i];
 		while (e != NULL) {
@@ -531,6 +569,52 @@ static void listener_free(struct net_listener *l)
 	free(l);
 }
 
+/* A header name is an RFC 9110 token; a value has no CR, LF or other
+ * control character but tab. */
+static bool header_ok(const char *name, const char *value)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	if (name == NULL || value == NULL || name[0] == '\0')
+		return false;
+	for (const char *p = name; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		bool alnum = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') ||
+			     (ch >= 'A' && ch <= 'Z');
+		if (!alnum && strchr(tchar, ch) == NULL)
+			return false;
+	}
+	for (const char *p = value; *p != '\0'; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static esim_err copy_defaults(struct net_listener *l, const struct net_listener_config *lc)
+{
+	if (lc->n_default_headers == 0)
+		return ESIM_OK;
+	if (lc->default_headers == NULL)
+		return ESIM_E_ARG;
+	for (size_t i = 0; i < lc->n_default_headers; i++) {
+		if (!header_ok(lc->default_headers[i].name, lc->default_headers[i].value))
+			return ESIM_E_ARG;
+	}
+	l->defaults = calloc(lc->n_default_headers, sizeof(*l->defaults));
+	if (l->defaults == NULL)
+		return ESIM_E_NOMEM;
+	for (size_t i = 0; i < lc->n_default_headers; i++) {
+		struct net_response_hdr *h = &l->defaults[l->n_defaults];
+		h->name = strdup(lc->default_headers[i].name);
+		h->value = strdup(lc->default_headers[i].value);
+		l->n_defaults++;
+		if (h->name == NULL || h->value == NULL)
+			return ESIM_E_NOMEM; /* listener_free frees what was copied */
+	}
+	return ESIM_OK;
+}
+
 esim_err net_server_add_listener(net_server *srv, const struct net_listener_config *lc, int *id)
 {
 	if (srv->started)
@@ -542,6 +626,7 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 		return ESIM_E_NOMEM;
 	l->fd = -1;
 	l->srv = srv;
+	atomic_init(&l->test_fail_tls, false);
 	l->tls = lc->tls;
 	l->auth = lc->client_auth;
 	l->id = (int)srv->n_listeners;
@@ -573,6 +658,8 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 		memcpy(l->pins, lc->client_pins, lc->n_client_pins * sizeof(*l->pins));
 		l->n_pins = lc->n_client_pins;
 	}
+	if ((err = copy_defaults(l, lc)) != ESIM_OK)
+		goto fail;
 	if (lc->tls && (err = tls_ctx_new(l, lc)) != ESIM_OK)
 		goto fail;
 	if ((err = listen_socket(lc->address, lc->port, &l->fd, &l->port)) != ESIM_OK)
@@ -802,6 +889,12 @@ static void conn_setup(struct net_conn *c)
 	struct evhttp_connection *evcon = cbarg;
 	c->set_up = true;
 	evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
+	if (c->refuse) {
+		/* its TLS could not be set up: evhttp closes and frees it
+		 * unanswered, and conn_closed_cb releases c */
+		bufferevent_trigger_event(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, 0);
+		return;
+	}
 	char *addr = NULL;
 	ev_uint16_t port = 0;
 	evhttp_connection_get_peer(evcon, &addr, &port);
@@ -851,8 +944,9 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Track a new connection's bufferevent (no-op on failure: the connection
- * then runs untracked, as before caps existed). */
-static void conn_track(struct net_worker_http *wh, struct bufferevent *bev)
+ * then runs untracked, as before caps existed). refuse: close it as soon as
+ * evhttp has set it up. */
+static void conn_track(struct net_worker_http *wh, struct bufferevent *bev, bool refuse)
 {
 	struct net_worker *w = wh->w;
 	struct net_conn *c = calloc(1, sizeof(*c));
@@ -860,6 +954,7 @@ static void conn_track(struct net_worker_http *wh, struct bufferevent *bev)
 		return;
 	c->wh = wh;
 	c->bev = bev;
+	c->refuse = refuse;
 	c->timer = event_new(w->base, -1, 0, conn_timer_cb, c);
 	c->in_cb = evbuffer_add_cb(bufferevent_get_input(bev), conn_input_cb, c);
 	if (c->timer == NULL || c->in_cb == NULL) {
@@ -944,6 +1039,65 @@ static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
 		evconnlistener_enable(wh->lev);
 }
 
+/* Every status line evhttp writes itself (400 for a malformed request, 413
+ * for a body over the cap, 501 for an unknown method) gets the listener's
+ * default headers right after it; evhttp then appends its own headers.
+ * Answers of ours (w->answering) carry them already, and 1xx lines are
+ * left alone. Added bytes are the tail of the buffer from orig_size. */
+static void own_answer_cb(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct net_worker_http *wh = arg;
+	size_t n = info->n_added;
+	if (n < 14 || n > 256 || info->n_deleted != 0 || wh->w->answering || wh->injecting)
+		return;
+	char line[257];
+	struct evbuffer_ptr pos;
+	if (evbuffer_ptr_set(out, &pos, info->orig_size, EVBUFFER_PTR_SET) != 0 ||
+	    evbuffer_copyout_from(out, &pos, line, n) != (ev_ssize_t)n)
+		return;
+	line[n] = '\0';
+	/* "HTTP/1.x NNN reason\r\n" and nothing else */
+	if (strncmp(line, "HTTP/1.", 7) != 0 || line[8] != ' ' || line[9] < '2' || line[9] > '5' ||
+	    memchr(line, '\n', n) != line + n - 1 || line[n - 2] != '\r')
+		return;
+	wh->injecting = true;
+	for (size_t i = 0; i < wh->l->n_defaults; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", wh->l->defaults[i].name,
+				    wh->l->defaults[i].value);
+	wh->injecting = false;
+}
+
+/* Watch bev's output for evhttp's own answers (when the listener has
+ * default headers). */
+static bool watch_own_answers(struct net_worker_http *wh, struct bufferevent *bev)
+{
+	return wh->l->n_defaults == 0 ||
+	       evbuffer_add_cb(bufferevent_get_output(bev), own_answer_cb, wh) != NULL;
+}
+
+/* The connection cannot be set up as its listener requires (its TLS, or
+ * the hook that puts the default headers on evhttp's own answers). Given
+ * no bufferevent, evhttp would make a plain one and serve the connection
+ * in clear text: it gets one that can carry nothing instead (evhttp can
+ * take no byte of its input, add none to its output), and conn_setup
+ * closes it in this loop turn. */
+static struct bufferevent *refused_bev(struct net_worker_http *wh, struct event_base *base,
+				       const char *what)
+{
+	net_server *srv = wh->l->srv;
+	atomic_fetch_add(&srv->setup_refused, 1);
+	ERR_clear_error();
+	net_logf(srv, NET_LOG_TLS_SETUP,
+		 "net: listener %d: %s failed: connection closed unanswered", wh->l->id, what);
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		return NULL; /* evhttp's own would be the same allocation; see dispatch_cb */
+	evbuffer_freeze(bufferevent_get_input(bev), 1);
+	evbuffer_freeze(bufferevent_get_output(bev), 0);
+	conn_track(wh, bev, true);
+	return bev;
+}
+
 static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 {
 	struct net_worker_http *wh = arg;
@@ -951,13 +1105,18 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 	wh->backoff_ms = 0;
 	if (!wh->l->tls) {
 		struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-		if (bev != NULL)
-			conn_track(wh, bev);
-		return bev; /* NULL: evhttp makes one itself (untracked) */
+		if (bev == NULL)
+			return NULL; /* evhttp makes one itself (untracked) */
+		if (!watch_own_answers(wh, bev)) {
+			bufferevent_free(bev);
+			return refused_bev(wh, base, "output callback");
+		}
+		conn_track(wh, bev, false);
+		return bev;
 	}
-	SSL *ssl = SSL_new(wh->l->ctx);
+	SSL *ssl = atomic_load(&wh->l->test_fail_tls) ? NULL : SSL_new(wh->l->ctx);
 	if (ssl == NULL)
-		return NULL;
+		return refused_bev(wh, base, "SSL_new");
 	/* coalesce_output_cb may move output that an SSL_write which could not
 	 * finish is to be retried with (same bytes, new address) */
 	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
@@ -965,16 +1124,17 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 	    base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		SSL_free(ssl);
-		return NULL;
+		return refused_bev(wh, base, "TLS bufferevent");
 	}
 	/* Clients that close without close_notify are common and harmless
 	 * here: every HTTP message is length-delimited. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	if (evbuffer_add_cb(bufferevent_get_output(bev), coalesce_output_cb, NULL) == NULL) {
-		bufferevent_free(bev);
-		return NULL;
+	if (evbuffer_add_cb(bufferevent_get_output(bev), coalesce_output_cb, NULL) == NULL ||
+	    !watch_own_answers(wh, bev)) {
+		bufferevent_free(bev); /* frees ssl */
+		return refused_bev(wh, base, "output callback");
 	}
-	conn_track(wh, bev);
+	conn_track(wh, bev, false);
 	return bev;
 }
 
@@ -1006,14 +1166,48 @@ static void request_complete_cb(struct evhttp_request *r, void *arg)
 		w->inflight--;
 }
 
-static void send_simple(struct net_worker *w, struct evhttp_request *r, int status)
+/* A header of the answer (the content type included), case-insensitive. */
+static bool resp_has(const net_response *resp, const char *name)
 {
-	w->inflight++;
-	evhttp_request_set_on_complete_cb(r, request_complete_cb, w);
-	evhttp_send_reply(r, status, NULL, NULL);
+	if (resp == NULL)
+		return false;
+	if (resp->content_type != NULL && strcasecmp(name, "Content-Type") == 0)
+		return true;
+	for (size_t i = 0; i < resp->n_headers; i++) {
+		if (strcasecmp(resp->headers[i].name, name) == 0)
+			return true;
+	}
+	return false;
 }
 
-static void send_response(struct net_worker *w, struct evhttp_request *r, const net_response *resp)
+/* The listener's default headers that resp (may be NULL) does not set. */
+static void add_defaults(struct net_worker_http *wh, struct evkeyvalq *oh, const net_response *resp)
+{
+	for (size_t i = 0; i < wh->l->n_defaults; i++) {
+		if (!resp_has(resp, wh->l->defaults[i].name))
+			evhttp_add_header(oh, wh->l->defaults[i].name, wh->l->defaults[i].value);
+	}
+}
+
+static void send_reply_now(struct net_worker_http *wh, struct evhttp_request *r, int status,
+			   struct evbuffer *body)
+{
+	struct net_worker *w = wh->w;
+	w->inflight++;
+	evhttp_request_set_on_complete_cb(r, request_complete_cb, w);
+	w->answering = true;
+	evhttp_send_reply(r, status, NULL, body);
+	w->answering = false;
+}
+
+static void send_simple(struct net_worker_http *wh, struct evhttp_request *r, int status)
+{
+	add_defaults(wh, evhttp_request_get_output_headers(r), NULL);
+	send_reply_now(wh, r, status, NULL);
+}
+
+static void send_response(struct net_worker_http *wh, struct evhttp_request *r,
+			  const net_response *resp)
 {
 	struct evkeyvalq *oh = evhttp_request_get_output_headers(r);
 	if (resp->content_type != NULL)
@@ -1027,15 +1221,27 @@ static void send_response(struct net_worker *w, struct evhttp_request *r, const 
 			if (body != NULL)
 				evbuffer_free(body);
 			evhttp_clear_headers(oh);
-			send_simple(w, r, 500);
+			send_simple(wh, r, 500);
 			return;
 		}
 	}
-	w->inflight++;
-	evhttp_request_set_on_complete_cb(r, request_complete_cb, w);
-	evhttp_send_reply(r, resp->status, NULL, body);
+	add_defaults(wh, oh, resp);
+	send_reply_now(wh, r, resp->status, body);
 	if (body != NULL)
 		evbuffer_free(body);
+}
+
+/* A request on a TLS listener that arrived without TLS: only possible when
+ * refused_bev could not allocate and evhttp's own plain bufferevent could.
+ * Nothing is written (the output is frozen) and the connection is closed
+ * once the handler returns. */
+static void refuse_cleartext(struct net_worker_http *wh, struct evhttp_request *r,
+			     struct bufferevent *bev)
+{
+	atomic_fetch_add(&wh->l->srv->setup_refused, 1);
+	evbuffer_freeze(bufferevent_get_output(bev), 0);
+	evhttp_send_reply(r, 403, NULL, NULL); /* frees the request with the connection */
+	bufferevent_trigger_event(bev, BEV_EVENT_READING | BEV_EVENT_EOF, BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static const struct net_route *find_route(const net_server *srv, int listener, const char *method,
@@ -1131,6 +1337,15 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	struct net_conn *conn = conn_of(w, r);
 	if (conn != NULL)
 		conn_disarm(conn);
+	if (wh->l->tls) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(r);
+		struct bufferevent *bev =
+		    evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+		if (bev != NULL && bufferevent_openssl_get_ssl(bev) == NULL) {
+			refuse_cleartext(wh, r, bev);
+			return;
+		}
+	}
 
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r);
 	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -1140,7 +1355,7 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	bool path_known;
 	const struct net_route *rt = find_route(srv, wh->l->id, method, path, &path_known);
 	if (rt == NULL) {
-		send_simple(w, r, path_known ? 405 : 404);
+		send_simple(wh, r, path_known ? 405 : 404);
 		return;
 	}
 
@@ -1155,7 +1370,7 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	struct evkeyvalq *ih = evhttp_request_get_input_headers(r);
 	for (struct evkeyval *kv = ih->tqh_first; kv != NULL; kv = kv->next.tqe_next) {
 		if (nh == NET_MAX_HEADERS_COUNT) {
-			send_simple(w, r, 431);
+			send_simple(wh, r, 431);
 			return;
 		}
 		hdrs[nh].name = kv->key;
@@ -1169,7 +1384,7 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	req.body_len = evbuffer_get_length(in);
 	req.body = req.body_len > 0 ? evbuffer_pullup(in, -1) : NULL;
 	if (req.body_len > 0 && req.body == NULL) {
-		send_simple(w, r, 500);
+		send_simple(wh, r, 500);
 		return;
 	}
 
@@ -1179,7 +1394,7 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 		/* The handshake already demands a certificate; this only
 		 * guards against a failure to read it back. */
 		free(cert_der);
-		send_simple(w, r, 403);
+		send_simple(wh, r, 403);
 		return;
 	}
 
@@ -1189,11 +1404,11 @@ static void dispatch_cb(struct evhttp_request *r, void *arg)
 	free(cert_der);
 	if (err != ESIM_OK || resp.status == 0) {
 		net_response_clear(&resp);
-		send_simple(w, r, 500);
+		send_simple(wh, r, 500);
 		return;
 	}
 	atomic_fetch_add(&srv->handled, 1);
-	send_response(w, r, &resp);
+	send_response(wh, r, &resp);
 	net_response_clear(&resp);
 }
 
@@ -1431,4 +1646,11 @@ void net_server_get_stats(const net_server *srv, struct net_server_stats *out)
 	out->deadline_closed = atomic_load(&s->deadline_closed);
 	out->accept_errors = atomic_load(&s->accept_errors);
 	out->log_suppressed = atomic_load(&s->log_suppressed);
+	out->setup_refused = atomic_load(&s->setup_refused);
+}
+
+void net_server_test_fail_tls_setup(net_server *srv, int id, bool fail)
+{
+	if (id >= 0 && (size_t)id < srv->n_listeners)
+		atomic_store(&srv->listeners[id]->test_fail_tls, fail);
 }

@@ -9,7 +9,10 @@
  * that runs out of file descriptors backs off instead of spinning in
  * accept() (CPU time measured with getrusage in a forked child whose
  * RLIMIT_NOFILE is lowered), then serves the queued clients once
- * descriptors are free again.
+ * descriptors are free again. A TLS listener whose TLS setup fails for a
+ * connection closes it unanswered (never plain HTTP on the TLS port), and
+ * a listener's default headers are on every answer, the server's own
+ * 404/405/400/413/501 included.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include <arpa/inet.h>
@@ -36,6 +39,7 @@
 
 #include "esim/net.h"
 #include "esim/pki.h"
+#include "net/server_testing.h"
 
 struct pem_id {
 	struct crypto_issued iss;
@@ -651,6 +655,216 @@ static void test_accept_backoff_out_of_fds(void **state)
 	close(c2p[0]);
 }
 
+/* ---- TLS fails closed ------------------------------------------------------ */
+
+/* Everything the peer sends on fd until it closes (or 5 s pass). */
+static size_t read_all(int fd, char *buf, size_t cap)
+{
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	size_t got = 0;
+	while (got < cap - 1) {
+		ssize_t n = recv(fd, buf + got, cap - 1 - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	buf[got] = '\0';
+	return got;
+}
+
+static void test_tls_setup_failure_closes(void **state)
+{
+	(void)state;
+	struct log_sink sink = {.mu = PTHREAD_MUTEX_INITIALIZER};
+	struct net_server_config sc = {.threads = 2, .log = sink_fn, .log_arg = &sink};
+	uint16_t port;
+	net_server *srv = start_server(&sc, NULL, true, &port);
+	SSL_CTX *ctx = client_ctx();
+	struct tconn c;
+
+	/* SSL_new fails for every new connection: a plain-HTTP request to the
+	 * TLS port gets no byte back, the connection is closed (well before
+	 * the 30 s idle timeout), and a TLS client's handshake fails */
+	net_server_test_fail_tls_setup(srv, 0, true);
+	for (int i = 0; i < 3; i++) {
+		int fd = tcp_from(NULL, port);
+		assert_true(fd >= 0);
+		static const char req[] = "GET /ping HTTP/1.1\r\nHost: localhost\r\n\r\n";
+		send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL); /* may already be reset */
+		double t0 = now_s();
+		char buf[1024];
+		size_t n = read_all(fd, buf, sizeof(buf));
+		close(fd);
+		if (n > 0)
+			print_message("answered in clear text on the TLS port: %.60s\n", buf);
+		assert_int_equal(n, 0);
+		assert_true(now_s() - t0 < 3.0);
+	}
+	assert_false(tls_open(ctx, NULL, port, &c));
+	struct net_server_stats st;
+	net_server_get_stats(srv, &st);
+	assert_int_equal(st.setup_refused, 4);
+	assert_int_equal(st.requests, 0);
+
+	/* once TLS can be set up again, the same listener serves TLS */
+	net_server_test_fail_tls_setup(srv, 0, false);
+	assert_true(tls_open(ctx, NULL, port, &c));
+	assert_true(tls_ping(&c));
+	tls_close(&c);
+	net_server_free(srv);
+	assert_true(sink.lines >= 1);
+	SSL_CTX_free(ctx);
+}
+
+/* ---- default headers on every answer ------------------------------------------- */
+
+static const struct net_header test_defaults[] = {
+    {"Content-Security-Policy", "default-src 'none'"},
+    {"X-Frame-Options", "DENY"},
+    {"X-Content-Type-Options", "nosniff"},
+};
+
+/* A handler with a policy of its own: it is kept, not doubled. */
+static esim_err own_csp_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)req;
+	(void)arg;
+	esim_err e = net_response_set(resp, 200, "text/plain");
+	if (e == ESIM_OK)
+		e = net_response_add_header(resp, "Content-Security-Policy", "sandbox");
+	return e;
+}
+
+static unsigned count_of(const char *hay, const char *needle)
+{
+	unsigned n = 0;
+	for (const char *p = strstr(hay, needle); p != NULL; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/* The head of an answer has status and each default header exactly once. */
+static void assert_defaults(const char *answer, const char *status)
+{
+	const char *end = strstr(answer, "\r\n\r\n");
+	if (end == NULL || strncmp(answer, status, strlen(status)) != 0)
+		print_message("answer: %.200s\n", answer);
+	assert_non_null(end);
+	assert_int_equal(strncmp(answer, status, strlen(status)), 0);
+	char head[2048];
+	size_t hl = (size_t)(end - answer) + 2;
+	assert_true(hl < sizeof(head));
+	memcpy(head, answer, hl);
+	head[hl] = '\0';
+	for (size_t i = 0; i < sizeof(test_defaults) / sizeof(test_defaults[0]); i++) {
+		char line[256];
+		snprintf(line, sizeof(line), "\r\n%s: %s\r\n", test_defaults[i].name,
+			 test_defaults[i].value);
+		if (count_of(head, line) != 1)
+			print_message("%s: no %s in\n%s\n", status, test_defaults[i].name, head);
+		assert_int_equal(count_of(head, line), 1);
+	}
+}
+
+/* One request on a new plain connection; the answer until the close. */
+static void plain_exchange(uint16_t port, const char *req, size_t len, char *buf, size_t cap)
+{
+	int fd = tcp_from(NULL, port);
+	assert_true(fd >= 0);
+	assert_int_equal(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+	read_all(fd, buf, cap);
+	close(fd);
+}
+
+static void tls_exchange(SSL_CTX *ctx, uint16_t port, const char *req, char *buf, size_t cap)
+{
+	struct tconn c;
+	assert_true(tls_open(ctx, NULL, port, &c));
+	assert_int_equal(SSL_write(c.ssl, req, (int)strlen(req)), (int)strlen(req));
+	size_t got = 0;
+	int n;
+	while (got < cap - 1 && (n = SSL_read(c.ssl, buf + got, (int)(cap - 1 - got))) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	tls_close(&c);
+}
+
+static void test_default_headers_everywhere(void **state)
+{
+	(void)state;
+	struct net_server_config sc = {.threads = 1, .max_body = 1024};
+	struct net_listener_config lc = {.default_headers = test_defaults, .n_default_headers = 3};
+	static char buf[8192];
+	for (int use_tls = 0; use_tls <= 1; use_tls++) {
+		net_server *srv;
+		assert_esim(ESIM_OK, net_server_new(&sc, &srv));
+		lc.address = "127.0.0.1";
+		lc.tls = use_tls;
+		lc.cert_chain_file = use_tls ? tls.cert : NULL;
+		lc.key_file = use_tls ? tls.key : NULL;
+		int id;
+		assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &id));
+		assert_esim(ESIM_OK,
+			    net_server_add_route(srv, id, "GET", "/ping", ping_handler, NULL));
+		assert_esim(ESIM_OK,
+			    net_server_add_route(srv, id, "GET", "/own", own_csp_handler, NULL));
+		assert_esim(ESIM_OK, net_server_start(srv));
+		uint16_t port = net_server_port(srv, id);
+		SSL_CTX *ctx = client_ctx();
+		static const struct {
+			const char *req, *status;
+		} cases[] = {
+		    /* a handler's answer */
+		    {"GET /ping HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "HTTP/1.1 200"},
+		    /* the server's own: unknown path, known path with another method */
+		    {"GET /nope HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "HTTP/1.1 404"},
+		    {"POST /nope HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n", "HTTP/1.1 404"},
+		    {"DELETE /ping HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		     "HTTP/1.1 405"},
+		    /* evhttp's own: a malformed request line, a body over the cap, an
+		     * unknown method */
+		    {"NOT A REQUEST\r\n\r\n", "HTTP/1.1 400"},
+		    {"POST /ping HTTP/1.1\r\nHost: h\r\nContent-Length: 5000\r\n\r\n",
+		     "HTTP/1.1 413"},
+		    {"TRACE /ping HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+		     "HTTP/1.1 501"},
+		};
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			if (use_tls)
+				tls_exchange(ctx, port, cases[i].req, buf, sizeof(buf));
+			else
+				plain_exchange(port, cases[i].req, strlen(cases[i].req), buf,
+					       sizeof(buf));
+			assert_defaults(buf, cases[i].status);
+		}
+		/* a header the handler set itself is kept, and not doubled */
+		const char *own = "GET /own HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+		if (use_tls)
+			tls_exchange(ctx, port, own, buf, sizeof(buf));
+		else
+			plain_exchange(port, own, strlen(own), buf, sizeof(buf));
+		assert_int_equal(strncmp(buf, "HTTP/1.1 200", 12), 0);
+		assert_int_equal(count_of(buf, "Content-Security-Policy:"), 1);
+		assert_non_null(strstr(buf, "\r\nContent-Security-Policy: sandbox\r\n"));
+		assert_non_null(strstr(buf, "\r\nX-Frame-Options: DENY\r\n"));
+		SSL_CTX_free(ctx);
+		net_server_free(srv);
+	}
+
+	/* a header that could split the answer is refused */
+	static const struct net_header bad[] = {{"X-Bad", "a\r\nSet-Cookie: x=1"}};
+	static const struct net_header bad_name[] = {{"X Bad", "a"}};
+	net_server *srv;
+	assert_esim(ESIM_OK, net_server_new(NULL, &srv));
+	struct net_listener_config blc = {
+	    .address = "127.0.0.1", .default_headers = bad, .n_default_headers = 1};
+	assert_esim(ESIM_E_ARG, net_server_add_listener(srv, &blc, NULL));
+	blc.default_headers = bad_name;
+	assert_esim(ESIM_E_ARG, net_server_add_listener(srv, &blc, NULL));
+	net_server_free(srv);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -658,6 +872,8 @@ int main(void)
 	    cmocka_unit_test(test_slowloris_cut_at_deadline),
 	    cmocka_unit_test(test_connection_caps),
 	    cmocka_unit_test(test_accept_backoff_out_of_fds),
+	    cmocka_unit_test(test_tls_setup_failure_closes),
+	    cmocka_unit_test(test_default_headers_everywhere),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
