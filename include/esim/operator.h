@@ -49,6 +49,14 @@ void op_close(op *o);
 esim_err op_http(const net_request *req, net_response *resp, void *o);
 /* Route every API path and the web directory's files to op_http. */
 esim_err op_add_routes(op *o, net_server *srv, int listener);
+/* The portal's security headers (CSP, X-Frame-Options, nosniff, ...):
+ * static, *n entries. op_http puts them on its answers. */
+const struct net_header *op_security_headers(size_t *n);
+/* The portal's listener as esim-operator serve makes it: lc (copied) with
+ * op_security_headers as its default headers, so that the server's own
+ * answers (unknown path, wrong method, malformed request, body over the
+ * cap) carry them too; routed with op_add_routes. *id (may be NULL). */
+esim_err op_add_portal(op *o, net_server *srv, const struct net_listener_config *lc, int *id);
 
 /* The ES2+ callbacks from the SM-DP+ (SGP.22 5.3.5, callback.c), served
  * on a listener of their own with mutual TLS pinned to the SM-DP+'s

@@ -1581,24 +1581,37 @@ static bool has_header(const net_response *resp, const char *name)
 	return false;
 }
 
+/* The portal's security headers, one list for both ways they reach an
+ * answer: security_headers on op_http's, and the portal listener's
+ * default headers (op_add_portal) on the server's own (404, 405, 400,
+ * 413, ...). */
+static const struct net_header portal_headers[] = {
+    {"Content-Security-Policy", PAGE_CSP},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cross-Origin-Opener-Policy", "same-origin"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=(),"
+			   " interest-cohort=()"},
+};
+
+const struct net_header *op_security_headers(size_t *n)
+{
+	*n = sizeof portal_headers / sizeof portal_headers[0];
+	return portal_headers;
+}
+
 /* On every answer; a header the handler set itself (the image view's
  * stricter policy) is kept. */
 static esim_err security_headers(net_response *resp)
 {
-	static const char *const h[][2] = {
-	    {"Content-Security-Policy", PAGE_CSP},
-	    {"X-Content-Type-Options", "nosniff"},
-	    {"X-Frame-Options", "DENY"},
-	    {"Referrer-Policy", "no-referrer"},
-	    {"Cross-Origin-Opener-Policy", "same-origin"},
-	    {"Cross-Origin-Resource-Policy", "same-origin"},
-	    {"Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=(),"
-				   " interest-cohort=()"},
-	};
 	esim_err err = ESIM_OK;
-	for (size_t i = 0; err == ESIM_OK && i < sizeof h / sizeof h[0]; i++)
-		if (!has_header(resp, h[i][0]))
-			err = net_response_add_header(resp, h[i][0], h[i][1]);
+	for (size_t i = 0; err == ESIM_OK && i < sizeof portal_headers / sizeof portal_headers[0];
+	     i++)
+		if (!has_header(resp, portal_headers[i].name))
+			err = net_response_add_header(resp, portal_headers[i].name,
+						      portal_headers[i].value);
 	return err;
 }
 
@@ -1693,5 +1706,18 @@ esim_err op_add_routes(op *o, net_server *srv, int listener)
 		err = net_server_add_route(srv, listener, "GET", p, op_http, o);
 	}
 	closedir(d);
+	return err;
+}
+
+esim_err op_add_portal(op *o, net_server *srv, const struct net_listener_config *lc, int *id)
+{
+	struct net_listener_config pl = *lc;
+	pl.default_headers = op_security_headers(&pl.n_default_headers);
+	int lid = -1;
+	esim_err err = net_server_add_listener(srv, &pl, &lid);
+	if (err == ESIM_OK)
+		err = op_add_routes(o, srv, lid);
+	if (id != NULL)
+		*id = lid;
 	return err;
 }

@@ -254,10 +254,9 @@ static int serve(op *o, const struct kv *kv)
 					 .cert_chain_file = kv_get(kv, "tls-cert"),
 					 .key_file = kv_get(kv, "tls-key")};
 	int id = -1;
+	/* the portal's security headers on the server's own answers too */
 	if (err == ESIM_OK)
-		err = net_server_add_listener(srv, &lc, &id);
-	if (err == ESIM_OK)
-		err = op_add_routes(o, srv, id);
+		err = op_add_portal(o, srv, &lc, &id);
 	/* the SM-DP+'s ES2+ callbacks: their own listener, mutual TLS pinned to
 	 * the SM-DP+'s client certificate (never the customers' port) */
 	op_callback *cb = NULL;

@@ -8,20 +8,29 @@
  *    type, images through a view route under "default-src 'none'; sandbox",
  *    PDFs never inline;
  *  - every answer (static file, JSON, 401, 404, 405) carries the CSP with
- *    frame-ancestors 'none' and the other security headers;
+ *    frame-ancestors 'none' and the other security headers, and so do the
+ *    server's own answers (an unknown path, a wrong method, a malformed
+ *    request, a body over the cap) on a real net_server listener made as
+ *    esim-operator serve makes it (op_add_portal);
  *  - erasure at close is final: no byte of the copy, its ciphertext or its
  *    per-case key is left in op.db, op.db-wal, op.db-shm or op.db-journal;
  *  - esim-operator add-customer / add-staff refuse a password argument and
  *    take it from stdin.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
+#include "esim/net.h"
 #include "esim/operator.h"
 #include "esim/store.h"
 #include "testutil.h"
@@ -429,6 +438,87 @@ static void test_headers_everywhere(void **state)
 	}
 }
 
+/* One raw request to 127.0.0.1:port; the answer's status and headers
+ * parsed into *r (caller clears). */
+static int raw_request(uint16_t port, const char *text, net_response *r)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	struct timeval tv = {5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+	static char buf[16384];
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof buf - 1 && (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+		got += (size_t)n;
+	buf[got] = '\0';
+	close(fd);
+	net_response_init(r);
+	int status = 0;
+	if (sscanf(buf, "HTTP/1.1 %d", &status) != 1)
+		fail_msg("no HTTP answer to %.40s: %.80s", text, buf);
+	r->status = status;
+	char *end = strstr(buf, "\r\n\r\n");
+	assert_non_null(end);
+	*end = '\0';
+	char *save = NULL;
+	strtok_r(buf, "\r\n", &save); /* the status line */
+	for (char *line; (line = strtok_r(NULL, "\r\n", &save)) != NULL;) {
+		char *colon = strchr(line, ':');
+		assert_non_null(colon);
+		*colon = '\0';
+		const char *v = colon + 1;
+		while (*v == ' ')
+			v++;
+		assert_esim(ESIM_OK, net_response_add_header(r, line, v));
+	}
+	return status;
+}
+
+/* The server's own answers on the portal's listener, as esim-operator serve
+ * makes it: no handler of ours runs for these, net_server answers. */
+static void test_headers_on_server_answers(void **state)
+{
+	struct fx *f = *state;
+	net_server *srv = NULL;
+	struct net_server_config sc = {.threads = 1, .max_body = 4096};
+	assert_esim(ESIM_OK, net_server_new(&sc, &srv));
+	struct net_listener_config lc = {.address = "127.0.0.1"};
+	int id = -1;
+	assert_esim(ESIM_OK, op_add_portal(f->o, srv, &lc, &id));
+	assert_esim(ESIM_OK, net_server_start(srv));
+	uint16_t port = net_server_port(srv, id);
+	struct {
+		const char *text;
+		int status;
+	} reqs[] = {
+	    /* the portal's own answer through the listener: headers once */
+	    {"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 200},
+	    /* paths no route knows, and a known path with another method */
+	    {"GET /no/such/page HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 404},
+	    {"GET /api/no-such-endpoint HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 404},
+	    {"DELETE /api/account HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", 405},
+	    /* answered by evhttp itself */
+	    {"NOT A REQUEST\r\n\r\n", 400},
+	    {"POST /api/login HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n", 413},
+	};
+	for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+		net_response r;
+		char what[64];
+		snprintf(what, sizeof what, "%.*s", (int)strcspn(reqs[i].text, "\r"), reqs[i].text);
+		int st = raw_request(port, reqs[i].text, &r);
+		if (st != reqs[i].status)
+			fail_msg("%s: status %d, expected %d", what, st, reqs[i].status);
+		assert_security_headers(&r, what);
+		net_response_clear(&r);
+	}
+	net_server_free(srv);
+}
+
 /* ---- erasure ------------------------------------------------------------------------- */
 
 static bool file_has(const char *path, const uint8_t *needle, size_t n)
@@ -654,6 +744,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_upload_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_upload_accepted_and_served, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_headers_everywhere, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_headers_on_server_answers, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_erasure_is_final, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_erasure_on_reject, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cli_password_not_in_argv, setup, teardown),
