@@ -8,11 +8,13 @@
  * session) and CERT.EUM. The EUM used to come only from the in-memory
  * cache of verified EUMs: an SM-DP+ restarted between authenticateClient
  * and the PIR sent the callback without it, and the operator could never
- * activate the line. Verified EUMs are now also kept in smdp_eum_certs,
- * one row per distinct EUM.
+ * activate the line; so did one whose cache of 32 EUMs was full. Verified
+ * EUMs are now also kept in smdp_eum_certs, one row per distinct EUM.
  */
+#include "esim/cert.h"
 #include "esim/store.h"
 #include "pg_helper.h"
+#include "smdp/smdp_int.h"
 #include "test_smdp_fixture.h"
 
 static struct sfx F;
@@ -135,6 +137,50 @@ static void run(const char *db_url)
 	sfx_close(&F);
 }
 
+/* The cache of verified EUMs is full (SMDP_EUM_CACHE entries of another
+ * EUM): the NIST EUM is verified on every download and never cached, yet
+ * the PIR callback still carries it, from the table, which has it once. */
+static void test_pir_chain_cache_full(void **state)
+{
+	(void)state;
+	sfx_open_smdp(&F, NULL, 4);
+	sfx_open_euiccs(&F);
+	char path[800];
+	snprintf(path, sizeof path, "%s/brp/eum.der", F.pki);
+	for (size_t i = 0; i < SMDP_EUM_CACHE; i++) /* each slot owns its copy */
+		assert_esim(ESIM_OK, crypto_cert_load_file(path, &F.d->eum[i].cert));
+	F.d->n_eum = SMDP_EUM_CACHE;
+	for (size_t i = 1; i <= 2; i++) {
+		char mid[64];
+		sfx_order(&F, i, NULL, NULL, NULL, true, mid);
+		struct lpa_session s;
+		lpa_session_init(&s, &F.drv[0]);
+		assert_esim(ESIM_OK, lpa_download(&s, mid, NULL));
+		lpa_session_clear(&s);
+	}
+	assert_int_equal(F.d->n_eum, SMDP_EUM_CACHE);
+	store *st;
+	assert_esim(ESIM_OK, store_open(F.db, &st));
+	store_stmt *q;
+	assert_esim(ESIM_OK, store_prepare(st, "SELECT body FROM smdp_outbox ORDER BY id", &q));
+	size_t pirs = 0;
+	bool row;
+	while (store_step(q, &row) == ESIM_OK && row) {
+		json_t *j = json_loads(store_col_text(q, 0), 0, NULL);
+		assert_non_null(j);
+		if (json_integer_value(json_object_get(j, "notificationPointId")) == 4) {
+			assert_field_is_file(j, "eumCertificate", "nist", "eum.der");
+			pirs++;
+		}
+		json_decref(j);
+	}
+	store_finalize(q);
+	store_close(st);
+	assert_int_equal(pirs, 2);
+	assert_int_equal(eum_rows(F.db), 1);
+	sfx_close(&F);
+}
+
 static void test_pir_chain_after_restart_sqlite(void **state)
 {
 	(void)state;
@@ -184,6 +230,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_pir_chain_after_restart_sqlite),
 	    cmocka_unit_test(test_pir_chain_after_restart_postgres),
+	    cmocka_unit_test(test_pir_chain_cache_full),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	/* a failure stays a failure; a pass without the PostgreSQL half is not
