@@ -51,14 +51,8 @@ struct op_callback {
 	char actor[40]; /* "smdp:" + 16 hex digits of the pinned certificate's SHA-256 */
 };
 
-/* Kept out of op.c's migration list on purpose: created when the callback
- * listener is set up, so a portal-only operator never has them. */
-static const char *const cb_tables[] = {
-    "CREATE TABLE IF NOT EXISTS op_es2_calls (call_id TEXT PRIMARY KEY,"
-    " body_sha256 TEXT NOT NULL, status BIGINT NOT NULL, at BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS op_es2_notifications (eid TEXT NOT NULL, seq BIGINT NOT NULL,"
-    " point BIGINT NOT NULL, iccid TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (eid, seq))",
-};
+/* Its tables, op_es2_calls and op_es2_notifications, are in op.c's
+ * migrations (3); op_tick prunes old call identifiers. */
 
 esim_err op_callback_new(op *o, const struct op_callback_config *cfg, op_callback **out)
 {
@@ -88,14 +82,6 @@ esim_err op_callback_new(op *o, const struct op_callback_config *cfg, op_callbac
 	if (!cb->smdp_id) {
 		op_callback_free(cb);
 		return ESIM_E_NOMEM;
-	}
-	pthread_mutex_lock(&o->lock);
-	for (size_t i = 0; err == ESIM_OK && i < sizeof cb_tables / sizeof cb_tables[0]; i++)
-		err = store_exec(o->s, cb_tables[i]);
-	pthread_mutex_unlock(&o->lock);
-	if (err != ESIM_OK) {
-		op_callback_free(cb);
-		return err;
 	}
 	*out = cb;
 	return ESIM_OK;

@@ -19,6 +19,10 @@
 #include "esim/crypto.h"
 #include "op_int.h"
 
+/* ES2+ call identifiers are remembered this long (op_tick prunes; setting
+ * es2_call_retention_days). */
+#define OP_ES2_CALL_RETENTION_DAYS 30
+
 static const char *const migrations[] = {
     "CREATE TABLE op_customers (id {{ID}}, login TEXT NOT NULL UNIQUE, pwhash TEXT NOT NULL,"
     " name TEXT NOT NULL, address TEXT NOT NULL, account TEXT NOT NULL);"
@@ -68,6 +72,17 @@ static const char *const migrations[] = {
      * unreadable (document.c) */
     "CREATE TABLE op_case_keys (case_id {{INT}} PRIMARY KEY, wrapped {{BLOB}} NOT NULL,"
     " nonce {{BLOB}} NOT NULL);",
+    /* 3: the SM-DP+'s ES2+ callbacks (callback.c): the call identifiers
+     * answered (a resent call gets its first answer; pruned by op_tick
+     * after es2_call_retention_days) and the notifications applied, by EID
+     * and seqNumber. IF NOT EXISTS: before this migration callback.c made
+     * them itself when its listener started, so older databases may have
+     * them already (same columns). */
+    "CREATE TABLE IF NOT EXISTS op_es2_calls (call_id TEXT PRIMARY KEY,"
+    " body_sha256 TEXT NOT NULL, status {{INT}} NOT NULL, at {{INT}} NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS op_es2_calls_at ON op_es2_calls (at);"
+    "CREATE TABLE IF NOT EXISTS op_es2_notifications (eid TEXT NOT NULL, seq {{INT}} NOT NULL,"
+    " point {{INT}} NOT NULL, iccid TEXT NOT NULL, at {{INT}} NOT NULL, PRIMARY KEY (eid, seq));",
 };
 
 time_t op_now(op *o)
@@ -833,7 +848,28 @@ esim_err op_seed_demo(op *o)
 	return err;
 }
 
-/* ---- reminders ------------------------------------------------------------- */
+/* ---- reminders and pruning ------------------------------------------------- */
+
+/* ES2+ call identifiers older than the retention (setting
+ * es2_call_retention_days, default OP_ES2_CALL_RETENTION_DAYS) are
+ * forgotten: the SM-DP+ resends a callback within minutes or hours, never
+ * that late, and without this the table grows by one row per callback
+ * forever. The notifications' (EID, seqNumber) rows are kept: a replayed
+ * notification must stay refused however old it is. */
+static esim_err prune_es2_calls(op *o)
+{
+	int64_t days = op_setting(o, "es2_call_retention_days", OP_ES2_CALL_RETENTION_DAYS);
+	if (days < 1)
+		days = 1;
+	store_stmt *st;
+	esim_err err = store_prepare(o->s, "DELETE FROM op_es2_calls WHERE at < ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, (int64_t)op_now(o) - days * 86400);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
 
 esim_err op_tick(op *o, size_t *reminders)
 {
@@ -841,6 +877,9 @@ esim_err op_tick(op *o, size_t *reminders)
 	esim_err err = begin(o);
 	if (err != ESIM_OK)
 		return err;
+	err = prune_es2_calls(o);
+	if (err != ESIM_OK)
+		return end(o, err);
 	store_stmt *st;
 	int64_t ids[64], cust[64];
 	char msisdn[64][32];

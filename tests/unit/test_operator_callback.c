@@ -828,12 +828,54 @@ static void test_real_smdp(void **state)
 	close_fx(&x);
 }
 
+/* The callback tables are the operator's schema (migration 3), there as
+ * soon as the handle is open, before any callback listener; op_tick forgets
+ * call identifiers older than the retention (30 days) and keeps the others
+ * (and every applied notification, so a replay stays refused). */
+static void test_calls_migrated_and_pruned(void **state)
+{
+	(void)state;
+	struct fx x = {0};
+	make_pki(&x);
+	char dk[700];
+	snprintf(dk, sizeof dk, "%s/data.key", x.dir);
+	struct op_config plain = {.db = x.f[F_DB], .data_key_file = dk, .fast_hash = true};
+	op *o;
+	assert_esim(ESIM_OK, op_open(&plain, &o));
+	op_close(o);
+	char b[64];
+	sql_text(&x, "SELECT CAST(COUNT(*) AS TEXT) FROM op_es2_calls", NULL, b, sizeof b);
+	assert_string_equal(b, "0");
+	sql_text(&x, "SELECT CAST(COUNT(*) AS TEXT) FROM op_es2_notifications", NULL, b, sizeof b);
+	assert_string_equal(b, "0");
+
+	open_op(&x, NULL, SMDPID);
+	sql_exec(&x, "UPDATE op_lines SET iccid = '" ICCID "', matching_id = 'MID-1' WHERE id = 1");
+	const char *ids[] = {"old-1", "recent-1", "new-1"};
+	for (size_t i = 0; i < 3; i++) {
+		char *body =
+		    cb_body(&x, SMDPID, ids[i], ICCID, EID, 3, "Executed-Success", NULL, 0, false);
+		assert_int_equal(post(&x, body), 204);
+		free(body);
+	}
+	sql_exec(&x, "UPDATE op_es2_calls SET at = at - 31 * 86400 WHERE call_id = 'old-1'");
+	sql_exec(&x, "UPDATE op_es2_calls SET at = at - 29 * 86400 WHERE call_id = 'recent-1'");
+	size_t reminders = 0;
+	assert_esim(ESIM_OK, op_tick(x.o, &reminders));
+	sql_text(&x,
+		 "SELECT group_concat(call_id, ',') FROM (SELECT call_id FROM op_es2_calls"
+		 " ORDER BY call_id)",
+		 NULL, b, sizeof b);
+	assert_string_equal(b, "new-1,recent-1");
+	close_fx(&x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_not_on_portal), cmocka_unit_test(test_caller_authenticated),
 	    cmocka_unit_test(test_lines_matched), cmocka_unit_test(test_replays_and_deletion),
-	    cmocka_unit_test(test_real_smdp),
+	    cmocka_unit_test(test_real_smdp),	  cmocka_unit_test(test_calls_migrated_and_pruned),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
