@@ -13,7 +13,9 @@
  * so there is nothing to flush.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,22 +31,33 @@
 
 #define MAX_LISTEN 8
 
-static int stop_pipe[2] = {-1, -1}; /* written by the signal handler only */
+static int stop_pipe[2] = {-1, -1};  /* written by the signal handler only */
+static int stats_pipe[2] = {-1, -1}; /* SIGUSR1 (--stats) writes here */
 
 static void on_signal(int sig)
 {
-	(void)sig;
 	int saved = errno;
-	if (write(stop_pipe[1], "x", 1) < 0) {
+	if (write(sig == SIGUSR1 ? stats_pipe[1] : stop_pipe[1], "x", 1) < 0) {
 		/* nothing to do: the pipe is non-full in practice */
 	}
 	errno = saved;
 }
 
+/* --stats: APDUs and bytes through every front, for bench/e2e.sh. Only
+ * counts (never APDU contents), updated with relaxed atomics. */
+struct card_stats {
+	uint64_t commands;	 /* command APDUs received */
+	uint64_t command_bytes;	 /* their bytes (header + data + Le) */
+	uint64_t response_bytes; /* response bytes sent (data + SW) */
+	int fd;			 /* the --stats file, O_APPEND; -1 without --stats */
+	uint64_t lines;
+};
+
 struct card {
 	euicc *e;
 	pthread_mutex_t lock;
 	bool trace;
+	struct card_stats stats;
 };
 
 struct transport {
@@ -64,7 +77,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: esim-euicc --db PATH IDENTITY [--listen SPEC]... [--vpcd HOST:PORT]\n"
 		"                  [--trace] [--capacity BYTES] [--max-notifications N]\n"
-		"                  [--root-ds ADDRESS]\n"
+		"                  [--root-ds ADDRESS] [--stats FILE]\n"
 		"       esim-euicc info --db PATH IDENTITY\n"
 		"IDENTITY is either\n"
 		"  --pki DIR     a PKI from 'esim-pki init': DIR/nist and/or DIR/brp with\n"
@@ -74,7 +87,9 @@ static void usage(FILE *out)
 		"  --cert F --key F --eum F   one identity (repeat the three for a second)\n"
 		"  --ci F                     a trusted CI certificate (repeatable)\n"
 		"SPEC: unix:PATH, tcp:HOST:PORT or HOST:PORT. --vpcd connects to vpcd\n"
-		"(default port %d). --trace prints every APDU and ES10 function to stderr.\n",
+		"(default port %d). --trace prints every APDU and ES10 function to stderr.\n"
+		"--stats FILE appends a line 'stats SEQ commands N command_bytes N\n"
+		"response_bytes N' (totals since start) at start, on SIGUSR1 and at exit.\n",
 		EUICC_VPCD_DEFAULT_PORT);
 }
 
@@ -94,6 +109,56 @@ static void trace_apdu(void *ctx, bool command, const uint8_t *apdu, size_t len)
 		name = euicc_es10_name(apdu + 5, len - 5);
 	fprintf(stderr, "%s %s%s (%zu bytes)%s%s\n", command ? ">>" : "<<", line,
 		len > n ? "..." : "", len, name[0] ? " " : "", name);
+}
+
+static void stats_apdu(void *ctx, bool command, const uint8_t *apdu, size_t len)
+{
+	struct transport *t = ctx;
+	struct card_stats *st = &t->card->stats;
+	if (command) {
+		__atomic_fetch_add(&st->commands, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&st->command_bytes, (uint64_t)len, __ATOMIC_RELAXED);
+	} else {
+		__atomic_fetch_add(&st->response_bytes, (uint64_t)len, __ATOMIC_RELAXED);
+	}
+	if (t->card->trace)
+		trace_apdu(ctx, command, apdu, len);
+}
+
+/* One line, written whole with one write(2) to the O_APPEND file, so that
+ * a reader never sees half of it. Only the stats thread and main (after
+ * that thread ended) call this. */
+static void stats_write(struct card_stats *st)
+{
+	char line[160];
+	int n = snprintf(line, sizeof line,
+			 "stats %" PRIu64 " commands %" PRIu64 " command_bytes %" PRIu64
+			 " response_bytes %" PRIu64 "\n",
+			 st->lines++, __atomic_load_n(&st->commands, __ATOMIC_RELAXED),
+			 __atomic_load_n(&st->command_bytes, __ATOMIC_RELAXED),
+			 __atomic_load_n(&st->response_bytes, __ATOMIC_RELAXED));
+	if (n > 0 && write(st->fd, line, (size_t)n) != n)
+		fprintf(stderr, "esim-euicc: cannot write the --stats file: %s\n", strerror(errno));
+}
+
+/* Writes a line for every SIGUSR1 until the program stops. */
+static void *stats_thread(void *arg)
+{
+	struct card_stats *st = arg;
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = stats_pipe[0], .events = POLLIN},
+				       {.fd = stop_pipe[0], .events = POLLIN}};
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
+		}
+		if (pf[1].revents != 0)
+			return NULL;
+		char drain[64];
+		if (read(stats_pipe[0], drain, sizeof drain) > 0)
+			stats_write(st);
+	}
 }
 
 static esim_err card_es10(void *ctx, uint8_t channel, const uint8_t *cmd, size_t len,
@@ -141,6 +206,7 @@ struct opts {
 	const char *listen[MAX_LISTEN];
 	size_t n_listen;
 	const char *vpcd;
+	const char *stats;
 	bool trace;
 	bool info;
 	char paths[EUICC_MAX_IDENTITIES * 4][4096];
@@ -238,6 +304,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->cfg.max_notifications = (size_t)n;
 		} else if (strcmp(a, "--root-ds") == 0) {
 			o->cfg.root_ds_address = v;
+		} else if (strcmp(a, "--stats") == 0 && o->stats == NULL) {
+			o->stats = v;
 		} else {
 			fprintf(stderr, "esim-euicc: bad or repeated option '%s'\n", a);
 			return -1;
@@ -317,10 +385,21 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	struct card card = {.trace = o.trace};
+	struct card card = {.trace = o.trace, .stats = {.fd = -1}};
+	if (o.stats != NULL && !o.info) {
+		card.stats.fd =
+		    open(o.stats, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (card.stats.fd < 0) {
+			fprintf(stderr, "esim-euicc: cannot open the --stats file %s: %s\n",
+				o.stats, strerror(errno));
+			return 1;
+		}
+	}
 	esim_err err = euicc_open(&o.cfg, &card.e);
 	if (err != ESIM_OK) {
 		fprintf(stderr, "esim-euicc: cannot open the eUICC: %s\n", esim_strerror(err));
+		if (card.stats.fd >= 0)
+			close(card.stats.fd);
 		return 1;
 	}
 	if (o.info) {
@@ -333,7 +412,7 @@ int main(int argc, char **argv)
 		euicc_close(card.e);
 		return 2;
 	}
-	if (pipe(stop_pipe) != 0) {
+	if (pipe(stop_pipe) != 0 || pipe(stats_pipe) != 0) {
 		euicc_close(card.e);
 		return 1;
 	}
@@ -344,6 +423,8 @@ int main(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	if (card.stats.fd >= 0)
+		sigaction(SIGUSR1, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	struct transport tr[MAX_LISTEN + 1];
@@ -376,7 +457,9 @@ int main(int argc, char **argv)
 		    .es10 = card_es10,
 		    .es10_ctx = t,
 		    .on_reset = card_reset,
-		    .trace = o.trace ? trace_apdu : NULL,
+		    .trace = card.stats.fd >= 0 ? stats_apdu
+			     : o.trace		? trace_apdu
+						: NULL,
 		    .trace_ctx = t,
 		};
 		n_tr++;
@@ -387,6 +470,14 @@ int main(int argc, char **argv)
 		printf("%s %s\n", vpcd ? "vpcd" : "listening", t->spec);
 	}
 	fflush(stdout);
+	pthread_t stats_tid;
+	bool stats_started = false;
+	if (rc == 0 && card.stats.fd >= 0) {
+		stats_write(&card.stats); /* line 0: the counters are live */
+		stats_started = pthread_create(&stats_tid, NULL, stats_thread, &card.stats) == 0;
+		if (!stats_started)
+			rc = 1;
+	}
 	for (size_t i = 0; i < n_tr && rc == 0; i++) {
 		if (pthread_create(&tr[i].thread, NULL, serve_thread, &tr[i]) != 0) {
 			rc = 1;
@@ -412,9 +503,20 @@ int main(int argc, char **argv)
 		}
 		euicc_apdu_front_free(tr[i].front);
 	}
+	if (stats_started) {
+		if (write(stop_pipe[1], "x", 1) < 0)
+			rc = 1;
+		pthread_join(stats_tid, NULL);
+	}
+	if (card.stats.fd >= 0) {
+		stats_write(&card.stats); /* the totals at exit */
+		close(card.stats.fd);
+	}
 	pthread_mutex_destroy(&card.lock);
 	euicc_close(card.e);
 	close(stop_pipe[0]);
 	close(stop_pipe[1]);
+	close(stats_pipe[0]);
+	close(stats_pipe[1]);
 	return rc;
 }
