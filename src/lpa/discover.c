@@ -80,6 +80,38 @@ static int b64(struct lpa *L, json_t *doc, const char *field, uint8_t **out, siz
 	return CLI_OK;
 }
 
+/* The ES11 AuthenticateClient answer's eventEntries (SGP.22 5.8.2) as a
+ * new array of {event_id, smdp_address} in *out (always set; the caller
+ * owns it): CLI_EXIT_SERVER, and the events read so far, when the list is
+ * not a list or an entry lacks eventId or rspServerAddress. No list: no
+ * events. */
+int lpa_es11_events(struct lpa *L, const json_t *resp, json_t **out)
+{
+	*out = json_array();
+	if (*out == NULL)
+		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
+	json_t *entries = json_object_get(resp, "eventEntries"); /* borrowed */
+	if (entries == NULL)
+		return CLI_OK;
+	if (!json_is_array(entries))
+		return lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS eventEntries is not a list");
+	size_t i;
+	json_t *e;
+	json_array_foreach(entries, i, e)
+	{
+		const char *id = json_string_value(json_object_get(e, "eventId"));
+		const char *dp = json_string_value(json_object_get(e, "rspServerAddress"));
+		if (id == NULL || dp == NULL)
+			return lpa_fail(L, CLI_EXIT_SERVER,
+					"an SM-DS event lacks eventId or rspServerAddress");
+		json_t *o = json_object();
+		json_object_set_new(o, "event_id", json_string(id));
+		json_object_set_new(o, "smdp_address", json_string(dp));
+		json_array_append_new(*out, o);
+	}
+	return CLI_OK;
+}
+
 static int discover(struct lpa *L, struct disc *d)
 {
 	int rc = lpa_http(L);
@@ -173,34 +205,10 @@ static int discover(struct lpa *L, struct disc *d)
 		rc = lpa_es9_post(L, d->addr, "authenticateClient", req, false, &resp2);
 	}
 	if (rc == CLI_OK) {
-		json_t *entries = json_object_get(resp2, "eventEntries");
-		if (entries == NULL)
-			entries = json_array(); /* no events */
-		else if (!json_is_array(entries))
-			rc = lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS eventEntries is not a list");
-		else
-			json_incref(entries);
-		json_t *out = json_array();
+		json_t *out = NULL;
+		rc = lpa_es11_events(L, resp2, &out);
 		size_t i;
 		json_t *e;
-		if (rc == CLI_OK)
-			json_array_foreach(entries, i, e)
-			{
-				const char *id = json_string_value(json_object_get(e, "eventId"));
-				const char *dp =
-				    json_string_value(json_object_get(e, "rspServerAddress"));
-				if (id == NULL || dp == NULL) {
-					rc = lpa_fail(L, CLI_EXIT_SERVER,
-						      "an SM-DS event lacks eventId or "
-						      "rspServerAddress");
-					break;
-				}
-				json_t *o = json_object();
-				json_object_set_new(o, "event_id", json_string(id));
-				json_object_set_new(o, "smdp_address", json_string(dp));
-				json_array_append_new(out, o);
-			}
-		json_decref(entries);
 		json_object_set_new(L->result, "events", out);
 		if (rc == CLI_OK && !L->o.json) {
 			if (json_array_size(out) == 0)

@@ -82,6 +82,29 @@ static int report_failed(struct lpa *L, const char *address, const char *functio
 	return rc;
 }
 
+int lpa_es9_answer(struct lpa *L, const char *address, const char *function, const uint8_t *body,
+		   size_t len, json_t **resp, struct lpa_es9_status *st)
+{
+	*resp = NULL;
+	json_t *doc = NULL;
+	struct net_json_error je;
+	esim_err err = net_json_parse(body, len, LPA_MAX_BPP * 2, ES9_MAX_JSON_DEPTH, &doc, &je);
+	const char *status = NULL;
+	if (err != ESIM_OK) {
+		char ctx[300];
+		snprintf(ctx, sizeof ctx, "%s at %s: the answer is not valid JSON", function,
+			 address);
+		return lpa_fail_err(L, err, CLI_EXIT_SERVER, ctx);
+	}
+	if (!header_ok(doc, st, &status)) {
+		int rc = report_failed(L, address, function, status, st);
+		json_decref(doc);
+		return rc;
+	}
+	*resp = doc;
+	return CLI_OK;
+}
+
 int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
 			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
 {
@@ -120,22 +143,7 @@ int lpa_es9_post_status(struct lpa *L, const char *address, const char *function
 	} else if (r.status == 204 || r.body.len == 0) {
 		rc = CLI_OK; /* handleNotification: 204, no body */
 	} else {
-		json_t *doc = NULL;
-		struct net_json_error je;
-		err = net_json_parse(r.body.data, r.body.len, LPA_MAX_BPP * 2, ES9_MAX_JSON_DEPTH,
-				     &doc, &je);
-		const char *status = NULL;
-		if (err != ESIM_OK) {
-			char ctx[300];
-			snprintf(ctx, sizeof ctx, "%s at %s: the answer is not valid JSON",
-				 function, address);
-			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER, ctx);
-		} else if (!header_ok(doc, st, &status)) {
-			rc = report_failed(L, address, function, status, st);
-			json_decref(doc);
-		} else {
-			*resp = doc;
-		}
+		rc = lpa_es9_answer(L, address, function, r.body.data, r.body.len, resp, st);
 	}
 	net_client_response_clear(&r);
 	return rc;

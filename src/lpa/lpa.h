@@ -153,6 +153,18 @@ struct lpa_es9_status {
 };
 int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
 			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st);
+/* The answer body of an ES9+ / ES11 function (len bytes, untrusted): parsed
+ * as JSON (depth and size bounded) and its header.functionExecutionStatus
+ * read; *resp the document (caller decrefs) on Executed-Success or
+ * -WithWarning, else NULL with the failure recorded (st filled on
+ * "Failed") and a non-zero exit code returned. lpa_es9_post_status's
+ * reading of what the server sent, and fuzz_lpa_es9's input. */
+int lpa_es9_answer(struct lpa *L, const char *address, const char *function, const uint8_t *body,
+		   size_t len, json_t **resp, struct lpa_es9_status *st);
+/* ES11 AuthenticateClient's eventEntries as a new array of {event_id,
+ * smdp_address} in *out (always set, caller decrefs); CLI_EXIT_SERVER when
+ * the list or an entry is malformed (discover.c). */
+int lpa_es11_events(struct lpa *L, const json_t *resp, json_t **out);
 
 /* Explanations of ES9+ status codes (codes.c). */
 const char *lpa_subject_name(const char *subject);

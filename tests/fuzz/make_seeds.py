@@ -139,3 +139,45 @@ http = {
 for name, (route, flags, query, body) in http.items():
     put("fuzz_op_http", name, bytes([route, flags]) + query.encode() + b"\0" + body.encode())
 put("fuzz_op_http", "cookie_input", bytes([3, 8]) + b"a=b; esim_session=" + b"0" * 64 + b"\0\0")
+
+# ES9+ / ES11 answers for fuzz_lpa_es9: [function] + JSON body; the session
+# of the harness: transaction 01..10, challenge C0..CF, smdp.example.com
+import base64
+
+
+def tlv(tag, body):
+    t = tag.to_bytes((tag.bit_length() + 7) // 8, "big")
+    n = len(body)
+    ln = bytes([n]) if n < 0x80 else (bytes([0x81, n]) if n < 0x100 else bytes([0x82]) + n.to_bytes(2, "big"))
+    return t + ln + body
+
+
+TX = bytes(range(1, 17))
+b64 = lambda b: base64.b64encode(b).decode()
+OK = '"header":{"functionExecutionStatus":{"status":"Executed-Success"}}'
+signed1 = tlv(0x30, tlv(0x80, TX) + tlv(0x81, bytes(range(0xC0, 0xD0))) + tlv(0x83, b"smdp.example.com"))
+signed2 = tlv(0x30, tlv(0x80, TX) + tlv(0x01, b"\x00"))
+meta = tlv(0xBF25, tlv(0x5A, bytes.fromhex("98230000000000000071")) + tlv(0x91, b"Fuzz") + tlv(0x92, b"Profile")
+           + tlv(0x95, b"\x02"))
+bpp = tlv(0xBF36, tlv(0xBF23, tlv(0x82, b"\x01")) + tlv(0xA0, tlv(0x87, b"\x00" * 8)) + tlv(0xA3, tlv(0x86, b"\x11" * 16)))
+es9 = {
+    "0_initiate": (0, '{%s,"transactionId":"%s","serverSigned1":"%s","serverSignature1":"%s",'
+                   '"euiccCiPKIdToBeUsed":"%s","serverCertificate":"%s"}'
+                   % (OK, TX.hex().upper(), b64(signed1), b64(tlv(0x5F37, b"\x00" * 64)),
+                      b64(tlv(0x04, b"\x11" * 20)), b64(tlv(0x30, b"")))),
+    "1_authenticate_client": (1, '{%s,"transactionId":"%s","profileMetadata":"%s","smdpSigned2":"%s",'
+                              '"smdpSignature2":"%s","smdpCertificate":"%s"}'
+                              % (OK, TX.hex().upper(), b64(meta), b64(signed2), b64(tlv(0x5F37, b"\x00" * 64)),
+                                 b64(tlv(0x30, b"")))),
+    "2_bpp": (2, '{%s,"transactionId":"%s","boundProfilePackage":"%s"}' % (OK, TX.hex().upper(), b64(bpp))),
+    "3_events": (3, '{%s,"transactionId":"%s","eventEntries":[{"eventId":"EVT-1","rspServerAddress":'
+                 '"smdp.example.com"},{"eventId":"EVT-2","rspServerAddress":"other.example.com"}]}'
+                 % (OK, TX.hex().upper())),
+    "3_events_not_list": (3, '{%s,"eventEntries":{"eventId":"EVT-1"}}' % OK),
+    "4_notification": (4, '{%s}' % OK),
+    "5_failed": (5, '{"header":{"functionExecutionStatus":{"status":"Failed","statusCodeData":'
+                 '{"subjectCode":"8.2.1","reasonCode":"3.8","message":"no such session"}}}}'),
+    "0_warning": (0, '{"header":{"functionExecutionStatus":{"status":"Executed-WithWarning"}}}'),
+}
+for name, (fn, body) in es9.items():
+    put("fuzz_lpa_es9", name, bytes([fn]) + body.encode())

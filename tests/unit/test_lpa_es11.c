@@ -12,7 +12,7 @@
 
 #include "esim/net.h"
 
-enum mode { MODE_SMDS = 0, MODE_WRONG_ADDRESS, MODE_WRONG_TXID };
+enum mode { MODE_SMDS = 0, MODE_WRONG_ADDRESS, MODE_WRONG_TXID, MODE_EVENTS_NOT_LIST };
 
 struct ds {
 	struct h_smdp d;
@@ -110,10 +110,13 @@ static esim_err authenticate_client(const net_request *req, net_response *resp, 
 	char hex[2 * RSP_TXID_MAX + 1];
 	rsp_txid_to_hex(&s->d.txid, hex);
 	json_object_set_new(out, "transactionId", json_string(hex));
-	json_object_set_new(out, "eventEntries",
-			    json_pack("[{s:s,s:s},{s:s,s:s}]", "eventId", "EVT-1",
-				      "rspServerAddress", "smdp.example.com", "eventId", "EVT-2",
-				      "rspServerAddress", "other.example.com"));
+	if (s->mode == MODE_EVENTS_NOT_LIST) /* an object where the list belongs */
+		json_object_set_new(out, "eventEntries", json_pack("{s:s}", "eventId", "EVT-1"));
+	else
+		json_object_set_new(out, "eventEntries",
+				    json_pack("[{s:s,s:s},{s:s,s:s}]", "eventId", "EVT-1",
+					      "rspServerAddress", "smdp.example.com", "eventId",
+					      "EVT-2", "rspServerAddress", "other.example.com"));
 	return reply(resp, out);
 }
 
@@ -187,6 +190,21 @@ static void test_discover(void **state)
 	assert_int_equal(l_esim(e, "profile discover --smds 'not an address'"), CLI_EXIT_USAGE);
 }
 
+/* An eventEntries that is not a list is refused as the server's fault; the
+ * LPA used to drop the answer's own reference to it and then free the
+ * answer (a double free that killed esim with SIGABRT). */
+static void test_discover_events_not_a_list(void **state)
+{
+	struct lenv *e = *state;
+	struct ds *s = ds_start(e, MODE_EVENTS_NOT_LIST);
+	char args[300];
+	snprintf(args, sizeof args, "profile discover --smds %s", s->addr);
+	int rc = l_esim(e, args);
+	ds_stop(s);
+	assert_int_equal(rc, CLI_EXIT_SERVER);
+	assert_non_null(strstr(e->err, "eventEntries is not a list"));
+}
+
 static void test_discover_untrusted(void **state)
 {
 	struct lenv *e = *state;
@@ -235,6 +253,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_discover),
+	    cmocka_unit_test(test_discover_events_not_a_list),
 	    cmocka_unit_test(test_discover_untrusted),
 	    cmocka_unit_test(test_server_signs_other_address),
 	    cmocka_unit_test(test_server_txid_mismatch),
