@@ -21,8 +21,13 @@ run_one() { # target path; exit status 0 when it found nothing
   if [ -d "$root/tests/fuzz/corpus/$name" ]; then
     cp -n "$root/tests/fuzz/corpus/$name"/* "$work"/ 2>/dev/null || true
   fi
+  # tests/fuzz/<target>.options: the target's own flags (later ones win)
+  local opts=()
+  if [ -f "$root/tests/fuzz/$name.options" ]; then
+    read -r -a opts <"$root/tests/fuzz/$name.options"
+  fi
   if ! "$t" -max_total_time="$secs" -max_len=65536 -timeout=10 -rss_limit_mb=2048 \
-       -artifact_prefix="$build/fuzz-findings/$name-" -print_final_stats=1 "$work" \
+       -artifact_prefix="$build/fuzz-findings/$name-" -print_final_stats=1 "${opts[@]}" "$work" \
        >"$build/fuzz-$name.log" 2>&1; then
     echo "fuzz: $name FOUND A PROBLEM:"; tail -n 60 "$build/fuzz-$name.log"
     return 1
