@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test asan fuzz ci demo bench format clean
+.PHONY: all deps build test asan fuzz ci demo bench e2e format clean
 
 all: build
 
@@ -48,6 +48,16 @@ bench: deps
 	cmake -S . -B build-bench -DESIM_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
 	cmake --build build-bench -j $(JOBS) --target bench_download
 	./build-bench/bench_download $(BENCH_ARGS)
+
+# The end-to-end benchmark of the three programs (esim + esim-euicc +
+# esim-smdp) over the socket and over pcscd + vpcd (bench/README.md, "End to
+# end"), on the same Release build; E2E_ARGS adds options, e.g.
+# E2E_ARGS="--downloads 200 --transports socket".
+E2E_ARGS ?=
+e2e: deps
+	cmake -S . -B build-bench -DESIM_BENCH=ON -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-bench -j $(JOBS) --target esim esim-euicc esim-smdp esim-pki esim-operator
+	bash bench/e2e.sh --build-dir build-bench $(E2E_ARGS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -33,7 +33,7 @@ tmp_parent=${TMPDIR:-/tmp}
 keep=false
 check=false
 
-usage() { sed -n '12,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '12,14p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "e2e: $*" >&2; exit 1; }
 bad() { echo "e2e: $*" >&2; usage >&2; exit 2; }
 ci_strict() { [ "${CI:-}" = true ] || [ "${CI:-}" = 1 ]; }
