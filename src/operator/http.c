@@ -1180,56 +1180,32 @@ static esim_err load_document(struct ctx *c, int64_t id, const char *how, uint8_
 	return op_audit(c->o, c->actor, "case.document.view", d);
 }
 
-/* GET /api/staff/document: always a download, never rendered in the page. */
-static esim_err h_document(struct ctx *c)
+/* Send a decrypted identity copy: as a download (attachment) or, for an
+ * image only, inline under a policy that lets nothing in it run. Never
+ * cached; the plaintext is wiped whatever happens. */
+static esim_err send_document(struct ctx *c, bool inline_image)
 {
 	int64_t id = query_id(c->req);
 	uint8_t *plain = NULL;
 	size_t pl = 0;
 	const char *type = NULL;
-	esim_err err = load_document(c, id, "download", &plain, &pl, &type);
+	esim_err err =
+	    load_document(c, id, inline_image ? "image" : "download", &plain, &pl, &type);
 	if (err != ESIM_OK || !plain) {
 		drop_document(plain, pl);
 		return err;
 	}
-	char cd[96];
-	snprintf(cd, sizeof cd, "attachment; filename=\"case-%lld-identity.%s\"", (long long)id,
-		 doc_ext(type));
-	err = net_response_set(c->resp, 200, type ? type : "application/octet-stream");
-	if (err == ESIM_OK)
-		err = net_response_add_header(c->resp, "Content-Disposition", cd);
-	if (err == ESIM_OK)
-		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
-	if (err == ESIM_OK)
-		err = net_response_append(c->resp, plain, pl);
-	drop_document(plain, pl);
-	return err;
-}
-
-/* GET /api/staff/document/view: a JPEG or PNG copy for an <img> in the
- * staff page, under a policy that lets nothing in it run (default-src
- * 'none'; sandbox). A PDF (or anything else) is only a download. */
-static esim_err h_document_view(struct ctx *c)
-{
-	int64_t id = query_id(c->req);
-	uint8_t *plain = NULL;
-	size_t pl = 0;
-	const char *type = NULL;
-	esim_err err = load_document(c, id, "image", &plain, &pl, &type);
-	if (err != ESIM_OK || !plain) {
-		drop_document(plain, pl);
-		return err;
-	}
-	if (!type || (strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0)) {
+	if (inline_image &&
+	    (!type || (strcmp(type, "image/jpeg") != 0 && strcmp(type, "image/png") != 0))) {
 		drop_document(plain, pl);
 		return error(c, 415, "not_an_image",
 			     "this copy is not a JPEG or PNG image; download it instead");
 	}
 	char cd[96];
-	snprintf(cd, sizeof cd, "inline; filename=\"case-%lld-identity.%s\"", (long long)id,
-		 doc_ext(type));
-	err = net_response_set(c->resp, 200, type);
-	if (err == ESIM_OK)
+	snprintf(cd, sizeof cd, "%s; filename=\"case-%lld-identity.%s\"",
+		 inline_image ? "inline" : "attachment", (long long)id, doc_ext(type));
+	err = net_response_set(c->resp, 200, type ? type : "application/octet-stream");
+	if (err == ESIM_OK && inline_image)
 		err =
 		    net_response_add_header(c->resp, "Content-Security-Policy",
 					    "default-src 'none'; sandbox; frame-ancestors 'none'");
@@ -1241,6 +1217,20 @@ static esim_err h_document_view(struct ctx *c)
 		err = net_response_append(c->resp, plain, pl);
 	drop_document(plain, pl);
 	return err;
+}
+
+/* GET /api/staff/document: always a download, never rendered in the page. */
+static esim_err h_document(struct ctx *c)
+{
+	return send_document(c, false);
+}
+
+/* GET /api/staff/document/view: a JPEG or PNG copy for an <img> in the
+ * staff page, under a policy that lets nothing in it run (default-src
+ * 'none'; sandbox). A PDF (or anything else) is only a download. */
+static esim_err h_document_view(struct ctx *c)
+{
+	return send_document(c, true);
 }
 
 static esim_err identity_check(struct ctx *c, int64_t id, const char *result)
