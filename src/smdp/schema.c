@@ -117,6 +117,14 @@ static const char *const migrations[] = {
     " ski {{BLOB}} PRIMARY KEY, der {{BLOB}} NOT NULL, created {{INT}} NOT NULL);"
     "ALTER TABLE smdp_outbox ADD COLUMN failed {{INT}} NOT NULL DEFAULT 0;"
     "ALTER TABLE smdp_outbox ADD COLUMN last_status {{INT}};",
+    /* 7: the outbox shared by several instances (es2.c): a pass leases the
+     * rows it posts (lease_owner, a token of that pass; lease_until, when
+     * others may take them again). The due index holds only the pending
+     * rows, the few the claim and the pending count read. */
+    "ALTER TABLE smdp_outbox ADD COLUMN lease_owner TEXT;"
+    "ALTER TABLE smdp_outbox ADD COLUMN lease_until {{INT}};"
+    "DROP INDEX smdp_outbox_due;"
+    "CREATE INDEX smdp_outbox_due ON smdp_outbox(id) WHERE done = 0 AND failed = 0;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)
