@@ -225,10 +225,37 @@ esim_err smdp_es2_auth(smdp *d, const char *function, const uint8_t *client_sha2
 		       char **out);
 
 /* Deliver due HandleDownloadProgressInfo callbacks from the outbox (one
- * pass). client_cfg configures the TLS client (trust, client cert);
- * *delivered (may be NULL) counts successes. Failed deliveries are retried
- * later with backoff. */
+ * pass, the default smdp_outbox_config). client_cfg configures the TLS
+ * client (trust, client cert); *delivered (may be NULL) counts successes.
+ * Failed deliveries are retried later with backoff. */
 esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, size_t *delivered);
+
+/* The outbox's delivery, for any number of SM-DP+ instances on one
+ * database (es2.c): each pass leases a batch of due rows, posts them over
+ * several connections at once and marks them in one transaction; a row
+ * leased by a live pass is not sent by anyone else, and the rows of an
+ * instance that died are sent again (same functionCallIdentifier) once
+ * their lease has run out. */
+#define SMDP_OUTBOX_CONCURRENCY_MAX 64
+#define SMDP_OUTBOX_BATCH_MAX	    1024
+struct smdp_outbox_config {
+	const struct net_client_config *client; /* required; its strings borrowed */
+	unsigned concurrency;			/* requests in flight, one connection each; 0: 8 */
+	unsigned batch;				/* rows leased per pass; 0: 8 per connection */
+	/* seconds a pass holds its rows (2..86400; 0: 30); the request timeout
+	 * is kept under half of it */
+	unsigned lease_s;
+};
+/* The connections of one delivery loop (made now: ESIM_E_ARG for a bad
+ * config, the net_client error for bad TLS files). Used by one thread at
+ * a time; free with smdp_outbox_sender_free (NULL is fine). */
+typedef struct smdp_outbox_sender smdp_outbox_sender;
+esim_err smdp_outbox_sender_new(const struct smdp_outbox_config *cfg, smdp_outbox_sender **out);
+void smdp_outbox_sender_free(smdp_outbox_sender *s);
+/* One pass: *claimed rows leased (0: nothing due, the caller may sleep;
+ * otherwise more may be due: call again), *delivered of them delivered
+ * (both may be NULL). */
+esim_err smdp_outbox_deliver(smdp *d, smdp_outbox_sender *s, size_t *claimed, size_t *delivered);
 /* Callbacks waiting (not yet delivered). */
 esim_err smdp_outbox_pending(smdp *d, size_t *out);
 

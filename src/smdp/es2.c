@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -853,10 +854,31 @@ esim_err smdp_outbox_pending(smdp *d, size_t *out)
 	return err;
 }
 
-struct due {
-	int64_t id, attempts;
-	char *url, *body;
-};
+/*
+ * Delivery, by any number of SM-DP+ instances on one database, each
+ * callback exactly once in normal running:
+ *
+ *  1. claim: one statement leases a batch of due rows to this pass
+ *     (lease_owner: a random token, lease_until: now + lease). On
+ *     PostgreSQL FOR UPDATE SKIP LOCKED lets instances claim different rows
+ *     at the same time; on SQLite the write lock serialises the claimers.
+ *     A row leased by a live pass is not due for anyone else.
+ *  2. post: several connections at once (concurrency, one net_client and
+ *     one thread each), each taking the next row of the batch. A row is
+ *     only posted while its lease has at least one request timeout left,
+ *     so that a slow operator never lets a lease run out under a request
+ *     in flight (the request timeout is kept below half the lease).
+ *  3. mark: one transaction per batch writes every row's verdict (by
+ *     outbox_verdict) and drops the lease, only where the lease is still
+ *     this pass's; rows not posted are handed back at once.
+ *
+ * An instance that dies between 1 and 3 leaves its rows leased; when the
+ * lease runs out another instance claims and posts them again. Those are
+ * the only duplicates, and they carry the same functionCallIdentifier:
+ * it is made once, when the row is queued, and stored in the body that is
+ * posted as is, so that the operator can drop a call it already has.
+ */
+enum outbox_verdict { OUTBOX_DELIVERED, OUTBOX_RETRY, OUTBOX_REFUSED };
 
 /*
  * What an answer means for a callback. 2xx: delivered. No answer, 5xx,
@@ -867,8 +889,6 @@ struct due {
  * status and never sent again. Others (1xx, 3xx: no redirect is
  * followed) are not a refusal either: retried.
  */
-enum outbox_verdict { OUTBOX_DELIVERED, OUTBOX_RETRY, OUTBOX_REFUSED };
-
 static enum outbox_verdict outbox_verdict(long http)
 {
 	if (http >= 200 && http < 300)
@@ -878,87 +898,279 @@ static enum outbox_verdict outbox_verdict(long http)
 	return OUTBOX_RETRY;
 }
 
+struct smdp_outbox_sender {
+	struct net_client_config cc; /* strings borrowed from the caller's config */
+	unsigned concurrency, batch, lease_s;
+	net_client *clients[SMDP_OUTBOX_CONCURRENCY_MAX];
+};
+
+esim_err smdp_outbox_sender_new(const struct smdp_outbox_config *cfg, smdp_outbox_sender **out)
+{
+	*out = NULL;
+	if (!cfg || !cfg->client || cfg->concurrency > SMDP_OUTBOX_CONCURRENCY_MAX ||
+	    cfg->batch > SMDP_OUTBOX_BATCH_MAX || cfg->lease_s > 86400 ||
+	    (cfg->lease_s != 0 && cfg->lease_s < 2))
+		return ESIM_E_ARG;
+	smdp_outbox_sender *s = calloc(1, sizeof *s);
+	if (!s)
+		return ESIM_E_NOMEM;
+	s->cc = *cfg->client;
+	s->concurrency = cfg->concurrency ? cfg->concurrency : 8;
+	s->batch = cfg->batch ? cfg->batch : 8 * s->concurrency;
+	if (s->batch > SMDP_OUTBOX_BATCH_MAX)
+		s->batch = SMDP_OUTBOX_BATCH_MAX;
+	s->lease_s = cfg->lease_s ? cfg->lease_s : 30;
+	/* a request must end well inside the lease that covers it */
+	unsigned cap_ms = (s->lease_s - 1) * 1000 / 2; /* lease_until is in whole seconds */
+	if (s->cc.timeout_ms == 0 || s->cc.timeout_ms > cap_ms)
+		s->cc.timeout_ms = cap_ms < 10000 ? cap_ms : 10000;
+	if (s->cc.connect_timeout_ms == 0 || s->cc.connect_timeout_ms > s->cc.timeout_ms)
+		s->cc.connect_timeout_ms = s->cc.timeout_ms;
+	for (unsigned i = 0; i < s->concurrency; i++) {
+		esim_err err = net_client_new(&s->cc, &s->clients[i]);
+		if (err != ESIM_OK) {
+			smdp_outbox_sender_free(s);
+			return err;
+		}
+	}
+	*out = s;
+	return ESIM_OK;
+}
+
+void smdp_outbox_sender_free(smdp_outbox_sender *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < SMDP_OUTBOX_CONCURRENCY_MAX; i++)
+		net_client_free(s->clients[i]);
+	free(s);
+}
+
+struct due {
+	int64_t id, attempts;
+	char *url, *body;
+	long http;   /* 0: no answer (network, TLS, timeout) */
+	bool posted; /* false: not tried in this pass, handed back */
+};
+
+/* One pass's batch, shared by its posting threads. */
+struct outbox_batch {
+	smdp_outbox_sender *snd;
+	struct due *items;
+	size_t n;
+	atomic_size_t next;
+	struct timespec claimed; /* CLOCK_MONOTONIC, when the lease began */
+	char owner[17];
+	int64_t now;
+};
+
+struct outbox_worker {
+	struct outbox_batch *b;
+	net_client *cl;
+};
+
+static double since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void *outbox_post_thread(void *arg)
+{
+	struct outbox_worker *w = arg;
+	struct outbox_batch *b = w->b;
+	/* the lease time left must cover a whole request (lease_until is in
+	 * whole seconds: it may end up to one second early) */
+	double last_start = (double)b->snd->lease_s - 1.0 - (double)b->snd->cc.timeout_ms / 1000.0;
+	for (;;) {
+		size_t i = atomic_fetch_add(&b->next, 1);
+		if (i >= b->n)
+			break;
+		struct due *it = &b->items[i];
+		if (since(&b->claimed) > last_start)
+			continue; /* handed back unposted */
+		it->posted = true;
+		struct net_client_response r;
+		esim_err e = net_client_post_json(w->cl, it->url, it->body, strlen(it->body), &r);
+		if (e == ESIM_OK || e == ESIM_E_NET_HTTP_STATUS)
+			it->http = r.status;
+		net_client_response_clear(&r);
+	}
+	return NULL;
+}
+
+/* Lease up to batch due rows to owner; they are appended to b->items. */
+static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "UPDATE smdp_outbox SET lease_owner = ?1, lease_until = ?2"
+				     " WHERE done = 0 AND id IN (SELECT id FROM smdp_outbox"
+				     " WHERE done = 0 AND failed = 0 AND next_try <= ?3"
+				     " AND (lease_until IS NULL OR lease_until < ?3)"
+				     " ORDER BY id LIMIT ?4 {{SKIP_LOCKED}})"
+				     " RETURNING id, attempts, url, body",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, b->owner);
+	store_bind_int64(st, 2, b->now + (int64_t)lease_s);
+	store_bind_int64(st, 3, b->now);
+	store_bind_int64(st, 4, (int64_t)b->snd->batch);
+	bool row;
+	while ((err = store_step(st, &row)) == ESIM_OK && row) {
+		if (b->n == b->snd->batch)
+			continue; /* cannot happen (LIMIT): read to the end */
+		struct due *it = &b->items[b->n++];
+		it->id = store_col_int64(st, 0);
+		it->attempts = store_col_int64(st, 1);
+		it->url = strdup(store_col_text(st, 2));
+		it->body = strdup(store_col_text(st, 3));
+		if (!it->url || !it->body)
+			err = ESIM_E_NOMEM;
+	}
+	store_finalize(st);
+	return err;
+}
+
+/* The verdicts of one batch, in one transaction (store_tx_fn: only
+ * database effects, safe to run again). */
+static esim_err outbox_mark_tx(store *s, void *arg)
+{
+	struct outbox_batch *b = arg;
+	store_stmt *done, *back;
+	esim_err err =
+	    store_prepare(s,
+			  "UPDATE smdp_outbox SET done = ?1, failed = ?2, last_status = ?3,"
+			  " attempts = attempts + 1, next_try = ?4, lease_owner = NULL,"
+			  " lease_until = NULL WHERE id = ?5 AND lease_owner = ?6",
+			  &done);
+	if (err != ESIM_OK)
+		return err;
+	err = store_prepare(s,
+			    "UPDATE smdp_outbox SET lease_owner = NULL, lease_until = NULL"
+			    " WHERE id = ?1 AND lease_owner = ?2",
+			    &back);
+	if (err != ESIM_OK) {
+		store_finalize(done);
+		return err;
+	}
+	for (size_t i = 0; err == ESIM_OK && i < b->n; i++) {
+		const struct due *it = &b->items[i];
+		if (!it->posted) {
+			store_reset(back);
+			store_bind_int64(back, 1, it->id);
+			store_bind_text(back, 2, b->owner);
+			err = store_run(back);
+			continue;
+		}
+		enum outbox_verdict v = outbox_verdict(it->http);
+		int64_t backoff = 1LL << (it->attempts < 12 ? it->attempts : 12);
+		store_reset(done);
+		store_bind_int64(done, 1, v == OUTBOX_DELIVERED);
+		store_bind_int64(done, 2, v == OUTBOX_REFUSED);
+		if (it->http)
+			store_bind_int64(done, 3, it->http);
+		store_bind_int64(done, 4, b->now + backoff);
+		store_bind_int64(done, 5, it->id);
+		store_bind_text(done, 6, b->owner);
+		err = store_run(done);
+	}
+	store_finalize(done);
+	store_finalize(back);
+	return err;
+}
+
+esim_err smdp_outbox_deliver(smdp *d, smdp_outbox_sender *snd, size_t *claimed, size_t *delivered)
+{
+	if (claimed)
+		*claimed = 0;
+	if (delivered)
+		*delivered = 0;
+	if (!d || !snd)
+		return ESIM_E_ARG;
+	struct outbox_batch b = {.snd = snd, .now = (int64_t)smdp_now(d)};
+	b.items = calloc(snd->batch, sizeof *b.items);
+	if (!b.items)
+		return ESIM_E_NOMEM;
+	uint8_t r[8];
+	RAND_bytes(r, sizeof r);
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(b.owner + 2 * i, 3, "%02x", r[i]);
+	store *s;
+	esim_err err = smdp_store_get(d, &s);
+	if (err != ESIM_OK) {
+		free(b.items);
+		return err;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &b.claimed);
+	err = outbox_claim(s, &b, snd->lease_s);
+	/* post: one thread per connection, or this one alone */
+	unsigned nt = b.n < snd->concurrency ? (unsigned)b.n : snd->concurrency;
+	struct outbox_worker w[SMDP_OUTBOX_CONCURRENCY_MAX];
+	pthread_t th[SMDP_OUTBOX_CONCURRENCY_MAX];
+	bool started[SMDP_OUTBOX_CONCURRENCY_MAX] = {false};
+	if (err == ESIM_OK && nt > 0) {
+		for (unsigned i = 0; i < nt; i++) {
+			w[i] = (struct outbox_worker){.b = &b, .cl = snd->clients[i]};
+			if (i > 0)
+				started[i] =
+				    pthread_create(&th[i], NULL, outbox_post_thread, &w[i]) == 0;
+		}
+		outbox_post_thread(&w[0]);
+		for (unsigned i = 1; i < nt; i++)
+			if (started[i])
+				pthread_join(th[i], NULL);
+	}
+	/* mark (also after a failed claim: what was read is handed back) */
+	if (b.n > 0) {
+		esim_err e = store_transaction(s, outbox_mark_tx, &b, 0);
+		if (err == ESIM_OK)
+			err = e;
+	}
+	size_t ok = 0;
+	for (size_t i = 0; i < b.n; i++) {
+		struct due *it = &b.items[i];
+		if (it->posted && err == ESIM_OK) {
+			enum outbox_verdict v = outbox_verdict(it->http);
+			if (v == OUTBOX_DELIVERED) {
+				atomic_fetch_add(&d->outbox_delivered, 1);
+				ok++;
+			} else if (v == OUTBOX_REFUSED) {
+				atomic_fetch_add(&d->outbox_refused, 1);
+			} else {
+				atomic_fetch_add(&d->outbox_retried, 1);
+			}
+			smdp_logf(d, "outbox", "id=%lld status=%ld result=%s%s", (long long)it->id,
+				  it->http,
+				  v == OUTBOX_DELIVERED ? "delivered"
+				  : v == OUTBOX_REFUSED ? "failed"
+							: "retry",
+				  v == OUTBOX_REFUSED ? " reason=refused-for-good" : "");
+		}
+		free(it->url);
+		free(it->body);
+	}
+	if (claimed)
+		*claimed = b.n;
+	if (delivered)
+		*delivered = ok;
+	free(b.items);
+	smdp_store_put(d, s);
+	return err;
+}
+
 esim_err smdp_outbox_run(smdp *d, const struct net_client_config *client_cfg, size_t *delivered)
 {
 	if (delivered)
 		*delivered = 0;
-	store *s;
-	esim_err err = smdp_store_get(d, &s);
+	struct smdp_outbox_config oc = {.client = client_cfg};
+	smdp_outbox_sender *snd;
+	esim_err err = smdp_outbox_sender_new(&oc, &snd);
 	if (err != ESIM_OK)
 		return err;
-	time_t now = smdp_now(d);
-	struct due items[64];
-	size_t n = 0;
-	store_stmt *st;
-	err = store_prepare(s,
-			    "SELECT id, attempts, url, body FROM smdp_outbox WHERE done = 0 AND"
-			    " failed = 0 AND next_try <= ?1 ORDER BY id LIMIT 64",
-			    &st);
-	if (err == ESIM_OK) {
-		store_bind_int64(st, 1, (int64_t)now);
-		bool row;
-		while (n < 64 && (err = store_step(st, &row)) == ESIM_OK && row) {
-			items[n].id = store_col_int64(st, 0);
-			items[n].attempts = store_col_int64(st, 1);
-			items[n].url = strdup(store_col_text(st, 2));
-			items[n].body = strdup(store_col_text(st, 3));
-			n++;
-		}
-		store_finalize(st);
-	}
-	net_client *cl = NULL;
-	if (err == ESIM_OK && n > 0)
-		err = net_client_new(client_cfg, &cl);
-	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
-		struct net_client_response r;
-		long http = 0; /* 0: no answer (network, TLS, timeout) */
-		if (items[i].url && items[i].body) {
-			esim_err e = net_client_post_json(cl, items[i].url, items[i].body,
-							  strlen(items[i].body), &r);
-			if (e == ESIM_OK || e == ESIM_E_NET_HTTP_STATUS)
-				http = r.status;
-			net_client_response_clear(&r);
-		}
-		enum outbox_verdict v = outbox_verdict(http);
-		int64_t backoff = 1LL << (items[i].attempts < 12 ? items[i].attempts : 12);
-		err =
-		    store_prepare(s,
-				  "UPDATE smdp_outbox SET done = ?1, failed = ?2, last_status = ?3,"
-				  " attempts = attempts + 1, next_try = ?4 WHERE id = ?5",
-				  &st);
-		if (err == ESIM_OK) {
-			store_bind_int64(st, 1, v == OUTBOX_DELIVERED);
-			store_bind_int64(st, 2, v == OUTBOX_REFUSED);
-			if (http)
-				store_bind_int64(st, 3, http);
-			store_bind_int64(st, 4, (int64_t)now + backoff);
-			store_bind_int64(st, 5, items[i].id);
-			err = store_run(st);
-			store_finalize(st);
-		}
-		if (err != ESIM_OK)
-			break;
-		if (v == OUTBOX_DELIVERED) {
-			atomic_fetch_add(&d->outbox_delivered, 1);
-			if (delivered)
-				(*delivered)++;
-		} else if (v == OUTBOX_REFUSED) {
-			atomic_fetch_add(&d->outbox_refused, 1);
-		} else {
-			atomic_fetch_add(&d->outbox_retried, 1);
-		}
-		smdp_logf(d, "outbox", "id=%lld status=%ld result=%s%s", (long long)items[i].id,
-			  http,
-			  v == OUTBOX_DELIVERED ? "delivered"
-			  : v == OUTBOX_REFUSED ? "failed"
-						: "retry",
-			  v == OUTBOX_REFUSED ? " reason=refused-for-good" : "");
-	}
-	for (size_t i = 0; i < n; i++) {
-		free(items[i].url);
-		free(items[i].body);
-	}
-	net_client_free(cl);
-	smdp_store_put(d, s);
+	err = smdp_outbox_deliver(d, snd, NULL, delivered);
+	smdp_outbox_sender_free(snd);
 	return err;
 }

@@ -72,7 +72,11 @@ static void usage(void)
 	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1),\n"
 	    "  max-connections (per listener; default 1024), max-connections-per-address\n"
 	    "  (per IPv4 address or IPv6 /64 and listener; default 64), request-deadline\n"
-	    "  (seconds for the TLS handshake and a whole request; default 10)\n");
+	    "  (seconds for the TLS handshake and a whole request; default 10),\n"
+	    "  outbox-concurrency (callbacks in flight at once; default 8, at most 64),\n"
+	    "  outbox-batch (callbacks leased per pass; default 8 per connection),\n"
+	    "  outbox-lease (seconds a pass holds its callbacks before another instance may\n"
+	    "  send them; default 30), outbox-idle-ms (wait when none is due; default 200)\n");
 }
 
 static int kv_set(struct kv *kv, const char *k, const char *v)
@@ -279,6 +283,8 @@ static int parse_hostport(const char *s, char *host, size_t n, uint16_t *port)
 struct outbox_ctx {
 	smdp *d;
 	struct net_client_config cc;
+	struct smdp_outbox_config ob; /* outbox-concurrency, -batch, -lease */
+	unsigned idle_ms;	      /* outbox-idle-ms: the wait when nothing is due */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool stop;
@@ -308,23 +314,41 @@ static void *purge_thread(void *arg)
 	return NULL;
 }
 
+/* Delivers callbacks as long as some are due, a pass right after the
+ * other, and waits idle_ms only when a pass found nothing (or failed), so
+ * that the outbox keeps up with the downloads that fill it. */
 static void *outbox_thread(void *arg)
 {
 	struct outbox_ctx *o = arg;
+	smdp_outbox_sender *snd = NULL;
+	if (o->cc.ca_file) {
+		esim_err err = smdp_outbox_sender_new(&o->ob, &snd);
+		if (err != ESIM_OK)
+			fprintf(stderr, "esim-smdp: outbox: %s (no callbacks are sent)\n",
+				esim_strerror(err));
+	}
 	pthread_mutex_lock(&o->lock);
 	while (!o->stop) {
 		pthread_mutex_unlock(&o->lock);
-		size_t n = 0;
-		if (o->cc.ca_file)
-			smdp_outbox_run(o->d, &o->cc, &n);
+		size_t claimed = 0;
+		esim_err err = snd ? smdp_outbox_deliver(o->d, snd, &claimed, NULL) : ESIM_OK;
+		if (err != ESIM_OK && err != ESIM_E_STORE_BUSY)
+			fprintf(stderr, "esim-smdp: outbox: %s\n", esim_strerror(err));
 		pthread_mutex_lock(&o->lock);
+		if (o->stop || (claimed > 0 && err == ESIM_OK))
+			continue;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 2;
-		if (!o->stop)
-			pthread_cond_timedwait(&o->cond, &o->lock, &ts);
+		ts.tv_sec += o->idle_ms / 1000;
+		ts.tv_nsec += (long)(o->idle_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&o->cond, &o->lock, &ts);
 	}
 	pthread_mutex_unlock(&o->lock);
+	smdp_outbox_sender_free(snd);
 	return NULL;
 }
 
@@ -467,6 +491,19 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 				    ? kv_get(kv, "callback-client-key")
 				    : kv_get(kv, "es2-key");
 	oc.cc.user_agent = "esim-smdp";
+	oc.ob.client = &oc.cc;
+	if (kv_limit(kv, "outbox-concurrency", SMDP_OUTBOX_CONCURRENCY_MAX, &oc.ob.concurrency) !=
+		0 ||
+	    kv_limit(kv, "outbox-batch", SMDP_OUTBOX_BATCH_MAX, &oc.ob.batch) != 0 ||
+	    kv_limit(kv, "outbox-lease", 86400, &oc.ob.lease_s) != 0 ||
+	    kv_limit(kv, "outbox-idle-ms", 60000, &oc.idle_ms) != 0)
+		goto out;
+	if (oc.ob.lease_s == 1) {
+		fprintf(stderr, "esim-smdp: outbox-lease: at least 2 seconds\n");
+		goto out;
+	}
+	if (oc.idle_ms == 0)
+		oc.idle_ms = 200;
 	pthread_mutex_init(&oc.lock, NULL);
 	pthread_cond_init(&oc.cond, NULL);
 	pthread_t ot, pt;
