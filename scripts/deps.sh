@@ -7,11 +7,11 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libcmocka-dev
   libjansson-dev libsqlite3-dev sqlite3
-  libcurl4-openssl-dev libevent-dev
+  libevent-dev
   libpq-dev postgresql
   libpcsclite-dev pcscd pcsc-tools vsmartcard-vpcd
   libsodium-dev libqrencode-dev
-  chromium curl jq python3
+  chromium curl jq python3 haproxy
 )
 # The browser test (tests/browser) needs node and npm. Many machines carry a
 # newer Node.js from elsewhere; Debian's nodejs and npm only fill the gap.
