@@ -27,6 +27,7 @@
 #include "euicc/apdu_front.h"
 #include "euicc/euicc.h"
 #include "euicc/euicc_int.h"
+#include "fuzz_asan_options.h"
 
 struct identity {
 	struct crypto_issued ci, eum, euicc;

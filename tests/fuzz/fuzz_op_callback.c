@@ -42,6 +42,7 @@
 #include "esim/store.h"
 #include "esim/util.h"
 #include "operator/op_int.h"
+#include "fuzz_asan_options.h"
 
 #ifndef ESIM_FUZZ_DIR
 #error "ESIM_FUZZ_DIR: the tests/fuzz directory (CMakeLists.txt)"

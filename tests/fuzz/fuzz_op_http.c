@@ -36,6 +36,7 @@
 #include "esim/operator.h"
 #include "esim/store.h"
 #include "operator/op_int.h"
+#include "fuzz_asan_options.h"
 
 #define RESET_EVERY 20000
 

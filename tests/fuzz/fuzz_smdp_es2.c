@@ -27,6 +27,7 @@
 #include "esim/pki.h"
 #include "esim/rsp_saip.h"
 #include "esim/smdp.h"
+#include "fuzz_asan_options.h"
 
 static smdp *dp; /* opened once, shared by every input */
 static char dir[64];

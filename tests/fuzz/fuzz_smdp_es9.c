@@ -25,6 +25,7 @@
 #include "esim/der.h"
 #include "esim/pki.h"
 #include "esim/smdp.h"
+#include "fuzz_asan_options.h"
 
 static smdp *dp; /* opened once, shared by every input */
 static char dir[64];
