@@ -881,6 +881,9 @@ esim_err op_tick(op *o, size_t *reminders)
 	if (err != ESIM_OK)
 		return end(o, err);
 	store_stmt *st;
+	/* The due cases are claimed (row locks, SKIP LOCKED on PostgreSQL):
+	 * several instances on one database tick at once, and one must pass
+	 * over a case another is reminding, never send the notice twice. */
 	int64_t ids[64], cust[64];
 	char msisdn[64][32];
 	size_t n = 0;
@@ -888,7 +891,7 @@ esim_err op_tick(op *o, size_t *reminders)
 	    store_prepare(o->s,
 			  "SELECT c.id, c.customer_id, l.msisdn FROM op_cases c JOIN op_lines l ON"
 			  " l.id = c.line_id WHERE c.state = 'awaiting_deletion' AND c.reminded = 0"
-			  " AND c.deletion_due <= ?1 ORDER BY c.id",
+			  " AND c.deletion_due <= ?1 ORDER BY c.id LIMIT 64 {{SKIP_LOCKED}}",
 			  &st);
 	if (err == ESIM_OK) {
 		store_bind_int64(st, 1, (int64_t)op_now(o));
