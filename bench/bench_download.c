@@ -48,7 +48,8 @@
 #define BENCH_FQDN     "smdp.bench.example"
 #define BENCH_TEMPLATE "89000123456789012341"
 /* The EUM of `esim-pki init` permits the first 8 digits of this EID. */
-#define BENCH_EID_PREFIX "890490320000000000000000000000"
+#define BENCH_EID_PREFIX    "890490320000000000000000000000"
+#define BENCH_MAX_INSTANCES 8
 
 struct opts {
 	size_t downloads;
@@ -58,6 +59,9 @@ struct opts {
 	const char *bin_dir;
 	const char *tmp; /* parent of the run's directory (PKI, database, logs) */
 	unsigned server_threads;
+	const char *db;	    /* the SM-DP+'s database URL; NULL: SQLite in the run dir */
+	unsigned instances; /* esim-smdp processes on that database */
+	const char *hook;   /* run as `HOOK start` / `HOOK end` around the window */
 	bool json;
 	bool keep;
 	/* a new TLS connection (full handshake, as a new device makes) for
@@ -69,7 +73,8 @@ struct opts {
 struct run {
 	const struct opts *o;
 	const char *pki;
-	char base_url[128];
+	char base_url[BENCH_MAX_INSTANCES][128];
+	unsigned n_urls;
 	char **mids;
 	atomic_size_t next;
 	atomic_size_t failures;
@@ -105,6 +110,7 @@ static void usage(void)
 		"usage: bench_download [--downloads N] [--concurrency C] [--curve nist|brp]\n"
 		"                      [--profile UPP.der] [--server-threads T] [--bin-dir DIR]\n"
 		"                      [--tmp DIR] [--tls run|download] [--json] [--keep]\n"
+		"                      [--db URL] [--instances K] [--hook CMD]\n"
 		"  Runs N complete ES9+ downloads against a real esim-smdp (child process)\n"
 		"  from C threads and reports throughput, latency, the server's CPU seconds\n"
 		"  per download and that CPU as a multiple of the mandatory crypto.\n"
@@ -112,7 +118,11 @@ static void usage(void)
 		"  threads = nproc, programs from %s, the database under\n"
 		"  --tmp (default /tmp; /dev/shm shows the cost of fsync), one TLS connection\n"
 		"  per thread for the whole run (--tls download: one per download, each with\n"
-		"  a full handshake, which then counts in the floor).\n",
+		"  a full handshake, which then counts in the floor). --db postgresql://...\n"
+		"  puts the SM-DP+ on that (empty) database; --instances K (at most 8) starts K\n"
+		"  esim-smdp processes on it, client thread i talking to instance i mod K;\n"
+		"  --hook CMD runs `CMD start` just before the first download and `CMD end`\n"
+		"  just after the last (bench/pgcost.sh snapshots PostgreSQL's counters).\n",
 		BENCH_BIN_DIR);
 }
 
@@ -124,6 +134,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			   .curve = "nist",
 			   .bin_dir = BENCH_BIN_DIR,
 			   .tmp = "/tmp",
+			   .instances = 1,
 			   .server_threads = np > 0 ? (unsigned)np : 2};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -159,12 +170,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->tls_per_download = true;
 		else if (strcmp(a, "--server-threads") == 0)
 			o->server_threads = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--db") == 0)
+			o->db = v;
+		else if (strcmp(a, "--instances") == 0)
+			o->instances = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--hook") == 0)
+			o->hook = v;
 		else {
 			usage();
 			return -1;
 		}
 	}
 	if (o->downloads == 0 || o->concurrency == 0 || o->concurrency > 1024 ||
+	    o->instances == 0 || o->instances > BENCH_MAX_INSTANCES ||
+	    (o->instances > 1 && o->db == NULL) ||
 	    (strcmp(o->curve, "nist") != 0 && strcmp(o->curve, "brp") != 0)) {
 		usage();
 		return -1;
@@ -332,13 +351,17 @@ static esim_err write_text(const char *path, const char *text)
 static esim_err write_config(const struct opts *o, const char *dir, const char *pki,
 			     const char *conf)
 {
-	char text[8192];
+	char text[8192], db[1024];
+	if (o->db)
+		snprintf(db, sizeof db, "%s", o->db);
+	else
+		snprintf(db, sizeof db, "sqlite:%s/smdp.db", dir);
 	int k = snprintf(text, sizeof text,
-			 "db = sqlite:%s/smdp.db\nfqdn = %s\nthreads = %u\nlog = 0\n"
+			 "db = %s\nfqdn = %s\nthreads = %u\nlog = 0\n"
 			 "ci = %s/nist/ci.der,%s/brp/ci.der\n"
 			 "listen-%s = 127.0.0.1:0\ntls-cert-%s = %s/%s/dptls.pem\n"
 			 "tls-key-%s = %s/%s/dptls.key.pem\n",
-			 dir, BENCH_FQDN, o->server_threads, pki, pki, o->curve, o->curve, pki,
+			 db, BENCH_FQDN, o->server_threads, pki, pki, o->curve, o->curve, pki,
 			 o->curve, o->curve, pki, o->curve);
 	static const char *const curves[] = {"nist", "brp"};
 	for (int i = 0; i < 2; i++)
@@ -499,7 +522,7 @@ static void *worker_main(void *arg)
 		euicc_close(e);
 		return NULL;
 	}
-	struct lpa_http h = {cli, r->base_url};
+	struct lpa_http h = {cli, r->base_url[w->idx % r->n_urls]};
 	struct lpa_driver drv = {es10_cb, e, lpa_es9_http, &h, BENCH_FQDN};
 	for (;;) {
 		size_t i = atomic_fetch_add(&r->next, 1);
@@ -724,7 +747,7 @@ int main(int argc, char **argv)
 	pthread_mutex_init(&r.lock, NULL);
 	r.mids = calloc(o.downloads, sizeof *r.mids);
 	r.latency = calloc(o.downloads, sizeof *r.latency);
-	pid_t srv = 0;
+	pid_t srv[BENCH_MAX_INSTANCES] = {0};
 	int rc = 1;
 	size_t upp_len = 0;
 	esim_err err = r.mids && r.latency ? ESIM_OK : ESIM_E_NOMEM;
@@ -741,24 +764,41 @@ int main(int argc, char **argv)
 	if (err == ESIM_OK)
 		err = seed(&o, dir, pki, conf, r.mids, &upp_len);
 	t_seed = now_s() - t_seed;
-	unsigned port = 0;
-	if (err == ESIM_OK)
-		err = start_server(&o, conf, log, &srv, &port);
+	/* every instance has its own listener port (127.0.0.1:0) and log */
+	for (unsigned k = 0; err == ESIM_OK && k < o.instances; k++) {
+		unsigned port = 0;
+		if (k > 0)
+			snprintf(log, sizeof log, "%s/smdp-%u.log", dir, k);
+		err = start_server(&o, conf, log, &srv[k], &port);
+		if (err == ESIM_OK) {
+			snprintf(r.base_url[k], sizeof r.base_url[k], "https://127.0.0.1:%u", port);
+			r.n_urls = k + 1;
+			/* for attaching a profiler to the server (bench/README.md) */
+			fprintf(stderr, "bench: esim-smdp pid %d on port %u\n", (int)srv[k], port);
+		}
+	}
 	if (err != ESIM_OK) {
 		fprintf(stderr, "bench: setup failed: %s (dir %s)\n", esim_strerror(err), dir);
 		goto out;
 	}
-	snprintf(r.base_url, sizeof r.base_url, "https://127.0.0.1:%u", port);
-	/* for attaching a profiler to the server (bench/README.md) */
-	fprintf(stderr, "bench: esim-smdp pid %d on port %u, %zu downloads start\n", (int)srv, port,
-		o.downloads);
+	fprintf(stderr, "bench: %zu downloads start\n", o.downloads);
+	if (o.hook) {
+		snprintf(cmd, sizeof cmd, "%s start", o.hook);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: hook failed: %s\n", cmd);
+	}
 
 	pthread_t *th = calloc(o.concurrency, sizeof *th);
 	struct worker *ws = calloc(o.concurrency, sizeof *ws);
 	double cpu0 = 0, cpu1 = 0;
 	struct rusage ru0, ru1;
 	getrusage(RUSAGE_SELF, &ru0);
-	err = th && ws ? proc_cpu(srv, &cpu0) : ESIM_E_NOMEM;
+	err = th && ws ? ESIM_OK : ESIM_E_NOMEM;
+	for (unsigned k = 0; err == ESIM_OK && k < o.instances; k++) {
+		double c = 0;
+		err = proc_cpu(srv[k], &c);
+		cpu0 += c;
+	}
 	double t0 = now_s();
 	size_t started = 0;
 	for (size_t i = 0; err == ESIM_OK && i < o.concurrency; i++) {
@@ -771,9 +811,17 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	double wall = now_s() - t0;
-	if (err == ESIM_OK)
-		err = proc_cpu(srv, &cpu1);
+	for (unsigned k = 0; err == ESIM_OK && k < o.instances; k++) {
+		double c = 0;
+		err = proc_cpu(srv[k], &c);
+		cpu1 += c;
+	}
 	getrusage(RUSAGE_SELF, &ru1);
+	if (o.hook) {
+		snprintf(cmd, sizeof cmd, "%s end", o.hook);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: hook failed: %s\n", cmd);
+	}
 	free(th);
 	free(ws);
 	if (err == ESIM_OK && r.thread_err != ESIM_OK)
@@ -782,9 +830,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: run failed: %s\n", esim_strerror(err));
 		goto out;
 	}
-	kill(srv, SIGTERM);
-	waitpid(srv, NULL, 0);
-	srv = 0;
+	for (unsigned k = 0; k < o.instances; k++) {
+		kill(srv[k], SIGTERM);
+		waitpid(srv[k], NULL, 0);
+		srv[k] = 0;
+	}
 
 	/* rates, on an otherwise idle machine now that the server is gone */
 	struct rates p256 = {0}, cur = {0};
@@ -834,23 +884,25 @@ int main(int argc, char **argv)
 	       pmax = nl ? lat[nl - 1] : 0;
 	if (o.json) {
 		json_t *j = json_pack(
-		    "{s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:f,s:f,s:{s:f,s:f,s:f,s:f},s:f,"
+		    "{s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:{s:f,s:f,s:f,s:f},"
+		    "s:f,"
 		    "s:f,s:f,s:f,s:{s:f,s:f},s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:f,s:f,s:f}",
 		    "cpu_model", model, "nproc", (json_int_t)nproc, "curve", o.curve, "tls",
 		    o.tls_per_download ? "download" : "run", "downloads", (json_int_t)o.downloads,
 		    "concurrency", (json_int_t)o.concurrency, "profile",
 		    o.profile ? o.profile : "synthetic", "profile_bytes", (json_int_t)upp_len,
-		    "server_threads", (json_int_t)o.server_threads, "ok", (json_int_t)ok,
-		    "failures", (json_int_t)fails, "wall_s", wall, "downloads_per_s",
-		    (double)ok / wall, "latency_s", "p50", p50, "p90", p90, "p99", p99, "max", pmax,
-		    "server_cpu_s_total", cpu1 - cpu0, "server_cpu_s_per_download", srv_cpu,
-		    "client_cpu_s_per_download", client_cpu / (double)(ok ? ok : 1), "seed_s",
-		    t_seed, "p256", "sign_per_s", p256.sign, "verify_per_s", p256.verify,
-		    "curve_rates", "sign_per_s", cur.sign, "verify_per_s", cur.verify,
-		    "keygen_per_s", cur.keygen, "ecdh_per_s", cur.ecdh, "scp03t_pkg_per_s",
-		    cur.scp03t_pkg, "cert_parse_per_s", cur.cert_parse, "point_import_per_s",
-		    cur.point_import, "x25519_kex_per_s", cur.x25519_kex, "floor_s_per_download",
-		    fl, "floor_multiple", srv_cpu / fl, "target_multiple", 1.5);
+		    "server_threads", (json_int_t)o.server_threads, "instances",
+		    (json_int_t)o.instances, "ok", (json_int_t)ok, "failures", (json_int_t)fails,
+		    "wall_s", wall, "downloads_per_s", (double)ok / wall, "latency_s", "p50", p50,
+		    "p90", p90, "p99", p99, "max", pmax, "server_cpu_s_total", cpu1 - cpu0,
+		    "server_cpu_s_per_download", srv_cpu, "client_cpu_s_per_download",
+		    client_cpu / (double)(ok ? ok : 1), "seed_s", t_seed, "p256", "sign_per_s",
+		    p256.sign, "verify_per_s", p256.verify, "curve_rates", "sign_per_s", cur.sign,
+		    "verify_per_s", cur.verify, "keygen_per_s", cur.keygen, "ecdh_per_s", cur.ecdh,
+		    "scp03t_pkg_per_s", cur.scp03t_pkg, "cert_parse_per_s", cur.cert_parse,
+		    "point_import_per_s", cur.point_import, "x25519_kex_per_s", cur.x25519_kex,
+		    "floor_s_per_download", fl, "floor_multiple", srv_cpu / fl, "target_multiple",
+		    1.5);
 		char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
 		if (text)
 			printf("%s\n", text);
@@ -862,14 +914,16 @@ int main(int argc, char **argv)
 		       "(%zu bytes), server threads %u, TLS connection per %s\n",
 		       o.downloads, o.concurrency, o.curve, o.profile ? o.profile : "synthetic",
 		       upp_len, o.server_threads, o.tls_per_download ? "download" : "thread");
+		printf("instances          %u esim-smdp on %s\n", o.instances,
+		       o.db ? "the --db database" : "SQLite");
 		printf("result             %zu ok, %zu failed, %.2f s wall (seeding %.1f s "
 		       "before, not counted)\n",
 		       ok, fails, wall, t_seed);
 		printf("throughput         %.1f downloads/s\n", (double)ok / wall);
 		printf("latency (ms)       p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50 * 1e3,
 		       p90 * 1e3, p99 * 1e3, pmax * 1e3);
-		printf("server CPU         %.2f ms per download (%.2f s total)\n", srv_cpu * 1e3,
-		       cpu1 - cpu0);
+		printf("server CPU         %.2f ms per download (%.2f s total, all instances)\n",
+		       srv_cpu * 1e3, cpu1 - cpu0);
 		printf("client CPU         %.2f ms per download (eUICC + LPA + TLS client)\n",
 		       client_cpu * 1e3 / (double)(ok ? ok : 1));
 		printf("P-256 rates        sign %.0f/s  verify %.0f/s\n", p256.sign, p256.verify);
@@ -891,9 +945,11 @@ int main(int argc, char **argv)
 	free(lat);
 	rc = fails == 0 ? 0 : 1;
 out:
-	if (srv > 0) {
-		kill(srv, SIGTERM);
-		waitpid(srv, NULL, 0);
+	for (unsigned k = 0; k < BENCH_MAX_INSTANCES; k++) {
+		if (srv[k] > 0) {
+			kill(srv[k], SIGTERM);
+			waitpid(srv[k], NULL, 0);
+		}
 	}
 	for (size_t i = 0; r.mids && i < o.downloads; i++)
 		free(r.mids[i]);

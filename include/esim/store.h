@@ -169,6 +169,20 @@ esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tri
  * store_make_durable(). */
 esim_err store_transaction_lazy(store *s, store_tx_fn fn, void *arg, unsigned max_tries);
 
+/* Options of store_transaction_opts(). STORE_TX_READ_COMMITTED: on
+ * PostgreSQL the transaction runs at READ COMMITTED instead of SERIALIZABLE
+ * (SQLite's transactions stay serializable). Only for bodies written for
+ * it: every read that a later write depends on locks its rows (SELECT ...
+ * {{FOR_UPDATE}}, or {{SKIP_LOCKED}} to claim one of many), or the write
+ * carries its own condition (UPDATE ... WHERE state = ... and a check of
+ * store_changes()), and a duplicate insert is caught by a UNIQUE constraint.
+ * Such a body is not aborted for touching what another transaction also
+ * touched, so it is rarely retried (docs/store.md). */
+#define STORE_TX_LAZY		0x1u
+#define STORE_TX_READ_COMMITTED 0x2u
+esim_err store_transaction_opts(store *s, unsigned opts, store_tx_fn fn, void *arg,
+				unsigned max_tries);
+
 /* SQLite only: rowid of the last INSERT on this connection; -1 on
  * PostgreSQL (use RETURNING id with store_run_id). */
 int64_t store_last_insert_id(store *s);

@@ -114,6 +114,27 @@ static void copy_blob(store_stmt *st, int col, uint8_t *dst, size_t cap, size_t 
 		*len = n;
 }
 
+/*
+ * The download's transactions run at READ COMMITTED on PostgreSQL
+ * (store_transaction_opts): each write that depends on a read either locks
+ * the rows it read (the order row, order_lock; a profile's state,
+ * smdp_db_transition's FOR UPDATE) or carries its own condition (a session
+ * becomes authenticated only WHERE state = 'started'; a notification goes
+ * in with ON CONFLICT DO NOTHING against UNIQUE (eid, seq)). So two
+ * downloads never abort each other for touching the same pages, as they did
+ * under SERIALIZABLE (docs/PERFORMANCE.md, "PostgreSQL cost per download").
+ */
+#define ES9_TX (STORE_TX_LAZY | STORE_TX_READ_COMMITTED)
+
+/* Lock only the order row (alias o) of a join: the profile's state is
+ * locked where it changes, and locking the profile type's row would queue
+ * every download of that type behind one another. SQLite's write lock
+ * covers everything. */
+static const char *order_lock(store *s)
+{
+	return store_sql_dialect(s) == STORE_DIALECT_POSTGRES ? "FOR UPDATE OF o" : "";
+}
+
 static esim_err delete_session(store *s, const char *txid_hex)
 {
 	store_stmt *st;
@@ -143,7 +164,7 @@ static esim_err delete_session_tx(store *s, void *arg)
  */
 static esim_err end_session(store *s, const char *txid_hex)
 {
-	return store_transaction_lazy(s, delete_session_tx, (void *)(uintptr_t)txid_hex, 0);
+	return store_transaction_opts(s, ES9_TX, delete_session_tx, (void *)(uintptr_t)txid_hex, 0);
 }
 
 /* Load a live session; *found false when unknown or expired (then deleted). */
@@ -294,7 +315,7 @@ esim_err smdp_purge_sessions(smdp *d, size_t *deleted)
 	struct purge_tx a = {.before = (int64_t)smdp_now(d) - (int64_t)d->session_ttl_s};
 	for (int i = 0; err == ESIM_OK && i < PURGE_MAX_BATCHES; i++) {
 		a.deleted = 0;
-		err = store_transaction_lazy(s, purge_tx_fn, &a, 0);
+		err = store_transaction_opts(s, ES9_TX, purge_tx_fn, &a, 0);
 		if (err == ESIM_OK && deleted)
 			*deleted += (size_t)a.deleted;
 		if (a.deleted < PURGE_BATCH)
@@ -586,7 +607,7 @@ static esim_err initiate_authentication(struct es9 *x, store *s)
 	char hex[2 * RSP_TXID_MAX + 1];
 	rsp_txid_to_hex(&txid, hex);
 	struct session_new sn = {hex, ident, chal, server_chal, sign_ci, sign_ci_len, smdp_now(d)};
-	err = store_transaction_lazy(s, session_insert_tx, &sn, 0);
+	err = store_transaction_opts(s, ES9_TX, session_insert_tx, &sn, 0);
 	if (err == ESIM_OK) {
 		atomic_fetch_add(&d->pending, 1);
 		uint8_t pk[2 + CRYPTO_KEY_ID_MAX];
@@ -993,14 +1014,14 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 	    " ON t.id = p.type_id WHERE o.open = 1 AND ";
 	char sql[700];
+	const char *lock = order_lock(s);
 	if (a->has_mid)
-		snprintf(sql, sizeof sql, "%so.matching_id = ?1 {{FOR_UPDATE}}", cols);
+		snprintf(sql, sizeof sql, "%so.matching_id = ?1 %s", cols, lock);
 	else
-		snprintf(
-		    sql, sizeof sql,
-		    "%so.eid = ?1 AND (o.matching_id IS NULL OR o.matching_id = '') AND"
-		    " p.state IN ('Released', 'Downloaded') ORDER BY o.id LIMIT 1 {{FOR_UPDATE}}",
-		    cols);
+		snprintf(sql, sizeof sql,
+			 "%so.eid = ?1 AND (o.matching_id IS NULL OR o.matching_id = '') AND"
+			 " p.state IN ('Released', 'Downloaded') ORDER BY o.id LIMIT 1 %s",
+			 cols, lock);
 	if ((err = store_prepare(s, sql, &st)) != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, a->has_mid ? a->mid : a->eid);
@@ -1182,7 +1203,7 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		a.has_mid = true;
 		memcpy(a.mid, r.matching_id.p, r.matching_id.len);
 	}
-	if ((err = store_transaction_lazy(s, auth_tx_fn, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_opts(s, ES9_TX, auth_tx_fn, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
@@ -1248,15 +1269,16 @@ static esim_err bpp_tx1(store *s, void *arg)
 	free(a->old_bpp);
 	a->upp = a->old_bpp = NULL;
 	store_stmt *st;
-	esim_err err = store_prepare(
-	    s,
-	    "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id, p.state,"
-	    " p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk,"
-	    " p.keys_sealed, p.kek_id"
-	    " FROM smdp_orders o"
-	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
-	    " ON t.id = p.type_id WHERE o.id = ?1 {{FOR_UPDATE}}",
-	    &st);
+	char sql[600];
+	snprintf(sql, sizeof sql,
+		 "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id,"
+		 " p.state, p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk,"
+		 " p.keys_sealed, p.kek_id"
+		 " FROM smdp_orders o"
+		 " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
+		 " ON t.id = p.type_id WHERE o.id = ?1 %s",
+		 order_lock(s));
+	esim_err err = store_prepare(s, sql, &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_int64(st, 1, a->ss->order_id);
@@ -1506,7 +1528,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	a.ss = &ss;
 	a.pd = &pd;
 	a.now = smdp_now(d);
-	if ((err = store_transaction_lazy(s, bpp_tx1, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx1, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
@@ -1557,7 +1579,7 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 		goto out;
 	a.bpp = bpp;
 	a.bpp_len = bpp_len;
-	if ((err = store_transaction_lazy(s, bpp_tx2, &a, 0)) != ESIM_OK)
+	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx2, &a, 0)) != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
@@ -1601,28 +1623,17 @@ struct notif_tx {
 
 static esim_err record_notification(store *s, struct notif_tx *a)
 {
+	/* One statement: a notification already recorded (the same eID and
+	 * seqNumber, UNIQUE) inserts nothing and returns no row. Under READ
+	 * COMMITTED a concurrent insert of the same one is waited for, then
+	 * counts as there. */
 	store_stmt *st;
-	esim_err err =
-	    store_prepare(s, "SELECT id FROM smdp_notifications WHERE eid = ?1 AND seq = ?2", &st);
+	esim_err err = store_prepare(s,
+				     "INSERT INTO smdp_notifications (eid, seq, kind, event, iccid,"
+				     " received, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+				     " ON CONFLICT (eid, seq) DO NOTHING RETURNING id",
+				     &st);
 	if (err != ESIM_OK)
-		return err;
-	store_bind_text(st, 1, a->eid);
-	store_bind_int64(st, 2, (int64_t)a->seq);
-	bool row;
-	err = store_step(st, &row);
-	store_finalize(st);
-	if (err != ESIM_OK)
-		return err;
-	if (row) {
-		a->duplicate = true;
-		return ESIM_OK;
-	}
-	/* answered with 204, the eUICC deletes it: it must not be lost */
-	store_make_durable(s);
-	if ((err = store_prepare(s,
-				 "INSERT INTO smdp_notifications (eid, seq, kind, event, iccid,"
-				 " received, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-				 &st)) != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, a->eid);
 	store_bind_int64(st, 2, (int64_t)a->seq);
@@ -1631,8 +1642,16 @@ static esim_err record_notification(store *s, struct notif_tx *a)
 	store_bind_text(st, 5, a->iccid);
 	store_bind_int64(st, 6, (int64_t)a->now);
 	store_bind_blob(st, 7, a->data, a->len);
-	err = store_run(st);
+	int64_t id = 0;
+	err = store_run_id(st, &id);
 	store_finalize(st);
+	if (err == ESIM_E_NOT_FOUND) {
+		a->duplicate = true;
+		return ESIM_OK;
+	}
+	/* answered with 204, the eUICC deletes it: it must not be lost */
+	if (err == ESIM_OK)
+		store_make_durable(s);
 	return err;
 }
 
@@ -1804,7 +1823,7 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		a.ss = &ss;
 		a.pir_success = pir.success;
 		rsp_pir_free(&pir);
-		err = store_transaction_lazy(s, pir_tx, &a, 0);
+		err = store_transaction_opts(s, ES9_TX, pir_tx, &a, 0);
 		if (err == ESIM_OK && a.pir_success && !a.duplicate)
 			atomic_fetch_add(&d->installs, 1);
 		smdp_logf(d, "pir", "txid=%s eid=%s iccid=%s success=%d duplicate=%d", hex, ss.eid,
@@ -1828,7 +1847,7 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		a.iccid = iccid;
 		rsp_notif_metadata_free(&meta);
 		if (iccid[0])
-			err = store_transaction_lazy(s, other_tx, &a, 0);
+			err = store_transaction_opts(s, ES9_TX, other_tx, &a, 0);
 		smdp_logf(d, "notification", "eid=%s iccid=%s event=%d duplicate=%d", eid, iccid,
 			  a.event, a.duplicate);
 	}
@@ -1943,7 +1962,7 @@ static esim_err cancel_session(struct es9 *x, store *s)
 		goto out;
 	}
 	struct cancel_tx a = {d, &ss, r.reason, smdp_now(d)};
-	err = store_transaction_lazy(s, cancel_tx_fn, &a, 0);
+	err = store_transaction_opts(s, ES9_TX, cancel_tx_fn, &a, 0);
 	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
 out:
 	EVP_PKEY_free(euicc);

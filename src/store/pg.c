@@ -13,7 +13,11 @@
  * in text, with bytea's hex form decoded on demand. A step runs the
  * statement once and then walks the rows of the one PGresult.
  *
- * Transactions are SERIALIZABLE (see store.h for why); serialization
+ * Statements are kept per connection and reused (store.c's cache), so a
+ * statement costs one round trip (Bind/Execute) after its first use.
+ *
+ * Transactions are SERIALIZABLE (see store.h for why), or READ COMMITTED
+ * when the caller asks (store_transaction_opts); serialization
  * failures and deadlocks come back as ESIM_E_STORE_BUSY. Schema versions
  * live in the one-row table esim_schema.
  */
@@ -657,9 +661,13 @@ static esim_err pg_begin(store *s, bool lazy)
 {
 	struct pg_store *ps = ps_of(s);
 	ps->tx_err = ESIM_OK;
-	return run(ps, lazy ? "BEGIN ISOLATION LEVEL SERIALIZABLE;"
-			      " SET LOCAL synchronous_commit TO off"
-			    : "BEGIN ISOLATION LEVEL SERIALIZABLE");
+	/* one message (one round trip) even with the SET LOCAL */
+	static const char *const sql[2][2] = {
+	    {"BEGIN ISOLATION LEVEL SERIALIZABLE",
+	     "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit TO off"},
+	    {"BEGIN ISOLATION LEVEL READ COMMITTED",
+	     "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO off"}};
+	return run(ps, sql[s->read_committed][lazy]);
 }
 
 static esim_err pg_commit(store *s, bool durable)
@@ -748,6 +756,10 @@ static esim_err pg_set_version(store *s, int64_t v)
 const struct store_backend store_pg_backend = {
     .name = "postgresql",
     .dialect = STORE_DIALECT_POSTGRES,
+    /* A prepared statement lives as long as its connection, whatever
+     * happens to transactions; reusing it saves the Parse, Describe and
+     * DEALLOCATE round trips (each its own transaction outside one). */
+    .cache_statements = true,
     .open = pg_open,
     .close = pg_close,
     .errmsg = pg_errmsg,

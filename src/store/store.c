@@ -230,10 +230,11 @@ bool store_col_is_null(store_stmt *st, int col)
 	return st->s->be->col_is_null(st, col);
 }
 
-static esim_err begin_tx(store *s, bool lazy)
+static esim_err begin_tx(store *s, bool lazy, bool read_committed)
 {
 	if (s->in_tx)
 		return ESIM_E_STORE_STATE;
+	s->read_committed = read_committed;
 	esim_err err = s->be->begin(s, lazy);
 	if (err == ESIM_OK) {
 		s->in_tx = true;
@@ -245,12 +246,12 @@ static esim_err begin_tx(store *s, bool lazy)
 
 esim_err store_begin(store *s)
 {
-	return begin_tx(s, false);
+	return begin_tx(s, false, false);
 }
 
 esim_err store_begin_lazy(store *s)
 {
-	return begin_tx(s, true);
+	return begin_tx(s, true, false);
 }
 
 void store_make_durable(store *s)
@@ -288,8 +289,10 @@ static void backoff(unsigned attempt, unsigned *seed)
 	nanosleep(&ts, NULL);
 }
 
-static esim_err run_tx(store *s, bool lazy, store_tx_fn fn, void *arg, unsigned max_tries)
+static esim_err run_tx(store *s, unsigned opts, store_tx_fn fn, void *arg, unsigned max_tries)
 {
+	bool lazy = (opts & STORE_TX_LAZY) != 0;
+	bool rc = (opts & STORE_TX_READ_COMMITTED) != 0;
 	if (max_tries == 0)
 		max_tries = 100;
 	struct timespec now;
@@ -299,7 +302,7 @@ static esim_err run_tx(store *s, bool lazy, store_tx_fn fn, void *arg, unsigned 
 	for (unsigned attempt = 0; attempt < max_tries; attempt++) {
 		if (attempt > 0)
 			backoff(attempt, &seed);
-		err = begin_tx(s, lazy);
+		err = begin_tx(s, lazy, rc);
 		if (err == ESIM_E_STORE_BUSY)
 			continue;
 		if (err != ESIM_OK)
@@ -320,12 +323,20 @@ static esim_err run_tx(store *s, bool lazy, store_tx_fn fn, void *arg, unsigned 
 
 esim_err store_transaction(store *s, store_tx_fn fn, void *arg, unsigned max_tries)
 {
-	return run_tx(s, false, fn, arg, max_tries);
+	return run_tx(s, 0, fn, arg, max_tries);
 }
 
 esim_err store_transaction_lazy(store *s, store_tx_fn fn, void *arg, unsigned max_tries)
 {
-	return run_tx(s, true, fn, arg, max_tries);
+	return run_tx(s, STORE_TX_LAZY, fn, arg, max_tries);
+}
+
+esim_err store_transaction_opts(store *s, unsigned opts, store_tx_fn fn, void *arg,
+				unsigned max_tries)
+{
+	if (opts & ~(STORE_TX_LAZY | STORE_TX_READ_COMMITTED))
+		return ESIM_E_ARG;
+	return run_tx(s, opts, fn, arg, max_tries);
 }
 
 int64_t store_last_insert_id(store *s)

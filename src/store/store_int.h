@@ -26,8 +26,9 @@ struct store_cached {
 struct store {
 	const struct store_backend *be;
 	bool in_tx;
-	bool lazy;	   /* the open transaction was begun lazily */
-	bool want_durable; /* ... and must be committed durably after all */
+	bool lazy;	     /* the open transaction was begun lazily */
+	bool want_durable;   /* ... and must be committed durably after all */
+	bool read_committed; /* the next/open transaction: READ COMMITTED (PostgreSQL) */
 	struct store_cached cache[STORE_STMT_CACHE];
 	size_t n_cache;
 };
@@ -61,6 +62,8 @@ struct store_backend {
 	bool (*col_is_null)(store_stmt *st, int col);
 	/* Transactions: store.c keeps in_tx and calls these at the right time.
 	 * begin(lazy): lazy transactions need not reach stable storage at
+	 * COMMIT; s->read_committed asks for READ COMMITTED isolation where
+	 * the backend has it.
 	 * COMMIT. commit(durable): true for every transaction that was not
 	 * begun lazily and for a lazy one that store_make_durable() upgraded;
 	 * when it returns ESIM_OK the transaction is on stable storage. commit
