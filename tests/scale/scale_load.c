@@ -11,7 +11,7 @@
  *   scale_load order --db URL --fqdn ADDR --pki DIR --operator NAME
  *                    --type TYPE --count N --out FILE
  *       creates and releases N orders (smdp_admin_order, as `esim-smdp
- *       order` does, in one process) and writes their matchingIds, one a
+ *       order` does, in one process, four at a time) and writes their matchingIds, one a
  *       line, to FILE.
  *
  *   scale_load run --url https://HOST:PORT --fqdn ADDR --pki DIR
@@ -123,6 +123,36 @@ static int cmd_pg(const char *dir)
 
 /* ---- order ----------------------------------------------------------------------- */
 
+struct order_job {
+	smdp *d;
+	const char *opname, *type;
+	size_t count;
+	char (*mids)[64];
+	atomic_size_t next;
+	pthread_mutex_t lock;
+	esim_err err;
+};
+
+static void *order_main(void *arg)
+{
+	struct order_job *j = arg;
+	for (;;) {
+		size_t i = atomic_fetch_add(&j->next, 1);
+		if (i >= j->count)
+			break;
+		char iccid[64];
+		esim_err err =
+		    smdp_admin_order(j->d, j->opname, j->type, NULL, NULL, NULL, iccid, j->mids[i]);
+		if (err != ESIM_OK) {
+			pthread_mutex_lock(&j->lock);
+			j->err = err;
+			pthread_mutex_unlock(&j->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
 static int cmd_order(int argc, char **argv)
 {
 	const char *db = NULL, *fqdn = NULL, *pki = NULL, *opname = NULL, *type = NULL, *out = NULL;
@@ -169,17 +199,36 @@ static int cmd_order(int argc, char **argv)
 	c.n_ci = 1;
 	smdp *d = NULL;
 	esim_err err = smdp_open(&c, &d);
+	struct order_job job = {.d = d,
+				.opname = opname,
+				.type = type,
+				.count = count,
+				.lock = PTHREAD_MUTEX_INITIALIZER};
+	job.mids = calloc(count, sizeof *job.mids);
+	if (err == ESIM_OK && !job.mids)
+		err = ESIM_E_NOMEM;
+	/* four callers at once: each order is a durable commit */
+	pthread_t th[4];
+	size_t started = 0;
+	for (size_t i = 0; err == ESIM_OK && i < 4; i++) {
+		if (pthread_create(&th[i], NULL, order_main, &job) != 0)
+			err = ESIM_E_NOMEM;
+		else
+			started++;
+	}
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	if (err == ESIM_OK)
+		err = job.err;
 	FILE *f = err == ESIM_OK ? fopen(out, "w") : NULL;
 	if (err == ESIM_OK && !f)
 		err = ESIM_E_IO;
-	for (size_t i = 0; err == ESIM_OK && i < count; i++) {
-		char iccid[64], mid[64];
-		err = smdp_admin_order(d, opname, type, NULL, NULL, NULL, iccid, mid);
-		if (err == ESIM_OK && fprintf(f, "%s\n", mid) < 0)
+	for (size_t i = 0; err == ESIM_OK && i < count; i++)
+		if (fprintf(f, "%s\n", job.mids[i]) < 0)
 			err = ESIM_E_IO;
-	}
 	if (f && fclose(f) != 0 && err == ESIM_OK)
 		err = ESIM_E_IO;
+	free(job.mids);
 	smdp_close(d);
 	if (err != ESIM_OK) {
 		fprintf(stderr, "scale_load order: %s\n", esim_strerror(err));
