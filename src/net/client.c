@@ -88,7 +88,8 @@ struct net_client {
 	char peer[NET_CLIENT_PEER_MAX];	 /* "https://host:port" it goes to */
 	char where[NET_CLIENT_PEER_MAX]; /* "host:port" for messages */
 	bool conn_resumed;
-	int name_error; /* X509_V_ERR_{HOSTNAME,IP_ADDRESS}_MISMATCH seen in the handshake */
+	int name_error;	 /* X509_V_ERR_{HOSTNAME,IP_ADDRESS}_MISMATCH seen in the handshake */
+	bool cert_asked; /* the server asked for a client certificate we do not have */
 
 	/* received, not yet consumed */
 	uint8_t rbuf[NET_CLIENT_RBUF];
@@ -370,6 +371,19 @@ static int verify_cb(int ok, X509_STORE_CTX *xs)
 	return ok;
 }
 
+/* Called when the server asks for a client certificate and none is
+ * configured: none is sent, and a refusal can then be named for what it is
+ * (under TLS 1.3 it only arrives after our handshake has finished). */
+static int client_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+	(void)x509;
+	(void)pkey;
+	net_client *c = SSL_get_app_data(ssl);
+	if (c != NULL)
+		c->cert_asked = true;
+	return 0;
+}
+
 static esim_err load_ca_pem(net_client *c, X509_STORE *store)
 {
 	BIO *b = BIO_new_mem_buf(c->ca_pem, -1);
@@ -436,7 +450,8 @@ static esim_err tls_setup(net_client *c)
 		if (SSL_CTX_use_certificate_chain_file(ctx, c->cert_file) != 1)
 			err = fail(c, ESIM_E_NET_CLIENT_CERT, "client certificate %.300s: %s",
 				   c->cert_file, ossl_reason("not usable"));
-		else if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) != 1)
+		else if (SSL_CTX_use_PrivateKey_file(ctx, c->key_file, SSL_FILETYPE_PEM) != 1 &&
+			 ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
 			err = fail(c, ESIM_E_NET_CLIENT_CERT, "client key %.300s: %s", c->key_file,
 				   ossl_reason("not usable"));
 		else if (SSL_CTX_check_private_key(ctx) != 1)
@@ -453,6 +468,8 @@ static esim_err tls_setup(net_client *c)
 	SSL_CTX_set_session_cache_mode(ctx,
 				       SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
 	SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+	if (c->cert_file == NULL)
+		SSL_CTX_set_client_cert_cb(ctx, client_cert_cb);
 	c->ctx = ctx;
 	c->bio_method = m;
 	return ESIM_OK;
@@ -589,6 +606,7 @@ static esim_err tls_handshake(net_client *c, const struct net_url *u)
 	if (c->session != NULL && strcmp(c->session_peer, c->peer) == 0)
 		SSL_set_session(ssl, c->session);
 	c->name_error = 0;
+	c->cert_asked = false;
 	int connected = SSL_connect(ssl);
 	long vr = SSL_get_verify_result(ssl);
 	if (connected == 1 && vr == X509_V_OK && c->name_error == 0) {
@@ -1165,13 +1183,22 @@ esim_err net_client_request(net_client *c, const char *method, const char *url,
 			esim_err rerr = read_response(c, method, resp, &keep);
 			if (rerr == ESIM_OK)
 				keep = false;
-			if (rerr == ESIM_OK || c->rx > 0)
+			if (rerr == ESIM_OK || c->rx > 0 || rerr == ESIM_E_NET_TLS)
 				err = rerr;
 			else
 				memcpy(c->message, wmsg, sizeof(wmsg));
 		}
 		if (err == ESIM_OK)
 			break;
+		if (!reused && c->cert_asked && c->rx == 0 &&
+		    (err == ESIM_E_NET_IO || err == ESIM_E_NET_TLS)) {
+			char was[sizeof(c->message)];
+			memcpy(was, c->message, sizeof(was));
+			err = fail(c, ESIM_E_NET_TLS,
+				   "TLS: %s asks for a client certificate and none is configured "
+				   "(%.300s)",
+				   c->where, was);
+		}
 		/* A kept-alive connection the server had given up: once more on a
 		 * new one, when that cannot run the request twice. */
 		bool stale = reused && attempt == 0 && c->rx == 0 && err == ESIM_E_NET_IO &&
