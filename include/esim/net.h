@@ -9,14 +9,14 @@
  *    authentication. Handlers see a plain net_request and fill a plain
  *    net_response, so that SM-DP+ and operator code is testable without
  *    sockets. See docs/net.md for the threading model and limits.
- *  - net_client: libcurl (OpenSSL build), one reused connection per client,
- *    the server chain checked against the configured CIs, host name checked.
+ *  - net_client: HTTP/1.1 on OpenSSL and a TCP socket (src/net/client.c),
+ *    one kept-alive connection per client, the server chain checked against
+ *    the configured CIs only, host name checked.
  *  - net_json_*: jansson parsing with size and depth caps, and field getters
  *    whose errors name the field.
  *
  * Ownership is stated per function. Nothing here keeps global mutable
- * state beyond the one-time initialisation of libevent's threading and
- * libcurl.
+ * state beyond the one-time initialisation of libevent's threading.
  */
 #ifndef ESIM_NET_H
 #define ESIM_NET_H
@@ -263,10 +263,13 @@ void net_client_response_clear(struct net_client_response *r);
 /* One request. headers (may be NULL) are added as given; body may be NULL
  * for none. On a transport failure the error names its kind
  * (ESIM_E_NET_CONNECT, _TLS, _UNTRUSTED_SERVER, _HOSTNAME, _TIMEOUT,
- * _BODY_TOO_LARGE, _IO, _CLIENT_CERT, _BAD_REQUEST) and
- * net_client_errmsg() has curl's text. A response with an HTTP status of
- * 400 or more returns ESIM_E_NET_HTTP_STATUS with *resp filled. *resp is
- * always initialised; clear it with net_client_response_clear. */
+ * _BODY_TOO_LARGE, _IO, _CLIENT_CERT, _BAD_REQUEST; ESIM_E_ARG for a CA
+ * file or text without a usable certificate) and net_client_errmsg() names
+ * what failed ("connect to HOST:PORT refused", "TLS verify failed: ...").
+ * A response with an HTTP status of 400 or more returns
+ * ESIM_E_NET_HTTP_STATUS with *resp filled. *resp is always initialised;
+ * clear it with net_client_response_clear. Keep-alive and the one re-send
+ * on a connection found dead: docs/net.md. */
 esim_err net_client_request(net_client *c, const char *method, const char *url,
 			    const struct net_header *headers, size_t n_headers, const uint8_t *body,
 			    size_t body_len, struct net_client_response *resp);
@@ -276,7 +279,8 @@ esim_err net_client_request(net_client *c, const char *method, const char *url,
 esim_err net_client_post_json(net_client *c, const char *url, const char *json, size_t len,
 			      struct net_client_response *resp);
 
-/* curl's message for the last failed request ("" when none). Borrowed. */
+/* What the last request failed on ("" after a success; "HTTP status N"
+ * for ESIM_E_NET_HTTP_STATUS). Borrowed, valid until the next call. */
 const char *net_client_errmsg(const net_client *c);
 /* Connections opened by this client so far (keep-alive shows as 1). */
 long net_client_connections(const net_client *c);

@@ -135,9 +135,9 @@ int lpa_es9_post_status(struct lpa *L, const char *address, const char *function
 		snprintf(st->message, sizeof st->message, "HTTP status %ld", r.status);
 	} else if (err != ESIM_OK) {
 		char ctx[800];
-		const char *curl = net_client_errmsg(L->http);
+		const char *why = net_client_errmsg(L->http); /* names what failed */
 		snprintf(ctx, sizeof ctx, "%s at %s%s%s%s", function, address,
-			 curl && *curl ? " (" : "", curl ? curl : "", curl && *curl ? ")" : "");
+			 why && *why ? " (" : "", why ? why : "", why && *why ? ")" : "");
 		snprintf(st->message, sizeof st->message, "%s", esim_strerror(err));
 		rc = lpa_fail_err(L, err, 0, ctx);
 	} else if (r.status == 204 || r.body.len == 0) {
