@@ -63,6 +63,14 @@ static esim_err split_host_port(const char *s, char *h, size_t hn, char *port, s
 	return ESIM_OK;
 }
 
+void apdu_sock_quickack(int fd)
+{
+	int one = 1;
+	/* Linux clears TCP_QUICKACK by itself after a while, so this is
+	 * called again after every read; it also sends an ACK that is due */
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+}
+
 void apdu_sock_nodelay(int fd)
 {
 	int one = 1;
@@ -224,9 +232,10 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Read exactly n bytes. got_any tells the caller whether EOF came mid-way. */
+/* Read exactly n bytes; started: part of the frame came before (EOF now is
+ * inside a frame). quickack: re-arm TCP_QUICKACK after every read. */
 static esim_err read_exact(int fd, uint8_t *p, size_t n, int first_ms, int rest_ms, int stop_fd,
-			   bool *stopped, bool started)
+			   bool *stopped, bool started, bool quickack)
 {
 	size_t done = 0;
 	long long deadline = -1;
@@ -265,6 +274,8 @@ static esim_err read_exact(int fd, uint8_t *p, size_t n, int first_ms, int rest_
 				   : ESIM_E_IO;
 		if (got == 0)
 			return (started || done > 0) ? ESIM_E_APDU_FRAME : ESIM_E_APDU_CLOSED;
+		if (quickack)
+			apdu_sock_quickack(fd);
 		if (!started && rest_ms >= 0)
 			deadline = now_ms() + rest_ms;
 		started = true;
@@ -273,22 +284,34 @@ static esim_err read_exact(int fd, uint8_t *p, size_t n, int first_ms, int rest_
 	return ESIM_OK;
 }
 
-esim_err apdu_frame_read(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
-			 bool *stopped)
+static esim_err frame_read(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
+			   bool *stopped, bool quickack)
 {
 	uint8_t hdr[2];
 	if (stopped != NULL)
 		*stopped = false;
 	out->len = 0;
-	esim_err err = read_exact(fd, hdr, 2, first_ms, rest_ms, stop_fd, stopped, false);
+	esim_err err = read_exact(fd, hdr, 2, first_ms, rest_ms, stop_fd, stopped, false, quickack);
 	if (err != ESIM_OK)
 		return err;
 	size_t n = (size_t)hdr[0] << 8 | hdr[1];
 	if ((err = esim_buf_reserve(out, n ? n : 1)) != ESIM_OK)
 		return err;
-	err = read_exact(fd, out->data, n, first_ms, rest_ms, stop_fd, stopped, true);
+	err = read_exact(fd, out->data, n, first_ms, rest_ms, stop_fd, stopped, true, quickack);
 	if (err != ESIM_OK)
 		return err;
 	out->len = n;
 	return ESIM_OK;
+}
+
+esim_err apdu_frame_read(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
+			 bool *stopped)
+{
+	return frame_read(fd, out, first_ms, rest_ms, stop_fd, stopped, false);
+}
+
+esim_err apdu_frame_read_quickack(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
+				  bool *stopped)
+{
+	return frame_read(fd, out, first_ms, rest_ms, stop_fd, stopped, true);
 }

@@ -33,6 +33,9 @@ esim_err apdu_sock_connect_tcp(const char *host, uint16_t port, int *fd);
 esim_err apdu_sock_listen(const char *spec, int *fd);
 /* Set TCP_NODELAY when fd is a TCP socket; harmless otherwise. */
 void apdu_sock_nodelay(int fd);
+/* Set TCP_QUICKACK (ACK at once, and now if an ACK is due) when fd is a
+ * TCP socket; harmless otherwise. Linux clears it again by itself. */
+void apdu_sock_quickack(int fd);
 
 /* Write one frame with a single send (MSG_NOSIGNAL). n <= APDU_FRAME_MAX. */
 esim_err apdu_frame_write(int fd, const uint8_t *p, size_t n);
@@ -48,5 +51,14 @@ esim_err apdu_frame_write(int fd, const uint8_t *p, size_t n);
  */
 esim_err apdu_frame_read(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
 			 bool *stopped);
+/*
+ * apdu_frame_read, re-arming TCP_QUICKACK after every read (digest 15.1).
+ * For a peer that writes a frame's length and its payload as two sends
+ * with Nagle on (Debian 12's vsmartcard-vpcd 3.3): its payload waits for
+ * the ACK of the length, which a delayed ACK holds back ~40 ms. With this,
+ * the length is ACKed as soon as it is read and the payload follows.
+ */
+esim_err apdu_frame_read_quickack(int fd, esim_buf *out, int first_ms, int rest_ms, int stop_fd,
+				  bool *stopped);
 
 #endif

@@ -34,6 +34,7 @@ struct front_channel {
 struct euicc_apdu_front {
 	struct euicc_apdu_front_cfg cfg;
 	struct front_channel ch[EUICC_APDU_CHANNELS];
+	struct euicc_apdu_counters n;
 };
 
 /* A parsed command APDU (ISO 7816-4 5.1). */
@@ -181,6 +182,13 @@ void euicc_apdu_front_reset(euicc_apdu_front *f)
 		f->cfg.on_reset(f->cfg.es10_ctx);
 }
 
+void euicc_apdu_front_counters(const euicc_apdu_front *f, struct euicc_apdu_counters *out)
+{
+	if (f == NULL || out == NULL)
+		return;
+	*out = f->n;
+}
+
 bool euicc_apdu_front_channel_open(const euicc_apdu_front *f, uint8_t channel)
 {
 	return channel < EUICC_APDU_CHANNELS && f->ch[channel].open;
@@ -281,7 +289,7 @@ static uint16_t do_manage_channel(euicc_apdu_front *f, uint8_t origin, const str
 			return EUICC_SW_OK;
 		}
 		if (target >= EUICC_APDU_CHANNELS)
-			return EUICC_SW_CHANNEL;
+			return EUICC_SW_CHANNEL; /* not served (ISO: 6881) */
 		if (f->ch[target].open)
 			return EUICC_SW_WRONG_P1P2;
 		channel_reset(&f->ch[target], true);
@@ -370,7 +378,7 @@ static esim_err do_store_data(euicc_apdu_front *f, uint8_t chno, struct front_ch
 		*sw = EUICC_SW_WRONG_P1P2;
 		return ESIM_OK;
 	}
-	if (cmd->lc == 0) {
+	if (cmd->lc == 0 || (f->cfg.max_block != 0 && cmd->lc > f->cfg.max_block)) {
 		drop_sequence(c);
 		*sw = EUICC_SW_WRONG_LENGTH;
 		return ESIM_OK;
@@ -482,6 +490,12 @@ esim_err euicc_apdu_front_process(euicc_apdu_front *f, const uint8_t *capdu, siz
 	if (f == NULL || rapdu == NULL || (capdu == NULL && len > 0))
 		return ESIM_E_ARG;
 	rapdu->len = 0;
+	f->n.commands++;
+	f->n.command_bytes += len;
+	if (len >= 2 && capdu[1] == INS_STORE_DATA)
+		f->n.store_data++;
+	if (len >= 2 && capdu[1] == INS_GET_RESPONSE)
+		f->n.get_response++;
 	if (f->cfg.trace != NULL)
 		f->cfg.trace(f->cfg.trace_ctx, true, capdu, len);
 	uint16_t sw = EUICC_SW_NO_DIAG;
@@ -496,6 +510,9 @@ esim_err euicc_apdu_front_process(euicc_apdu_front *f, const uint8_t *capdu, siz
 	err = esim_buf_append(rapdu, swb, 2);
 	if (err != ESIM_OK)
 		return err;
+	f->n.response_bytes += rapdu->len;
+	if (sw == EUICC_SW_WRONG_LENGTH)
+		f->n.wrong_length++;
 	if (f->cfg.trace != NULL)
 		f->cfg.trace(f->cfg.trace_ctx, false, rapdu->data, rapdu->len);
 	return ESIM_OK;

@@ -3,14 +3,17 @@
  * command APDUs, keeps the per-card APDU state (logical channels, the
  * application selected on each, STORE DATA reassembly, responses waiting
  * for GET RESPONSE) and hands each complete ES10 command to one handler.
+ * It counts what passes (euicc_apdu_front_counters).
  * Digest section 3 is the reference; the rules chosen where SGP.22 leaves
  * a choice are listed here and in docs/euicc-socket.md.
  *
  * Commands (anything else: 6D00 unknown INS, 6E00 known INS in the wrong
  * class):
  *   00 70 00 00 [01]      MANAGE CHANNEL open: the lowest free channel
- *                         1..19 in one data byte; P2 = n opens channel n
- *                         (no data). No free channel: 6A81.
+ *                         1..7 in one data byte; P2 = n opens channel n
+ *                         (no data). No free channel: 6A81. Channels
+ *                         0..7 are served, as the ATR says (8 at most);
+ *                         P2 8..19: 6881.
  *   00 70 80 ch           MANAGE CHANNEL close ch (P2 = 0: the CLA's own).
  *                         Channel 0 cannot be closed (6A86).
  *   00 A4 04 00|0C AID    SELECT by DF name. Only the ISD-R's full AID is
@@ -22,13 +25,16 @@
  *                         nothing selected.
  *   80 E2 11|91 nn data   STORE DATA block nn (0, 1, ... mod 256); 91 =
  *                         last. Intermediate blocks: 9000, no data. The
- *                         last one calls the ES10 handler.
+ *                         last one calls the ES10 handler. Short or
+ *                         extended Lc; a block longer than cfg.max_block
+ *                         (when set) is 6700 and drops the sequence.
  *   00|80 C0 00 00 Le     GET RESPONSE.
  *   80 AA 00 00 [data]    TERMINAL CAPABILITY: accepted, 9000.
  * CLA: channels 0..3 in the first interindustry form (00-03, 80-83),
  * 4..19 in the further form (40-4F, C0-CF); secure messaging 6882, command
- * chaining 6884, a channel that is not open 6881, CLA FF / 20-3F / A0-BF
- * 6E00. Lengths: short and extended Lc/Le, ISO cases 1-4; anything else 6700.
+ * chaining 6884, a channel that is not open or not served (8..19) 6881,
+ * CLA FF / 20-3F / A0-BF 6E00. Lengths: short and extended Lc/Le, ISO cases 1-4; anything else
+ * 6700.
  *
  * Rules where ISO/SGP.22 leave a choice:
  *   - A response that fits Ne (256 when the command has no Le, as lpac
@@ -61,7 +67,10 @@
 #include "esim/err.h"
 #include "esim/util.h"
 
-#define EUICC_APDU_CHANNELS 20
+/* Logical channels served: 0..7. The ATR's card capabilities can say at
+ * most 8 (three bits, ISO 7816-4), so the card serves exactly what it
+ * advertises (docs/euicc-socket.md). */
+#define EUICC_APDU_CHANNELS 8
 /* One reassembled ES10 command: a BPP is sent one top-level TLV at a time
  * (digest 3.5), so the largest command is one 86 segment (< 64 KiB in
  * practice: SAIP segments are ~1 KiB) or a PrepareDownload / AuthenticateServer
@@ -120,6 +129,21 @@ struct euicc_apdu_front_cfg {
 	euicc_apdu_trace trace; /* optional */
 	void *trace_ctx;
 	bool force_get_response; /* answer every response with 61xx first */
+	/* 0: any length. Else the longest STORE DATA block accepted; longer
+	 * ones are answered 6700 (a card with a small buffer, for tests of an
+	 * LPA's fallback to smaller blocks). */
+	size_t max_block;
+};
+
+/* What has passed the front since it was created (never reset, not even
+ * by a card reset). Counts only, never contents. */
+struct euicc_apdu_counters {
+	uint64_t commands;	 /* command APDUs received */
+	uint64_t command_bytes;	 /* their bytes (header, Lc, data, Le) */
+	uint64_t response_bytes; /* response APDU bytes sent (data + SW) */
+	uint64_t store_data;	 /* STORE DATA commands among them */
+	uint64_t get_response;	 /* GET RESPONSE commands among them */
+	uint64_t wrong_length;	 /* commands answered 6700 */
 };
 
 /* One front is one card: drive it from one thread at a time (the
@@ -130,7 +154,7 @@ typedef struct euicc_apdu_front euicc_apdu_front;
 esim_err euicc_apdu_front_new(const struct euicc_apdu_front_cfg *cfg, euicc_apdu_front **out);
 void euicc_apdu_front_free(euicc_apdu_front *f);
 
-/* Card reset: channels 1..19 closed, nothing selected, every unfinished
+/* Card reset: channels 1..7 closed, nothing selected, every unfinished
  * STORE DATA sequence and unread response dropped; then cfg->on_reset. */
 void euicc_apdu_front_reset(euicc_apdu_front *f);
 
@@ -142,6 +166,10 @@ void euicc_apdu_front_reset(euicc_apdu_front *f);
  */
 esim_err euicc_apdu_front_process(euicc_apdu_front *f, const uint8_t *capdu, size_t len,
 				  esim_buf *rapdu);
+
+/* A copy of the counters (reading them while another thread drives the
+ * front gives values that may be one APDU behind). */
+void euicc_apdu_front_counters(const euicc_apdu_front *f, struct euicc_apdu_counters *out);
 
 /* Is channel open / is the ISD-R selected on it (for tests and tracing). */
 bool euicc_apdu_front_channel_open(const euicc_apdu_front *f, uint8_t channel);

@@ -19,12 +19,26 @@
 #include "apdu/sockio.h"
 #include "euicc/transport.h"
 
-/* 3B 9F 96 80 1F C7: direct convention, TA1 = 96, T=0 then T=15 with
+/*
+ * 3B 9F 96 80 1F C7: direct convention, TA1 = 96, T=0 then T=15 with
  * TA3 = C7 (class A/B/C, clock stop); 15 historical bytes as many eUICCs
- * send; TCK 93 (the often-quoted ...90 00 31 has a wrong TCK). */
+ * send, except the card capabilities (compact-TLV 73, ISO 7816-4), whose
+ * third software function byte says what this card does:
+ *   b7 (40)    extended Lc and Le fields: on the socket only (the vpcd
+ *              reader is T=0, which carries short APDUs);
+ *   b5 b4 (18) logical channel numbers assigned by the card and by the
+ *              interface device (MANAGE CHANNEL with P2 = 0 or n);
+ *   b3-b1 (7)  at most 8 logical channels: 0-7 are served
+ *              (EUICC_APDU_CHANNELS), no more;
+ *   b8, b6 (0) no command chaining, no EF.ATR.
+ * TCK last (XOR of T0..TCK is 0).
+ */
 const uint8_t euicc_atr[EUICC_ATR_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x1F, 0xC7, 0x80, 0x31,
-					  0xE0, 0x73, 0xFE, 0x21, 0x1B, 0x63, 0x3A, 0x20,
-					  0x4E, 0x83, 0x00, 0x90, 0x00, 0x93};
+					  0xE0, 0x73, 0xFE, 0x21, 0x5F, 0x63, 0x3A, 0x20,
+					  0x4E, 0x83, 0x00, 0x90, 0x00, 0xD7};
+const uint8_t euicc_atr_short[EUICC_ATR_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x1F, 0xC7, 0x80, 0x31,
+						0xE0, 0x73, 0xFE, 0x21, 0x1F, 0x63, 0x3A, 0x20,
+						0x4E, 0x83, 0x00, 0x90, 0x00, 0x97};
 
 #define DEFAULT_FRAME_TIMEOUT_MS 10000
 #define DEFAULT_RETRY_MS	 1000
@@ -34,14 +48,17 @@ struct serve_cfg {
 	FILE *log;
 	int frame_timeout_ms;
 	int retry_ms;
+	const uint8_t *atr; /* EUICC_ATR_LEN bytes */
 };
 
 static struct serve_cfg serve_cfg_of(const struct euicc_serve_opts *o)
 {
-	struct serve_cfg c = {-1, NULL, DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_RETRY_MS};
+	struct serve_cfg c = {-1, NULL, DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_RETRY_MS, euicc_atr};
 	if (o != NULL) {
 		c.stop_fd = o->stop_fd;
 		c.log = o->log;
+		if (o->short_apdus)
+			c.atr = euicc_atr_short;
 		if (o->frame_timeout_ms > 0)
 			c.frame_timeout_ms = o->frame_timeout_ms;
 		if (o->retry_ms > 0)
@@ -78,14 +95,19 @@ static bool stop_requested(const struct serve_cfg *c, int ms)
 
 /*
  * Serve one connection until it ends. Returns true when the stop fd fired.
+ * Every read re-arms TCP_QUICKACK (digest 15.1): a peer that sends a
+ * frame's length and payload as two writes with Nagle on, as Debian 12's
+ * vpcd does, would otherwise wait for our delayed ACK (~40 ms) on every
+ * APDU. Harmless on unix sockets and for peers that send one write.
  */
 static bool serve_connection(int fd, euicc_apdu_front *front, const struct serve_cfg *c)
 {
 	esim_buf in = ESIM_BUF_INIT, out = ESIM_BUF_INIT;
 	bool stopped = false;
+	apdu_sock_quickack(fd);
 	for (;;) {
-		esim_err err =
-		    apdu_frame_read(fd, &in, -1, c->frame_timeout_ms, c->stop_fd, &stopped);
+		esim_err err = apdu_frame_read_quickack(fd, &in, -1, c->frame_timeout_ms,
+							c->stop_fd, &stopped);
 		if (stopped)
 			break;
 		if (err == ESIM_E_APDU_CLOSED) {
@@ -104,7 +126,7 @@ static bool serve_connection(int fd, euicc_apdu_front *front, const struct serve
 				continue;
 			}
 			if (ctl == EUICC_CTRL_ATR) {
-				err = apdu_frame_write(fd, euicc_atr, sizeof euicc_atr);
+				err = apdu_frame_write(fd, c->atr, EUICC_ATR_LEN);
 			} else {
 				logf_(c, "closing the connection: unknown control byte %02X", ctl);
 				break;
@@ -194,6 +216,7 @@ esim_err euicc_serve_vpcd(const char *host, uint16_t port, euicc_apdu_front *fro
 	if (host == NULL || front == NULL || port == 0)
 		return ESIM_E_ARG;
 	struct serve_cfg c = serve_cfg_of(opts);
+	c.atr = euicc_atr_short; /* the reader is T=0: short APDUs */
 	bool logged_wait = false;
 	for (;;) {
 		if (stop_requested(&c, 0))

@@ -222,14 +222,20 @@ static void test_manage_channel(void **state)
 	assert_int_equal(hx(fx, "00704000"), 0x6A86);	  /* P1 */
 	assert_int_equal(hx(fx, "007000000100"), 0x6700); /* Lc */
 	assert_int_equal(hx(fx, "8070000001"), 0x6E00);	  /* proprietary CLA */
-	/* exhaust: 1 and 4 are open, 17 more fit */
-	for (int i = 0; i < 17; i++)
+	/* channels 8..19 exist in ISO 7816-4 but are not served (the ATR
+	 * says 8): not by number, not by CLA */
+	assert_int_equal(hx(fx, "00700008"), 0x6881);
+	assert_int_equal(hx(fx, "00700013"), 0x6881);
+	assert_int_equal(hx(fx, "44A4040010" ISDR), 0x6881);
+	assert_int_equal(hx(fx, "4FA4040010" ISDR), 0x6881);
+	/* exhaust: 1 and 4 are open, 5 more fit (0..7 in all) */
+	for (int i = 0; i < 5; i++)
 		assert_int_equal(hx(fx, "0070000001"), 0x9000);
-	assert_data_hex(fx, "13");
+	assert_data_hex(fx, "07");
 	assert_int_equal(hx(fx, "0070000001"), 0x6A81);
-	/* the further-interindustry CLA reaches channel 19 */
-	assert_int_equal(hx(fx, "4FA4040010" ISDR), 0x9000);
-	assert_true(euicc_apdu_front_isdr_selected(fx->f, 19));
+	/* the further-interindustry CLA reaches channel 7 */
+	assert_int_equal(hx(fx, "43A4040010" ISDR), 0x9000);
+	assert_true(euicc_apdu_front_isdr_selected(fx->f, 7));
 }
 
 static void test_store_data_two_channels(void **state)
@@ -500,6 +506,46 @@ static void test_further_channels(void **state)
 	assert_int_equal(store(fx, 0xC1, 0x91, 0, "BF2E00"), 0x6881);
 }
 
+/* A card with a 200-byte buffer (max_block): longer STORE DATA blocks are
+ * 6700 and drop the sequence; the counters see every APDU. */
+static void test_max_block_and_counters(void **state)
+{
+	struct fixture *fx = *state;
+	euicc_apdu_front_free(fx->f);
+	struct euicc_apdu_front_cfg cfg = {.es10 = handler, .es10_ctx = &fx->h, .max_block = 200};
+	assert_esim(ESIM_OK, euicc_apdu_front_new(&cfg, &fx->f));
+	char blk200[401], blk201[403];
+	memset(blk200, 'A', 400);
+	blk200[400] = '\0';
+	memset(blk201, 'B', 402);
+	blk201[402] = '\0';
+	select_isdr(fx, 0x00);
+	assert_int_equal(store(fx, 0x80, 0x11, 0, blk200), 0x9000);
+	assert_int_equal(store(fx, 0x80, 0x11, 1, blk201), 0x6700);
+	/* the sequence is gone: block 2 does not follow */
+	assert_int_equal(store(fx, 0x80, 0x91, 2, "BF2E00"), 0x6A86);
+	assert_int_equal(store(fx, 0x80, 0x91, 0, blk201), 0x6700);
+	assert_int_equal(fx->h.calls, 0);
+	assert_int_equal(store(fx, 0x80, 0x11, 0, blk200), 0x9000);
+	assert_int_equal(store(fx, 0x80, 0x91, 1, "BF2E00"), 0x9000);
+	assert_int_equal(fx->h.calls, 1);
+	assert_int_equal(fx->h.last_len, 203);
+	/* extended Lc is judged by the same limit */
+	assert_int_equal(hx(fx, "80E29100000003BF2E00"), 0x9000);
+	struct euicc_apdu_counters n;
+	euicc_apdu_front_counters(fx->f, &n);
+	assert_int_equal(n.commands, 8);
+	assert_int_equal(n.store_data, 7);
+	assert_int_equal(n.get_response, 0);
+	assert_int_equal(n.wrong_length, 2);
+	assert_int_equal(n.command_bytes, 21 + 205 + 206 + 8 + 206 + 205 + 8 + 10);
+	assert_int_equal(n.response_bytes, 22 + 2 + 2 + 2 + 2 + 2 + 205 + 5);
+	/* a reset leaves them */
+	euicc_apdu_front_reset(fx->f);
+	euicc_apdu_front_counters(fx->f, &n);
+	assert_int_equal(n.commands, 8);
+}
+
 static void test_reset(void **state)
 {
 	struct fixture *fx = *state;
@@ -546,6 +592,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_oversized_command, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_handler_status, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_further_channels, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_block_and_counters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_terminal_capability_and_trace, setup, teardown),
 	};
