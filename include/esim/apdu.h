@@ -12,6 +12,16 @@
  *    which cuts one ES10 command into STORE DATA blocks and collects the
  *    response through 61xx / GET RESPONSE.
  *
+ * Block size (fewest APDUs the card and transport allow): a whole ES10
+ * command in one extended-length STORE DATA (Le 0000, so the response comes
+ * back whole too) when the card's ATR declares extended Lc/Le (ISO 7816-4
+ * card capabilities) and the driver carries extended APDUs (socket); else
+ * short blocks of the driver's default (255 for socket and pcsc, 120 for
+ * at) or of opts.mss. A card that answers 6700 (wrong length) to a block
+ * gets the ES10 command again in smaller blocks (extended -> the short
+ * default -> 120 -> halves, not below APDU_MIN_MSS), and the session keeps
+ * that size.
+ *
  * Status words: 9000 and 91xx end a command successfully; anything else is
  * ESIM_E_APDU_SW, and apdu_session_last_sw() tells which SW the card gave.
  * ES10 function errors are not SWs: they come back inside the response TLV.
@@ -35,10 +45,14 @@ extern const uint8_t apdu_isdr_aid[APDU_ISDR_AID_LEN];
  * APDU, 4 + 3 + 65535 + 3 bytes, rounded up. */
 #define APDU_MAX_LEN 65546
 /* Default and largest STORE DATA block (the digest's MSS): 120 as lpac,
- * because some modems fail on longer AT+CSIM lines; 255 is the short-APDU
- * maximum. */
+ * because some modems fail on longer AT lines (drivers that declare no
+ * default_mss get it); 255 is the short-APDU maximum; the fallback after
+ * 6700 never goes below APDU_MIN_MSS. */
 #define APDU_DEFAULT_MSS 120
 #define APDU_MAX_MSS	 255
+#define APDU_MIN_MSS	 16
+/* Longest short command APDU: header, Lc, 255 bytes, Le. */
+#define APDU_SHORT_MAX_LEN 261
 /* Cap on one reassembled ES10 response, against a card that never ends
  * its 61xx chain. */
 #define APDU_MAX_RESPONSE (1024 * 1024)
@@ -55,6 +69,16 @@ typedef struct apdu_driver {
 	esim_err (*transmit)(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu);
 	/* Disconnect and free ctx (NULL is allowed). */
 	void (*close)(void *ctx);
+	/* Optional: the card's ATR into atr (emptied first, owned by the
+	 * caller). NULL or an error: unknown (short APDUs are used). */
+	esim_err (*atr)(void *ctx, esim_buf *atr);
+	/* Longest command APDU the driver can carry; up to
+	 * APDU_SHORT_MAX_LEN (0 included): short APDUs only, even when the
+	 * card declares extended length. */
+	size_t max_apdu;
+	/* STORE DATA block when neither opts.mss nor extended length applies;
+	 * 0 = APDU_DEFAULT_MSS. */
+	size_t default_mss;
 } apdu_driver;
 
 /*
@@ -85,12 +109,28 @@ uint16_t apdu_sw(const uint8_t *rapdu, size_t len);
 /* True for SWs that end a command successfully: 9000 and 91xx. */
 bool apdu_sw_ok(uint16_t sw);
 
+/* What an ATR's historical bytes say about the card (ISO 7816-4 card
+ * capabilities, compact-TLV tag 7 with its third software function byte,
+ * in historical bytes of category 00 or 80). */
+struct apdu_card_caps {
+	bool present;	       /* the third software function byte was found */
+	bool extended_length;  /* b7: extended Lc and Le fields */
+	bool chaining;	       /* b8: command chaining */
+	unsigned max_channels; /* b3-b1 + 1: 1..8 logical channels */
+};
+/* Parse atr (TS, T0, interface bytes, historical bytes, TCK). A malformed
+ * ATR (shorter than T0 and the TDi bytes announce, a compact-TLV object
+ * running past the end) is ESIM_E_APDU_MALFORMED; an ATR without card
+ * capabilities is ESIM_OK with present = false. */
+esim_err apdu_atr_card_caps(const uint8_t *atr, size_t len, struct apdu_card_caps *out);
+
 /* ---- session -------------------------------------------------------------- */
 
 typedef struct apdu_session apdu_session;
 
 struct apdu_session_opts {
-	size_t mss;	    /* STORE DATA block size 1..255; 0 = APDU_DEFAULT_MSS */
+	size_t mss;	    /* short STORE DATA blocks of 1..255 bytes (never
+			       extended length); 0 = automatic (top of file) */
 	bool basic_channel; /* use channel 0 instead of MANAGE CHANNEL (for
 			       readers or modems without logical channels) */
 	FILE *trace;	    /* when set, every APDU is written there as hex */
@@ -111,6 +151,9 @@ void apdu_session_close(apdu_session *s);
 uint8_t apdu_session_channel(const apdu_session *s);
 /* The SW that ended the last exchange (0 before any). */
 uint16_t apdu_session_last_sw(const apdu_session *s);
+/* The STORE DATA block size in use: the short block (1..255), or the
+ * extended one (> 255) when *extended. extended may be NULL. */
+size_t apdu_session_block(const apdu_session *s, bool *extended);
 
 /*
  * Send one raw command APDU as it is and follow 61xx (GET RESPONSE) and
@@ -123,11 +166,13 @@ esim_err apdu_session_transmit(apdu_session *s, const uint8_t *capdu, size_t len
 
 /*
  * One ES10 command (a whole BER-TLV, e.g. BF2E00) to the ISD-R: STORE DATA
- * blocks of at most mss bytes, P1 0x11 / 0x91 (last), P2 = block number,
- * then the response collected through GET RESPONSE. resp is emptied first
- * and receives the response TLV (may be empty, e.g. for BPP segments).
- * ESIM_E_APDU_SW when a block ends with another SW than 9000/91xx (then see
- * apdu_session_last_sw()).
+ * blocks (their size: top of this file), P1 0x11 / 0x91 (last), P2 =
+ * block number, then the response, collected through GET RESPONSE where
+ * the card asks for it (61xx). resp is emptied first and receives the
+ * response TLV (may be empty, e.g. for BPP segments). A block refused with
+ * 6700 is retried in smaller blocks from the first block (a card acts on a
+ * command only at its last block). ESIM_E_APDU_SW when a block ends with
+ * another SW than 9000/91xx (then see apdu_session_last_sw()).
  */
 esim_err apdu_es10_transmit(apdu_session *s, const uint8_t *cmd, size_t len, esim_buf *resp);
 

@@ -4,6 +4,9 @@
  * is picked by index or by a substring of its name; the card is opened
  * shared, T=0 or T=1 as its ATR offers, and left as it is on close so that
  * other programs (a modem's NAA on the basic channel) are not disturbed.
+ * Short APDUs only (whether a reader carries extended ones varies, and a
+ * T=0 reader cannot), in 255-byte STORE DATA blocks by default; responses
+ * over 256 bytes come through 61xx / GET RESPONSE (session.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +126,21 @@ static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_
 	return ESIM_OK;
 }
 
+static esim_err pcsc_atr(void *ctx, esim_buf *atr)
+{
+	struct pcsc_ctx *c = ctx;
+	atr->len = 0;
+	esim_err err = esim_buf_reserve(atr, MAX_ATR_SIZE);
+	if (err != ESIM_OK)
+		return err;
+	DWORD state = 0, proto = 0, rlen = 0, alen = MAX_ATR_SIZE;
+	LONG rv = SCardStatus(c->card, NULL, &rlen, &state, &proto, atr->data, &alen);
+	if (rv != SCARD_S_SUCCESS)
+		return map_pcsc(rv);
+	atr->len = alen;
+	return ESIM_OK;
+}
+
 static void pcsc_close(void *ctx)
 {
 	struct pcsc_ctx *c = ctx;
@@ -139,4 +157,7 @@ const apdu_driver apdu_driver_pcsc = {
     .open = pcsc_open,
     .transmit = pcsc_transmit,
     .close = pcsc_close,
+    .atr = pcsc_atr,
+    .max_apdu = 0, /* short APDUs */
+    .default_mss = APDU_MAX_MSS,
 };

@@ -3,6 +3,12 @@
  * the ISD-R selected on it, and ES10 commands carried by GlobalPlatform
  * STORE DATA. Every exchange follows 61xx with GET RESPONSE and 6Cxx with a
  * resend, so the same code works on T=0 cards, T=1 cards and esim-euicc.
+ *
+ * Fewest APDUs: a card whose ATR declares extended Lc/Le, on a driver that
+ * carries extended APDUs, gets each ES10 command in one STORE DATA with
+ * Le 0000 (its answer comes back whole, no GET RESPONSE); other cards get
+ * the largest short blocks the driver allows (255 unless it says less),
+ * and smaller ones when they answer 6700 (include/esim/apdu.h).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +20,13 @@ struct apdu_session {
 	void *ctx;
 	uint8_t ch;
 	bool channel_opened;
-	size_t mss;
+	size_t mss;	  /* short STORE DATA block */
+	size_t ext_block; /* > 0: extended STORE DATA blocks of this size */
 	FILE *trace;
 	uint16_t last_sw;
 	esim_buf rx;  /* the last response APDU */
 	esim_buf cmd; /* the command being sent (Le may be rewritten) */
+	esim_buf blk; /* the STORE DATA block being built */
 };
 
 static void trace_hex(FILE *f, const char *dir, const uint8_t *p, size_t n)
@@ -112,10 +120,15 @@ esim_err apdu_session_transmit(apdu_session *s, const uint8_t *capdu, size_t len
 				*sw = w;
 			return ESIM_OK;
 		}
-		/* ISO GET RESPONSE is interindustry (CLA 00 + channel) */
-		uint8_t gr[5] = {apdu_cla(0x00, ch), 0xC0, 0x00, 0x00, (uint8_t)w};
+		/* ISO GET RESPONSE is interindustry (CLA 00 + channel); after
+		 * an extended command, with extended Le 0000 (all that is left,
+		 * up to 65536 bytes) */
+		bool ext = s->cmd.len >= 7 && s->cmd.data[4] == 0x00;
+		uint8_t gr[7] = {apdu_cla(0x00, ch), 0xC0, 0x00, 0x00, (uint8_t)w, 0x00, 0x00};
+		if (ext)
+			gr[4] = 0x00;
 		s->cmd.len = 0;
-		if ((err = esim_buf_append(&s->cmd, gr, sizeof gr)) != ESIM_OK)
+		if ((err = esim_buf_append(&s->cmd, gr, ext ? 7 : 5)) != ESIM_OK)
 			return err;
 		resent = false;
 		if (n == 0 && ++stalls > 4)
@@ -123,33 +136,98 @@ esim_err apdu_session_transmit(apdu_session *s, const uint8_t *capdu, size_t len
 	}
 }
 
+/* One STORE DATA block into s->blk: short (Lc, no Le) or extended (00 Lc Lc,
+ * and Le 0000 on the last block so that the answer comes back whole). */
+static esim_err build_block(apdu_session *s, bool ext, bool last, unsigned block, const uint8_t *p,
+			    size_t n)
+{
+	uint8_t hdr[7] = {apdu_cla(0x80, s->ch), 0xE2, last ? 0x91 : 0x11, (uint8_t)block};
+	size_t hl = 5;
+	if (ext) {
+		hdr[4] = 0x00;
+		hdr[5] = (uint8_t)(n >> 8);
+		hdr[6] = (uint8_t)n;
+		hl = 7;
+	} else {
+		hdr[4] = (uint8_t)n;
+	}
+	static const uint8_t le_ext[2] = {0x00, 0x00};
+	s->blk.len = 0;
+	esim_err err = esim_buf_append(&s->blk, hdr, hl);
+	if (err == ESIM_OK)
+		err = esim_buf_append(&s->blk, p, n);
+	if (err == ESIM_OK && ext && last)
+		err = esim_buf_append(&s->blk, le_ext, sizeof le_ext);
+	return err;
+}
+
+/* Send cmd as STORE DATA blocks of the session's size. On an error SW,
+ * *refused is the data length of the block the card refused. */
+static esim_err send_blocks(apdu_session *s, const uint8_t *cmd, size_t len, esim_buf *resp,
+			    esim_buf *scratch, size_t *refused)
+{
+	bool ext = s->ext_block > 0;
+	size_t bs = ext ? s->ext_block : s->mss;
+	size_t off = 0;
+	unsigned block = 0;
+	*refused = 0;
+	while (off < len) {
+		size_t n = len - off < bs ? len - off : bs;
+		bool last = off + n == len;
+		esim_err err = build_block(s, ext, last, block, cmd + off, n);
+		uint16_t sw = 0;
+		if (err == ESIM_OK)
+			err = apdu_session_transmit(s, s->blk.data, s->blk.len,
+						    last ? resp : scratch, &sw);
+		if (err == ESIM_OK && !apdu_sw_ok(sw)) {
+			*refused = n;
+			err = ESIM_E_APDU_SW;
+		}
+		if (err != ESIM_OK)
+			return err;
+		off += n;
+		block++;
+	}
+	return ESIM_OK;
+}
+
+/* After 6700 to a block of `refused` bytes: smaller blocks, if that makes
+ * the refused block smaller. Extended -> the short default; then 120,
+ * then halves, never below APDU_MIN_MSS. */
+static bool shrink_blocks(apdu_session *s, size_t refused)
+{
+	size_t old = s->ext_block ? s->ext_block : s->mss;
+	if (s->ext_block > 0) {
+		s->ext_block = 0;
+	} else {
+		size_t next = refused > APDU_DEFAULT_MSS ? APDU_DEFAULT_MSS : refused / 2;
+		if (next < APDU_MIN_MSS || next >= refused)
+			return false;
+		s->mss = next;
+	}
+	if (s->trace != NULL)
+		fprintf(s->trace,
+			"apdu -- the card refused a %zu-byte block (6700): blocks of %zu bytes "
+			"from now on, was %zu\n",
+			refused, s->mss, old);
+	return true;
+}
+
 esim_err apdu_es10_transmit(apdu_session *s, const uint8_t *cmd, size_t len, esim_buf *resp)
 {
 	if (s == NULL || cmd == NULL || resp == NULL || len == 0)
 		return ESIM_E_ARG;
-	uint8_t apdu[5 + APDU_MAX_MSS];
-	size_t off = 0;
-	unsigned block = 0;
-	esim_err err = ESIM_OK;
 	esim_buf scratch = ESIM_BUF_INIT;
-	resp->len = 0;
-	while (off < len) {
-		size_t n = len - off < s->mss ? len - off : s->mss;
-		bool last = off + n == len;
-		apdu[0] = apdu_cla(0x80, s->ch);
-		apdu[1] = 0xE2;
-		apdu[2] = last ? 0x91 : 0x11;
-		apdu[3] = (uint8_t)block;
-		apdu[4] = (uint8_t)n;
-		memcpy(apdu + 5, cmd + off, n);
-		uint16_t sw = 0;
-		err = apdu_session_transmit(s, apdu, 5 + n, last ? resp : &scratch, &sw);
-		if (err == ESIM_OK && !apdu_sw_ok(sw))
-			err = ESIM_E_APDU_SW;
-		if (err != ESIM_OK)
-			break;
-		off += n;
-		block++;
+	esim_err err;
+	/* bounded: every retry makes the blocks strictly smaller */
+	for (;;) {
+		size_t refused = 0;
+		resp->len = 0;
+		err = send_blocks(s, cmd, len, resp, &scratch, &refused);
+		if (err == ESIM_E_APDU_SW && s->last_sw == 0x6700 && refused > 0 &&
+		    shrink_blocks(s, refused))
+			continue;
+		break;
 	}
 	esim_buf_free(&scratch);
 	if (err != ESIM_OK)
@@ -200,6 +278,31 @@ static void close_channel(apdu_session *s)
 	s->channel_opened = false;
 }
 
+/* Extended STORE DATA when the card's ATR declares extended Lc/Le and the
+ * driver carries extended APDUs: a block is then as long as the driver's
+ * longest APDU allows (header 7, Le 2). An unreadable or malformed ATR
+ * means short APDUs. */
+static void choose_extended(apdu_session *s)
+{
+	if (s->drv->atr == NULL || s->drv->max_apdu <= APDU_SHORT_MAX_LEN)
+		return;
+	esim_buf atr = ESIM_BUF_INIT;
+	struct apdu_card_caps caps;
+	esim_err err = s->drv->atr(s->ctx, &atr);
+	if (err == ESIM_OK)
+		err = apdu_atr_card_caps(atr.data, atr.len, &caps);
+	if (s->trace != NULL && err == ESIM_OK)
+		trace_hex(s->trace, "apdu ATR ", atr.data, atr.len);
+	if (err == ESIM_OK && caps.present && caps.extended_length) {
+		size_t max = s->drv->max_apdu > APDU_MAX_LEN ? APDU_MAX_LEN : s->drv->max_apdu;
+		s->ext_block = max - 9 > 65535 ? 65535 : max - 9;
+	}
+	if (s->trace != NULL)
+		fprintf(s->trace, "apdu -- STORE DATA blocks: %s\n",
+			s->ext_block ? "extended length (the card declares it)" : "short");
+	esim_buf_free(&atr);
+}
+
 esim_err apdu_session_open(const char *driver, const char *spec,
 			   const struct apdu_session_opts *opts, apdu_session **out)
 {
@@ -208,7 +311,8 @@ esim_err apdu_session_open(const char *driver, const char *spec,
 	const apdu_driver *drv = apdu_driver_find(driver);
 	if (drv == NULL)
 		return ESIM_E_APDU_DRIVER;
-	size_t mss = opts && opts->mss ? opts->mss : APDU_DEFAULT_MSS;
+	bool fixed = opts != NULL && opts->mss != 0;
+	size_t mss = fixed ? opts->mss : drv->default_mss ? drv->default_mss : APDU_DEFAULT_MSS;
 	if (mss > APDU_MAX_MSS)
 		return ESIM_E_ARG;
 	apdu_session *s = calloc(1, sizeof *s);
@@ -222,6 +326,8 @@ esim_err apdu_session_open(const char *driver, const char *spec,
 		free(s);
 		return err;
 	}
+	if (!fixed)
+		choose_extended(s);
 	if (opts == NULL || !opts->basic_channel)
 		err = open_channel(s);
 	if (err == ESIM_OK)
@@ -242,6 +348,7 @@ void apdu_session_close(apdu_session *s)
 	s->drv->close(s->ctx);
 	esim_buf_free(&s->rx);
 	esim_buf_free(&s->cmd);
+	esim_buf_free(&s->blk);
 	free(s);
 }
 
@@ -253,4 +360,11 @@ uint8_t apdu_session_channel(const apdu_session *s)
 uint16_t apdu_session_last_sw(const apdu_session *s)
 {
 	return s->last_sw;
+}
+
+size_t apdu_session_block(const apdu_session *s, bool *extended)
+{
+	if (extended != NULL)
+		*extended = s->ext_block > 0;
+	return s->ext_block > 0 ? s->ext_block : s->mss;
 }

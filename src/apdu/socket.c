@@ -3,7 +3,9 @@
  * over a unix or TCP stream socket with the 2-byte length framing of
  * docs/euicc-socket.md. One frame out (the command APDU), one frame back
  * (the response APDU); the card's answer is awaited with a timeout so that
- * a hung card cannot hang the LPA.
+ * a hung card cannot hang the LPA. The ATR is asked for with the 1-byte
+ * control frame 04; the socket carries extended APDUs (a frame holds
+ * 65535 bytes), so a card that declares extended Lc/Le gets them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,21 @@ static esim_err socket_transmit(void *ctx, const uint8_t *capdu, size_t len, esi
 	return rapdu->len >= 2 ? ESIM_OK : ESIM_E_APDU_MALFORMED;
 }
 
+static esim_err socket_atr(void *ctx, esim_buf *atr)
+{
+	struct socket_ctx *c = ctx;
+	static const uint8_t req = 0x04; /* ATR request (docs/euicc-socket.md) */
+	atr->len = 0;
+	esim_err err = apdu_frame_write(c->fd, &req, 1);
+	if (err == ESIM_OK)
+		err = apdu_frame_read(c->fd, atr, c->timeout_ms, c->timeout_ms, -1, NULL);
+	if (err == ESIM_E_APDU_FRAME)
+		return ESIM_E_APDU_CLOSED;
+	if (err == ESIM_OK && atr->len < 2)
+		err = ESIM_E_APDU_MALFORMED;
+	return err;
+}
+
 static void socket_close(void *ctx)
 {
 	struct socket_ctx *c = ctx;
@@ -82,4 +99,7 @@ const apdu_driver apdu_driver_socket = {
     .open = socket_open,
     .transmit = socket_transmit,
     .close = socket_close,
+    .atr = socket_atr,
+    .max_apdu = APDU_FRAME_MAX,
+    .default_mss = APDU_MAX_MSS,
 };

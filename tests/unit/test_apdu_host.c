@@ -4,7 +4,10 @@
  * temp dir), plus the card's vpcd client loop against a fake vpcd.
  * Covers STORE DATA segmentation of a 5 KB command, a 3 KB response
  * through GET RESPONSE, SW mapping, the framing's control messages,
- * malformed frames, timeouts and reconnects.
+ * malformed frames, timeouts and reconnects; the block size chosen from
+ * the ATR (one extended STORE DATA per command, or 255-byte short blocks),
+ * the fallback to smaller blocks when the card answers 6700, and the ATR's
+ * logical channels against those the card serves.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -57,29 +60,41 @@ struct server {
 	euicc_apdu_front *front;
 	struct handler_ctx h;
 	esim_err result;
+	bool short_apdus;
 };
 
 static void *server_main(void *arg)
 {
 	struct server *s = arg;
-	struct euicc_serve_opts o = {.stop_fd = s->stop[0], .frame_timeout_ms = 500};
+	struct euicc_serve_opts o = {
+	    .stop_fd = s->stop[0], .frame_timeout_ms = 500, .short_apdus = s->short_apdus};
 	s->result = euicc_serve_listener(s->listen_fd, s->front, &o);
 	return NULL;
 }
 
-static struct server *server_start(bool force_gr)
+/* A server; max_block: the card's longest STORE DATA block (0: any);
+ * short_apdus: its ATR does not declare extended length. */
+static struct server *server_start_cfg(bool force_gr, size_t max_block, bool short_apdus)
 {
 	struct server *s = calloc(1, sizeof *s);
 	assert_non_null(s);
 	s->dir = test_mkdtemp();
+	s->short_apdus = short_apdus;
 	snprintf(s->spec, sizeof s->spec, "unix:%s/euicc.sock", s->dir);
-	struct euicc_apdu_front_cfg cfg = {
-	    .es10 = handler, .es10_ctx = &s->h, .force_get_response = force_gr};
+	struct euicc_apdu_front_cfg cfg = {.es10 = handler,
+					   .es10_ctx = &s->h,
+					   .force_get_response = force_gr,
+					   .max_block = max_block};
 	assert_esim(ESIM_OK, euicc_apdu_front_new(&cfg, &s->front));
 	assert_esim(ESIM_OK, euicc_socket_listen(s->spec, &s->listen_fd));
 	assert_int_equal(pipe(s->stop), 0);
 	assert_int_equal(pthread_create(&s->thread, NULL, server_main, s), 0);
 	return s;
+}
+
+static struct server *server_start(bool force_gr)
+{
+	return server_start_cfg(force_gr, 0, false);
 }
 
 static void server_stop(struct server *s)
@@ -124,10 +139,15 @@ static void test_big_command_round_trip(void **state)
 	size_t trace_len = 0;
 	FILE *tf = open_memstream(&trace, &trace_len);
 	assert_non_null(tf);
-	struct apdu_session_opts o = {.trace = tf};
+	struct apdu_session_opts o = {.trace = tf, .mss = 120};
 	apdu_session *ses = NULL;
 	assert_esim(ESIM_OK, apdu_session_open("socket", s->spec, &o, &ses));
 	assert_int_equal(apdu_session_channel(ses), 1);
+	/* an explicit mss: short blocks of it, even though the card
+	 * declares extended length */
+	bool ext = true;
+	assert_int_equal(apdu_session_block(ses, &ext), 120);
+	assert_false(ext);
 
 	uint8_t *cmd = malloc(5000);
 	assert_non_null(cmd);
@@ -155,6 +175,241 @@ static void test_big_command_round_trip(void **state)
 	free(trace);
 	free(cmd);
 	esim_buf_free(&resp);
+}
+
+/* A 5000-byte command, its trace in *trace. */
+static void round_trip_5000(struct server *s, const struct apdu_session_opts *opts, char **trace,
+			    size_t *block, bool *ext)
+{
+	size_t trace_len = 0;
+	FILE *tf = open_memstream(trace, &trace_len);
+	assert_non_null(tf);
+	struct apdu_session_opts o = *opts;
+	o.trace = tf;
+	apdu_session *ses = NULL;
+	assert_esim(ESIM_OK, apdu_session_open("socket", s->spec, &o, &ses));
+	uint8_t *cmd = malloc(5000);
+	assert_non_null(cmd);
+	for (size_t i = 0; i < 5000; i++)
+		cmd[i] = (uint8_t)(i * 7 + 1);
+	esim_buf resp = ESIM_BUF_INIT;
+	int calls = s->h.calls;
+	assert_esim(ESIM_OK, apdu_es10_transmit(ses, cmd, 5000, &resp));
+	assert_int_equal(s->h.calls, calls + 1); /* the card acted once */
+	assert_int_equal(s->h.last_len, 5000);
+	assert_int_equal(resp.len, 5000);
+	assert_memory_equal(resp.data, cmd, 5000);
+	/* the 3000-byte answer of EE.. */
+	cmd[0] = 0xEE;
+	assert_esim(ESIM_OK, apdu_es10_transmit(ses, cmd, 300, &resp));
+	assert_int_equal(resp.len, 3000);
+	for (size_t i = 0; i < 3000; i++)
+		assert_int_equal(resp.data[i], (uint8_t)(i * 3));
+	*block = apdu_session_block(ses, ext);
+	apdu_session_close(ses);
+	fclose(tf);
+	free(cmd);
+	esim_buf_free(&resp);
+}
+
+/* The card's ATR declares extended Lc/Le: each ES10 command is one STORE
+ * DATA (00 13 88 = 5000 bytes, Le 0000) and each answer comes back whole,
+ * with no GET RESPONSE. */
+static void test_extended_from_atr(void **state)
+{
+	struct server *s = *state;
+	char *trace = NULL;
+	struct apdu_session_opts o = {0};
+	size_t block = 0;
+	bool ext = false;
+	round_trip_5000(s, &o, &trace, &block, &ext);
+	assert_true(ext);
+	assert_true(block >= 5000);
+	assert_int_equal(count_lines(trace, "apdu >> 81E2"), 2);
+	assert_int_equal(count_lines(trace, "apdu >> 81E2910000138801080F"), 1);
+	assert_int_equal(count_lines(trace, "apdu >> 81E2910000012CEE08"), 1);
+	assert_int_equal(count_lines(trace, "apdu >> 01C0"), 0);
+	assert_int_equal(count_lines(trace, "apdu >> "), 5); /* + channel, select, close */
+	free(trace);
+}
+
+/* A card whose ATR does not declare it: 255-byte short blocks (5000 =
+ * 19 x 255 + 155), answers over 256 bytes through GET RESPONSE. */
+static void test_short_blocks_without_extended(void **state)
+{
+	(void)state;
+	struct server *s = server_start_cfg(false, 0, true);
+	char *trace = NULL;
+	struct apdu_session_opts o = {0};
+	size_t block = 0;
+	bool ext = true;
+	round_trip_5000(s, &o, &trace, &block, &ext);
+	assert_false(ext);
+	assert_int_equal(block, 255);
+	assert_int_equal(count_lines(trace, "apdu >> 81E211"), 19 + 1);
+	assert_int_equal(count_lines(trace, "apdu >> 81E29113"), 1);
+	assert_int_equal(count_lines(trace, "apdu >> 81E29101"), 1); /* EE.. */
+	/* 5000 = 19 x 256 + 136 and 3000 = 11 x 256 + 184 */
+	assert_int_equal(count_lines(trace, "apdu >> 01C0000000"), 19 + 11);
+	assert_int_equal(count_lines(trace, "apdu >> 01C0000088"), 1);
+	assert_int_equal(count_lines(trace, "apdu >> 01C00000B8"), 1);
+	free(trace);
+	server_stop(s);
+}
+
+/* A card that takes at most 200 bytes a block and says so with 6700 (its
+ * ATR still declares extended length): extended, then 255, then 120; the
+ * command reaches the card whole and once, later commands go in 120-byte
+ * blocks at once. */
+static void test_fallback_on_wrong_length(void **state)
+{
+	(void)state;
+	struct server *s = server_start_cfg(false, 200, false);
+	char *trace = NULL;
+	struct apdu_session_opts o = {0};
+	size_t block = 0;
+	bool ext = true;
+	round_trip_5000(s, &o, &trace, &block, &ext);
+	assert_false(ext);
+	assert_int_equal(block, 120);
+	assert_int_equal(count_lines(trace, "apdu -- the card refused"), 2);
+	assert_int_equal(count_lines(trace, "apdu << 6700"), 2);
+	/* the EE.. command: 300 = 2 x 120 + 60, no refusal */
+	assert_int_equal(count_lines(trace, "apdu >> 81E29102"), 1);
+	free(trace);
+	server_stop(s);
+
+	/* a card that takes 10 bytes: the ladder stops at 16 */
+	s = server_start_cfg(false, 10, true);
+	apdu_session *ses = NULL;
+	assert_esim(ESIM_OK, apdu_session_open("socket", s->spec, NULL, &ses));
+	uint8_t cmd[100];
+	memset(cmd, 0x22, sizeof cmd);
+	esim_buf resp = ESIM_BUF_INIT;
+	assert_esim(ESIM_E_APDU_SW, apdu_es10_transmit(ses, cmd, sizeof cmd, &resp));
+	assert_int_equal(apdu_session_last_sw(ses), 0x6700);
+	assert_int_equal(resp.len, 0);
+	assert_int_equal(s->h.calls, 0);
+	assert_int_equal(apdu_session_block(ses, NULL), 25); /* 100 -> 50 -> 25 */
+	apdu_session_close(ses);
+	esim_buf_free(&resp);
+	server_stop(s);
+}
+
+/* Open MANAGE CHANNELs on a basic-channel session until the card refuses:
+ * how many logical channels it serves (channel 0 included). */
+static unsigned served_channels(apdu_session *ses)
+{
+	const uint8_t open[] = {0x00, 0x70, 0x00, 0x00, 0x01};
+	esim_buf resp = ESIM_BUF_INIT;
+	unsigned n = 1;
+	for (;;) {
+		uint16_t sw = 0;
+		assert_esim(ESIM_OK, apdu_session_transmit(ses, open, sizeof open, &resp, &sw));
+		if (sw != 0x9000) {
+			assert_int_equal(sw, 0x6A81);
+			break;
+		}
+		assert_int_equal(resp.len, 1);
+		assert_int_equal(resp.data[0], n);
+		n++;
+		assert_true(n <= 20);
+	}
+	esim_buf_free(&resp);
+	return n;
+}
+
+/* The ATR tells the truth: the logical channels its card capabilities
+ * advertise are exactly those the card serves, on both ATRs. */
+static void test_atr_channels_served(void **state)
+{
+	(void)state;
+	for (int short_atr = 0; short_atr < 2; short_atr++) {
+		struct server *s = server_start_cfg(false, 0, short_atr);
+		int fd;
+		esim_buf atr = ESIM_BUF_INIT;
+		assert_esim(ESIM_OK, apdu_sock_connect(s->spec, &fd));
+		const uint8_t req = EUICC_CTRL_ATR;
+		assert_esim(ESIM_OK, apdu_frame_write(fd, &req, 1));
+		assert_esim(ESIM_OK, apdu_frame_read(fd, &atr, 2000, 2000, -1, NULL));
+		close(fd);
+		struct apdu_card_caps caps;
+		assert_esim(ESIM_OK, apdu_atr_card_caps(atr.data, atr.len, &caps));
+		assert_true(caps.present);
+		assert_int_equal(caps.extended_length, !short_atr);
+		assert_false(caps.chaining); /* the front answers 6884 */
+		struct apdu_session_opts o = {.basic_channel = true};
+		apdu_session *ses = NULL;
+		assert_esim(ESIM_OK, apdu_session_open("socket", s->spec, &o, &ses));
+		assert_int_equal(served_channels(ses), caps.max_channels);
+		/* and a channel past them cannot be opened by number either */
+		uint8_t open_n[] = {0x00, 0x70, 0x00, (uint8_t)caps.max_channels};
+		esim_buf resp = ESIM_BUF_INIT;
+		uint16_t sw = 0;
+		assert_esim(ESIM_OK, apdu_session_transmit(ses, open_n, 4, &resp, &sw));
+		assert_int_equal(sw, 0x6881);
+		apdu_session_close(ses);
+		esim_buf_free(&resp);
+		esim_buf_free(&atr);
+		server_stop(s);
+	}
+}
+
+/* The ATR parser against ATRs of real cards and broken ones. */
+static void test_atr_card_caps(void **state)
+{
+	(void)state;
+	struct apdu_card_caps c;
+	size_t n;
+	/* sysmoUSIM-GR1: 73 FE 21 13 -> by the card, 4 channels */
+	uint8_t *a = test_unhex("3B9F95801FC78031E073FE21135712291102010000C2", &n);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(a, n, &c));
+	assert_true(c.present);
+	assert_false(c.extended_length);
+	assert_int_equal(c.max_channels, 4);
+	free(a);
+	/* a token: 73 C8 21 10 -> 1 channel */
+	a = test_unhex("3BD518008131FE7D8073C82110F4", &n);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(a, n, &c));
+	assert_true(c.present);
+	assert_int_equal(c.max_channels, 1);
+	free(a);
+	/* category 00: TLVs then a 3-byte status; C0 = chaining + extended */
+	a = test_unhex("3B880000730000C0009000", &n);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(a, n, &c));
+	assert_true(c.present && c.extended_length && c.chaining);
+	free(a);
+	/* no historical bytes, or proprietary ones: nothing declared */
+	a = test_unhex("3B00", &n);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(a, n, &c));
+	assert_false(c.present);
+	free(a);
+	a = test_unhex("3B024142", &n);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(a, n, &c));
+	assert_false(c.present);
+	free(a);
+	/* broken: 15 historical bytes announced, 2 there; a TD1 past the end;
+	 * a TLV longer than the bytes left; not an ATR */
+	a = test_unhex("3B0F8031", &n);
+	assert_esim(ESIM_E_APDU_MALFORMED, apdu_atr_card_caps(a, n, &c));
+	free(a);
+	a = test_unhex("3B80", &n);
+	assert_esim(ESIM_E_APDU_MALFORMED, apdu_atr_card_caps(a, n, &c));
+	free(a);
+	a = test_unhex("3B03807301", &n);
+	assert_esim(ESIM_E_APDU_MALFORMED, apdu_atr_card_caps(a, n, &c));
+	free(a);
+	a = test_unhex("00", &n);
+	assert_esim(ESIM_E_APDU_MALFORMED, apdu_atr_card_caps(a, n, &c));
+	free(a);
+	assert_esim(ESIM_E_APDU_MALFORMED, apdu_atr_card_caps(euicc_atr, 1, &c));
+	/* ours */
+	assert_esim(ESIM_OK, apdu_atr_card_caps(euicc_atr, EUICC_ATR_LEN, &c));
+	assert_true(c.present && c.extended_length);
+	assert_int_equal(c.max_channels, EUICC_APDU_CHANNELS);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(euicc_atr_short, EUICC_ATR_LEN, &c));
+	assert_true(c.present && !c.extended_length);
+	assert_int_equal(c.max_channels, EUICC_APDU_CHANNELS);
 }
 
 static void test_big_response_mss255(void **state)
@@ -369,6 +624,7 @@ struct vpcd_card {
 	euicc_apdu_front *front;
 	struct handler_ctx h;
 	esim_err result;
+	bool short_apdus;
 };
 
 static void *vpcd_main(void *arg)
@@ -446,6 +702,11 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_big_command_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_big_response_mss255, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_extended_from_atr, setup, teardown),
+	    cmocka_unit_test(test_short_blocks_without_extended),
+	    cmocka_unit_test(test_fallback_on_wrong_length),
+	    cmocka_unit_test(test_atr_channels_served),
+	    cmocka_unit_test(test_atr_card_caps),
 	    cmocka_unit_test_setup_teardown(test_sw_error_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sessions_in_turn, setup, teardown),
 	    cmocka_unit_test(test_t0_style_card),
