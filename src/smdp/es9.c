@@ -167,9 +167,10 @@ static esim_err end_session(store *s, const char *txid_hex)
 	return store_transaction_opts(s, ES9_TX, delete_session_tx, (void *)(uintptr_t)txid_hex, 0);
 }
 
-/* Load a live session; *found false when unknown or expired (then deleted). */
-static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct session *out,
-			     bool *found)
+/* Load a live session; *found false when unknown or expired (then deleted:
+ * in the open transaction when in_tx, else in one of its own). */
+static esim_err load_session_in(smdp *d, store *s, const char *txid_hex, struct session *out,
+				bool *found, bool in_tx)
 {
 	memset(out, 0, sizeof *out);
 	*found = false;
@@ -223,10 +224,16 @@ static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct ses
 		return ESIM_E_STORE_CORRUPT;
 	if (expired) {
 		session_clear(out);
-		return end_session(s, hex);
+		return in_tx ? delete_session(s, hex) : end_session(s, hex);
 	}
 	*found = true;
 	return ESIM_OK;
+}
+
+static esim_err load_session(smdp *d, store *s, const char *txid_hex, struct session *out,
+			     bool *found)
+{
+	return load_session_in(d, s, txid_hex, out, found, false);
 }
 
 /* Sessions not yet authenticated and not expired. */
@@ -1713,6 +1720,56 @@ static esim_err pir_tx(store *s, void *arg)
 	return err;
 }
 
+/*
+ * A PIR in one transaction: the session read, the PIR's signature checked
+ * with the session's eUICC key, then pir_tx's writes. Under READ COMMITTED
+ * the read locks nothing, so the check holds no lock; it saves the separate
+ * (autocommit) read of the session, a transaction and a round trip per
+ * download. Re-run from the start after a conflict.
+ */
+struct pir_load {
+	struct notif_tx a;
+	const char *hex;
+	struct session ss;
+	char iccid[RSP_ICCID_TEXT_MAX];
+	bool verified;
+};
+
+static esim_err pir_load_tx(store *s, void *arg)
+{
+	struct pir_load *l = arg;
+	smdp *d = l->a.d;
+	session_clear(&l->ss);
+	l->verified = false;
+	l->a.duplicate = false;
+	bool found = false;
+	esim_err err = load_session_in(d, s, l->hex, &l->ss, &found, true);
+	if (err != ESIM_OK)
+		return err;
+	EVP_PKEY *c = NULL;
+	struct rsp_pir pir;
+	if (!found || strcmp(l->ss.state, ST_DOWNLOADED) != 0 ||
+	    euicc_pub_of(d, &l->ss, &c) != ESIM_OK ||
+	    rsp_pir_verify(l->a.data, l->a.len, c, d->oid, &pir) != ESIM_OK) {
+		EVP_PKEY_free(c);
+		return ESIM_OK; /* dropped: nothing written */
+	}
+	EVP_PKEY_free(c);
+	l->verified = true;
+	l->iccid[0] = '\0';
+	if (pir.meta.has_iccid)
+		rsp_iccid_from_bcd(pir.meta.iccid, RSP_ICCID_LEN, l->iccid);
+	l->a.eid = l->ss.eid;
+	l->a.seq = pir.meta.seq;
+	l->a.kind = "pir";
+	l->a.event = RSP_EVENT_INSTALL;
+	l->a.iccid = l->iccid;
+	l->a.ss = &l->ss;
+	l->a.pir_success = pir.success;
+	rsp_pir_free(&pir);
+	return pir_tx(s, &l->a);
+}
+
 static esim_err other_tx(store *s, void *arg)
 {
 	struct notif_tx *a = arg;
@@ -1798,37 +1855,22 @@ static esim_err handle_notification(struct es9 *x, store *s)
 		char hex[2 * RSP_TXID_MAX + 1];
 		rsp_txid_to_hex(&pir.txid, hex);
 		rsp_pir_free(&pir);
-		struct session ss;
-		bool found;
-		if ((err = load_session(d, s, hex, &ss, &found)) != ESIM_OK)
-			goto out;
-		EVP_PKEY *c = NULL;
-		if (!found || strcmp(ss.state, ST_DOWNLOADED) != 0 ||
-		    euicc_pub_of(d, &ss, &c) != ESIM_OK ||
-		    rsp_pir_verify(p, len, c, d->oid, &pir) != ESIM_OK) {
+		struct pir_load l;
+		memset(&l, 0, sizeof l);
+		l.a = a;
+		l.hex = hex;
+		err = store_transaction_opts(s, ES9_TX, pir_load_tx, &l, 0);
+		if (err == ESIM_OK && !l.verified) {
 			smdp_logf(d, "notification_dropped", "why=pir-unverified txid=%s", hex);
-			EVP_PKEY_free(c);
-			session_clear(&ss);
+			session_clear(&l.ss);
 			goto out;
 		}
-		EVP_PKEY_free(c);
-		char iccid[RSP_ICCID_TEXT_MAX] = "";
-		if (pir.meta.has_iccid)
-			rsp_iccid_from_bcd(pir.meta.iccid, RSP_ICCID_LEN, iccid);
-		a.eid = ss.eid;
-		a.seq = pir.meta.seq;
-		a.kind = "pir";
-		a.event = RSP_EVENT_INSTALL;
-		a.iccid = iccid;
-		a.ss = &ss;
-		a.pir_success = pir.success;
-		rsp_pir_free(&pir);
-		err = store_transaction_opts(s, ES9_TX, pir_tx, &a, 0);
-		if (err == ESIM_OK && a.pir_success && !a.duplicate)
+		if (err == ESIM_OK && l.a.pir_success && !l.a.duplicate)
 			atomic_fetch_add(&d->installs, 1);
-		smdp_logf(d, "pir", "txid=%s eid=%s iccid=%s success=%d duplicate=%d", hex, ss.eid,
-			  iccid, a.pir_success, a.duplicate);
-		session_clear(&ss);
+		if (err == ESIM_OK)
+			smdp_logf(d, "pir", "txid=%s eid=%s iccid=%s success=%d duplicate=%d", hex,
+				  l.ss.eid, l.iccid, l.a.pir_success, l.a.duplicate);
+		session_clear(&l.ss);
 	} else {
 		struct rsp_notif_metadata meta;
 		char eid[RSP_EID_DIGITS + 1];
