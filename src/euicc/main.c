@@ -69,6 +69,7 @@ struct transport {
 	uint16_t vpcd_port;
 	pthread_t thread;
 	bool started;
+	bool short_apdus; /* --max-block under 256: no extended length in the ATR */
 	esim_err result;
 };
 
@@ -77,7 +78,7 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: esim-euicc --db PATH IDENTITY [--listen SPEC]... [--vpcd HOST:PORT]\n"
 		"                  [--trace] [--capacity BYTES] [--max-notifications N]\n"
-		"                  [--root-ds ADDRESS] [--stats FILE]\n"
+		"                  [--root-ds ADDRESS] [--stats FILE] [--max-block N]\n"
 		"       esim-euicc info --db PATH IDENTITY\n"
 		"IDENTITY is either\n"
 		"  --pki DIR     a PKI from 'esim-pki init': DIR/nist and/or DIR/brp with\n"
@@ -89,7 +90,9 @@ static void usage(FILE *out)
 		"SPEC: unix:PATH, tcp:HOST:PORT or HOST:PORT. --vpcd connects to vpcd\n"
 		"(default port %d). --trace prints every APDU and ES10 function to stderr.\n"
 		"--stats FILE appends a line 'stats SEQ commands N command_bytes N\n"
-		"response_bytes N' (totals since start) at start, on SIGUSR1 and at exit.\n",
+		"response_bytes N' (totals since start) at start, on SIGUSR1 and at exit.\n"
+		"--max-block N (tests of LPAs): STORE DATA blocks over N bytes are answered\n"
+		"6700 (wrong length); under 256, the ATR declares no extended length.\n",
 		EUICC_VPCD_DEFAULT_PORT);
 }
 
@@ -186,7 +189,8 @@ static void card_reset(void *ctx)
 static void *serve_thread(void *arg)
 {
 	struct transport *t = arg;
-	struct euicc_serve_opts o = {.stop_fd = stop_pipe[0], .log = stderr};
+	struct euicc_serve_opts o = {
+	    .stop_fd = stop_pipe[0], .log = stderr, .short_apdus = t->short_apdus};
 	if (t->listen_fd >= 0)
 		t->result = euicc_serve_listener(t->listen_fd, t->front, &o);
 	else
@@ -207,6 +211,7 @@ struct opts {
 	size_t n_listen;
 	const char *vpcd;
 	const char *stats;
+	size_t max_block; /* --max-block; 0: any */
 	bool trace;
 	bool info;
 	char paths[EUICC_MAX_IDENTITIES * 4][4096];
@@ -306,6 +311,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			o->cfg.root_ds_address = v;
 		} else if (strcmp(a, "--stats") == 0 && o->stats == NULL) {
 			o->stats = v;
+		} else if (strcmp(a, "--max-block") == 0 && parse_u64(v, &n) == 0 && n > 0 &&
+			   n <= 65535) {
+			o->max_block = (size_t)n;
 		} else {
 			fprintf(stderr, "esim-euicc: bad or repeated option '%s'\n", a);
 			return -1;
@@ -439,6 +447,7 @@ int main(int argc, char **argv)
 		struct transport *t = &tr[n_tr];
 		t->card = &card;
 		t->listen_fd = -1;
+		t->short_apdus = o.max_block > 0 && o.max_block < 256;
 		t->spec = vpcd ? o.vpcd : o.listen[i];
 		if (vpcd) {
 			if (split_host_port(o.vpcd, t->vpcd_host, sizeof t->vpcd_host,
@@ -461,6 +470,7 @@ int main(int argc, char **argv)
 			     : o.trace		? trace_apdu
 						: NULL,
 		    .trace_ctx = t,
+		    .max_block = o.max_block,
 		};
 		n_tr++;
 		if ((err = euicc_apdu_front_new(&fc, &t->front)) != ESIM_OK) {
