@@ -1490,36 +1490,81 @@ static esim_err rebind_txid(EVP_PKEY *dppb_key, const uint8_t *old, size_t old_l
 	return err;
 }
 
+/*
+ * getBoundProfilePackage's first transaction: the session read, the
+ * PrepareDownloadResponse checked with the session's eUICC key (no row is
+ * locked yet under READ COMMITTED), then bpp_tx1's reads of the order. One
+ * transaction instead of an autocommit read of the session plus one.
+ * A response that fails the check ends the session in the same
+ * transaction. Re-run from the start after a conflict.
+ */
+struct bpp_load {
+	struct bpp_tx a;
+	const char *txhex;
+	const uint8_t *pdr;
+	size_t pdr_len;
+	struct session ss;
+	struct rsp_prepare_download_resp pd;
+	EVP_PKEY *euicc;
+	bool unknown; /* no such session, or not authenticated */
+	esim_err ve;  /* the check of the PrepareDownloadResponse */
+};
+
+static esim_err bpp_load_tx(store *s, void *arg)
+{
+	struct bpp_load *l = arg;
+	session_clear(&l->ss);
+	EVP_PKEY_free(l->euicc);
+	l->euicc = NULL;
+	l->unknown = false;
+	l->ve = ESIM_OK;
+	bool found = false;
+	esim_err err = load_session_in(l->a.d, s, l->txhex, &l->ss, &found, true);
+	if (err != ESIM_OK)
+		return err;
+	if (!found || strcmp(l->ss.state, ST_AUTHENTICATED) != 0) {
+		l->unknown = true;
+		return ESIM_OK;
+	}
+	if ((err = euicc_pub_of(l->a.d, &l->ss, &l->euicc)) != ESIM_OK)
+		return err;
+	l->ve = rsp_prepare_download_resp_verify(l->pdr, l->pdr_len, l->euicc, &l->ss.txid,
+						 l->ss.sig2, NULL, &l->pd);
+	if (l->ve != ESIM_OK)
+		return delete_session(s, l->ss.txid_hex);
+	l->a.ss = &l->ss;
+	l->a.pd = &l->pd;
+	return bpp_tx1(s, &l->a);
+}
+
 static esim_err get_bound_profile_package(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = opt_str(x->req, "transactionId");
 	uint8_t *pdr = NULL, *bpp = NULL;
 	size_t pdr_len = 0, bpp_len = 0;
-	EVP_PKEY *euicc = NULL;
 	if (!txhex) {
 		x->st = MISSING;
 		return ESIM_OK;
 	}
-	struct session ss;
-	bool found;
-	struct bpp_tx a;
-	memset(&a, 0, sizeof a);
-	esim_err err = load_session(d, s, txhex, &ss, &found);
-	if (err != ESIM_OK)
-		return err;
-	if (!found || strcmp(ss.state, ST_AUTHENTICATED) != 0) {
+	struct bpp_load l;
+	memset(&l, 0, sizeof l);
+	esim_err err = ESIM_OK;
+	if (!get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
+		goto out;
+	l.a.d = d;
+	l.a.now = smdp_now(d);
+	l.txhex = txhex;
+	l.pdr = pdr;
+	l.pdr_len = pdr_len;
+	if ((err = store_transaction_opts(s, ES9_TX, bpp_load_tx, &l, 0)) != ESIM_OK)
+		goto out;
+	if (l.unknown) {
 		x->st = UNKNOWN_TX;
 		goto out;
 	}
-	if (!get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
-		goto out;
-	if ((err = euicc_pub_of(d, &ss, &euicc)) != ESIM_OK)
-		goto out;
-	struct rsp_prepare_download_resp pd;
-	esim_err ve =
-	    rsp_prepare_download_resp_verify(pdr, pdr_len, euicc, &ss.txid, ss.sig2, NULL, &pd);
-	if (ve != ESIM_OK) {
+	esim_err ve = l.ve;
+	if (ve != ESIM_OK) { /* the session is already ended */
 		if (ve == ESIM_E_RSP_EUICC_ERROR)
 			x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused PrepareDownload");
 		else if (ve == ESIM_E_RSP_TXID_MISMATCH)
@@ -1528,54 +1573,51 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 			x->st = EUICC_SIG;
 		else
 			x->st = BADFIELD;
-		err = end_session(s, ss.txid_hex);
 		goto out;
 	}
-	a.d = d;
-	a.ss = &ss;
-	a.pd = &pd;
-	a.now = smdp_now(d);
-	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx1, &a, 0)) != ESIM_OK)
-		goto out;
-	if (a.st.subject) {
-		x->st = a.st;
-		err = end_session(s, ss.txid_hex);
+	struct bpp_tx *a = &l.a;
+	struct session *ss = &l.ss;
+	const struct rsp_prepare_download_resp *pd = &l.pd;
+	if (a->st.subject) {
+		x->st = a->st;
+		err = end_session(s, ss->txid_hex);
 		goto out;
 	}
-	struct smdp_identity *id = &d->ids[ss.ident];
-	if (a.old_bpp) {
-		err = rebind_txid(id->dppb_key, a.old_bpp, a.old_bpp_len, &ss.txid, pd.otpk, &bpp,
-				  &bpp_len);
+	struct smdp_identity *id = &d->ids[ss->ident];
+	if (a->old_bpp) {
+		err = rebind_txid(id->dppb_key, a->old_bpp, a->old_bpp_len, &ss->txid, pd->otpk,
+				  &bpp, &bpp_len);
 	} else {
 		uint8_t *meta = NULL, eid_bcd[RSP_EID_LEN];
 		size_t meta_len = 0;
-		err = build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
+		err = build_metadata(d, a->iccid, a->spn, a->name, a->pclass, a->ppr, &meta,
+				     &meta_len);
 		if (err == ESIM_OK)
-			err = rsp_eid_to_bcd(ss.eid, eid_bcd);
+			err = rsp_eid_to_bcd(ss->eid, eid_bcd);
 		/* fresh profile protection keys for this binding (digest 7.8) */
 		struct rsp_bpp_ppk ppk;
-		if (err == ESIM_OK && a.ppk && RAND_bytes((uint8_t *)&ppk, sizeof ppk) != 1)
+		if (err == ESIM_OK && a->ppk && RAND_bytes((uint8_t *)&ppk, sizeof ppk) != 1)
 			err = ESIM_E_CRYPTO_RANDOM;
 		if (err == ESIM_OK) {
 			struct rsp_bpp_params bp = {
 			    .dp_pb_key = id->dppb_key,
-			    .txid = &ss.txid,
-			    .euicc_otpk = pd.otpk,
+			    .txid = &ss->txid,
+			    .euicc_otpk = pd->otpk,
 			    .euicc_otpk_len = RSP_OTPK_LEN,
 			    .eid = eid_bcd,
 			    .host_id = (const uint8_t *)ES9_HOST_ID,
 			    .host_id_len = strlen(ES9_HOST_ID),
 			    .metadata = meta,
 			    .metadata_len = meta_len,
-			    .upp = a.upp,
-			    .upp_len = a.upp_len,
-			    .ppk = a.ppk ? &ppk : NULL,
+			    .upp = a->upp,
+			    .upp_len = a->upp_len,
+			    .ppk = a->ppk ? &ppk : NULL,
 			};
 			err = rsp_bpp_build(&bp, &bpp, &bpp_len);
 			esim_wipe(&ppk, sizeof ppk);
 			if (err == ESIM_E_CRYPTO_BAD_POINT) {
 				x->st = BADFIELD;
-				err = end_session(s, ss.txid_hex);
+				err = end_session(s, ss->txid_hex);
 				free(meta);
 				goto out;
 			}
@@ -1584,29 +1626,29 @@ static esim_err get_bound_profile_package(struct es9 *x, store *s)
 	}
 	if (err != ESIM_OK)
 		goto out;
-	a.bpp = bpp;
-	a.bpp_len = bpp_len;
-	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx2, &a, 0)) != ESIM_OK)
+	a->bpp = bpp;
+	a->bpp_len = bpp_len;
+	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx2, a, 0)) != ESIM_OK)
 		goto out;
-	if (a.st.subject) {
-		x->st = a.st;
-		err = end_session(s, ss.txid_hex);
+	if (a->st.subject) {
+		x->st = a->st;
+		err = end_session(s, ss->txid_hex);
 		goto out;
 	}
 	atomic_fetch_add(&d->downloads, 1);
-	json_object_set_new(x->resp, "transactionId", json_string(ss.txid_hex));
+	json_object_set_new(x->resp, "transactionId", json_string(ss->txid_hex));
 	net_json_set_base64(x->resp, "boundProfilePackage", bpp, bpp_len);
-	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss.txid_hex, a.iccid,
-		  a.old_bpp != NULL, bpp_len);
+	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss->txid_hex, a->iccid,
+		  a->old_bpp != NULL, bpp_len);
 out:
-	EVP_PKEY_free(euicc);
-	if (a.upp)
-		esim_wipe(a.upp, a.upp_len); /* holds the profile's keys */
-	free(a.upp);
-	free(a.old_bpp);
+	EVP_PKEY_free(l.euicc);
+	if (l.a.upp)
+		esim_wipe(l.a.upp, l.a.upp_len); /* holds the profile's keys */
+	free(l.a.upp);
+	free(l.a.old_bpp);
 	free(pdr);
 	free(bpp);
-	session_clear(&ss);
+	session_clear(&l.ss);
 	return err;
 }
 
