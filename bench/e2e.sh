@@ -354,7 +354,7 @@ if $want_socket; then
 fi
 
 # ---- PC/SC: a private pcscd with a vpcd reader (as tests/common/pcscd_helper.c) ----
-PCSCD=/usr/sbin/pcscd
+PCSCD=${E2E_PCSCD:-/usr/sbin/pcscd} # E2E_PCSCD: another binary (or none, to see the skip)
 VPCD=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
 pcsc_setup() { # 0, or 1 with pcsc_missing set
 	if [ ! -x $PCSCD ] || [ ! -r $VPCD ]; then
