@@ -364,18 +364,17 @@ pcsc_setup() { # 0, or 1 with pcsc_missing set
 	# one pcscd per machine: wait for other PC/SC tests (the helper's lock)
 	exec {lock_fd}>>/tmp/esimkit-pcscd.lock
 	flock -w 300 "$lock_fd" || die "another PC/SC test holds /tmp/esimkit-pcscd.lock for too long"
-	local old=
-	[ -r /run/pcscd/pcscd.pid ] && read -r old </run/pcscd/pcscd.pid
-	if [ -n "$old" ] && [ -d "/proc/$old" ]; then
-		if tr '\0' ' ' <"/proc/$old/cmdline" | grep -q '/tmp/esimkit-pcscd\.'; then
+	local old
+	for old in $(pgrep -x pcscd || true); do
+		if tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q '/tmp/esimkit-pcscd\.'; then
 			echo "e2e: stopping pcscd $old left by an earlier run" >&2
 			kill "$old" 2>/dev/null || true
 			sleep 1
-		else
-			pcsc_missing="a pcscd not started by this benchmark runs (pid $old); stop it to run the PC/SC part"
+		elif [ -d "/proc/$old" ]; then
+			pcsc_missing="a pcscd not started by this benchmark or the tests runs (pid $old); stop it to run the PC/SC part"
 			return 1
 		fi
-	fi
+	done
 	if [ ! -w /run ] && [ ! -w /run/pcscd ]; then
 		pcsc_missing="starting pcscd needs write access to /run/pcscd"
 		return 1
