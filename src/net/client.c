@@ -37,6 +37,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1021,7 +1022,7 @@ static esim_err build_request(net_client *c, const char *method, const struct ne
 			return fail(c, ESIM_E_NET_BAD_REQUEST, "request header name %.60s",
 				    nm ? nm : "(null)");
 		for (const char *q = v; *q; q++)
-			if ((unsigned char)*q < 0x20 && *q != '\t')
+			if (((unsigned char)*q < 0x20 && *q != '\t') || *q == 0x7f)
 				return fail(c, ESIM_E_NET_BAD_REQUEST,
 					    "request header %.60s: control character in the value",
 					    nm);
@@ -1037,7 +1038,9 @@ static esim_err build_request(net_client *c, const char *method, const struct ne
 	bool with_length =
 	    body_len > 0 || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
 			     strcmp(method, "DELETE") != 0);
-	char num[32];
+	char num[48];
+	if (body_len > SIZE_MAX / 2)
+		return fail(c, ESIM_E_NET_BAD_REQUEST, "request body of %zu bytes", body_len);
 	esim_err err = esim_buf_reserve(out, 256 + body_len);
 	if (err == ESIM_OK)
 		err = append_str(out, method, strlen(method));
@@ -1217,8 +1220,12 @@ esim_err net_client_request(net_client *c, const char *method, const char *url,
 		resp->status = 0;
 		return err;
 	}
-	if (!keep)
+	if (!keep) {
 		conn_close(c);
+	} else if (c->rpos == c->rlen) {
+		OPENSSL_cleanse(c->rbuf, c->rlen); /* the answer is the caller's now */
+		c->rpos = c->rlen = 0;
+	}
 	if (resp->status >= 400)
 		return fail(c, ESIM_E_NET_HTTP_STATUS, "HTTP status %ld", resp->status);
 	return ESIM_OK;

@@ -812,8 +812,14 @@ static void test_esim_loads_only_what_it_uses(void **state)
 	assert_non_null(p);
 	int n = 0;
 	char all[4096] = "";
+	/* a sanitizer build adds its runtime and what that needs */
+	static const char *const runtime[] = {"libasan",  "libubsan", "libstdc++",
+					      "libgcc_s", "libm.so",  "libclang_rt"};
 	while (fgets(line, sizeof(line), p) != NULL) {
-		n++;
+		bool rt = false;
+		for (size_t i = 0; i < sizeof(runtime) / sizeof(runtime[0]); i++)
+			rt = rt || strstr(line, runtime[i]) != NULL;
+		n += !rt;
 		if (strlen(all) + strlen(line) < sizeof(all))
 			strcat(all, line);
 		static const char *const unwanted[] = {"libcurl",  "libpq",	"libsqlite3",
