@@ -37,6 +37,7 @@
 #include "esim/net.h"
 #include "esim/pki.h"
 #include "esim/rsp_saip.h"
+#include "esim/store.h"
 #include "esim/util.h"
 #include "euicc/euicc.h"
 #include "lpa_driver.h"
@@ -67,6 +68,9 @@ struct opts {
 	/* a new TLS connection (full handshake, as a new device makes) for
 	 * each download, instead of one per thread for the whole run */
 	bool tls_per_download;
+	/* the operator's callbacks (--callbacks): a counting receiver, and the
+	 * outbox's pending rows printed every second */
+	bool callbacks;
 };
 
 /* What the download threads share; results go to their own slots. */
@@ -110,7 +114,7 @@ static void usage(void)
 		"usage: bench_download [--downloads N] [--concurrency C] [--curve nist|brp]\n"
 		"                      [--profile UPP.der] [--server-threads T] [--bin-dir DIR]\n"
 		"                      [--tmp DIR] [--tls run|download] [--json] [--keep]\n"
-		"                      [--db URL] [--instances K] [--hook CMD]\n"
+		"                      [--db URL] [--instances K] [--hook CMD] [--callbacks]\n"
 		"  Runs N complete ES9+ downloads against a real esim-smdp (child process)\n"
 		"  from C threads and reports throughput, latency, the server's CPU seconds\n"
 		"  per download and that CPU as a multiple of the mandatory crypto.\n"
@@ -121,6 +125,8 @@ static void usage(void)
 		"  a full handshake, which then counts in the floor). --db postgresql://...\n"
 		"  puts the SM-DP+ on that (empty) database; --instances K (at most 8) starts K\n"
 		"  esim-smdp processes on it, client thread i talking to instance i mod K;\n"
+		"  --callbacks: the operator has a callback URL (a counting receiver in the\n"
+		"  bench), and the outbox's backlog is printed every second until it drains.\n"
 		"  --hook CMD runs `CMD start` just before the first download and `CMD end`\n"
 		"  just after the last (bench/pgcost.sh snapshots PostgreSQL's counters).\n",
 		BENCH_BIN_DIR);
@@ -141,6 +147,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--json") == 0) {
 			o->json = true;
+			continue;
+		}
+		if (strcmp(a, "--callbacks") == 0) {
+			o->callbacks = true;
 			continue;
 		}
 		if (strcmp(a, "--keep") == 0) {
@@ -372,6 +382,9 @@ static esim_err write_config(const struct opts *o, const char *dir, const char *
 			      "dppb-key-%s = %s/%s/dppb.key.pem\n",
 			      curves[i], pki, curves[i], curves[i], pki, curves[i], curves[i], pki,
 			      curves[i], curves[i], pki, curves[i]);
+	if (o->callbacks) /* required for delivery; the receiver is plain HTTP */
+		k += snprintf(text + k, sizeof text - (size_t)k, "operator-ca = %s/nist/ci.pem\n",
+			      pki);
 	if ((size_t)k >= sizeof text)
 		return ESIM_E_TOO_LARGE;
 	return write_text(conf, text);
@@ -379,6 +392,8 @@ static esim_err write_config(const struct opts *o, const char *dir, const char *
 
 /* Operator, profile type, N profiles and N released orders (matchingIds
  * into mids), all through `esim-smdp` admin subcommands. */
+static char callback_url[128]; /* set before seed() with --callbacks */
+
 static esim_err seed(const struct opts *o, const char *dir, const char *pki, const char *conf,
 		     char **mids, size_t *upp_len)
 {
@@ -401,8 +416,8 @@ static esim_err seed(const struct opts *o, const char *dir, const char *pki, con
 	}
 	const char *smdp = o->bin_dir;
 	snprintf(cmd, sizeof cmd,
-		 "'%s/esim-smdp' add-operator --config '%s' BENCH '%s/nist/operator.pem'", smdp,
-		 conf, pki);
+		 "'%s/esim-smdp' add-operator --config '%s' BENCH '%s/nist/operator.pem' %s", smdp,
+		 conf, pki, o->callbacks ? callback_url : "");
 	err = run_quiet(cmd);
 	if (err == ESIM_OK) {
 		snprintf(cmd, sizeof cmd,
@@ -727,6 +742,92 @@ static double floor_s(const struct rates *r, bool tls_per_download)
 	return f;
 }
 
+/* ---- --callbacks: the operator's receiver and the backlog ----------------- */
+
+static atomic_size_t callbacks_got;
+
+static esim_err callback_handler(const net_request *req, net_response *resp, void *arg)
+{
+	(void)req;
+	(void)arg;
+	atomic_fetch_add(&callbacks_got, 1);
+	return net_response_set(resp, 204, NULL);
+}
+
+static esim_err receiver_start(net_server **out)
+{
+	struct net_server_config sc = {.threads = 2};
+	struct net_listener_config lc = {.address = "127.0.0.1"};
+	int l = -1;
+	esim_err err = net_server_new(&sc, out);
+	if (err == ESIM_OK)
+		err = net_server_add_listener(*out, &lc, &l);
+	if (err == ESIM_OK)
+		err = net_server_add_route(*out, l, "POST",
+					   "/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+					   callback_handler, NULL);
+	if (err == ESIM_OK)
+		err = net_server_start(*out);
+	if (err == ESIM_OK)
+		snprintf(callback_url, sizeof callback_url,
+			 "http://127.0.0.1:%u/gsma/rsp2/es2plus/handleDownloadProgressInfo",
+			 net_server_port(*out, l));
+	return err;
+}
+
+struct sampler {
+	const char *db;
+	struct run *r;
+	double t0;
+	atomic_bool downloads_done, stop;
+	size_t peak;
+	double drained_at; /* seconds after t0 when the backlog was 0 after the downloads */
+};
+
+/* Every second: downloads done, callbacks queued but not yet delivered
+ * (the outbox's pending rows), callbacks the operator got. */
+static void *sampler_main(void *arg)
+{
+	struct sampler *sm = arg;
+	store *s = NULL;
+	if (store_open(sm->db, &s) != ESIM_OK) {
+		fprintf(stderr, "bench: cannot open %s for the backlog\n", sm->db);
+		return NULL;
+	}
+	while (!atomic_load(&sm->stop)) {
+		usleep(sm->drained_at > 0 ? 1000000 : 250000);
+		store_stmt *st;
+		int64_t pending = -1;
+		if (store_prepare(s,
+				  "SELECT COUNT(*) FROM smdp_outbox WHERE done = 0 AND failed = 0",
+				  &st) == ESIM_OK) {
+			bool row;
+			if (store_step(st, &row) == ESIM_OK && row)
+				pending = store_col_int64(st, 0);
+			store_finalize(st);
+		}
+		double t = now_s() - sm->t0;
+		size_t done = atomic_load(&sm->r->next);
+		if (done > sm->r->o->downloads)
+			done = sm->r->o->downloads;
+		if (pending > (int64_t)sm->peak)
+			sm->peak = (size_t)pending;
+		static double last;
+		if (t - last >= 1.0 || (pending == 0 && atomic_load(&sm->downloads_done))) {
+			last = t;
+			fprintf(stderr,
+				"backlog t=%5.1fs downloads=%zu pending=%lld delivered=%zu\n", t,
+				done, (long long)pending, atomic_load(&callbacks_got));
+		}
+		if (pending == 0 && atomic_load(&sm->downloads_done)) {
+			sm->drained_at = t;
+			break;
+		}
+	}
+	store_close(s);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o;
@@ -758,6 +859,9 @@ int main(int argc, char **argv)
 			 o.bin_dir, pki, eid);
 		err = run_quiet(cmd);
 	}
+	net_server *receiver = NULL;
+	if (err == ESIM_OK && o.callbacks)
+		err = receiver_start(&receiver);
 	if (err == ESIM_OK)
 		err = write_config(&o, dir, pki, conf);
 	double t_seed = now_s();
@@ -800,6 +904,14 @@ int main(int argc, char **argv)
 		cpu0 += c;
 	}
 	double t0 = now_s();
+	char dburl[1024];
+	if (o.db)
+		snprintf(dburl, sizeof dburl, "%s", o.db);
+	else
+		snprintf(dburl, sizeof dburl, "sqlite:%s/smdp.db", dir);
+	struct sampler sm = {.db = dburl, .r = &r, .t0 = t0};
+	pthread_t smt;
+	bool sampling = o.callbacks && pthread_create(&smt, NULL, sampler_main, &sm) == 0;
 	size_t started = 0;
 	for (size_t i = 0; err == ESIM_OK && i < o.concurrency; i++) {
 		ws[i] = (struct worker){&r, (unsigned)i};
@@ -811,6 +923,20 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	double wall = now_s() - t0;
+	if (sampling) {
+		/* the outbox keeps up when the backlog drains right after the
+		 * downloads; give it two minutes at most */
+		atomic_store(&sm.downloads_done, true);
+		for (int i = 0; i < 1200 && sm.drained_at == 0; i++)
+			usleep(100000);
+		atomic_store(&sm.stop, true);
+		pthread_join(smt, NULL);
+		fprintf(stderr,
+			"callbacks: %zu delivered; backlog peak %zu; downloads took %.1f s, backlog"
+			" drained %.1f s after the start (%.1f s after the last download)\n",
+			atomic_load(&callbacks_got), sm.peak, wall, sm.drained_at,
+			sm.drained_at > 0 ? sm.drained_at - wall : -1.0);
+	}
 	for (unsigned k = 0; err == ESIM_OK && k < o.instances; k++) {
 		double c = 0;
 		err = proc_cpu(srv[k], &c);
@@ -955,6 +1081,7 @@ out:
 		free(r.mids[i]);
 	free(r.mids);
 	free(r.latency);
+	net_server_free(receiver);
 	pthread_mutex_destroy(&r.lock);
 	if (!o.keep) {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
