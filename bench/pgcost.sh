@@ -14,7 +14,8 @@
 #                 and `SET LOCAL ...; COMMIT` as one message (src/store/pg.c)
 #   rows written  tup_inserted + tup_updated + tup_deleted (pg_stat_database)
 #   PG CPU        run time (schedstat, ns) of the postmaster and all its
-#                 children: backends, WAL writer, checkpointer, ...
+#                 children: backends, WAL writer, checkpointer, ...; "backends"
+#                 is the SM-DP+'s connections alone
 #   ser. fail.    "could not serialize access" + "deadlock detected" lines in
 #                 the server log (each one a transaction that the SM-DP+
 #                 rolled back and ran again)
@@ -35,14 +36,20 @@ set -eu
 if [ "${1:-}" = "--hook" ]; then
 	: "${PGCOST_DIR:?}" "${PGCOST_DB:?}"
 	psql_q() { psql -X -q -A -t -h 127.0.0.1 -p "$PGCOST_PORT" -U esim -d "$PGCOST_DB" -c "$1"; }
+	# all PostgreSQL processes, and the client backends (the SM-DP+'s
+	# connections, "postgres: esim <db> ...") alone
 	pg_cpu() {
 		pm=$(head -1 "$PGCOST_DIR/data/postmaster.pid")
 		t=0
+		b=0
 		for p in $pm $(pgrep -P "$pm"); do
 			v=$(cut -d' ' -f1 "/proc/$p/schedstat" 2>/dev/null || echo 0)
 			t=$((t + v))
+			if tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "^postgres: esim $PGCOST_DB "; then
+				b=$((b + v))
+			fi
 		done
-		echo "$t"
+		echo "$t|$b"
 	}
 	sleep 11 # let idle backends flush pg_stat_database
 	cpu=$(pg_cpu)
@@ -53,7 +60,10 @@ if [ "${1:-}" = "--hook" ]; then
 		echo "$cpu|$db|$logsz" >"$PGCOST_DIR/start"
 		exit 0
 	fi
-	IFS='|' read -r cpu0 tx0 rows0 rb0 log0 <"$PGCOST_DIR/start"
+	IFS='|' read -r cpu0 bcpu0 tx0 rows0 rb0 log0 <"$PGCOST_DIR/start"
+	IFS='|' read -r cpu bcpu <<EOF
+$cpu
+EOF
 	IFS='|' read -r tx1 rows1 rb1 <<EOF
 $db
 EOF
@@ -69,7 +79,7 @@ EOF
 	    ORDER BY calls DESC" >"$PGCOST_DIR/queries.txt"
 	ser=$(tail -c +"$((log0 + 1))" "$PGCOST_DIR/postgres.log" |
 		grep -c -E 'could not serialize access|deadlock detected' || true)
-	echo "$((cpu - cpu0))|$((tx1 - tx0))|$((rows1 - rows0))|$((rb1 - rb0))|$st|$ser" >"$PGCOST_DIR/end"
+	echo "$((cpu - cpu0))|$((bcpu - bcpu0))|$((tx1 - tx0))|$((rows1 - rows0))|$((rb1 - rb0))|$st|$ser" >"$PGCOST_DIR/end"
 	exit 0
 fi
 
@@ -114,7 +124,7 @@ trap 'as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1; [ -n "
 
 commit=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
 echo "# commit $commit, $downloads downloads, concurrency $concurrency, $instances instance(s), PostgreSQL $("$bindir/postgres" --version | awk '{print $3}')"
-echo "# per download: tx stmts txctl roundtrips rows pg_cpu_ms pg_exec_ms smdp_cpu_ms ser_fail (total ser_fail, rate/downloads)"
+echo "# per download: tx stmts txctl roundtrips rows pg_cpu_ms backend_cpu_ms pg_exec_ms smdp_cpu_ms ser_fail (total ser_fail, rate/downloads)"
 results="$dir/results"
 : >"$results"
 i=0
@@ -131,15 +141,15 @@ while [ "$i" -lt "$runs" ]; do
 		echo "pgcost: run $i failed:" >&2; tail -20 "$dir/bench$i.err" >&2; exit 1; }
 	ok=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')
 	smdp=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server_cpu_s_per_download"]*1e3)')
-	IFS='|' read -r cpu tx rows rb calls ctl setl exec ser <"$dir/end"
-	line=$(python3 - "$ok" "$cpu" "$tx" "$rows" "$calls" "$ctl" "$setl" "$exec" "$ser" "$smdp" <<'EOF'
+	IFS='|' read -r cpu bcpu tx rows rb calls ctl setl exec ser <"$dir/end"
+	line=$(python3 - "$ok" "$cpu" "$bcpu" "$tx" "$rows" "$calls" "$ctl" "$setl" "$exec" "$ser" "$smdp" <<'EOF'
 import sys
-ok, cpu, tx, rows, calls, ctl, setl, exe, ser, smdp = sys.argv[1:]
+ok, cpu, bcpu, tx, rows, calls, ctl, setl, exe, ser, smdp = sys.argv[1:]
 ok = int(ok)
 f = lambda v: float(v) / ok
-print("%.2f %.2f %.2f %.2f %.2f %.3f %.3f %.3f %.4f %s %.2f%%" % (
+print("%.2f %.2f %.2f %.2f %.2f %.3f %.3f %.3f %.3f %.4f %s %.2f%%" % (
     f(tx), f(calls), f(ctl), f(int(calls) - int(setl)), f(rows), f(cpu) / 1e6,
-    f(exe), float(smdp), f(ser), ser, 100.0 * int(ser) / ok))
+    f(bcpu) / 1e6, f(exe), float(smdp), f(ser), ser, 100.0 * int(ser) / ok))
 EOF
 )
 	echo "run $i: $line"
@@ -152,8 +162,8 @@ rows = [l.split() for l in open(sys.argv[1])]
 cols = list(zip(*rows))
 med = [statistics.median(float(v.rstrip('%')) for v in c) for c in cols]
 print("median: tx %.2f  statements %.2f (tx control %.2f)  round trips %.2f  rows %.2f  "
-      "PG CPU %.3f ms  PG exec %.3f ms  SM-DP+ CPU %.3f ms  ser. failures %.4f/download "
-      "(%.0f, %.2f%%)" % tuple(med))
+      "PG CPU %.3f ms (backends %.3f ms)  PG exec %.3f ms  SM-DP+ CPU %.3f ms  "
+      "ser. failures %.4f/download (%.0f, %.2f%%)" % tuple(med))
 EOF
 if [ -n "$out" ]; then
 	cat "$results" >>"$out"
