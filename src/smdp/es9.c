@@ -90,6 +90,7 @@ struct session {
 	size_t ci_pkid_len;
 	char eid[RSP_EID_DIGITS + 1];
 	int64_t order_id;
+	int64_t profile_id; /* the order's (0: no order yet) */
 	uint8_t *euicc_cert;
 	size_t euicc_cert_len;
 	uint8_t sig1[64], sig2[64];
@@ -182,9 +183,10 @@ static esim_err load_session_in(smdp *d, store *s, const char *txid_hex, struct 
 	store_stmt *st;
 	esim_err err = store_prepare(
 	    s,
-	    "SELECT state, ident, euicc_challenge, server_challenge, ci_pkid, eid, order_id,"
-	    " euicc_cert, euicc_sig1, smdp_sig2, cc_required, updated FROM smdp_sessions"
-	    " WHERE txid = ?1",
+	    "SELECT s.state, s.ident, s.euicc_challenge, s.server_challenge, s.ci_pkid, s.eid,"
+	    " s.order_id, s.euicc_cert, s.euicc_sig1, s.smdp_sig2, s.cc_required, s.updated,"
+	    " o.profile_id FROM smdp_sessions s LEFT JOIN smdp_orders o ON o.id = s.order_id"
+	    " WHERE s.txid = ?1",
 	    &st);
 	if (err != ESIM_OK)
 		return err;
@@ -219,6 +221,7 @@ static esim_err load_session_in(smdp *d, store *s, const char *txid_hex, struct 
 	copy_blob(st, 8, out->sig1, 64, NULL);
 	copy_blob(st, 9, out->sig2, 64, NULL);
 	out->cc_required = store_col_int64(st, 10) != 0;
+	out->profile_id = store_col_int64(st, 12); /* an order's never changes */
 	store_finalize(st);
 	if (out->ident < 0 || (size_t)out->ident >= d->n_ids)
 		return ESIM_E_STORE_CORRUPT;
@@ -933,6 +936,7 @@ struct auth_tx {
 	const struct rsp_auth_server_resp *r;
 	EVP_PKEY *dppb_key;
 	/* out */
+	bool lost; /* another request authenticated the session first */
 	struct smdp_status st;
 	uint8_t *signed2; /* smdpSigned2, malloc'd, with its signature sig2 */
 	size_t signed2_len;
@@ -965,38 +969,16 @@ static esim_err fail_order(smdp *d, store *s, int64_t order_id, int64_t profile_
 	return err;
 }
 
-/* The session row once the eUICC is authenticated, in the same transaction
- * as the order it was matched with: what getBoundProfilePackage needs. */
-static esim_err session_authenticated(store *s, const struct auth_tx *a)
+/*
+ * The session becomes authenticated exactly once (the challenge is spent):
+ * every write of auth_tx_fn's transaction is preceded or followed by an
+ * UPDATE ... WHERE state = 'started' in it, and when that changes no row
+ * (a concurrent request got there first) the transaction is rolled back.
+ *
+ * session_spend: the session alone, before the writes of a failed request.
+ */
+static esim_err session_spend(store *s, struct auth_tx *a)
 {
-	store_stmt *st;
-	esim_err err =
-	    store_prepare(s,
-			  "UPDATE smdp_sessions SET eid = ?1, order_id = ?2, euicc_cert = ?3,"
-			  " euicc_sig1 = ?4, smdp_sig2 = ?5, cc_required = ?6 WHERE txid = ?7",
-			  &st);
-	if (err != ESIM_OK)
-		return err;
-	store_bind_text(st, 1, a->eid);
-	store_bind_int64(st, 2, a->order_id);
-	store_bind_blob(st, 3, a->r->euicc_cert.p, a->r->euicc_cert.len);
-	store_bind_blob(st, 4, a->r->euicc_signature1, RSP_SIG_LEN);
-	store_bind_blob(st, 5, a->sig2, RSP_SIG_LEN);
-	store_bind_int64(st, 6, a->cc_required);
-	store_bind_text(st, 7, a->ss->txid_hex);
-	err = store_run(st);
-	store_finalize(st);
-	return err;
-}
-
-static esim_err auth_tx_fn(store *s, void *arg)
-{
-	struct auth_tx *a = arg;
-	a->st = SMDP_OK_STATUS;
-	a->has_bound = false;
-	free(a->signed2); /* from a try that lost a conflict */
-	a->signed2 = NULL;
-	/* the session becomes authenticated exactly once: the challenge is spent */
 	store_stmt *st;
 	esim_err err =
 	    store_prepare(s,
@@ -1009,12 +991,56 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	store_bind_text(st, 2, a->ss->txid_hex);
 	err = store_run(st);
 	store_finalize(st);
+	if (err == ESIM_OK && store_changes(s) != 1) {
+		a->lost = true;
+		err = ESIM_E_NOT_FOUND;
+	}
+	return err;
+}
+
+/* The session row once the eUICC is authenticated, in the same transaction
+ * as the order it was matched with (what getBoundProfilePackage needs), and
+ * the state change in the same statement. */
+static esim_err session_authenticated(store *s, struct auth_tx *a)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(
+	    s,
+	    "UPDATE smdp_sessions SET state = 'authenticated', updated = ?8, eid = ?1,"
+	    " order_id = ?2, euicc_cert = ?3, euicc_sig1 = ?4, smdp_sig2 = ?5,"
+	    " cc_required = ?6 WHERE txid = ?7 AND state = 'started'",
+	    &st);
 	if (err != ESIM_OK)
 		return err;
-	if (store_changes(s) != 1) {
-		a->st = UNKNOWN_TX;
-		return ESIM_OK;
+	store_bind_text(st, 1, a->eid);
+	store_bind_int64(st, 2, a->order_id);
+	store_bind_blob(st, 3, a->r->euicc_cert.p, a->r->euicc_cert.len);
+	store_bind_blob(st, 4, a->r->euicc_signature1, RSP_SIG_LEN);
+	store_bind_blob(st, 5, a->sig2, RSP_SIG_LEN);
+	store_bind_int64(st, 6, a->cc_required);
+	store_bind_text(st, 7, a->ss->txid_hex);
+	store_bind_int64(st, 8, (int64_t)a->now);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK && store_changes(s) != 1) {
+		a->lost = true;
+		err = ESIM_E_NOT_FOUND; /* rolls back the attempt counted */
 	}
+	return err;
+}
+
+static esim_err auth_tx_fn(store *s, void *arg)
+{
+	struct auth_tx *a = arg;
+	a->st = SMDP_OK_STATUS;
+	a->has_bound = false;
+	free(a->signed2); /* from a try that lost a conflict */
+	a->signed2 = NULL;
+	a->lost = false;
+	/* the session is spent where this transaction writes (session_spend,
+	 * session_authenticated); the reads and refusals before need no lock */
+	store_stmt *st;
+	esim_err err;
 	const char *cols =
 	    "SELECT o.id, o.eid, o.expires, o.attempts, o.cc_hash, o.bound_otpk, p.id, p.state,"
 	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr, p.upp FROM smdp_orders o"
@@ -1078,10 +1104,14 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	}
 	if (expires < (int64_t)a->now) {
 		a->st = SMDP_FAIL("8.8.5", "4.10", "download order expired");
+		if ((err = session_spend(s, a)) != ESIM_OK)
+			return err;
 		return fail_order(a->d, s, a->order_id, pid, a->now, 1, &a->st);
 	}
 	if (attempts >= (int64_t)a->d->max_attempts) {
 		a->st = SMDP_FAIL("8.8.5", "6.4", "too many download attempts");
+		if ((err = session_spend(s, a)) != ESIM_OK)
+			return err;
 		return fail_order(a->d, s, a->order_id, pid, a->now, 1, &a->st);
 	}
 	if ((err = store_prepare(s,
@@ -1107,7 +1137,9 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	else if (a->caps.has_free && a->caps.free_nvm < upp_len)
 		a->st = SMDP_FAIL("8.1", "4.8", "insufficient memory on the eUICC");
 	if (a->st.subject)
-		return smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
+		return (err = session_spend(s, a)) != ESIM_OK
+			   ? err
+			   : smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
 	/* smdpSigned2 (steps 12, 13) depends on the order just read (ccRequired,
 	 * the otPK it is bound to), and the session must keep its signature:
 	 * signing here saves a second transaction */
@@ -1210,7 +1242,12 @@ static esim_err authenticate_client(struct es9 *x, store *s)
 		a.has_mid = true;
 		memcpy(a.mid, r.matching_id.p, r.matching_id.len);
 	}
-	if ((err = store_transaction_opts(s, ES9_TX, auth_tx_fn, &a, 0)) != ESIM_OK)
+	err = store_transaction_opts(s, ES9_TX, auth_tx_fn, &a, 0);
+	if (err == ESIM_E_NOT_FOUND && a.lost) { /* rolled back: nothing written */
+		a.st = UNKNOWN_TX;
+		err = ESIM_OK;
+	}
+	if (err != ESIM_OK)
 		goto out;
 	if (a.st.subject) {
 		x->st = a.st;
@@ -1258,8 +1295,9 @@ struct bpp_tx {
 	uint32_t ppr;
 	uint8_t *upp;
 	size_t upp_len;
-	bool ppk;	  /* the type binds with profile protection keys */
-	uint8_t *old_bpp; /* same otPK: the package bound before */
+	bool ppk;	     /* the type binds with profile protection keys */
+	enum smdp_state pst; /* the profile's state as phase 1 read it */
+	uint8_t *old_bpp;    /* same otPK: the package bound before */
 	size_t old_bpp_len;
 	/* phase 2 in */
 	const uint8_t *bpp;
@@ -1319,6 +1357,7 @@ static esim_err bpp_tx1(store *s, void *arg)
 	a->profile_id = store_col_int64(st, 6);
 	enum smdp_state pst = SMDP_ERROR;
 	smdp_state_parse(store_col_text(st, 7), &pst);
+	a->pst = pst;
 	snprintf(a->iccid, sizeof a->iccid, "%s", store_col_text(st, 8));
 	const uint8_t *upp = store_col_blob(st, 9, &n);
 	if (upp && n) {
@@ -1405,9 +1444,9 @@ static esim_err bpp_tx2(store *s, void *arg)
 {
 	struct bpp_tx *a = arg;
 	a->st = SMDP_OK_STATUS;
-	esim_err err = smdp_db_transition(s, a->profile_id,
-					  SMDP_BIT(SMDP_RELEASED) | SMDP_BIT(SMDP_DOWNLOADED),
-					  SMDP_DOWNLOADED, a->now, "getBoundProfilePackage");
+	esim_err err = smdp_db_transition_expect(
+	    s, a->profile_id, a->pst, SMDP_BIT(SMDP_RELEASED) | SMDP_BIT(SMDP_DOWNLOADED),
+	    SMDP_DOWNLOADED, a->now, "getBoundProfilePackage", NULL, NULL);
 	if (err == ESIM_E_SMDP_TRANSITION) {
 		a->st = SMDP_FAIL("8.2", "1.2", "order no longer downloadable");
 		return ESIM_OK;
@@ -1712,33 +1751,18 @@ static esim_err pir_tx(store *s, void *arg)
 	if (err != ESIM_OK || a->duplicate)
 		return err;
 	store_stmt *st;
-	if ((err = store_prepare(s, "SELECT profile_id FROM smdp_orders WHERE id = ?1", &st)) !=
-	    ESIM_OK)
-		return err;
-	store_bind_int64(st, 1, a->ss->order_id);
-	bool row;
-	err = store_step(st, &row);
-	int64_t pid = row ? store_col_int64(st, 0) : 0;
-	store_finalize(st);
-	if (err != ESIM_OK || !row)
-		return err;
-	if (a->pir_success) {
-		err = smdp_db_transition(s, pid, SMDP_BIT(SMDP_DOWNLOADED), SMDP_INSTALLED, a->now,
-					 "PIR success");
-		if (err == ESIM_OK &&
-		    (err = store_prepare(s,
-					 "UPDATE smdp_profiles SET eid = ?1, lifecycle ="
-					 " 'disabled' WHERE id = ?2",
-					 &st)) == ESIM_OK) {
-			store_bind_text(st, 1, a->eid);
-			store_bind_int64(st, 2, pid);
-			err = store_run(st);
-			store_finalize(st);
-		}
-	} else {
-		err = smdp_db_transition(s, pid, SMDP_BIT(SMDP_DOWNLOADED), SMDP_ERROR, a->now,
-					 "PIR error");
-	}
+	/* the order's profile came with the session (load_session_in) */
+	int64_t pid = a->ss->profile_id;
+	if (!pid)
+		return ESIM_OK;
+	/* one UPDATE: the state, and on success the eUICC it is installed on */
+	if (a->pir_success)
+		err = smdp_db_transition_expect(s, pid, SMDP_DOWNLOADED, SMDP_BIT(SMDP_DOWNLOADED),
+						SMDP_INSTALLED, a->now, "PIR success", a->eid,
+						"disabled");
+	else
+		err = smdp_db_transition_expect(s, pid, SMDP_DOWNLOADED, SMDP_BIT(SMDP_DOWNLOADED),
+						SMDP_ERROR, a->now, "PIR error", NULL, NULL);
 	if (err == ESIM_E_SMDP_TRANSITION)
 		return ESIM_OK; /* e.g. the order was cancelled meanwhile: keep the record */
 	if (err == ESIM_OK &&

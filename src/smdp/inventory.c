@@ -116,6 +116,71 @@ esim_err smdp_db_transition(store *s, int64_t profile_id, unsigned from_mask, en
 	return smdp_db_history(s, profile_id, now, "state", detail);
 }
 
+esim_err smdp_db_transition_expect(store *s, int64_t profile_id, enum smdp_state expect,
+				   unsigned from_mask, enum smdp_state to, time_t now,
+				   const char *why, const char *eid, const char *lifecycle)
+{
+	/* One conditional UPDATE instead of SELECT ... FOR UPDATE and UPDATE:
+	 * when the row is in the expected state, that state is the "from" of
+	 * the history line. The condition is evaluated on the row as locked
+	 * (READ COMMITTED re-checks it after waiting for a concurrent writer;
+	 * SQLite's write lock covers it), so no other state slips through.
+	 * Anything else takes the general path, which reads the state. */
+	if (from_mask & SMDP_BIT(expect)) {
+		store_stmt *st;
+		esim_err err = store_prepare(
+		    s,
+		    "UPDATE smdp_profiles SET state = ?1, updated = ?2, eid = COALESCE(?4, eid),"
+		    " lifecycle = COALESCE(?6, lifecycle) WHERE id = ?3 AND state = ?5",
+		    &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_text(st, 1, smdp_state_sql(to));
+		store_bind_int64(st, 2, (int64_t)now);
+		store_bind_int64(st, 3, profile_id);
+		if (eid)
+			store_bind_text(st, 4, eid);
+		else
+			store_bind_null(st, 4);
+		store_bind_text(st, 5, smdp_state_sql(expect));
+		if (lifecycle)
+			store_bind_text(st, 6, lifecycle);
+		else
+			store_bind_null(st, 6);
+		err = store_run(st);
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+		if (store_changes(s) == 1) {
+			char detail[160];
+			snprintf(detail, sizeof detail, "%s -> %s%s%s", smdp_state_name(expect),
+				 smdp_state_name(to), why ? ": " : "", why ? why : "");
+			return smdp_db_history(s, profile_id, now, "state", detail);
+		}
+	}
+	esim_err err = smdp_db_transition(s, profile_id, from_mask, to, now, why);
+	if (err != ESIM_OK || (!eid && !lifecycle))
+		return err;
+	store_stmt *st;
+	if ((err = store_prepare(s,
+				 "UPDATE smdp_profiles SET eid = COALESCE(?1, eid),"
+				 " lifecycle = COALESCE(?2, lifecycle) WHERE id = ?3",
+				 &st)) != ESIM_OK)
+		return err;
+	if (eid)
+		store_bind_text(st, 1, eid);
+	else
+		store_bind_null(st, 1);
+	if (lifecycle)
+		store_bind_text(st, 2, lifecycle);
+	else
+		store_bind_null(st, 2);
+	store_bind_int64(st, 3, profile_id);
+	err = store_run(st);
+	store_finalize(st);
+	return err;
+}
+
 /* ---- transitions by ICCID ----------------------------------------------------- */
 
 struct tr_arg {

@@ -139,6 +139,12 @@ const char *smdp_state_sql(enum smdp_state s);
  * ESIM_E_SMDP_TRANSITION when it was in another state. */
 esim_err smdp_db_transition(store *s, int64_t profile_id, unsigned from_mask, enum smdp_state to,
 			    time_t now, const char *why);
+/* The same, in one UPDATE when the profile is in state expect (the state
+ * the caller last saw), else as smdp_db_transition; also sets eid and
+ * lifecycle when not NULL (the profile installed on an eUICC). */
+esim_err smdp_db_transition_expect(store *s, int64_t profile_id, enum smdp_state expect,
+				   unsigned from_mask, enum smdp_state to, time_t now,
+				   const char *why, const char *eid, const char *lifecycle);
 #define SMDP_BIT(st) (1u << (st))
 /* Append a history line for a profile id. It marks the transaction durable
  * (store_make_durable): history and state are lasting. */
