@@ -194,7 +194,7 @@ static int64_t auth_check(euicc *e, const struct auth_req *r, int *ident)
 	*ident = euicc_identity_for_ci(e, r->pkid.value.p, r->pkid.value.len);
 	if (*ident < 0)
 		return 7; /* ciPKUnknown: not in euiccCiPKIdListForSigning */
-	if (crypto_cert_load(r->cert.tlv.p, r->cert.tlv.len, &s->dpauth) != ESIM_OK)
+	if (euicc_cert_get(e, r->cert.tlv.p, r->cert.tlv.len, &s->dpauth) != ESIM_OK)
 		return 1;
 	uint8_t aki[CRYPTO_KEY_ID_MAX];
 	size_t aki_len;
@@ -209,8 +209,7 @@ static int64_t auth_check(euicc *e, const struct auth_req *r, int *ident)
 	crypto_curve curve;
 	if (crypto_cert_curve(s->dpauth, &curve) != ESIM_OK)
 		return 3;
-	struct crypto_chain_opts opts = {.check_time = false}; /* a card has no clock */
-	esim_err err = crypto_chain_verify(e->trust, s->dpauth, NULL, 0, role, &opts, &s->ci);
+	esim_err err = euicc_cert_chain(e, s->dpauth, role, &s->ci); /* no clock: no time check */
 	if (err != ESIM_OK)
 		return chain_code(err);
 	if (crypto_cert_registered_id(s->dpauth, s->smdp_oid, sizeof s->smdp_oid) != ESIM_OK)
@@ -326,12 +325,12 @@ static esim_err parse_prep(der_cursor *req, struct prep_req *r)
 	return ESIM_OK;
 }
 
-static int64_t prep_check(euicc *e, const struct prep_req *r, crypto_cert **dppb)
+static int64_t prep_check(euicc *e, const struct prep_req *r, const crypto_cert **dppb)
 {
 	struct euicc_session *s = &e->sess;
 	if (s->state != SESS_AUTHENTICATED)
 		return 4;
-	if (crypto_cert_load(r->cert.tlv.p, r->cert.tlv.len, dppb) != ESIM_OK)
+	if (euicc_cert_get(e, r->cert.tlv.p, r->cert.tlv.len, dppb) != ESIM_OK)
 		return 1;
 	crypto_rsp_role role;
 	if (crypto_cert_role(*dppb, &role) != ESIM_OK || role != CRYPTO_ROLE_DP_PB)
@@ -340,8 +339,7 @@ static int64_t prep_check(euicc *e, const struct prep_req *r, crypto_cert **dppb
 	if (crypto_cert_curve(*dppb, &curve) != ESIM_OK)
 		return 3;
 	const crypto_cert *ci = NULL;
-	struct crypto_chain_opts opts = {.check_time = false};
-	esim_err err = crypto_chain_verify(e->trust, *dppb, NULL, 0, CRYPTO_ROLE_DP_PB, &opts, &ci);
+	esim_err err = euicc_cert_chain(e, *dppb, CRYPTO_ROLE_DP_PB, &ci);
 	if (err != ESIM_OK)
 		return chain_code(err);
 	if (ci != s->ci)
@@ -393,21 +391,18 @@ esim_err es10b_prepare_download(euicc *e, der_cursor *req, der_builder *b)
 	if (err != ESIM_OK)
 		return err;
 	struct euicc_session *s = &e->sess;
-	crypto_cert *dppb = NULL;
+	const crypto_cert *dppb = NULL; /* borrowed from the certificate cache */
 	int64_t code = prep_check(e, &r, &dppb);
 	bool room = false;
 	if (code == 0) {
 		/* the PIR of this download needs a place in the queue */
 		err = euicc_notif_room(e, 1, &room);
-		if (err != ESIM_OK) {
-			crypto_cert_free(dppb);
+		if (err != ESIM_OK)
 			return err;
-		}
 		if (!room)
 			code = 127;
 	}
 	if (code != 0) {
-		crypto_cert_free(dppb);
 		euicc_session_clear(e);
 		return auth_error(b, 0xBF21, r.txid, code);
 	}
@@ -445,7 +440,6 @@ esim_err es10b_prepare_download(euicc *e, der_cursor *req, der_builder *b)
 	der_builder_free(&sb);
 	if (err != ESIM_OK) {
 		EVP_PKEY_free(otsk);
-		crypto_cert_free(dppb);
 		euicc_session_clear(e);
 		return err;
 	}

@@ -92,8 +92,7 @@ esim_err euicc_result(der_builder *b, uint32_t tag, int64_t code)
 void euicc_session_clear(euicc *e)
 {
 	struct euicc_session *s = &e->sess;
-	crypto_cert_free(s->dpauth);
-	crypto_cert_free(s->dppb);
+	/* dpauth and dppb are borrowed from the certificate cache */
 	if (s->otsk != NULL) {
 		/* A one-time key whose BPP never installed stays available for a
 		 * bppEuiccOtpk retry in a later session (digest 15.2). */
@@ -204,6 +203,7 @@ void euicc_close(euicc *e)
 		return;
 	euicc_session_clear(e);
 	EVP_PKEY_free(e->retry_otsk);
+	euicc_cert_cache_free(e); /* before the trust its entries point into */
 	euicc_identity_free(e);
 	store_close(e->db);
 	free(e);

@@ -54,14 +54,24 @@ struct euicc_session {
 	uint8_t txid[EUICC_TXID_MAX];
 	size_t txid_len;
 	char server_address[EUICC_ADDR_MAX + 1];
-	size_t ident;	       /* index of the identity chosen by euiccCiPKIdToBeUsed */
-	crypto_cert *dpauth;   /* CERT.DPauth of this session */
-	const crypto_cert *ci; /* the CI it chains to (borrowed from trust) */
+	size_t ident;		   /* index of the identity chosen by euiccCiPKIdToBeUsed */
+	const crypto_cert *dpauth; /* CERT.DPauth of this session (borrowed from certs) */
+	const crypto_cert *ci;	   /* the CI it chains to (borrowed from trust) */
 	char smdp_oid[EUICC_OID_TEXT_MAX];
 	uint8_t euicc_sig1[CRYPTO_RAW_SIG_LEN];
-	crypto_cert *dppb;     /* CERT.DPpb, after PrepareDownload */
-	EVP_PKEY *otsk;	       /* otSK.EUICC.ECKA, after PrepareDownload */
-	struct euicc_bpp *bpp; /* while loading */
+	const crypto_cert *dppb; /* CERT.DPpb, after PrepareDownload (borrowed from certs) */
+	EVP_PKEY *otsk;		 /* otSK.EUICC.ECKA, after PrepareDownload */
+	struct euicc_bpp *bpp;	 /* while loading */
+};
+
+/* A parsed SM-DP+ certificate and the roles its chain was verified for
+ * (cert_cache.c). */
+#define EUICC_CERT_CACHE 8
+struct euicc_cert_slot {
+	crypto_cert *cert;     /* owned; NULL: free slot */
+	uint32_t verified;     /* bit (1 << crypto_rsp_role): chain verified for it */
+	const crypto_cert *ci; /* the CI it chains to (borrowed from trust) */
+	uint64_t used;	       /* LRU clock */
 };
 
 struct euicc {
@@ -78,6 +88,8 @@ struct euicc {
 	/* otSK.EUICC of the last session whose BPP did not install, kept for
 	 * a bppEuiccOtpk retry (digest 6.4 step 6, 15.2). */
 	EVP_PKEY *retry_otsk;
+	struct euicc_cert_slot certs[EUICC_CERT_CACHE];
+	uint64_t cert_clock;
 };
 
 /* ---- identity.c ---- */
@@ -85,6 +97,17 @@ esim_err euicc_identity_load(euicc *e, const struct euicc_config *cfg);
 void euicc_identity_free(euicc *e);
 /* The identity whose CI has this PKID, or -1. */
 int euicc_identity_for_ci(const euicc *e, const uint8_t *pkid, size_t len);
+
+/* ---- cert_cache.c ---- */
+/* The certificate with exactly these DER bytes, parsed once and kept:
+ * *out is borrowed, valid while the session references it or until the
+ * next euicc_cert_get. */
+esim_err euicc_cert_get(euicc *e, const uint8_t *der, size_t len, const crypto_cert **out);
+/* crypto_chain_verify(e->trust, cert, no intermediates, role, no time
+ * check), once per cached certificate and role; *ci borrowed from trust. */
+esim_err euicc_cert_chain(euicc *e, const crypto_cert *cert, crypto_rsp_role role,
+			  const crypto_cert **ci);
+void euicc_cert_cache_free(euicc *e);
 
 /* ---- euicc.c ---- */
 void euicc_session_clear(euicc *e);

@@ -192,6 +192,103 @@ static void test_wrong_role(void **state)
 	assert_store_unchanged(f);
 }
 
+/* The card keeps the SM-DP+ certificates it verified (cert_cache.c): a
+ * cached certificate is still refused in the other role, the signatures
+ * made with it are still checked, a certificate from another CI is still
+ * refused after ours were cached, and more distinct certificates than the
+ * cache holds (8) evict without breaking the next download. */
+static void test_cached_certificates(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, false, NULL), 0);
+	/* both verified and cached: a second session hits the cache */
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, false, NULL), 0);
+	/* a bad serverSignature1 under the cached CERT.DPauth */
+	uint8_t ch[16], *req = NULL;
+	size_t len;
+	h_challenge(&f->h, ch);
+	h_auth_req(&f->dp, ch, H_FLIP_SIG1, false, &req, &len);
+	assert_int_equal(h_authenticate_req(&f->h, &f->dp, req, len), 2);
+	free(req);
+	/* the cached CERT.DPpb as CERT.DPauth (5), the cached CERT.DPauth as
+	 * CERT.DPpb (1): verified for one role is not verified for another */
+	char p[4][700], ci[700];
+	snprintf(p[0], 700, "%s/nist/dppb.der", pki_dir);
+	snprintf(p[1], 700, "%s/nist/dppb.key.pem", pki_dir);
+	snprintf(p[2], 700, "%s/nist/dpauth.der", pki_dir);
+	snprintf(p[3], 700, "%s/nist/dpauth.key.pem", pki_dir);
+	snprintf(ci, sizeof ci, "%s/nist/ci.der", pki_dir);
+	struct h_smdp d;
+	h_smdp_load(&d, p[0], p[1], p[2], p[3], ci);
+	assert_int_equal(h_authenticate(&f->h, &d), 5);
+	h_smdp_free(&d);
+	h_smdp_load(&d, p[2], p[3], p[2], p[3], ci);
+	assert_int_equal(h_authenticate(&f->h, &d), 0);
+	assert_int_equal(h_prepare(&f->h, &d, false, NULL), 1);
+	h_smdp_free(&d);
+	/* CERT.DPauth with a forged signature (its last byte changed), twice:
+	 * invalidCertificate both times, also once it sits in the cache */
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	assert_esim(ESIM_OK, esim_read_file(p[2], 64 * 1024, &der, &der_len));
+	der[der_len - 1] ^= 0x01;
+	char forged[760];
+	snprintf(forged, sizeof forged, "%s/forged-dpauth.der", f->h.dir);
+	FILE *fp = fopen(forged, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(der, 1, der_len, fp), der_len);
+	fclose(fp);
+	free(der);
+	h_smdp_load(&d, forged, p[3], p[0], p[1], ci);
+	assert_int_equal(h_authenticate(&f->h, &d), 1);
+	assert_int_equal(h_authenticate(&f->h, &d), 1);
+	h_smdp_free(&d);
+	/* another CI's CERT.DPauth naming our CI's PKID: still ciPKUnknown */
+	struct h_smdp other;
+	h_smdp_from_pki(&other, pki2_dir, "nist");
+	memcpy(other.ci_pkid_tlv, f->dp.ci_pkid_tlv, sizeof other.ci_pkid_tlv);
+	h_challenge(&f->h, ch);
+	h_auth_req(&other, ch, 0, false, &req, &len);
+	esim_buf r = ESIM_BUF_INIT;
+	h_es10(&f->h, req, len, &r);
+	static const uint32_t path[] = {0xA1, 0};
+	assert_int_equal(h_int_at(&r, 0xBF38, path, 0x02), 7);
+	esim_buf_free(&r);
+	free(req);
+	h_smdp_free(&other);
+	/* more distinct certificates than the cache holds: 12, from both
+	 * curves of both PKIs (the other PKI's with our CI's PKID, so that the
+	 * card parses them and finds their CI unknown) */
+	const char *dirs[2] = {pki_dir, pki2_dir}, *curves[2] = {"nist", "brp"};
+	const char *files[3] = {"dpauth", "dppb", "dptls"};
+	struct h_smdp ours_brp;
+	h_smdp_from_pki(&ours_brp, pki_dir, "brp");
+	for (int k = 0; k < 2; k++)
+		for (int c = 0; c < 2; c++)
+			for (int i = 0; i < 3; i++) {
+				snprintf(p[0], 700, "%s/%s/%s.der", dirs[k], curves[c], files[i]);
+				snprintf(p[1], 700, "%s/%s/%s.key.pem", dirs[k], curves[c],
+					 files[i]);
+				snprintf(p[2], 700, "%s/%s/dppb.der", dirs[k], curves[c]);
+				snprintf(p[3], 700, "%s/%s/dppb.key.pem", dirs[k], curves[c]);
+				snprintf(ci, sizeof ci, "%s/%s/ci.der", dirs[k], curves[c]);
+				h_smdp_load(&d, p[0], p[1], p[2], p[3], ci);
+				if (k == 1)
+					memcpy(d.ci_pkid_tlv,
+					       (c == 0 ? &f->dp : &ours_brp)->ci_pkid_tlv,
+					       sizeof d.ci_pkid_tlv);
+				int want = k == 1 ? 7 : i == 0 ? 0 : 5;
+				assert_int_equal(h_authenticate(&f->h, &d), want);
+				h_smdp_free(&d);
+			}
+	h_smdp_free(&ours_brp);
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, false, NULL), 0);
+	assert_store_unchanged(f);
+}
+
 static void test_prepare_refusals(void **state)
 {
 	struct fixture *f = *state;
@@ -293,6 +390,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_server_signature, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_untrusted_ci, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_role, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_cached_certificates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_prepare_refusals, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_session, setup, teardown),
 	};
