@@ -10,8 +10,11 @@
 #   transactions  xact_commit + xact_rollback of the database (pg_stat_database)
 #   statements    calls summed over pg_stat_statements (track = all, utility on);
 #                 "tx control" = BEGIN / SET LOCAL / COMMIT / ROLLBACK among them
-#   round trips   statements - SET LOCAL: the store sends `BEGIN ...; SET LOCAL`
-#                 and `SET LOCAL ...; COMMIT` as one message (src/store/pg.c)
+#   round trips   statements - SET LOCAL - BEGIN: the store sends a BEGIN and
+#                 its SET LOCAL in one pipeline with the transaction's first
+#                 statement, and `SET LOCAL ...; COMMIT` as one message
+#                 (src/store/pg.c). Builds before the pipelined BEGIN sent it
+#                 as a message of its own: add the BEGINs back for those.
 #   rows written  tup_inserted + tup_updated + tup_deleted (pg_stat_database)
 #   PG CPU        run time (schedstat, ns) of the postmaster and all its
 #                 children: backends, WAL writer, checkpointer, ...; "backends"
@@ -69,7 +72,7 @@ $db
 EOF
 	st=$(psql_q "SELECT COALESCE(SUM(calls), 0),
 	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(BEGIN|START|COMMIT|ROLLBACK|SET LOCAL|END)'), 0),
-	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*SET LOCAL'), 0),
+	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(SET LOCAL|BEGIN)'), 0),
 	    COALESCE(ROUND(SUM(total_exec_time)::numeric, 1), 0)
 	    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 	    WHERE d.datname = current_database() AND query !~* 'pg_stat'")

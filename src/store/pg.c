@@ -48,7 +48,11 @@ struct pg_store {
 	int64_t changes;
 	unsigned next_name;
 	esim_err tx_err; /* first failure inside the open transaction */
-	char **stale;	 /* prepared statements still to DEALLOCATE */
+	/* a BEGIN not yet sent: it goes with the transaction's first statement
+	 * (pg_begin); NULL when none is pending */
+	const char *begin_sql;
+	bool begin_lazy;
+	char **stale; /* prepared statements still to DEALLOCATE */
 	size_t n_stale, cap_stale;
 	char errmsg[512];
 };
@@ -148,10 +152,35 @@ static esim_err check(struct pg_store *ps, const PGresult *res)
 	return err;
 }
 
-static esim_err run(struct pg_store *ps, const char *sql)
+static esim_err run_now(struct pg_store *ps, const char *sql)
 {
 	PGresult *res = PQexec(ps->conn, sql);
 	esim_err err = check(ps, res);
+	PQclear(res);
+	return err;
+}
+
+/* Send a pending BEGIN on its own (before SQL text that is not a prepared
+ * statement: store_exec, the schema version). */
+static esim_err send_begin(struct pg_store *ps)
+{
+	const char *b = ps->begin_sql;
+	if (b == NULL)
+		return ESIM_OK;
+	ps->begin_sql = NULL;
+	esim_err err = run_now(ps, b);
+	if (err == ESIM_OK && ps->begin_lazy)
+		err = run_now(ps, "SET LOCAL synchronous_commit TO off");
+	return err;
+}
+
+static esim_err run(struct pg_store *ps, const char *sql)
+{
+	esim_err err = send_begin(ps);
+	if (err != ESIM_OK)
+		return err;
+	PGresult *res = PQexec(ps->conn, sql);
+	err = check(ps, res);
 	PQclear(res);
 	return err;
 }
@@ -273,8 +302,12 @@ static esim_err prepare_named(struct pg_stmt *st, const Oid *types, int ntypes)
 	struct pg_store *ps = ps_of(st->base.s);
 	char name[32];
 	snprintf(name, sizeof name, "esim_%u", ps->next_name++);
+	/* inside the transaction, not one of its own (first use only) */
+	esim_err err = send_begin(ps);
+	if (err != ESIM_OK)
+		return err;
 	PGresult *res = PQprepare(ps->conn, name, st->sql, ntypes, types);
-	esim_err err = check(ps, res);
+	err = check(ps, res);
 	PQclear(res);
 	if (err != ESIM_OK)
 		return err;
@@ -456,15 +489,81 @@ static esim_err retype_blobs(struct pg_stmt *st)
 	return err;
 }
 
+/* The transaction's first statement with its pending BEGIN (and SET LOCAL)
+ * in one pipeline: one round trip instead of two. The BEGIN's and SET's
+ * results are checked; the statement's result is returned (NULL and an
+ * error when a step failed before it). */
+static esim_err exec_with_begin(struct pg_store *ps, struct pg_stmt *st, PGresult **out)
+{
+	*out = NULL;
+	const char *b = ps->begin_sql;
+	ps->begin_sql = NULL;
+	PGconn *c = ps->conn;
+	if (!PQenterPipelineMode(c)) {
+		ps->begin_sql = b;
+		esim_err err = send_begin(ps);
+		if (err == ESIM_OK)
+			*out =
+			    PQexecPrepared(c, st->name, st->nparams, (const char *const *)st->vals,
+					   st->lens, st->fmts, st->result_format);
+		return err;
+	}
+	int nq = ps->begin_lazy ? 3 : 2;
+	bool sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0) &&
+		    (!ps->begin_lazy || PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off",
+							  0, NULL, NULL, NULL, NULL, 0)) &&
+		    PQsendQueryPrepared(c, st->name, st->nparams, (const char *const *)st->vals,
+					st->lens, st->fmts, st->result_format) &&
+		    PQpipelineSync(c);
+	if (!sent) {
+		set_msg(ps, PQerrorMessage(c));
+		return ESIM_E_STORE_CONNECTION; /* the connection is unusable */
+	}
+	esim_err err = ESIM_OK;
+	for (int i = 0; i < nq; i++) {
+		PGresult *r = PQgetResult(c);
+		if (r == NULL) {
+			set_msg(ps, PQerrorMessage(c));
+			return ESIM_E_STORE_CONNECTION;
+		}
+		if (i == nq - 1 && err == ESIM_OK) {
+			*out = r;
+		} else {
+			esim_err e =
+			    PQresultStatus(r) == PGRES_PIPELINE_ABORTED ? ESIM_OK : check(ps, r);
+			if (err == ESIM_OK)
+				err = e;
+			PQclear(r);
+		}
+		PGresult *end = PQgetResult(c); /* NULL: this query's results are over */
+		PQclear(end);
+	}
+	PGresult *sync = PQgetResult(c);
+	bool synced = sync != NULL && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+	PQclear(sync);
+	if (!synced || !PQexitPipelineMode(c)) {
+		set_msg(ps, PQerrorMessage(c));
+		PQclear(*out);
+		*out = NULL;
+		return ESIM_E_STORE_CONNECTION;
+	}
+	return err;
+}
+
 static esim_err execute(struct pg_stmt *st)
 {
 	struct pg_store *ps = ps_of(st->base.s);
 	esim_err err = retype_blobs(st);
 	if (err != ESIM_OK)
 		return err;
-	PGresult *res =
-	    PQexecPrepared(ps->conn, st->name, st->nparams, (const char *const *)st->vals, st->lens,
-			   st->fmts, st->result_format);
+	PGresult *res = NULL;
+	if (ps->begin_sql != NULL) {
+		if ((err = exec_with_begin(ps, st, &res)) != ESIM_OK)
+			return err;
+	} else {
+		res = PQexecPrepared(ps->conn, st->name, st->nparams, (const char *const *)st->vals,
+				     st->lens, st->fmts, st->result_format);
+	}
 	err = check(ps, res);
 	if (err != ESIM_OK) {
 		PQclear(res);
@@ -661,18 +760,22 @@ static esim_err pg_begin(store *s, bool lazy)
 {
 	struct pg_store *ps = ps_of(s);
 	ps->tx_err = ESIM_OK;
-	/* one message (one round trip) even with the SET LOCAL */
-	static const char *const sql[2][2] = {
-	    {"BEGIN ISOLATION LEVEL SERIALIZABLE",
-	     "BEGIN ISOLATION LEVEL SERIALIZABLE; SET LOCAL synchronous_commit TO off"},
-	    {"BEGIN ISOLATION LEVEL READ COMMITTED",
-	     "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO off"}};
-	return run(ps, sql[s->read_committed][lazy]);
+	/* not sent yet: the BEGIN (and the SET LOCAL of a lazy one) goes in
+	 * one pipeline with the first statement, saving a round trip per
+	 * transaction; a transaction that runs no statement sends nothing */
+	ps->begin_sql = s->read_committed ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+					  : "BEGIN ISOLATION LEVEL SERIALIZABLE";
+	ps->begin_lazy = lazy;
+	return ESIM_OK;
 }
 
 static esim_err pg_commit(store *s, bool durable)
 {
 	struct pg_store *ps = ps_of(s);
+	if (ps->begin_sql != NULL) { /* nothing ran: nothing to commit */
+		ps->begin_sql = NULL;
+		return ESIM_OK;
+	}
 	/* (after a failed statement COMMIT alone reports the failure) */
 	bool upgrade = durable && s->lazy && ps->tx_err == ESIM_OK;
 	const char *sql = upgrade ? "SET LOCAL synchronous_commit TO on; COMMIT" : "COMMIT";
@@ -694,6 +797,11 @@ static esim_err pg_commit(store *s, bool durable)
 static esim_err pg_rollback(store *s)
 {
 	struct pg_store *ps = ps_of(s);
+	if (ps->begin_sql != NULL) { /* nothing was sent */
+		ps->begin_sql = NULL;
+		ps->tx_err = ESIM_OK;
+		return ESIM_OK;
+	}
 	esim_err err = run(ps, "ROLLBACK");
 	ps->tx_err = ESIM_OK;
 	flush_stale(ps);
@@ -737,8 +845,11 @@ static esim_err pg_get_version(store *s, int64_t *v)
 	struct pg_store *ps = ps_of(s);
 	/* FOR UPDATE: a second migrator waits here, then fails to serialize
 	 * and starts over, seeing the new version. */
+	esim_err err = send_begin(ps);
+	if (err != ESIM_OK)
+		return err;
 	PGresult *res = PQexec(ps->conn, "SELECT version FROM esim_schema WHERE id = 1 FOR UPDATE");
-	esim_err err = check(ps, res);
+	err = check(ps, res);
 	if (err == ESIM_OK)
 		*v = PQntuples(res) == 1 ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
 	PQclear(res);
