@@ -16,8 +16,6 @@
 
 #include "lpa/lpa.h"
 
-#define ES9_MAX_JSON_DEPTH 16
-
 static void trace_http(struct lpa *L, const char *dir, const char *fn, const char *body, size_t len)
 {
 	if (!L->o.trace)
@@ -164,14 +162,13 @@ static size_t find_cuts(const uint8_t *p, size_t len, struct es9_cut cuts[ES9_FA
 	return n;
 }
 
-static esim_err parse_answer(const uint8_t *body, size_t len, json_t **doc,
-			     struct net_json_error *je)
+esim_err lpa_es9_parse(const uint8_t *body, size_t len, json_t **doc, struct net_json_error *je)
 {
 	*doc = NULL;
 	struct es9_cut cuts[ES9_FAST_CUTS];
-	size_t n = len <= LPA_MAX_BPP * 2 ? find_cuts(body, len, cuts) : 0;
+	size_t n = len <= LPA_ES9_MAX_BODY ? find_cuts(body, len, cuts) : 0;
 	if (n == 0)
-		return net_json_parse(body, len, LPA_MAX_BPP * 2, ES9_MAX_JSON_DEPTH, doc, je);
+		return net_json_parse(body, len, LPA_ES9_MAX_BODY, LPA_ES9_MAX_DEPTH, doc, je);
 	uint8_t *text = malloc(len);
 	if (text == NULL)
 		return ESIM_E_NOMEM;
@@ -183,7 +180,7 @@ static esim_err parse_answer(const uint8_t *body, size_t len, json_t **doc,
 	}
 	memcpy(text + t, body + from, len - from);
 	t += len - from;
-	esim_err err = net_json_parse(text, t, LPA_MAX_BPP * 2, ES9_MAX_JSON_DEPTH, doc, je);
+	esim_err err = net_json_parse(text, t, LPA_ES9_MAX_BODY, LPA_ES9_MAX_DEPTH, doc, je);
 	free(text);
 	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
 		json_t *v = json_object_get(*doc, cuts[i].key);
@@ -208,7 +205,7 @@ int lpa_es9_answer(struct lpa *L, const char *address, const char *function, con
 	*resp = NULL;
 	json_t *doc = NULL;
 	struct net_json_error je;
-	esim_err err = parse_answer(body, len, &doc, &je);
+	esim_err err = lpa_es9_parse(body, len, &doc, &je);
 	const char *status = NULL;
 	if (err != ESIM_OK) {
 		char ctx[300];

@@ -153,6 +153,13 @@ struct lpa_es9_status {
 };
 int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
 			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st);
+/* An ES9+ / ES11 answer body as JSON, bounded in size and depth, with the
+ * long base64 members kept out of jansson's lexer (es9p.c explains how).
+ * Must give exactly what net_json_parse(body, len, LPA_ES9_MAX_BODY,
+ * LPA_ES9_MAX_DEPTH, ...) gives: fuzz_lpa_es9 checks both on every input. */
+#define LPA_ES9_MAX_BODY  (LPA_MAX_BPP * 2)
+#define LPA_ES9_MAX_DEPTH 16
+esim_err lpa_es9_parse(const uint8_t *body, size_t len, json_t **doc, struct net_json_error *je);
 /* The answer body of an ES9+ / ES11 function (len bytes, untrusted): parsed
  * as JSON (depth and size bounded) and its header.functionExecutionStatus
  * read; *resp the document (caller decrefs) on Executed-Success or

@@ -18,7 +18,8 @@
  * Input: [function:1][body]. The session's transaction is 16 bytes
  * 0x01..0x10 and the eUICC challenge 16 bytes 0xC0..0xCF, at
  * smdp.example.com. Checked: no crash, leak or sanitizer report; an answer
- * refused always leaves a recorded error and no document. The LPA's error
+ * refused always leaves a recorded error and no document; the LPA's fast
+ * parse (lpa_es9_parse) agrees with jansson alone on every input. The LPA's error
  * lines go to stderr: run with -close_fd_mask=2 for speed.
  */
 #include <stdint.h>
@@ -133,6 +134,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rsp_txid_set(&d.txid, tx, sizeof tx) != ESIM_OK)
 		abort();
 	rsp_txid_to_hex(&d.txid, d.txid_hex);
+
+	/* the fast parse gives what jansson alone gives: both refuse, or both
+	 * give equal documents */
+	json_t *fast = NULL, *plain = NULL;
+	struct net_json_error je;
+	esim_err ef = lpa_es9_parse(data + 1, size - 1, &fast, &je);
+	esim_err ep =
+	    net_json_parse(data + 1, size - 1, LPA_ES9_MAX_BODY, LPA_ES9_MAX_DEPTH, &plain, &je);
+	if ((ef == ESIM_OK) != (ep == ESIM_OK) || (ef == ESIM_OK && !json_equal(fast, plain)))
+		abort();
+	json_decref(fast);
+	json_decref(plain);
 
 	json_t *resp = NULL;
 	struct lpa_es9_status st;

@@ -179,5 +179,19 @@ es9 = {
                  '{"subjectCode":"8.2.1","reasonCode":"3.8","message":"no such session"}}}}'),
     "0_warning": (0, '{"header":{"functionExecutionStatus":{"status":"Executed-WithWarning"}}}'),
 }
+# Long base64 members (>= 512 characters) take the LPA's fast parse
+# (lpa_es9_parse); these put it next to what it must not get wrong:
+# whitespace around the colon, a duplicate key, an escaped key, a long value
+# nested below the top level, and a value that is not all base64.
+big = b64(bpp + b"\x00" * 600)
+es9.update({
+    "2_bpp_long": (2, '{%s,"transactionId":"%s","boundProfilePackage":"%s"}' % (OK, TX.hex().upper(), big)),
+    "2_bpp_long_spaced": (2, '{ %s , "transactionId" : "%s" ,\n "boundProfilePackage" :\t"%s" }'
+                          % (OK, TX.hex().upper(), big)),
+    "2_bpp_long_dup": (2, '{%s,"boundProfilePackage":"%s","boundProfilePackage":"%s"}' % (OK, big, big)),
+    "2_bpp_long_escaped_key": (2, '{%s,"boundProfile\\u0050ackage":"%s"}' % (OK, big)),
+    "2_bpp_long_nested": (2, '{%s,"x":{"boundProfilePackage":"%s"},"y":["%s"]}' % (OK, big, big)),
+    "2_bpp_long_not_b64": (2, '{%s,"boundProfilePackage":"%s\\n%s"}' % (OK, big, big)),
+})
 for name, (fn, body) in es9.items():
     put("fuzz_lpa_es9", name, bytes([fn]) + body.encode())
