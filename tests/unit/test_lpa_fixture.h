@@ -172,7 +172,7 @@ static inline struct lenv *l_setup(void)
 	snprintf(path, sizeof path, "%s/profiles.csv", e->dir);
 	f = fopen(path, "w");
 	for (int i = 0; i < L_N_ICCIDS; i++) {
-		char body[20];
+		char body[32];
 		snprintf(body, sizeof body, "89000123456789000%02d", i);
 		fprintf(f, "%s%d,0010101234567%02d\n", body, rsp_iccid_luhn_digit(body, 19), i);
 	}
