@@ -123,6 +123,14 @@ esim_err store_run(store_stmt *st);
  * integer: for INSERT ... RETURNING id on both backends.
  * ESIM_E_NOT_FOUND when the statement returned no row. */
 esim_err store_run_id(store_stmt *st, int64_t *id);
+/* Run a statement that returns no rows as the last one of the open
+ * transaction, whose result nobody reads: on PostgreSQL it is sent with the
+ * transaction's COMMIT in one message (one round trip saved), so its
+ * failure comes back from store_commit(), which then rolls back, and
+ * store_changes() after it is -1 (unknown). A statement run after it sends
+ * it first. SQLite runs it at once (store_run). Outside a transaction:
+ * store_run. */
+esim_err store_run_at_commit(store_stmt *st);
 
 /* Columns are numbered from 0. Out-of-range columns or no current row read
  * as NULL / 0. */

@@ -143,7 +143,8 @@ static esim_err delete_session(store *s, const char *txid_hex)
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, txid_hex);
-	err = store_run(st);
+	/* the last statement where it is used: sent with the COMMIT */
+	err = store_run_at_commit(st);
 	store_finalize(st);
 	return err;
 }
@@ -518,7 +519,7 @@ static esim_err session_insert_tx(store *s, void *arg)
 	store_bind_blob(st, 4, a->server_chal, 16);
 	store_bind_blob(st, 5, a->ci_pkid, a->ci_pkid_len);
 	store_bind_int64(st, 6, (int64_t)a->now);
-	err = store_run(st);
+	err = store_run_at_commit(st); /* BEGIN, INSERT and COMMIT: one round trip */
 	store_finalize(st);
 	return err;
 }
@@ -1451,6 +1452,11 @@ static esim_err bpp_tx2(store *s, void *arg)
 		a->st = SMDP_FAIL("8.2", "1.2", "order no longer downloadable");
 		return ESIM_OK;
 	}
+	/* the operator's message first (it reads the order): the two UPDATEs
+	 * after it, whose results are not read, go with the COMMIT */
+	struct smdp_status ok = SMDP_OK_STATUS;
+	if (err == ESIM_OK)
+		err = smdp_outbox_queue(a->d, s, a->ss->order_id, 3, &ok, NULL, 0);
 	store_stmt *st;
 	if (err == ESIM_OK)
 		err = store_prepare(s,
@@ -1463,7 +1469,7 @@ static esim_err bpp_tx2(store *s, void *arg)
 	store_bind_blob(st, 2, a->bpp, a->bpp_len);
 	store_bind_int64(st, 3, (int64_t)a->now);
 	store_bind_int64(st, 4, a->ss->order_id);
-	err = store_run(st);
+	err = store_run_at_commit(st);
 	store_finalize(st);
 	if (err != ESIM_OK)
 		return err;
@@ -1474,12 +1480,9 @@ static esim_err bpp_tx2(store *s, void *arg)
 		return err;
 	store_bind_int64(st, 1, (int64_t)a->now);
 	store_bind_text(st, 2, a->ss->txid_hex);
-	err = store_run(st);
+	err = store_run_at_commit(st);
 	store_finalize(st);
-	if (err != ESIM_OK)
-		return err;
-	struct smdp_status ok = SMDP_OK_STATUS;
-	return smdp_outbox_queue(a->d, s, a->ss->order_id, 3, &ok, NULL, 0);
+	return err;
 }
 
 /* The package bound earlier to the same otPK.EUICC, with its BF23 signed
@@ -1765,14 +1768,8 @@ static esim_err pir_tx(store *s, void *arg)
 						SMDP_ERROR, a->now, "PIR error", NULL, NULL);
 	if (err == ESIM_E_SMDP_TRANSITION)
 		return ESIM_OK; /* e.g. the order was cancelled meanwhile: keep the record */
-	if (err == ESIM_OK &&
-	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
-				 &st)) == ESIM_OK) {
-		store_bind_int64(st, 1, (int64_t)a->now);
-		store_bind_int64(st, 2, a->ss->order_id);
-		err = store_run(st);
-		store_finalize(st);
-	}
+	/* the operator's message first: the order's UPDATE and the session's
+	 * DELETE after it go with the COMMIT */
 	if (err == ESIM_OK) {
 		struct smdp_status ok = SMDP_OK_STATUS;
 		struct smdp_status bad =
@@ -1780,6 +1777,14 @@ static esim_err pir_tx(store *s, void *arg)
 		err = smdp_outbox_queue_pir(a->d, s, a->ss->order_id, a->pir_success ? &ok : &bad,
 					    a->data, a->len, a->ss->euicc_cert,
 					    a->ss->euicc_cert_len);
+	}
+	if (err == ESIM_OK &&
+	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
+				 &st)) == ESIM_OK) {
+		store_bind_int64(st, 1, (int64_t)a->now);
+		store_bind_int64(st, 2, a->ss->order_id);
+		err = store_run_at_commit(st);
+		store_finalize(st);
 	}
 	if (err == ESIM_OK)
 		err = delete_session(s, a->ss->txid_hex);

@@ -52,12 +52,43 @@ struct pg_store {
 	 * (pg_begin); NULL when none is pending */
 	const char *begin_sql;
 	bool begin_lazy;
+	/* statements of store_run_at_commit not sent yet: they go in one
+	 * pipeline with the COMMIT (or with the next statement) */
+	struct pg_deferred *deferred;
+	size_t n_deferred, cap_deferred;
 	char **stale; /* prepared statements still to DEALLOCATE */
 	size_t n_stale, cap_stale;
 	char errmsg[512];
 };
 
 enum pg_state { PG_READY, PG_ROWS, PG_DONE };
+
+/* A statement's execution kept for later: its name and its own copy of the
+ * bound values. */
+struct pg_deferred {
+	char name[32];
+	int nparams;
+	char **vals;
+	int *lens;
+	int *fmts;
+};
+
+static void deferred_free(struct pg_deferred *d)
+{
+	for (int i = 0; d->vals != NULL && i < d->nparams; i++)
+		free(d->vals[i]);
+	free(d->vals);
+	free(d->lens);
+	free(d->fmts);
+	*d = (struct pg_deferred){0};
+}
+
+static void drop_deferred(struct pg_store *ps)
+{
+	for (size_t i = 0; i < ps->n_deferred; i++)
+		deferred_free(&ps->deferred[i]);
+	ps->n_deferred = 0;
+}
 
 struct pg_col {
 	uint8_t *p; /* decoded bytea or formatted integer, NUL-terminated */
@@ -160,10 +191,16 @@ static esim_err run_now(struct pg_store *ps, const char *sql)
 	return err;
 }
 
+static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, bool upgrade,
+			 PGresult **out);
+
 /* Send a pending BEGIN on its own (before SQL text that is not a prepared
- * statement: store_exec, the schema version). */
+ * statement: store_exec, the schema version), with the deferred statements
+ * of store_run_at_commit if there are any. */
 static esim_err send_begin(struct pg_store *ps)
 {
+	if (ps->n_deferred > 0)
+		return pipeline(ps, NULL, false, false, NULL);
 	const char *b = ps->begin_sql;
 	if (b == NULL)
 		return ESIM_OK;
@@ -190,7 +227,8 @@ static esim_err run(struct pg_store *ps, const char *sql)
 static void drop_prepared(struct pg_store *ps, const char *name)
 {
 	char sql[64];
-	if (PQtransactionStatus(ps->conn) != PQTRANS_INERROR) {
+	/* (a deferred statement may still name it: after the transaction) */
+	if (ps->n_deferred == 0 && PQtransactionStatus(ps->conn) != PQTRANS_INERROR) {
 		snprintf(sql, sizeof sql, "DEALLOCATE %s", name);
 		PQclear(PQexec(ps->conn, sql));
 		return;
@@ -229,6 +267,8 @@ static void pg_close(store *s)
 {
 	struct pg_store *ps = ps_of(s);
 	PQfinish(ps->conn);
+	drop_deferred(ps);
+	free(ps->deferred);
 	for (size_t i = 0; i < ps->n_stale; i++)
 		free(ps->stale[i]);
 	free(ps->stale);
@@ -394,7 +434,8 @@ static esim_err pg_prepare(store *s, const char *sql, int nparams, store_stmt **
 {
 	(void)nparams; /* the server's description is what counts */
 	struct pg_store *ps = ps_of(s);
-	if (ps->n_stale > 0 && PQtransactionStatus(ps->conn) != PQTRANS_INERROR)
+	if (ps->n_stale > 0 && ps->n_deferred == 0 &&
+	    PQtransactionStatus(ps->conn) != PQTRANS_INERROR)
 		flush_stale(ps);
 	struct pg_stmt *st = calloc(1, sizeof *st);
 	if (st == NULL)
@@ -489,32 +530,59 @@ static esim_err retype_blobs(struct pg_stmt *st)
 	return err;
 }
 
-/* The transaction's first statement with its pending BEGIN (and SET LOCAL)
- * in one pipeline: one round trip instead of two. The BEGIN's and SET's
- * results are checked; the statement's result is returned (NULL and an
- * error when a step failed before it). */
-static esim_err exec_with_begin(struct pg_store *ps, struct pg_stmt *st, PGresult **out)
+/* One pipeline, one round trip: the pending BEGIN (and the SET LOCAL of a
+ * lazy transaction), the deferred statements of store_run_at_commit, then
+ * either st (its result in *out, for the caller to check) or, with commit,
+ * `SET LOCAL synchronous_commit TO on` when upgrade and the COMMIT. Every
+ * result is checked in order; after a failure the server skips the rest up
+ * to the Sync (PGRES_PIPELINE_ABORTED, the transaction left failed), and
+ * the first failure is returned. */
+static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, bool upgrade,
+			 PGresult **out)
 {
-	*out = NULL;
+	if (out != NULL)
+		*out = NULL;
+	PGconn *c = ps->conn;
 	const char *b = ps->begin_sql;
 	ps->begin_sql = NULL;
-	PGconn *c = ps->conn;
 	if (!PQenterPipelineMode(c)) {
-		ps->begin_sql = b;
-		esim_err err = send_begin(ps);
-		if (err == ESIM_OK)
-			*out =
-			    PQexecPrepared(c, st->name, st->nparams, (const char *const *)st->vals,
-					   st->lens, st->fmts, st->result_format);
-		return err;
+		drop_deferred(ps);
+		set_msg(ps, PQerrorMessage(c));
+		return ESIM_E_STORE_CONNECTION;
 	}
-	int nq = ps->begin_lazy ? 3 : 2;
-	bool sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0) &&
-		    (!ps->begin_lazy || PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off",
-							  0, NULL, NULL, NULL, NULL, 0)) &&
-		    PQsendQueryPrepared(c, st->name, st->nparams, (const char *const *)st->vals,
-					st->lens, st->fmts, st->result_format) &&
-		    PQpipelineSync(c);
+	int nq = 0;
+	bool sent = true;
+	if (b != NULL) {
+		sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0);
+		nq++;
+		if (sent && ps->begin_lazy) {
+			sent = PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off", 0, NULL,
+						 NULL, NULL, NULL, 0);
+			nq++;
+		}
+	}
+	for (size_t i = 0; sent && i < ps->n_deferred; i++) {
+		const struct pg_deferred *d = &ps->deferred[i];
+		sent = PQsendQueryPrepared(c, d->name, d->nparams, (const char *const *)d->vals,
+					   d->lens, d->fmts, 0);
+		nq++;
+	}
+	if (sent && st != NULL) {
+		sent = PQsendQueryPrepared(c, st->name, st->nparams, (const char *const *)st->vals,
+					   st->lens, st->fmts, st->result_format);
+		nq++;
+	}
+	if (sent && commit && upgrade) {
+		sent = PQsendQueryParams(c, "SET LOCAL synchronous_commit TO on", 0, NULL, NULL,
+					 NULL, NULL, 0);
+		nq++;
+	}
+	if (sent && commit) {
+		sent = PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
+		nq++;
+	}
+	sent = sent && PQpipelineSync(c);
+	drop_deferred(ps);
 	if (!sent) {
 		set_msg(ps, PQerrorMessage(c));
 		return ESIM_E_STORE_CONNECTION; /* the connection is unusable */
@@ -524,13 +592,24 @@ static esim_err exec_with_begin(struct pg_store *ps, struct pg_stmt *st, PGresul
 		PGresult *r = PQgetResult(c);
 		if (r == NULL) {
 			set_msg(ps, PQerrorMessage(c));
+			if (out != NULL) {
+				PQclear(*out);
+				*out = NULL;
+			}
 			return ESIM_E_STORE_CONNECTION;
 		}
-		if (i == nq - 1 && err == ESIM_OK) {
+		if (st != NULL && i == nq - 1 && err == ESIM_OK) {
 			*out = r;
 		} else {
 			esim_err e =
 			    PQresultStatus(r) == PGRES_PIPELINE_ABORTED ? ESIM_OK : check(ps, r);
+			/* COMMIT of a failed transaction "succeeds" as a ROLLBACK */
+			if (e == ESIM_OK && commit && i == nq - 1 &&
+			    strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
+				e = ps->tx_err != ESIM_OK ? ps->tx_err : ESIM_E_STORE_STATE;
+				set_msg(ps,
+					"transaction rolled back: a statement in it had failed");
+			}
 			if (err == ESIM_OK)
 				err = e;
 			PQclear(r);
@@ -543,11 +622,57 @@ static esim_err exec_with_begin(struct pg_store *ps, struct pg_stmt *st, PGresul
 	PQclear(sync);
 	if (!synced || !PQexitPipelineMode(c)) {
 		set_msg(ps, PQerrorMessage(c));
-		PQclear(*out);
-		*out = NULL;
+		if (out != NULL) {
+			PQclear(*out);
+			*out = NULL;
+		}
 		return ESIM_E_STORE_CONNECTION;
 	}
 	return err;
+}
+
+/* store_run_at_commit: keep the statement's execution (its name and a copy
+ * of its bindings) for the pipeline of the COMMIT or of the next statement. */
+static esim_err pg_run_at_commit(store_stmt *base)
+{
+	struct pg_stmt *st = pst_of(base);
+	struct pg_store *ps = ps_of(base->s);
+	clear_result(st);
+	esim_err err = retype_blobs(st);
+	if (err != ESIM_OK)
+		return err;
+	if (ps->n_deferred == ps->cap_deferred) {
+		size_t cap = ps->cap_deferred ? ps->cap_deferred * 2 : 4;
+		struct pg_deferred *p = realloc(ps->deferred, cap * sizeof *p);
+		if (p == NULL)
+			return ESIM_E_NOMEM;
+		ps->deferred = p;
+		ps->cap_deferred = cap;
+	}
+	struct pg_deferred *d = &ps->deferred[ps->n_deferred];
+	memcpy(d->name, st->name, sizeof d->name);
+	d->nparams = st->nparams;
+	d->vals = st->vals;
+	d->lens = st->lens;
+	d->fmts = st->fmts;
+	st->vals = NULL;
+	st->lens = NULL;
+	st->fmts = NULL;
+	if ((err = alloc_bindings(st)) != ESIM_OK) {
+		/* give the values back: the statement stays as it was */
+		free(st->vals);
+		free(st->lens);
+		free(st->fmts);
+		st->vals = d->vals;
+		st->lens = d->lens;
+		st->fmts = d->fmts;
+		*d = (struct pg_deferred){0};
+		return err;
+	}
+	ps->n_deferred++;
+	ps->changes = -1;
+	st->state = PG_DONE;
+	return ESIM_OK;
 }
 
 static esim_err execute(struct pg_stmt *st)
@@ -557,8 +682,8 @@ static esim_err execute(struct pg_stmt *st)
 	if (err != ESIM_OK)
 		return err;
 	PGresult *res = NULL;
-	if (ps->begin_sql != NULL) {
-		if ((err = exec_with_begin(ps, st, &res)) != ESIM_OK)
+	if (ps->begin_sql != NULL || ps->n_deferred > 0) {
+		if ((err = pipeline(ps, st, false, false, &res)) != ESIM_OK)
 			return err;
 	} else {
 		res = PQexecPrepared(ps->conn, st->name, st->nparams, (const char *const *)st->vals,
@@ -772,21 +897,30 @@ static esim_err pg_begin(store *s, bool lazy)
 static esim_err pg_commit(store *s, bool durable)
 {
 	struct pg_store *ps = ps_of(s);
-	if (ps->begin_sql != NULL) { /* nothing ran: nothing to commit */
+	if (ps->tx_err != ESIM_OK)
+		drop_deferred(ps);			    /* the server would skip them anyway */
+	if (ps->begin_sql != NULL && ps->n_deferred == 0) { /* nothing ran */
 		ps->begin_sql = NULL;
 		return ESIM_OK;
 	}
 	/* (after a failed statement COMMIT alone reports the failure) */
 	bool upgrade = durable && s->lazy && ps->tx_err == ESIM_OK;
-	const char *sql = upgrade ? "SET LOCAL synchronous_commit TO on; COMMIT" : "COMMIT";
-	PGresult *res = PQexec(ps->conn, sql);
-	esim_err err = check(ps, res);
-	/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
-	if (err == ESIM_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
-		err = ps->tx_err != ESIM_OK ? ps->tx_err : ESIM_E_STORE_STATE;
-		set_msg(ps, "transaction rolled back: a statement in it had failed");
+	esim_err err;
+	if (ps->n_deferred > 0) {
+		/* the deferred statements and the COMMIT in one round trip; a
+		 * failure of one of them skips the COMMIT (rolled back below) */
+		err = pipeline(ps, NULL, true, upgrade, NULL);
+	} else {
+		const char *sql = upgrade ? "SET LOCAL synchronous_commit TO on; COMMIT" : "COMMIT";
+		PGresult *res = PQexec(ps->conn, sql);
+		err = check(ps, res);
+		/* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
+		if (err == ESIM_OK && strcmp(PQcmdStatus(res), "ROLLBACK") == 0) {
+			err = ps->tx_err != ESIM_OK ? ps->tx_err : ESIM_E_STORE_STATE;
+			set_msg(ps, "transaction rolled back: a statement in it had failed");
+		}
+		PQclear(res);
 	}
-	PQclear(res);
 	if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(ps->conn, "ROLLBACK"));
 	ps->tx_err = ESIM_OK;
@@ -797,6 +931,7 @@ static esim_err pg_commit(store *s, bool durable)
 static esim_err pg_rollback(store *s)
 {
 	struct pg_store *ps = ps_of(s);
+	drop_deferred(ps);
 	if (ps->begin_sql != NULL) { /* nothing was sent */
 		ps->begin_sql = NULL;
 		ps->tx_err = ESIM_OK;
@@ -883,6 +1018,7 @@ const struct store_backend store_pg_backend = {
     .bind_blob = pg_bind_blob,
     .bind_null = pg_bind_null,
     .step = pg_step,
+    .run_at_commit = pg_run_at_commit,
     .col_int64 = pg_col_int64,
     .col_text = pg_col_text,
     .col_blob = pg_col_blob,

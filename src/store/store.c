@@ -197,6 +197,13 @@ esim_err store_run(store_stmt *st)
 	return err;
 }
 
+esim_err store_run_at_commit(store_stmt *st)
+{
+	if (!st->s->in_tx || st->s->be->run_at_commit == NULL)
+		return store_run(st);
+	return st->s->be->run_at_commit(st);
+}
+
 esim_err store_run_id(store_stmt *st, int64_t *id)
 {
 	bool row = false;

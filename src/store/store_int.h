@@ -56,6 +56,8 @@ struct store_backend {
 	esim_err (*bind_blob)(store_stmt *st, int idx, const void *p, size_t n);
 	esim_err (*bind_null)(store_stmt *st, int idx);
 	esim_err (*step)(store_stmt *st, bool *row);
+	/* store_run_at_commit inside a transaction; NULL: store_run. */
+	esim_err (*run_at_commit)(store_stmt *st);
 	int64_t (*col_int64)(store_stmt *st, int col);
 	const char *(*col_text)(store_stmt *st, int col);
 	const uint8_t *(*col_blob)(store_stmt *st, int col, size_t *len);

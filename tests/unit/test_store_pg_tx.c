@@ -4,7 +4,10 @@
  * with STORE_TX_READ_COMMITTED really runs at READ COMMITTED, and a body
  * that locks the row it reads (FOR UPDATE) is never aborted by a concurrent
  * one, so it needs no retry; prepared statements are kept per connection
- * and reused, across a rolled-back transaction too. Skipped (77) when
+ * and reused, across a rolled-back transaction too; a statement run with
+ * store_run_at_commit goes with the COMMIT, and its failure (a constraint,
+ * a serialization failure) comes back from store_commit with the whole
+ * transaction rolled back (BUSY retried by store_transaction). Skipped (77) when
  * PostgreSQL is not installed.
  */
 #include <pthread.h>
@@ -207,6 +210,130 @@ static void test_statements_reused(void **state)
 	store_close(s);
 }
 
+static esim_err insert_row(store *s, const char *sql, int64_t id, int64_t k, bool at_commit)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(s, sql, &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, id);
+	store_bind_int64(st, 2, k);
+	err = at_commit ? store_run_at_commit(st) : store_run(st);
+	store_finalize(st);
+	return err;
+}
+
+#define INS "INSERT INTO d (id, k) VALUES (?1, ?2)"
+
+/* store_run_at_commit: the statement goes with the COMMIT. When it fails,
+ * store_commit reports its error (not a generic one), the whole transaction
+ * is rolled back (the statement before it too) and the connection is left
+ * with no transaction open. A statement run after it sends it first, and a
+ * rollback drops it unsent. */
+static void test_run_at_commit(void **state)
+{
+	(void)state;
+	store *s = open_url();
+	assert_esim(ESIM_OK, store_exec(s, "CREATE TABLE d (id {{INT}} PRIMARY KEY, k {{INT}})"));
+	assert_esim(ESIM_OK, insert_row(s, INS, 1, 0, false));
+	/* a transaction of one deferred statement: BEGIN, INSERT, COMMIT */
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	assert_esim(ESIM_OK, insert_row(s, INS, 2, 0, true));
+	assert_int_equal(store_changes(s), -1);
+	store_make_durable(s);
+	assert_esim(ESIM_OK, store_commit(s));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d"), 2);
+	/* the last statement fails: its error, and nothing of the transaction */
+	assert_esim(ESIM_OK, store_begin(s));
+	assert_esim(ESIM_OK, insert_row(s, INS, 3, 0, false));
+	assert_esim(ESIM_OK, insert_row(s, INS, 1, 0, true)); /* duplicate key: not sent yet */
+	assert_esim(ESIM_E_STORE_CONSTRAINT, store_commit(s));
+	assert_non_null(strstr(store_errmsg(s), "duplicate key"));
+	assert_esim(ESIM_E_STORE_STATE, store_rollback(s)); /* already over */
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d"), 2);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d WHERE id = 3"), 0);
+	/* the same, lazy and made durable (SET LOCAL ... on in the pipeline) */
+	assert_esim(ESIM_OK, store_begin_lazy(s));
+	assert_esim(ESIM_OK, insert_row(s, INS, 4, 0, true));
+	assert_esim(ESIM_OK, insert_row(s, INS, 2, 0, true));
+	store_make_durable(s);
+	assert_esim(ESIM_E_STORE_CONSTRAINT, store_commit(s));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d WHERE id = 4"), 0);
+	/* a later statement sees it, in the same transaction */
+	assert_esim(ESIM_OK, store_begin(s));
+	assert_esim(ESIM_OK, insert_row(s, INS, 5, 0, true));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d WHERE id = 5"), 1);
+	assert_esim(ESIM_OK, store_rollback(s));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d WHERE id = 5"), 0);
+	/* a rollback drops one never sent */
+	assert_esim(ESIM_OK, store_begin(s));
+	assert_esim(ESIM_OK, insert_row(s, INS, 6, 0, true));
+	assert_esim(ESIM_OK, store_rollback(s));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d"), 2);
+	/* outside a transaction it is store_run */
+	assert_esim(ESIM_OK, insert_row(s, INS, 7, 0, true));
+	assert_int_equal(store_changes(s), 1);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM d"), 3);
+	store_close(s);
+}
+
+/* Write skew under SERIALIZABLE: the body reads the rows of k = 2 and
+ * inserts one of k = 1 with store_run_at_commit; on its first try another
+ * connection, between the two, reads k = 1 and inserts k = 2 and commits.
+ * The body's pipelined INSERT + COMMIT then fails to serialize: that is
+ * ESIM_E_STORE_BUSY from store_commit, so store_transaction runs the body
+ * again, which commits. */
+struct skew {
+	store *other;
+	int tries;
+};
+
+static esim_err skew_body(store *s, void *arg)
+{
+	struct skew *a = arg;
+	a->tries++;
+	store_stmt *st;
+	bool row = false;
+	esim_err err = store_prepare(s, "SELECT COUNT(*) FROM w WHERE k = 2", &st);
+	if (err == ESIM_OK)
+		err = store_step(st, &row);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	if (a->tries == 1) {
+		store *o = a->other;
+		assert_esim(ESIM_OK, store_begin(o));
+		assert_int_equal(query_int(o, "SELECT COUNT(*) FROM w WHERE k = 1"), 0);
+		assert_esim(ESIM_OK,
+			    insert_row(o, "INSERT INTO w (id, k) VALUES (?1, ?2)", 100, 2, false));
+		assert_esim(ESIM_OK, store_commit(o));
+	}
+	return insert_row(s, "INSERT INTO w (id, k) VALUES (?1, ?2)", 200 + a->tries, 1, true);
+}
+
+static void test_run_at_commit_serialization_failure(void **state)
+{
+	(void)state;
+	store *s = open_url();
+	struct skew a = {open_url(), 0};
+	assert_esim(ESIM_OK, store_exec(s, "CREATE TABLE w (id {{INT}} PRIMARY KEY, k {{INT}})"));
+	assert_esim(ESIM_OK, store_transaction(s, skew_body, &a, 5));
+	assert_int_equal(a.tries, 2);
+	/* the first try's row is not there, the second's is */
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM w WHERE id = 201"), 0);
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM w WHERE id = 202"), 1);
+	/* and the failure is BUSY at store_commit itself */
+	assert_esim(ESIM_OK, store_exec(s, "DELETE FROM w"));
+	a.tries = 0;
+	assert_esim(ESIM_OK, store_begin(s));
+	assert_esim(ESIM_OK, skew_body(s, &a));
+	assert_esim(ESIM_E_STORE_BUSY, store_commit(s));
+	assert_non_null(strstr(store_errmsg(s), "serialize"));
+	assert_int_equal(query_int(s, "SELECT COUNT(*) FROM w WHERE k = 1"), 0);
+	store_close(a.other);
+	store_close(s);
+}
+
 int main(void)
 {
 	int rc = pg_start(&env);
@@ -220,6 +347,8 @@ int main(void)
 	    cmocka_unit_test(test_isolation_levels),
 	    cmocka_unit_test(test_row_lock_needs_no_retry),
 	    cmocka_unit_test(test_statements_reused),
+	    cmocka_unit_test(test_run_at_commit),
+	    cmocka_unit_test(test_run_at_commit_serialization_failure),
 	};
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	pg_stop(&env);
