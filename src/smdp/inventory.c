@@ -73,7 +73,10 @@ esim_err smdp_db_history(store *s, int64_t profile_id, time_t now, const char *e
 	store_bind_int64(st, 2, (int64_t)now);
 	store_bind_text(st, 3, event);
 	store_bind_text(st, 4, detail);
-	err = store_run(st);
+	/* nobody reads its result: on PostgreSQL it travels with the
+	 * transaction's next statement or its COMMIT (no round trip of its own);
+	 * a failure comes back from that one */
+	err = store_run_at_commit(st);
 	store_finalize(st);
 	return err;
 }
