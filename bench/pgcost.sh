@@ -17,9 +17,9 @@
 #                 as a message of its own: add the BEGINs back for those.
 #                 Statements run with store_run_at_commit travel with the
 #                 COMMIT (or the next statement) and are not told apart here:
-#                 since store_run_at_commit (issue 18,
-#                 src/smdp/es9.c) subtract 5 per download (the session
-#                 INSERT, bpp_tx2's two UPDATEs, the PIR's UPDATE and DELETE).
+#                 since store_run_at_commit (issue 18, 65393ef and fe9567c)
+#                 subtract 7 per download (the session INSERT, bpp_tx2's two
+#                 UPDATEs, the PIR's UPDATE and DELETE, two history INSERTs).
 #   rows written  tup_inserted + tup_updated + tup_deleted (pg_stat_database)
 #   PG CPU        run time (schedstat, ns) of the postmaster and all its
 #                 children: backends, WAL writer, checkpointer, ...; "backends"
