@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "esim/pki.h"
 #include "esim/store.h"
 #include "esim/util.h"
@@ -112,51 +113,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	if (!tail_set)
 		o->tail_s = o->ttl + 2 * (o->purge_every < 60 ? o->purge_every : 0) + 1;
 	return o->calls && o->concurrency && o->ttl ? 0 : -1;
-}
-
-/* Start `esim-smdp serve`, stderr into log; the ES9+ port once ready. */
-static esim_err start_server(const struct opts *o, const char *conf, const char *log, pid_t *pid,
-			     unsigned *port)
-{
-	char prog[1024];
-	snprintf(prog, sizeof prog, "%s/esim-smdp", o->bin_dir);
-	pid_t p = fork();
-	if (p < 0)
-		return ESIM_E_IO;
-	if (p == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		if (fd >= 0) {
-			dup2(fd, 2);
-			close(fd);
-		}
-		execl(prog, prog, "serve", "--config", conf, (char *)NULL);
-		_exit(127);
-	}
-	*pid = p;
-	for (int i = 0; i < 1000; i++) {
-		uint8_t *text = NULL;
-		size_t len = 0;
-		if (esim_read_file(log, 1u << 20, &text, &len) == ESIM_OK) {
-			char *s = strndup((const char *)text, len);
-			free(text);
-			const char *l = s ? strstr(s, "listening on ") : NULL;
-			const char *c = l ? strchr(l, ':') : NULL;
-			bool ready = s && strstr(s, "esim-smdp: ready") != NULL;
-			if (c)
-				*port = (unsigned)strtoul(c + 1, NULL, 10);
-			free(s);
-			if (ready && *port)
-				return ESIM_OK;
-		}
-		int st;
-		if (waitpid(p, &st, WNOHANG) == p) {
-			fprintf(stderr, "bench_flood: esim-smdp exited; see %s\n", log);
-			*pid = 0;
-			return ESIM_E_IO;
-		}
-		usleep(10000);
-	}
-	return ESIM_E_NET_TIMEOUT;
 }
 
 static esim_err es10_cb(void *ctx, const uint8_t *cmd, size_t len, esim_buf *resp)
@@ -267,7 +223,7 @@ int main(int argc, char **argv)
 	fclose(f);
 	pid_t pid = 0;
 	unsigned port = 0;
-	if (start_server(&o, conf, log, &pid, &port) != ESIM_OK) {
+	if (bench_start_smdp(o.bin_dir, conf, log, &pid, &port) != ESIM_OK) {
 		if (pid)
 			kill(pid, SIGKILL);
 		return 1;
