@@ -259,11 +259,14 @@ static int wait_fd(net_client *c, short events, int64_t deadline)
 	}
 }
 
-/* > 0 bytes read, 0 at end of stream, -1 on error or timeout (recorded). */
-static ssize_t sock_read(net_client *c, void *buf, size_t n)
+/* One recv (out false) or send (out true) on the client's socket, waiting
+ * for it to be ready until the request's deadline: > 0 bytes moved, 0 at
+ * the end of the stream (recv), -1 on error or time-out (recorded). */
+static ssize_t sock_io(net_client *c, void *buf, size_t n, bool out)
 {
 	for (;;) {
-		ssize_t k = recv(c->fd, buf, n, MSG_DONTWAIT);
+		ssize_t k = out ? send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL)
+				: recv(c->fd, buf, n, MSG_DONTWAIT);
 		if (k >= 0)
 			return k;
 		if (errno == EINTR)
@@ -272,7 +275,7 @@ static ssize_t sock_read(net_client *c, void *buf, size_t n)
 			c->sys_errno = errno;
 			return -1;
 		}
-		int w = wait_fd(c, POLLIN, c->deadline);
+		int w = wait_fd(c, out ? POLLOUT : POLLIN, c->deadline);
 		if (w <= 0) {
 			c->timed_out = w == 0;
 			return -1;
@@ -280,24 +283,14 @@ static ssize_t sock_read(net_client *c, void *buf, size_t n)
 	}
 }
 
+static ssize_t sock_read(net_client *c, void *buf, size_t n)
+{
+	return sock_io(c, buf, n, false);
+}
+
 static ssize_t sock_write(net_client *c, const void *buf, size_t n)
 {
-	for (;;) {
-		ssize_t k = send(c->fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (k >= 0)
-			return k;
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			c->sys_errno = errno;
-			return -1;
-		}
-		int w = wait_fd(c, POLLOUT, c->deadline);
-		if (w <= 0) {
-			c->timed_out = w == 0;
-			return -1;
-		}
-	}
+	return sock_io(c, (void *)buf, n, true);
 }
 
 /* The BIO under OpenSSL: sock_read / sock_write on the client's socket. */
