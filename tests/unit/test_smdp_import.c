@@ -221,7 +221,10 @@ static void test_command(void **state)
 		 test_bin_dir(), conf, csv, errp);
 	assert_int_not_equal(system(cmd), 0);
 	size_t len;
-	char *msg = (char *)test_read(errp, &len);
+	uint8_t *raw = test_read(errp, &len);
+	char *msg = strndup((const char *)raw, len); /* the file has no NUL */
+	free(raw);
+	assert_non_null(msg);
 	char want[900];
 	snprintf(want, sizeof want, "%s:3: IMSI", csv);
 	if (!strstr(msg, want) || !strstr(msg, "nothing imported"))
