@@ -75,4 +75,9 @@ esim_err esim_read_secret_file(const char *path, size_t max, uint8_t **out, size
 esim_err esim_base64_encode(const uint8_t *p, size_t n, char **out);
 esim_err esim_base64_decode(const char *text, size_t len, uint8_t **out, size_t *out_len);
 
+/* The libesim release ("MAJOR.MINOR.PATCH", static storage), and the one
+ * line every program's --version prints on stdout: "PROGRAM VERSION". */
+const char *esim_version(void);
+void esim_print_version(const char *program);
+
 #endif

@@ -28,6 +28,7 @@
 #include "euicc/apdu_front.h"
 #include "euicc/euicc.h"
 #include "euicc/transport.h"
+#include "esim/util.h"
 
 #define MAX_LISTEN 8
 
@@ -389,6 +390,10 @@ static int run_info(euicc *e)
 int main(int argc, char **argv)
 {
 	static struct opts o; /* large path buffers: not on the stack */
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim-euicc");
+		return 0;
+	}
 	if (parse_args(argc, argv, &o) != 0) {
 		usage(stderr);
 		return 2;

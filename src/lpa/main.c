@@ -9,6 +9,7 @@
 
 #include "lpa/cli.h"
 #include "lpa/lpa.h"
+#include "esim/util.h"
 
 static const struct cli_command commands[] = {
     {"chip", "the eUICC: info, default-smdp, reset", cmd_chip},
@@ -84,6 +85,10 @@ static char **hoist_globals(int argc, char **argv, int *out_argc)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim");
+		return 0;
+	}
 	int n_args = argc;
 	char **args = hoist_globals(argc, argv, &n_args);
 	if (args == NULL)

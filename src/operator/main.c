@@ -22,6 +22,7 @@
 
 #include "esim/operator.h"
 #include "esim/rsp_saip.h"
+#include "esim/util.h"
 
 #define MAX_KV 48
 
@@ -349,6 +350,10 @@ static int serve(op *o, const struct kv *kv)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim-operator");
+		return 0;
+	}
 	if (argc < 2) {
 		usage();
 		return 2;

@@ -1032,6 +1032,10 @@ out:
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim-pki");
+		return 0;
+	}
 	if (argc < 2) {
 		usage(stderr);
 		return EXIT_USAGE;

@@ -23,6 +23,7 @@
 #include "esim/cert.h"
 #include "esim/rsp.h"
 #include "esim/smdp.h"
+#include "esim/util.h"
 
 #define MAX_KV 64
 
@@ -721,6 +722,10 @@ static int cmd_state(smdp *d, char **pos, int n, bool history)
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim-smdp");
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage();
 		return argc < 2 ? 2 : 0;
