@@ -28,7 +28,7 @@ struct smdp_identity {
 #define SMDP_POOL_MAX 64
 /* Distinct EUM certificates kept verified: a handful exist per CI. */
 #define SMDP_EUM_CACHE 32
-/* eUICC public keys kept by SubjectPublicKeyInfo (es9.c): slots, and the
+/* eUICC public keys kept by SubjectPublicKeyInfo (es9_auth.c): slots, and the
  * largest SPKI kept (an EC P-256 or brainpoolP256r1 one is ~92 bytes). */
 #define SMDP_KEY_CACHE	  256
 #define SMDP_KEY_SPKI_MAX 128
@@ -54,7 +54,7 @@ struct smdp {
 	size_t n_ids;
 	crypto_trust *trust;
 	unsigned session_ttl_s, cc_max, max_attempts, order_ttl_s;
-	unsigned max_pending;	      /* unauthenticated sessions at most (es9.c) */
+	unsigned max_pending;	      /* unauthenticated sessions at most (es9_session.c) */
 	atomic_ulong pending;	      /* about that many now: exact after a count */
 	atomic_llong pending_full_at; /* the second a count found no room */
 	bool refuse_rebind, check_time, log;
@@ -67,7 +67,7 @@ struct smdp {
 	size_t n_pool;
 	size_t n_open, pool_max; /* connections open (idle or lent) and the cap */
 
-	/* EUM certificates already verified against a trusted CI (es9.c):
+	/* EUM certificates already verified against a trusted CI (es9_auth.c):
 	 * filled, never evicted, and only with certificates that verified, so
 	 * an entry is immutable once n_eum counts it. Each is also written
 	 * once to smdp_eum_certs, which outlives the process. */
