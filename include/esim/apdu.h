@@ -64,6 +64,9 @@ typedef struct apdu_driver {
 	const char *help; /* one line: what the spec string may be */
 	/* Connect to the card described by spec; *ctx is the driver's state. */
 	esim_err (*open)(const char *spec, void **ctx);
+	/* Optional: open, and on failure say in why (may be NULL) what failed
+	 * (address, reader, device), the reason and what to do. */
+	esim_err (*open_why)(const char *spec, void **ctx, esim_errctx *why);
 	/* Send one command APDU, receive one response APDU (data + SW1 SW2)
 	 * into rapdu, which the driver empties first. The caller owns rapdu. */
 	esim_err (*transmit)(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu);
@@ -134,6 +137,8 @@ struct apdu_session_opts {
 	bool basic_channel; /* use channel 0 instead of MANAGE CHANNEL (for
 			       readers or modems without logical channels) */
 	FILE *trace;	    /* when set, every APDU is written there as hex */
+	esim_errctx *why;   /* when set, a failed open says there what failed
+			       (address, reader, device) and what to do */
 };
 
 /*

@@ -206,4 +206,26 @@ const char *esim_strerror(esim_err err);
 /* The symbolic name of err, e.g. "ESIM_E_DER_OVERRUN"; never NULL. */
 const char *esim_errname(esim_err err);
 
+/*
+ * esim_errctx: the detail of a failure that its code alone cannot carry:
+ * which path, address or reader, the system's reason (strerror) and what
+ * to do about it. The caller owns one (on its stack or in its context; no
+ * global state) and passes it down; the function that fails writes one
+ * sentence into it, e.g. "cannot connect to unix:/run/e.sock (No such file
+ * or directory): is esim-euicc running?". Every setter accepts NULL (the
+ * caller wants no detail). Never put a secret in it: it is shown to users
+ * and logged.
+ */
+#define ESIM_ERRCTX_MAX 512
+typedef struct esim_errctx {
+	char text[ESIM_ERRCTX_MAX];
+} esim_errctx;
+
+/* Replace the detail with the formatted text (truncated to fit). */
+void esim_errctx_set(esim_errctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Empty the detail. */
+void esim_errctx_clear(esim_errctx *ctx);
+/* The detail, or "" when none was set (or ctx is NULL); never NULL. */
+const char *esim_errctx_text(const esim_errctx *ctx);
+
 #endif

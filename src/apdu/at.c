@@ -381,7 +381,7 @@ static esim_err parse_spec(const char *spec, char *path, size_t cap, struct at_c
 	return ESIM_OK;
 }
 
-static esim_err at_open(const char *spec, void **out)
+static esim_err at_open_why(const char *spec, void **out, esim_errctx *why)
 {
 	struct at_ctx *c = calloc(1, sizeof *c);
 	if (c == NULL)
@@ -392,10 +392,23 @@ static esim_err at_open(const char *spec, void **out)
 	char path[512];
 	speed_t speed = B115200;
 	esim_err err = parse_spec(spec, path, sizeof path, c, &speed);
+	if (err != ESIM_OK)
+		esim_errctx_set(why,
+				"'%s' is not a modem device (PATH[,baud=N][,timeout=MS]"
+				"[,mode=cgla|csim])",
+				spec ? spec : "");
 	if (err == ESIM_OK) {
 		c->fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
-		if (c->fd < 0)
+		if (c->fd < 0) {
+			int e = errno;
+			esim_errctx_set(why, "cannot open the modem %s (%s)%s", path, strerror(e),
+					e == EACCES ? ": add this user to the dialout group"
+					: e == ENOENT
+					    ? ": is the modem plugged in? (see ls /dev/ttyUSB* "
+					      "/dev/ttyACM*)"
+					    : "");
 			err = ESIM_E_APDU_NO_READER;
+		}
 	}
 	struct termios t;
 	if (err == ESIM_OK && tcgetattr(c->fd, &t) == 0) {
@@ -412,8 +425,13 @@ static esim_err at_open(const char *spec, void **out)
 	/* A modem that does not answer "AT" is not a modem (or is busy). */
 	if (err == ESIM_OK)
 		err = at_command(c, "AT", NULL, NULL, 0);
-	if (err == ESIM_E_APDU_TIMEOUT || err == ESIM_E_APDU_SW)
+	if (err == ESIM_E_APDU_TIMEOUT || err == ESIM_E_APDU_SW) {
+		esim_errctx_set(why,
+				"the modem %s does not answer AT (%s): is it the AT port, and is "
+				"no other program (ModemManager) using it?",
+				path, err == ESIM_E_APDU_TIMEOUT ? "no answer" : "ERROR");
 		err = ESIM_E_APDU_NO_READER;
+	}
 	if (err == ESIM_OK)
 		(void)at_command(c, "ATE0", NULL, NULL, 0);
 	if (err != ESIM_OK) {
@@ -424,6 +442,11 @@ static esim_err at_open(const char *spec, void **out)
 	}
 	*out = c;
 	return ESIM_OK;
+}
+
+static esim_err at_open(const char *spec, void **out)
+{
+	return at_open_why(spec, out, NULL);
 }
 
 static esim_err at_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
@@ -459,6 +482,7 @@ const apdu_driver apdu_driver_at = {
     .name = "at",
     .help = "serial device of a modem: PATH[,baud=N][,timeout=MS][,mode=cgla|csim]",
     .open = at_open,
+    .open_why = at_open_why,
     .transmit = at_transmit,
     .close = at_close,
 };

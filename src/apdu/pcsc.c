@@ -8,6 +8,7 @@
  * T=0 reader cannot), in 255-byte STORE DATA blocks by default; responses
  * over 256 bytes come through 61xx / GET RESPONSE (session.c).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,7 +57,33 @@ static LONG try_connect(struct pcsc_ctx *c, const char *reader)
 			    SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &c->card, &c->proto);
 }
 
-static esim_err pcsc_open(const char *spec, void **out)
+/* why: no reader matched spec (or none had a card): which readers exist. */
+static void no_reader_why(esim_errctx *why, const char *spec, const char *readers, LONG rv)
+{
+	if (why == NULL)
+		return;
+	char list[300] = "";
+	size_t n = 0, count = 0;
+	for (const char *r = readers ? readers : ""; *r != '\0'; r += strlen(r) + 1, count++)
+		if (n < sizeof list)
+			n += (size_t)snprintf(list + n, sizeof list - n, "%s%zu: '%s'",
+					      count ? ", " : "", count, r);
+	if (count == 0)
+		esim_errctx_set(why,
+				"no PC/SC reader is connected (%s): plug one in, or for "
+				"esim-euicc start vpcd and esim-euicc --vpcd",
+				pcsc_stringify_error(rv));
+	else if (spec[0] == '\0')
+		esim_errctx_set(why, "no reader holds a card (%s); readers: %s",
+				pcsc_stringify_error(rv), list);
+	else
+		esim_errctx_set(why,
+				"no card in a reader matching '%s' (%s); readers: %s (give "
+				"--reader with an index or part of a name)",
+				spec, pcsc_stringify_error(rv), list);
+}
+
+static esim_err pcsc_open_why(const char *spec, void **out, esim_errctx *why)
 {
 	if (spec == NULL)
 		spec = "";
@@ -66,6 +93,10 @@ static esim_err pcsc_open(const char *spec, void **out)
 	LONG rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &c->ctx);
 	if (rv != SCARD_S_SUCCESS) {
 		free(c);
+		esim_errctx_set(why,
+				"cannot reach the PC/SC service for reader '%s' (%s): is pcscd "
+				"running?",
+				spec, pcsc_stringify_error(rv));
 		return rv == SCARD_E_NO_SERVICE ? ESIM_E_APDU_NO_READER : map_pcsc(rv);
 	}
 	char *readers = NULL;
@@ -77,6 +108,7 @@ static esim_err pcsc_open(const char *spec, void **out)
 				     : SCardListReaders(c->ctx, NULL, readers, &len);
 	}
 	esim_err err = map_pcsc(rv);
+	LONG last = rv == SCARD_S_SUCCESS ? SCARD_E_UNKNOWN_READER : rv;
 	if (err == ESIM_OK) {
 		/* default: no reader matched, or none had a card */
 		err = ESIM_E_APDU_NO_READER;
@@ -88,12 +120,15 @@ static esim_err pcsc_open(const char *spec, void **out)
 				continue;
 			rv = try_connect(c, r);
 			err = map_pcsc(rv);
+			last = rv;
 			/* the first match is the chosen reader, unless the
 			 * spec was empty: then take the first with a card */
 			if (rv == SCARD_S_SUCCESS || spec[0] != '\0')
 				break;
 		}
 	}
+	if (err != ESIM_OK)
+		no_reader_why(why, spec, readers, last);
 	free(readers);
 	if (err != ESIM_OK) {
 		SCardReleaseContext(c->ctx);
@@ -102,6 +137,11 @@ static esim_err pcsc_open(const char *spec, void **out)
 	}
 	*out = c;
 	return ESIM_OK;
+}
+
+static esim_err pcsc_open(const char *spec, void **out)
+{
+	return pcsc_open_why(spec, out, NULL);
 }
 
 static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
@@ -155,6 +195,7 @@ const apdu_driver apdu_driver_pcsc = {
     .name = "pcsc",
     .help = "\"\" (first reader with a card) | reader index | substring of the reader name",
     .open = pcsc_open,
+    .open_why = pcsc_open_why,
     .transmit = pcsc_transmit,
     .close = pcsc_close,
     .atr = pcsc_atr,

@@ -321,7 +321,9 @@ esim_err apdu_session_open(const char *driver, const char *spec,
 	s->drv = drv;
 	s->mss = mss;
 	s->trace = opts ? opts->trace : NULL;
-	esim_err err = drv->open(spec, &s->ctx);
+	esim_errctx *why = opts ? opts->why : NULL;
+	esim_errctx_clear(why);
+	esim_err err = drv->open_why ? drv->open_why(spec, &s->ctx, why) : drv->open(spec, &s->ctx);
 	if (err != ESIM_OK) {
 		free(s);
 		return err;

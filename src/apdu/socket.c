@@ -21,28 +21,35 @@ struct socket_ctx {
 	int timeout_ms;
 };
 
-static esim_err socket_open(const char *spec, void **ctx)
+static esim_err socket_open_why(const char *spec, void **ctx, esim_errctx *why)
 {
 	char addr[512];
 	int timeout = SOCKET_DEFAULT_TIMEOUT_MS;
-	if (spec == NULL || strlen(spec) >= sizeof addr)
+	if (spec == NULL || strlen(spec) >= sizeof addr) {
+		esim_errctx_set(why, "the socket device is missing or too long");
 		return ESIM_E_ARG;
+	}
 	strcpy(addr, spec);
 	char *opt = strchr(addr, ',');
 	if (opt != NULL) {
 		*opt++ = '\0';
-		char *end;
-		if (strncmp(opt, "timeout=", 8) != 0)
+		char *end = NULL;
+		long v = strncmp(opt, "timeout=", 8) == 0 ? strtol(opt + 8, &end, 10) : 0;
+		if (v < 1 || v > 3600000 || *end != '\0') {
+			esim_errctx_set(why,
+					"'%s': the only option after the address is "
+					"timeout=MS (1..3600000)",
+					spec);
 			return ESIM_E_ARG;
-		long v = strtol(opt + 8, &end, 10);
-		if (*end != '\0' || v < 1 || v > 3600000)
-			return ESIM_E_ARG;
+		}
 		timeout = (int)v;
 	}
 	struct socket_ctx *c = calloc(1, sizeof *c);
 	if (c == NULL)
 		return ESIM_E_NOMEM;
-	esim_err err = apdu_sock_connect(addr, &c->fd);
+	/* no eUICC at the address is "no card", with the address, the
+	 * system's reason and a hint in why */
+	esim_err err = apdu_sock_connect_why(addr, &c->fd, why);
 	if (err != ESIM_OK) {
 		free(c);
 		return err == ESIM_E_ARG ? err : ESIM_E_APDU_NO_READER;
@@ -50,6 +57,11 @@ static esim_err socket_open(const char *spec, void **ctx)
 	c->timeout_ms = timeout;
 	*ctx = c;
 	return ESIM_OK;
+}
+
+static esim_err socket_open(const char *spec, void **ctx)
+{
+	return socket_open_why(spec, ctx, NULL);
 }
 
 static esim_err socket_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
@@ -97,6 +109,7 @@ const apdu_driver apdu_driver_socket = {
     .name = "socket",
     .help = "unix:/path/to/euicc.sock | tcp:HOST:PORT | HOST:PORT [,timeout=MS]",
     .open = socket_open,
+    .open_why = socket_open_why,
     .transmit = socket_transmit,
     .close = socket_close,
     .atr = socket_atr,

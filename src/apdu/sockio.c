@@ -78,18 +78,41 @@ void apdu_sock_nodelay(int fd)
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-static esim_err tcp_open(const char *host, const char *port, bool listening, int *out)
+/* The detail of a failed connect or listen on what: the system's reason
+ * and, for the usual ones, what to do. */
+static void sock_why(esim_errctx *why, bool listening, const char *what, int e)
+{
+	const char *hint = "";
+	if (!listening && (e == ENOENT || e == ECONNREFUSED))
+		hint = ": nothing listens there";
+	else if (listening && e == EADDRINUSE)
+		hint = ": another process listens there (stop it or pick another address)";
+	else if (e == EACCES || e == EPERM)
+		hint = ": permission denied for this user";
+	esim_errctx_set(why, "cannot %s %s (%s)%s", listening ? "listen on" : "connect to", what,
+			strerror(e), hint);
+}
+
+static esim_err tcp_open(const char *host, const char *port, bool listening, int *out,
+			 esim_errctx *why)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC};
 	struct addrinfo *res = NULL;
+	char what[300];
+	snprintf(what, sizeof what, "tcp:%s:%s", host, port);
 	hints.ai_flags = AI_NUMERICSERV | (listening ? AI_PASSIVE : 0);
-	if (getaddrinfo(host, port, &hints, &res) != 0)
+	int gai = getaddrinfo(host, port, &hints, &res);
+	if (gai != 0) {
+		esim_errctx_set(why, "cannot resolve the host of %s (%s)", what, gai_strerror(gai));
 		return ESIM_E_IO;
-	int fd = -1;
+	}
+	int fd = -1, e = EADDRNOTAVAIL;
 	for (struct addrinfo *a = res; a != NULL; a = a->ai_next) {
 		fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-		if (fd < 0)
+		if (fd < 0) {
+			e = errno;
 			continue;
+		}
 		if (listening) {
 			int one = 1;
 			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -99,12 +122,15 @@ static esim_err tcp_open(const char *host, const char *port, bool listening, int
 			apdu_sock_nodelay(fd);
 			break;
 		}
+		e = errno;
 		close(fd);
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
+	if (fd < 0) {
+		sock_why(why, listening, what, e);
 		return ESIM_E_IO;
+	}
 	*out = fd;
 	return ESIM_OK;
 }
@@ -113,7 +139,7 @@ esim_err apdu_sock_connect_tcp(const char *host, uint16_t port, int *fd)
 {
 	char p[8];
 	snprintf(p, sizeof p, "%u", (unsigned)port);
-	return tcp_open(host, p, false, fd);
+	return tcp_open(host, p, false, fd, NULL);
 }
 
 static esim_err parse_spec(const char *spec, bool *is_unix, char *a, size_t an, char *p, size_t pn)
@@ -131,23 +157,43 @@ static esim_err parse_spec(const char *spec, bool *is_unix, char *a, size_t an, 
 	return split_host_port(spec, a, an, p, pn);
 }
 
+static void spec_why(esim_errctx *why, const char *spec)
+{
+	esim_errctx_set(why,
+			"'%s' is not a socket address (unix:PATH, tcp:HOST:PORT or HOST:PORT, "
+			"port 1..65535, path under 108 bytes)",
+			spec);
+}
+
 esim_err apdu_sock_connect(const char *spec, int *fd)
+{
+	return apdu_sock_connect_why(spec, fd, NULL);
+}
+
+esim_err apdu_sock_connect_why(const char *spec, int *fd, esim_errctx *why)
 {
 	char addr[256], port[8];
 	bool is_unix;
 	esim_err err = parse_spec(spec, &is_unix, addr, sizeof addr, port, sizeof port);
-	if (err != ESIM_OK)
+	if (err != ESIM_OK) {
+		spec_why(why, spec);
 		return err;
+	}
 	if (!is_unix)
-		return tcp_open(addr, port, false, fd);
+		return tcp_open(addr, port, false, fd, why);
 	struct sockaddr_un sa;
-	if ((err = unix_addr(addr, &sa)) != ESIM_OK)
+	if ((err = unix_addr(addr, &sa)) != ESIM_OK) {
+		spec_why(why, spec);
 		return err;
+	}
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return ESIM_E_IO;
-	if (connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(s);
+	if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		int e = errno;
+		if (s >= 0)
+			close(s);
+		char what[300];
+		snprintf(what, sizeof what, "unix:%s", addr);
+		sock_why(why, false, what, e);
 		return ESIM_E_IO;
 	}
 	*fd = s;
@@ -156,16 +202,25 @@ esim_err apdu_sock_connect(const char *spec, int *fd)
 
 esim_err apdu_sock_listen(const char *spec, int *fd)
 {
+	return apdu_sock_listen_why(spec, fd, NULL);
+}
+
+esim_err apdu_sock_listen_why(const char *spec, int *fd, esim_errctx *why)
+{
 	char addr[256], port[8];
 	bool is_unix;
 	esim_err err = parse_spec(spec, &is_unix, addr, sizeof addr, port, sizeof port);
-	if (err != ESIM_OK)
+	if (err != ESIM_OK) {
+		spec_why(why, spec);
 		return err;
+	}
 	if (!is_unix)
-		return tcp_open(addr, port, true, fd);
+		return tcp_open(addr, port, true, fd, why);
 	struct sockaddr_un sa;
-	if ((err = unix_addr(addr, &sa)) != ESIM_OK)
+	if ((err = unix_addr(addr, &sa)) != ESIM_OK) {
+		spec_why(why, spec);
 		return err;
+	}
 	struct stat st;
 	if (lstat(addr, &st) == 0 && S_ISSOCK(st.st_mode)) {
 		/* a socket file left by a server that died: replace it, but
@@ -173,19 +228,26 @@ esim_err apdu_sock_listen(const char *spec, int *fd)
 		int probe;
 		if (apdu_sock_connect(spec, &probe) == ESIM_OK) {
 			close(probe);
+			esim_errctx_set(why,
+					"cannot listen on unix:%s: a live server already listens "
+					"there (stop it or pick another path)",
+					addr);
 			return ESIM_E_IO;
 		}
 		unlink(addr);
 	}
 	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return ESIM_E_IO;
 	/* The socket is the card: only the owner may talk to it. The mode is
 	 * set between bind and listen, so no connect can slip in before it
 	 * (a connect to a socket that does not listen yet is refused). */
-	if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(addr, 0600) != 0 ||
+	if (s < 0 || bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(addr, 0600) != 0 ||
 	    listen(s, 8) != 0) {
-		close(s);
+		int e = errno;
+		if (s >= 0)
+			close(s);
+		char what[300];
+		snprintf(what, sizeof what, "unix:%s", addr);
+		sock_why(why, true, what, e);
 		return ESIM_E_IO;
 	}
 	*fd = s;

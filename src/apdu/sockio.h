@@ -26,11 +26,15 @@
  * it Nagle and delayed ACK add ~40 ms per APDU, digest 15.1).
  */
 esim_err apdu_sock_connect(const char *spec, int *fd);
+/* The same; on failure why (may be NULL) says which address failed, the
+ * system's reason and what to do. */
+esim_err apdu_sock_connect_why(const char *spec, int *fd, esim_errctx *why);
 esim_err apdu_sock_connect_tcp(const char *host, uint16_t port, int *fd);
 /* Listen on spec (backlog 8). A unix socket is created with mode 0600
  * (only its owner may connect). A stale unix socket file that nobody
  * accepts on is replaced; a live one gives ESIM_E_IO. */
 esim_err apdu_sock_listen(const char *spec, int *fd);
+esim_err apdu_sock_listen_why(const char *spec, int *fd, esim_errctx *why);
 /* Set TCP_NODELAY when fd is a TCP socket; harmless otherwise. */
 void apdu_sock_nodelay(int fd);
 /* Set TCP_QUICKACK (ACK at once, and now if an ACK is due) when fd is a

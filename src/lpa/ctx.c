@@ -87,7 +87,8 @@ void lpa_usage_globals(FILE *out)
 	    "  --timeout SECONDS            HTTP timeout per request (default 60)\n"
 	    "  --json                       print one JSON document (docs/usage.md)\n"
 	    "  --trace                      print APDUs and HTTP exchanges on stderr\n"
-	    "  --yes                        do not ask before destructive steps\n");
+	    "  --yes                        do not ask before destructive steps\n"
+	    "  --help                       this help (after a command: the command's)\n");
 }
 
 static json_t *warnings_of(struct lpa *L)
@@ -386,19 +387,36 @@ int lpa_card(struct lpa *L)
 					"the %s transport needs --device (or $ESIM_DEVICE)", t);
 		dev = "";
 	}
+	esim_errctx why = {{0}};
 	struct apdu_session_opts so = {
 	    .mss = L->o.mss,
 	    .basic_channel = L->o.basic_channel,
 	    .trace = L->o.trace ? stderr : NULL,
+	    .why = &why,
 	};
 	esim_err err = apdu_session_open(t, dev, &so, &L->s);
 	if (err != ESIM_OK) {
-		char ctx[600];
-		snprintf(ctx, sizeof ctx, "cannot reach the eUICC (%s transport, device '%s')", t,
-			 dev);
+		/* the driver's detail names the address, reader or device, the
+		 * reason and what to do; the transport hint says how to pick
+		 * another card */
+		const char *hint = strcmp(t, "socket") == 0
+				       ? ": is esim-euicc running? (start it with --listen "
+					 "SPEC, or give another --socket)"
+				   : strcmp(t, "pcsc") == 0 ? " (--reader NAME|INDEX picks another)"
+							    : " (--device PATH picks another)";
+		int code = err == ESIM_E_ARG ? CLI_EXIT_USAGE : CLI_EXIT_CARD;
 		L->s = NULL;
-		return lpa_fail_err(L, err, err == ESIM_E_ARG ? CLI_EXIT_USAGE : CLI_EXIT_CARD,
-				    ctx);
+		if (esim_errctx_text(&why)[0] == '\0') {
+			char ctx[600];
+			snprintf(ctx, sizeof ctx,
+				 "cannot reach the eUICC (%s transport, device '%s')", t, dev);
+			return lpa_fail_err(L, err, code, ctx);
+		}
+		int rc = lpa_fail(L, code, "cannot reach the eUICC (%s transport): %s%s (%s)", t,
+				  esim_errctx_text(&why), err == ESIM_E_ARG ? "" : hint,
+				  esim_errname(err));
+		lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
+		return rc;
 	}
 	return CLI_OK;
 }
@@ -596,11 +614,16 @@ void lpa_now_iso(char out[32])
 
 /* --- HTTP ----------------------------------------------------------------------- */
 
-static esim_err append_ci(esim_buf *pem, const char *path)
+static esim_err append_ci(esim_buf *pem, const char *path, esim_errctx *why)
 {
 	uint8_t *data = NULL;
 	size_t len = 0;
+	errno = 0;
 	esim_err err = esim_read_file(path, 1024 * 1024, &data, &len);
+	if (err == ESIM_E_IO && errno != 0)
+		esim_errctx_set(why, "cannot read %s (%s)", path, strerror(errno));
+	else if (err == ESIM_E_TOO_LARGE)
+		esim_errctx_set(why, "%s is larger than 1 MiB: not a certificate", path);
 	if (err != ESIM_OK)
 		return err;
 	if (len > 10 && memcmp(data, "-----BEGIN", 10) == 0) {
@@ -610,6 +633,8 @@ static esim_err append_ci(esim_buf *pem, const char *path)
 	} else {
 		err = crypto_pki_cert_pem(data, len, pem);
 	}
+	if (err != ESIM_OK)
+		esim_errctx_set(why, "%s is not a PEM or DER certificate", path);
 	free(data);
 	return err;
 }
@@ -633,11 +658,20 @@ int lpa_http(struct lpa *L)
 			      "pass --ci FILE (or set $ESIM_CI)");
 	esim_buf pem = ESIM_BUF_INIT;
 	for (size_t i = 0; rc == CLI_OK && i < L->o.n_ci; i++) {
-		esim_err err = append_ci(&pem, L->o.ci[i]);
+		esim_errctx why = {{0}};
+		esim_err err = append_ci(&pem, L->o.ci[i], &why);
 		if (err != ESIM_OK) {
-			char ctx[600];
-			snprintf(ctx, sizeof ctx, "reading the CI certificate %s", L->o.ci[i]);
-			rc = lpa_fail_err(L, err, CLI_EXIT_USAGE, ctx);
+			if (esim_errctx_text(&why)[0] != '\0') {
+				rc = lpa_fail(L, CLI_EXIT_USAGE,
+					      "the CI certificate (--ci or $ESIM_CI): %s (%s)",
+					      esim_errctx_text(&why), esim_errname(err));
+				lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
+			} else {
+				char ctx[600];
+				snprintf(ctx, sizeof ctx, "reading the CI certificate %s",
+					 L->o.ci[i]);
+				rc = lpa_fail_err(L, err, CLI_EXIT_USAGE, ctx);
+			}
 		}
 	}
 	if (rc == CLI_OK && esim_buf_append_byte(&pem, 0) != ESIM_OK)

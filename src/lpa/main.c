@@ -25,6 +25,9 @@ static void usage(FILE *out)
 	fprintf(out, "usage: esim [global options] <command> [args]\n\ncommands:\n");
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fputc('\n', out);
+	lpa_usage_globals(out);
+	fprintf(out, "\n'esim <command> --help' lists the command's own options.\n");
 }
 
 static int run(int argc, char **argv)
