@@ -236,6 +236,7 @@ struct net_log_bucket {
 
 struct net_server {
 	struct net_server_config cfg;
+	esim_errctx why; /* what the last failed setup call failed on */
 	struct net_listener **listeners;
 	size_t n_listeners;
 	struct net_route *routes;
@@ -394,7 +395,8 @@ static void log_flush(net_server *s)
 
 /* ---- listeners: socket ------------------------------------------------- */
 
-static esim_err listen_socket(const char *address, uint16_t port, int *fd_out, uint16_t *port_out)
+static esim_err listen_socket(const char *address, uint16_t port, int *fd_out, uint16_t *port_out,
+			      esim_errctx *why)
 {
 	struct addrinfo hints = {0}, *ai = NULL;
 	hints.ai_family = AF_UNSPEC;
@@ -402,10 +404,17 @@ static esim_err listen_socket(const char *address, uint16_t port, int *fd_out, u
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
 	char portbuf[8];
 	snprintf(portbuf, sizeof(portbuf), "%u", (unsigned)port);
-	if (getaddrinfo(address != NULL ? address : "0.0.0.0", portbuf, &hints, &ai) != 0)
+	const char *host = address != NULL ? address : "0.0.0.0";
+	int gai = getaddrinfo(host, portbuf, &hints, &ai);
+	if (gai != 0) {
+		esim_errctx_set(why, "cannot listen on %s:%u: '%s' is not a numeric address (%s)",
+				host, (unsigned)port, host, gai_strerror(gai));
 		return ESIM_E_NET_BIND;
+	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
+		esim_errctx_set(why, "cannot listen on %s:%u (%s)", host, (unsigned)port,
+				strerror(errno));
 		freeaddrinfo(ai);
 		return ESIM_E_NET_BIND;
 	}
@@ -413,6 +422,16 @@ static esim_err listen_socket(const char *address, uint16_t port, int *fd_out, u
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, NET_LISTEN_BACKLOG) != 0) {
+		int e = errno;
+		const char *hint = "";
+		if (e == EADDRINUSE)
+			hint = ": another process listens there (stop it or pick another port)";
+		else if (e == EACCES)
+			hint = ": ports below 1024 need privileges";
+		else if (e == EADDRNOTAVAIL)
+			hint = ": no interface of this host has that address";
+		esim_errctx_set(why, "cannot listen on %s:%u (%s)%s", host, (unsigned)port,
+				strerror(e), hint);
 		freeaddrinfo(ai);
 		close(fd);
 		return ESIM_E_NET_BIND;
@@ -482,6 +501,13 @@ static bool key_is_brainpool(EVP_PKEY *key)
 	return strcmp(group, "brainpoolP256r1") == 0;
 }
 
+/* OpenSSL's reason for its last error, for a message; never NULL. */
+static const char *ossl_reason(void)
+{
+	const char *r = ERR_reason_error_string(ERR_peek_last_error());
+	return r != NULL ? r : "no reason given";
+}
+
 static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_config *lc)
 {
 	if (lc->cert_chain_file == NULL || lc->key_file == NULL)
@@ -497,10 +523,17 @@ static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_co
 		goto fail;
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 				     SSL_OP_NO_COMPRESSION);
-	if (SSL_CTX_use_certificate_chain_file(ctx, lc->cert_chain_file) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, lc->key_file, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1)
+	if (SSL_CTX_use_certificate_chain_file(ctx, lc->cert_chain_file) != 1) {
+		esim_errctx_set(&l->srv->why, "cannot use the TLS certificate chain %s (%s)",
+				lc->cert_chain_file, ossl_reason());
 		goto fail;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, lc->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		esim_errctx_set(&l->srv->why, "cannot use the TLS key %s with the chain %s (%s)",
+				lc->key_file, lc->cert_chain_file, ossl_reason());
+		goto fail;
+	}
 	if (key_is_brainpool(SSL_CTX_get0_privatekey(ctx)) && OpenSSL_version_num() < 0x30200000L &&
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION) != 1)
 		goto fail;
@@ -615,8 +648,14 @@ static esim_err copy_defaults(struct net_listener *l, const struct net_listener_
 	return ESIM_OK;
 }
 
+const char *net_server_errmsg(const net_server *srv)
+{
+	return srv != NULL ? esim_errctx_text(&srv->why) : "";
+}
+
 esim_err net_server_add_listener(net_server *srv, const struct net_listener_config *lc, int *id)
 {
+	esim_errctx_clear(&srv->why);
 	if (srv->started)
 		return ESIM_E_NET_STATE;
 	if (lc->client_auth == NET_CLIENT_AUTH_REQUIRE && !lc->tls)
@@ -662,7 +701,7 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 		goto fail;
 	if (lc->tls && (err = tls_ctx_new(l, lc)) != ESIM_OK)
 		goto fail;
-	if ((err = listen_socket(lc->address, lc->port, &l->fd, &l->port)) != ESIM_OK)
+	if ((err = listen_socket(lc->address, lc->port, &l->fd, &l->port, &srv->why)) != ESIM_OK)
 		goto fail;
 	struct net_listener **v =
 	    realloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*srv->listeners));

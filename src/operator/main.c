@@ -79,18 +79,25 @@ static int load_config(struct kv *kv, const char *path)
 		return -1;
 	}
 	char line[1024];
+	int lineno = 0, rc = 0;
 	while (fgets(line, sizeof line, f)) {
+		lineno++;
 		char *l = trim(line);
 		if (!*l || *l == '#')
 			continue;
 		char *eq = strchr(l, '=');
-		if (!eq)
-			continue;
+		if (!eq) {
+			/* a line the reader cannot use is said, never skipped */
+			fprintf(stderr, "esim-operator: %s:%d: expected 'key = value', not '%s'\n",
+				path, lineno, l);
+			rc = -1;
+			break;
+		}
 		*eq = '\0';
 		kv_set(kv, trim(l), trim(eq + 1));
 	}
 	fclose(f);
-	return 0;
+	return rc;
 }
 
 static void usage(void)
@@ -305,9 +312,13 @@ static int serve(op *o, const struct kv *kv)
 	if (err == ESIM_OK)
 		err = net_server_start(srv);
 	if (err != ESIM_OK) {
+		/* net names the address or TLS file that failed, and why */
+		const char *why = net_server_errmsg(srv);
+		if (why[0])
+			fprintf(stderr, "esim-operator: serve: %s (%s)\n", why, esim_errname(err));
 		net_server_free(srv);
 		op_callback_free(cb);
-		return fail("serve", err);
+		return why[0] ? 1 : fail("serve", err);
 	}
 	uint16_t port = net_server_port(srv, id);
 	printf("esim-operator listening on %s://%s:%u\n", lc.tls ? "https" : "http", addr, port);
