@@ -5,10 +5,16 @@
  * process) or to POST /gsma/rsp2/asn1 (over HTTP), and the DER answers are
  * decoded back for the LPA. Covers complete downloads on both curves
  * (initiateAuthentication, authenticateClient, getBoundProfilePackage,
- * handleNotification), cancelSession, each function's error integer, and
- * the protocol faults (wrong outer tag, wrong content type).
+ * handleNotification with a PIR and with another signed notification),
+ * cancelSession, each function's error integer, and the protocol faults
+ * (wrong outer tag, wrong content type). The adapter's tags are written
+ * out from RSPDefinitions' automatic tagging, independently of the codec
+ * (src/rsp/es9_asn1.c) the server uses: CancelSessionRequestEs9 carries the
+ * eUICC's CancelSessionResponse as [1] A1, HandleNotification the
+ * notification inside [0] A0.
  */
 #include "esim/der.h"
+#include "esim/rsp_es10.h"
 #include "test_smdp_fixture.h"
 
 static struct sfx F;
@@ -74,13 +80,31 @@ static void encode_request(const char *fn, const char *json, uint8_t **out, size
 		der_add_utf8(&b, 0x83, a, strlen(a));
 		add_field(&b, j, "euiccInfo1");
 	} else if (tag == 0xBF3D) {
+		/* HandleNotification ::= [61] SEQUENCE { pendingNotification
+		 * PendingNotification }: no component tagged, so automatic tags
+		 * give it [0], explicit because PendingNotification is an untagged
+		 * CHOICE: A0 wraps the BF37 or 30 */
+		der_builder_open(&b, 0xA0);
 		add_field(&b, j, "pendingNotification");
+		der_builder_close(&b);
+	} else if (tag == 0xBF41) {
+		/* CancelSessionRequestEs9 ::= [65] SEQUENCE { transactionId,
+		 * cancelSessionResponse }: automatic tags [0] 80 and [1], implicit
+		 * on the [65]-tagged CancelSessionResponse: its BF41 becomes A1 */
+		add_txid(&b, j);
+		uint8_t *p = NULL;
+		size_t n = 0;
+		der_element e;
+		assert_esim(ESIM_OK,
+			    net_json_get_base64(j, "cancelSessionResponse", 4096, &p, &n, NULL));
+		assert_esim(ESIM_OK, der_parse_single(p, n, &e));
+		assert_int_equal(e.tag, 0xBF41);
+		der_add_tlv(&b, 0xA1, e.value.p, e.value.len);
+		free(p);
 	} else {
 		add_txid(&b, j);
 		add_field(&b, j,
-			  tag == 0xBF3B	  ? "authenticateServerResponse"
-			  : tag == 0xBF3A ? "prepareDownloadResponse"
-					  : "cancelSessionResponse");
+			  tag == 0xBF3B ? "authenticateServerResponse" : "prepareDownloadResponse");
 	}
 	der_builder_close(&b);
 	der_builder_close(&b);
@@ -244,7 +268,27 @@ static void test_asn1_download(void **state)
 		assert_true(s.pir_success);
 		assert_esim(ESIM_OK, lpa_dl_notify(&s)); /* 204 through the binding */
 		lpa_session_clear(&s);
+		/* the PIR inside A0 was handled, not dropped */
 		assert_int_equal(sfx_state(&F, (size_t)c + 1), SMDP_INSTALLED);
+		/* an OtherSignedNotification (30) inside A0: enabling the profile */
+		char iccid[RSP_ICCID_TEXT_MAX];
+		sfx_iccid((size_t)c + 1, iccid);
+		struct rsp_profile_ref ref;
+		assert_esim(ESIM_OK, rsp_profile_ref_parse(iccid, &ref));
+		uint8_t *req;
+		size_t len;
+		esim_buf r = ESIM_BUF_INIT;
+		assert_esim(ESIM_OK, rsp_enable_profile_req(&ref, false, &req, &len));
+		assert_esim(ESIM_OK, euicc_es10(e, req, len, &r));
+		free(req);
+		esim_buf_free(&r);
+		size_t sent = 0;
+		assert_esim(ESIM_OK, lpa_send_notifications(&drv, &sent));
+		assert_int_equal(sent, 1);
+		char *h = NULL;
+		assert_esim(ESIM_OK, smdp_iccid_history(F.d, iccid, &h));
+		assert_non_null(strstr(h, "notification enabled"));
+		free(h);
 		euicc_close(e);
 	}
 
@@ -368,6 +412,18 @@ static void test_asn1_errors(void **state)
 	const uint8_t want[] = {0xA2, 0x06, 0xBF, 0x3B, 0x03, 0x81, 0x01, 0x7F};
 	assert_int_equal(out_len, sizeof want);
 	assert_memory_equal(out, want, sizeof want);
+	free(out);
+	/* the eUICC's answer under its own BF41 inside CancelSessionRequestEs9
+	 * (what this server used to expect) is not the module's [1]: the
+	 * function's failure, undefinedError */
+	const uint8_t old_cancel[] = {0xA2, 0x0E, 0xBF, 0x41, 0x0B, 0x80, 0x02, 0x01,
+				      0x02, 0xBF, 0x41, 0x04, 0xA0, 0x02, 0x30, 0x00};
+	assert_esim(ESIM_OK,
+		    smdp_es9_asn1(F.d, old_cancel, sizeof old_cancel, &status, &out, &out_len));
+	assert_int_equal(status, 200);
+	const uint8_t want41[] = {0xA2, 0x06, 0xBF, 0x41, 0x03, 0x81, 0x01, 0x7F};
+	assert_int_equal(out_len, sizeof want41);
+	assert_memory_equal(out, want41, sizeof want41);
 	free(out);
 	/* handleNotification with garbage: 204, no body */
 	const uint8_t notif[] = {0xA2, 0x07, 0xBF, 0x3D, 0x04, 0x30, 0x02, 0x05, 0x00};
