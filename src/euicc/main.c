@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apdu/sockio.h"
 #include "esim/store.h"
 #include "euicc/apdu_front.h"
 #include "euicc/euicc.h"
@@ -252,6 +253,33 @@ static int pki_dir(struct opts *o)
 	return 0;
 }
 
+/* Every identity and CI file is readable; else say which one (its option,
+ * path and the system's reason) before the card is opened. */
+static int check_files(const struct opts *o)
+{
+	for (size_t i = 0; i < o->cfg.n_identities + o->cfg.n_ci_paths; i++) {
+		bool ci = i >= o->cfg.n_identities;
+		const struct euicc_identity_cfg *id = ci ? NULL : &o->cfg.identities[i];
+		const char *paths[3] = {ci ? o->cfg.ci_paths[i - o->cfg.n_identities]
+					   : id->cert_path,
+					ci ? NULL : id->key_path, ci ? NULL : id->eum_path};
+		static const char *const what[3] = {"certificate (--cert)", "key (--key)",
+						    "EUM certificate (--eum)"};
+		for (size_t k = 0; k < 3 && paths[k] != NULL; k++) {
+			int fd = open(paths[k], O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				close(fd);
+				continue;
+			}
+			fprintf(stderr, "esim-euicc: cannot read the %s %s (%s)\n",
+				ci ? "trusted CI certificate (--ci)" : what[k], paths[k],
+				strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
@@ -408,6 +436,11 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	if (check_files(&o) != 0) {
+		if (card.stats.fd >= 0)
+			close(card.stats.fd);
+		return 1;
+	}
 	esim_err err = euicc_open(&o.cfg, &card.e);
 	if (err != ESIM_OK) {
 		fprintf(stderr, "esim-euicc: cannot open the eUICC: %s\n", esim_strerror(err));
@@ -441,6 +474,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	struct transport tr[MAX_LISTEN + 1];
+	esim_errctx why = {{0}};
 	size_t n_tr = 0;
 	memset(tr, 0, sizeof tr);
 	int rc = 0;
@@ -461,9 +495,11 @@ int main(int argc, char **argv)
 				rc = 2;
 				break;
 			}
-		} else if ((err = euicc_socket_listen(t->spec, &t->listen_fd)) != ESIM_OK) {
-			fprintf(stderr, "esim-euicc: cannot listen on %s: %s\n", t->spec,
-				esim_strerror(err));
+		} else if ((err = apdu_sock_listen_why(t->spec, &t->listen_fd, &why)) != ESIM_OK) {
+			/* why names the address, the reason and what to do */
+			const char *w = esim_errctx_text(&why);
+			fprintf(stderr, "esim-euicc: --listen %s: %s\n", t->spec,
+				w[0] ? w : esim_strerror(err));
 			rc = 1;
 			break;
 		}

@@ -213,8 +213,44 @@ static int kv_limit(const struct kv *kv, const char *k, unsigned max, unsigned *
 	return 0;
 }
 
+/* Every setting that names a file (a certificate, key, CA bundle or the
+ * KEK) names a readable one; else say which setting, the path and the
+ * system's reason before anything is opened. ci is a comma-separated list. */
+static int check_files(const struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		const char *k = kv->key[i];
+		size_t n = strlen(k);
+		bool file = strcmp(k, "ci") == 0 || strcmp(k, "kek-file") == 0 ||
+			    strcmp(k, "operator-ca") == 0 || strstr(k, "-cert") != NULL ||
+			    (n > 4 && strcmp(k + n - 4, "-key") == 0) ||
+			    strncmp(k, "tls-key-", 8) == 0 || strncmp(k, "dpauth-key-", 11) == 0 ||
+			    strncmp(k, "dppb-key-", 9) == 0;
+		if (!file)
+			continue;
+		char list[4096];
+		snprintf(list, sizeof list, "%s", kv->val[i]);
+		char *save = NULL;
+		for (char *t = strtok_r(list, ",", &save); t != NULL;
+		     t = strtok_r(NULL, ",", &save)) {
+			const char *path = trim(t);
+			FILE *f = fopen(path, "rb");
+			if (f != NULL) {
+				fclose(f);
+				continue;
+			}
+			fprintf(stderr, "esim-smdp: setting %s: cannot read %s (%s)\n", k, path,
+				strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 {
+	if (check_files(kv) != 0)
+		return ESIM_E_IO;
 	struct smdp_config c;
 	memset(&c, 0, sizeof c);
 	c.db_url = kv_get(kv, "db");
@@ -381,7 +417,10 @@ static int add_tls_listener(net_server *srv, const struct kv *kv, const char *li
 	};
 	esim_err err = net_server_add_listener(srv, &lc, id);
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim-smdp: listener %s: %s\n", listen, esim_strerror(err));
+		/* net names the address or file and the reason */
+		const char *why = net_server_errmsg(srv);
+		fprintf(stderr, "esim-smdp: listener %s: %s\n", listen,
+			why[0] ? why : esim_strerror(err));
 		return -1;
 	}
 	fprintf(stderr, "esim-smdp: listening on %s:%u (%s)\n", host, net_server_port(srv, *id),
@@ -406,7 +445,9 @@ static int add_admin_listener(net_server *srv, smdp *d, const char *listen)
 	if (err == ESIM_OK)
 		err = smdp_add_admin_routes(d, srv, id);
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim-smdp: admin listener %s: %s\n", listen, esim_strerror(err));
+		const char *why = net_server_errmsg(srv);
+		fprintf(stderr, "esim-smdp: admin-listen %s: %s\n", listen,
+			why[0] ? why : esim_strerror(err));
 		return -1;
 	}
 	if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 &&
