@@ -86,7 +86,9 @@ static const struct hint hints[] = {
     {NULL, "8.1", "6.1", "the eUICC's signature did not verify"},
     {NULL, "8.2.6", "3.8",
      "the SM-DP+ has no order for this matching ID (mistyped, already used or cancelled)"},
-    {NULL, "8.1.1", "3.8", "the order is for another eUICC (EID)"},
+    {NULL, "8.1.1", "3.8",
+     "the SM-DP+ refused this eUICC (EID): the order is for another eUICC, or there is no"
+     " default order for this one"},
     {NULL, "8.2", "1.2", "the operator has not released the profile yet"},
     {NULL, "8.2.5", "4.3", "this eUICC or device is not eligible for the profile"},
     {NULL, "8.1", "4.8", "the eUICC has not enough free memory for the profile"},

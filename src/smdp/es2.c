@@ -335,7 +335,12 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, final_eid);
-	store_bind_text(st, 2, mid);
+	/* no matchingId (the default SM-DP+ case) is NULL, never '': the
+	 * unique index on matching_id allows any number of NULLs */
+	if (*mid)
+		store_bind_text(st, 2, mid);
+	else
+		store_bind_null(st, 2);
 	if (cc)
 		store_bind_blob(st, 3, cch, sizeof cch);
 	store_bind_text(st, 4, smds);
@@ -413,6 +418,13 @@ static esim_err cancel_order(struct es2_ctx *c, store *s)
 	}
 	if (mid && (!p.has_mid || strcmp(mid, p.matching_id) != 0)) {
 		c->st = SMDP_FAIL("8.2.6", "3.10", "matchingId does not match the order");
+		return ESIM_OK;
+	}
+	/* an order linked to an EID is cancelled only by a caller naming that
+	 * EID (SGP.22 5.3.3; CancelOrder table of digest 9.3: "EID missing or
+	 * different", 8.1.1 / 3.10) */
+	if (p.has_order_eid && !eid) {
+		c->st = SMDP_FAIL("8.1.1", "3.10", "the order is linked to an EID: eid is missing");
 		return ESIM_OK;
 	}
 	if (eid && (!p.has_order_eid || strcmp(eid, p.order_eid) != 0)) {

@@ -703,8 +703,13 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	err = store_step(st, &row);
 	if (err != ESIM_OK || !row) {
 		store_finalize(st);
+		/* the default SM-DP+ case refuses the EID (digest 6.3 step 9;
+		 * SGP.23 4.3.14.2.2), an activation code its matchingId */
 		if (err == ESIM_OK)
-			a->st = SMDP_FAIL("8.2.6", "3.8", "no order for this matchingId / EID");
+			a->st =
+			    a->has_mid
+				? SMDP_FAIL("8.2.6", "3.8", "no order for this matchingId")
+				: SMDP_FAIL("8.1.1", "3.8", "no default SM-DP+ order for this EID");
 		return err;
 	}
 	a->order_id = store_col_int64(st, 0);
@@ -853,12 +858,18 @@ esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
 		err = smdp_es9_end_session(s, ss.txid_hex);
 		goto out;
 	}
-	if (crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p, r.euicc_signed1.len,
-				r.euicc_signature1, RSP_SIG_LEN) != ESIM_OK ||
-	    !rsp_txid_equal(&r.txid, &ss.txid) ||
+	/* digest 6.3 steps 7 and 8: the signature first; then an euiccSigned1
+	 * made for another session is an unknown transaction (SGP.23's
+	 * authenticateClient test of a mismatched transactionId, digest 5.4),
+	 * and a wrong serverChallenge a failed verification */
+	bool sig_ok =
+	    crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p, r.euicc_signed1.len,
+				r.euicc_signature1, RSP_SIG_LEN) == ESIM_OK;
+	if (!sig_ok || !rsp_txid_equal(&r.txid, &ss.txid) ||
 	    memcmp(r.server_challenge, ss.server_challenge, 16) != 0) {
 		crypto_cert_free(euicc);
-		x->st = ES9_EUICC_SIG;
+		x->st =
+		    sig_ok && !rsp_txid_equal(&r.txid, &ss.txid) ? ES9_UNKNOWN_TX : ES9_EUICC_SIG;
 		err = smdp_es9_end_session(s, ss.txid_hex);
 		goto out;
 	}

@@ -38,6 +38,7 @@ struct bpp_tx {
 	size_t upp_len;
 	bool ppk;	     /* the type binds with profile protection keys */
 	enum smdp_state pst; /* the profile's state as phase 1 read it */
+	bool keep_session;   /* st refuses this try only: the LPA may try again */
 	uint8_t *old_bpp;    /* same otPK: the package bound before */
 	size_t old_bpp_len;
 	/* phase 2 in */
@@ -49,6 +50,7 @@ static esim_err bpp_tx1(store *s, void *arg)
 {
 	struct bpp_tx *a = arg;
 	a->st = SMDP_OK_STATUS;
+	a->keep_session = false;
 	if (a->upp)
 		esim_wipe(a->upp, a->upp_len);
 	free(a->upp);
@@ -171,7 +173,12 @@ static esim_err bpp_tx1(store *s, void *arg)
 				return smdp_es9_fail_order(a->d, s, a->ss->order_id, a->profile_id,
 							   a->now, 2, &a->st);
 			}
+			/* counted above; the session stays authenticated, so
+			 * the LPA may ask the user again and send a new
+			 * PrepareDownloadResponse on this transactionId until
+			 * the limit (SGP.22 5.6.2; digest 5.4, 6.5 step 5) */
 			a->st = SMDP_FAIL("8.2.7", "3.8", "confirmation code refused");
+			a->keep_session = true;
 			return ESIM_OK;
 		}
 	}
@@ -363,7 +370,8 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 	const struct rsp_prepare_download_resp *pd = &l.pd;
 	if (a->st.subject) {
 		x->st = a->st;
-		err = smdp_es9_end_session(s, ss->txid_hex);
+		if (!a->keep_session)
+			err = smdp_es9_end_session(s, ss->txid_hex);
 		goto out;
 	}
 	struct smdp_identity *id = &d->ids[ss->ident];

@@ -266,9 +266,11 @@ static void test_es2_orders(void **state)
 	assert_int_equal(sfx_state(&F, 1), SMDP_AVAILABLE);
 	sfx_assert_fail(j = sfx_es2(&F, SFX_OP1_SHA, "OP1", "cancelOrder", fields), "8.2.1", "3.5");
 	json_decref(j);
-	sfx_iccid(2, iccid);
+	sfx_iccid(2, iccid); /* its order is linked to SFX_EID: cancelled with it */
 	snprintf(fields, sizeof fields,
-		 "\"iccid\":\"%s\",\"finalProfileStatusIndicator\":\"Unavailable\"", iccid);
+		 "\"iccid\":\"%s\",\"eid\":\"%s\",\"finalProfileStatusIndicator\":"
+		 "\"Unavailable\"",
+		 iccid, SFX_EID);
 	json_decref(sfx_es2_ok(&F, "cancelOrder", fields));
 	assert_int_equal(sfx_state(&F, 2), SMDP_UNAVAILABLE);
 	sfx_assert_fail(j = sfx_es2(&F, SFX_OP1_SHA, "OP1", "cancelOrder",
@@ -364,11 +366,11 @@ static void test_download_default_smdp(void **state)
 	assert_esim(ESIM_OK, lpa_download(&s, NULL, NULL));
 	lpa_session_clear(&s);
 	assert_int_equal(sfx_state(&F, 3), SMDP_INSTALLED);
-	/* no second order for this EID */
+	/* no second order for this EID: the EID is refused (SGP.23) */
 	lpa_session_init(&s, &F.drv[0]);
 	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
 	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, NULL));
-	sfx_assert_lpa_fail(&s, "8.2.6", "3.8");
+	sfx_assert_lpa_fail(&s, "8.1.1", "3.8");
 	lpa_session_clear(&s);
 }
 
