@@ -245,6 +245,9 @@ struct smdp_outbox_config {
 	/* seconds a pass holds its rows (2..86400; 0: 30); the request timeout
 	 * is kept under half of it */
 	unsigned lease_s;
+	/* The rows for the SM-DSs (ES12 RegisterEvent / DeleteEvent) instead
+	 * of the operators' callbacks: see smdp_smds_sender_new. */
+	bool es12;
 };
 /* The connections of one delivery loop (made now: ESIM_E_ARG for a bad
  * config, the net_client error for bad TLS files). Used by one thread at
@@ -258,6 +261,25 @@ void smdp_outbox_sender_free(smdp_outbox_sender *s);
 esim_err smdp_outbox_deliver(smdp *d, smdp_outbox_sender *s, size_t *claimed, size_t *delivered);
 /* Callbacks waiting (not yet delivered). */
 esim_err smdp_outbox_pending(smdp *d, size_t *out);
+
+/* ---- SM-DS registration (ES12; es2.c, docs/smds.md) ----------------------
+ * ConfirmOrder with an smdsAddress registers the event (eventId = the
+ * matchingId) at that SM-DS, which must be one of these; the event is
+ * deleted when the download ends (PIR) or the order is cancelled. */
+#define SMDP_MAX_SMDS 8
+struct smdp_smds_config {
+	const char *addresses[SMDP_MAX_SMDS]; /* host[:port], compared case-insensitively */
+	size_t n;
+	const char *ca_file;		      /* CAs of the SM-DSs' TLS certificates (PEM) */
+	const char *client_cert, *client_key; /* our TLS client identity (PEM files) */
+	unsigned timeout_ms;		      /* ConfirmOrder's RegisterEvent attempt; 0: 5000 */
+};
+/* Copied; call before serving. ESIM_E_ARG when a field is missing. */
+esim_err smdp_set_smds(smdp *d, const struct smdp_smds_config *c);
+/* A sender of the outbox's ES12 rows (one connection, so that a
+ * RegisterEvent queued before a DeleteEvent is sent before it); *out NULL
+ * when no SM-DS is configured. */
+esim_err smdp_smds_sender_new(smdp *d, smdp_outbox_sender **out);
 
 /* Routes on srv: POST /gsma/rsp2/es9plus/<fn> and POST /gsma/rsp2/asn1 on
  * es9_listener, POST

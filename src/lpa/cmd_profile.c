@@ -22,6 +22,8 @@ static void profile_usage(FILE *out)
 		"       esim profile nickname ICCID NICKNAME   (\"\" clears it)\n"
 		"       esim profile download ACTIVATION-CODE | --smdp ADDRESS --matching-id ID\n"
 		"                             [--confirmation-code CC] [--imei IMEI]\n"
+		"       esim profile download --discover [--smds ADDRESS] [--event ID]\n"
+		"                             (the SM-DP+ and matching ID from an SM-DS event)\n"
 		"       esim profile discover [--smds ADDRESS]\n\n");
 	lpa_usage_globals(out);
 }
@@ -277,8 +279,12 @@ int cmd_profile(int argc, char **argv)
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_OK;
 	}
 	const char *sub = argv[1];
-	if (strcmp(sub, "download") == 0)
+	if (strcmp(sub, "download") == 0) {
+		for (int i = 2; i < argc; i++)
+			if (strcmp(argv[i], "--discover") == 0)
+				return lpa_profile_download_discover(argc, argv);
 		return lpa_profile_download(argc, argv);
+	}
 	if (strcmp(sub, "discover") == 0)
 		return lpa_profile_discover(argc, argv);
 	static const struct option refresh_opt[] = {

@@ -6,6 +6,12 @@
  * authenticateClient with eventEntries, each an eventId (the matching ID to
  * use) and the SM-DP+ address to download from. The SM-DS defaults to the
  * root SM-DS the eUICC is configured with (GetEuiccConfiguredAddresses).
+ *
+ * `esim profile download --discover [--smds ADDRESS] [--event ID]` runs
+ * the same discovery, then the download of one event (the first, or the
+ * one named) as `esim profile download --smdp ADDRESS --matching-id ID`
+ * would (SGP.22 3.1.1.3 / 3.3: the eventId is the matchingId): no
+ * activation code needed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +27,7 @@ enum { OPT_SMDS = 0x200 };
 struct disc {
 	const char *smds;
 	char addr[RSP_ADDRESS_MAX + 1];
+	bool quiet; /* no table: the events feed a download */
 };
 
 static int disc_opt(struct lpa *L, int id, const char *arg, void *user)
@@ -210,7 +217,7 @@ static int discover(struct lpa *L, struct disc *d)
 		size_t i;
 		json_t *e;
 		json_object_set_new(L->result, "events", out);
-		if (rc == CLI_OK && !L->o.json) {
+		if (rc == CLI_OK && !L->o.json && !d->quiet) {
 			if (json_array_size(out) == 0)
 				printf("no events for this eUICC at %s\n", d->addr);
 			else
@@ -240,7 +247,7 @@ int lpa_profile_discover(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct lpa L;
-	struct disc d = {NULL, ""};
+	struct disc d = {NULL, "", false};
 	int rc = lpa_init(&L, "profile discover", argc, argv, 2, opts, disc_opt, &d);
 	if (rc < 0) {
 		printf("usage: esim profile discover [--smds ADDRESS]\n\n");
@@ -253,4 +260,115 @@ int lpa_profile_discover(int argc, char **argv)
 			discover(&L, &d);
 	}
 	return lpa_done(&L);
+}
+
+/* Split argv of `profile download --discover ...`: the discovery gets the
+ * global options and --smds, the download everything but --discover,
+ * --smds and --event. */
+static bool is_opt(const char *a, const char *name, const char **inline_val)
+{
+	size_t n = strlen(name);
+	if (strncmp(a, name, n) != 0)
+		return false;
+	*inline_val = a[n] == '=' ? a + n + 1 : NULL;
+	return a[n] == '\0' || a[n] == '=';
+}
+
+int lpa_profile_download_discover(int argc, char **argv)
+{
+	char **dargv = calloc((size_t)argc + 1, sizeof *dargv);
+	char **largv = calloc((size_t)argc + 5, sizeof *largv);
+	const char *event = NULL, *smds = NULL, *v;
+	int dn = 2, ln = 2, rc = CLI_EXIT_USAGE;
+	if (!dargv || !largv) {
+		free(dargv);
+		free(largv);
+		fprintf(stderr, "esim: out of memory\n");
+		return CLI_EXIT_FAILURE;
+	}
+	dargv[0] = largv[0] = argv[0];
+	dargv[1] = largv[1] = argv[1];
+	for (int i = 2; i < argc; i++) {
+		bool takes = false;
+		if (strcmp(argv[i], "--discover") == 0)
+			continue;
+		if (is_opt(argv[i], "--smds", &v) || is_opt(argv[i], "--event", &v)) {
+			bool ev = argv[i][2] == 'e';
+			if (!v && i + 1 < argc)
+				v = argv[++i];
+			if (!v) {
+				fprintf(stderr, "esim: %s needs a value\n", argv[i]);
+				goto out;
+			}
+			*(ev ? &event : &smds) = v;
+			continue;
+		}
+		if (is_opt(argv[i], "--smdp", &v) || is_opt(argv[i], "--matching-id", &v)) {
+			fprintf(stderr, "esim: --discover finds the SM-DP+ and matching ID itself: "
+					"leave out --smdp and --matching-id\n");
+			goto out;
+		}
+		largv[ln++] = argv[i];
+		if (lpa_is_global_option(argv[i], &takes)) {
+			dargv[dn++] = argv[i];
+			if (takes && !strchr(argv[i], '=') && i + 1 < argc) {
+				dargv[dn++] = argv[i + 1];
+				largv[ln++] = argv[++i];
+			}
+		}
+	}
+	if (smds) {
+		dargv[dn++] = "--smds";
+		dargv[dn++] = (char *)smds;
+	}
+	static const struct option opts[] = {
+	    {"smds", required_argument, NULL, OPT_SMDS},
+	    {NULL, 0, NULL, 0},
+	};
+	struct lpa L;
+	struct disc d = {NULL, "", true};
+	rc = lpa_init(&L, "profile download", dn, dargv, 2, opts, disc_opt, &d);
+	if (rc == CLI_OK)
+		rc = discover(&L, &d);
+	char addr[RSP_ADDRESS_MAX + 1] = "", id[RSP_AC_MATCHING_ID_MAX + 1] = "";
+	if (rc == CLI_OK) {
+		json_t *evs = json_object_get(L.result, "events"), *e; /* borrowed */
+		size_t i;
+		json_array_foreach(evs, i, e)
+		{
+			const char *eid = json_string_value(json_object_get(e, "event_id"));
+			const char *dp = json_string_value(json_object_get(e, "smdp_address"));
+			if (addr[0] || (event && strcmp(event, eid) != 0))
+				continue;
+			if (strlen(eid) >= sizeof id || strlen(dp) >= sizeof addr) {
+				rc = lpa_fail(&L, CLI_EXIT_SERVER, "the SM-DS event %s is too long",
+					      eid);
+				break;
+			}
+			strcpy(id, eid);
+			strcpy(addr, dp);
+		}
+		if (rc == CLI_OK && !addr[0])
+			rc = lpa_fail(&L, CLI_EXIT_FAILURE, "%s at %s: nothing to download",
+				      event ? "no such event for this eUICC"
+					    : "no event for this eUICC",
+				      d.addr);
+	}
+	if (rc != CLI_OK) {
+		rc = lpa_done(&L);
+		goto out;
+	}
+	if (!L.o.json)
+		fprintf(stderr, "esim: SM-DS %s: event %s at %s\n", d.addr, id, addr);
+	L.o.json = false; /* the download prints the one document */
+	lpa_done(&L);
+	largv[ln++] = "--smdp";
+	largv[ln++] = addr;
+	largv[ln++] = "--matching-id";
+	largv[ln++] = id;
+	rc = lpa_profile_download(ln, largv);
+out:
+	free(dargv);
+	free(largv);
+	return rc;
 }

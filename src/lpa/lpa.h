@@ -218,5 +218,7 @@ void lpa_now_iso(char out[32]);
 /* profile download / discover (download.c, discover.c) */
 int lpa_profile_download(int argc, char **argv);
 int lpa_profile_discover(int argc, char **argv);
+/* profile download --discover: an SM-DS event, then its download (discover.c) */
+int lpa_profile_download_discover(int argc, char **argv);
 
 #endif

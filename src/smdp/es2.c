@@ -315,6 +315,14 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 		make_matching_id(gen);
 		mid = gen;
 	}
+	if (smds && !*mid) {
+		c->st = SMDP_FAIL("8.2.6", "2.1", "an SM-DS event needs a non-empty matchingId");
+		return ESIM_OK;
+	}
+	if (smds && !smdp_smds_known(c->d, smds)) {
+		c->st = SMDP_FAIL("8.9", "5.1", "SM-DS address not known to this SM-DP+");
+		return ESIM_OK;
+	}
 	if (*mid) {
 		if (mid_in_use(s, mid, p.order_id, &err)) {
 			c->st = SMDP_FAIL("8.2.6", "3.3", "matchingId already in use");
@@ -356,6 +364,12 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 				 release ? SMDP_RELEASED : SMDP_CONFIRMED, c->now, "ConfirmOrder");
 	if (err != ESIM_OK)
 		return err;
+	/* ES12 RegisterEvent (es12.c): a refusal rolls the order back */
+	if (smds &&
+	    (err = smdp_es12_register(c->d, s, c->op_id, smds, final_eid, mid, &c->st)) != ESIM_OK)
+		return err;
+	if (c->st.subject)
+		return ESIM_OK;
 	if (final_eid)
 		json_object_set_new(c->resp_fields, "eid", json_string(final_eid));
 	json_object_set_new(c->resp_fields, "matchingId", json_string(mid));
@@ -435,7 +449,8 @@ static esim_err cancel_order(struct es2_ctx *c, store *s)
 		c->st = SMDP_FAIL("8.2.1", "3.5", "profile already delivered");
 		return ESIM_OK;
 	}
-	if ((err = close_order(s, p.order_id, c->now)) != ESIM_OK)
+	if ((err = smdp_es12_queue_delete(c->d, s, p.order_id)) != ESIM_OK ||
+	    (err = close_order(s, p.order_id, c->now)) != ESIM_OK)
 		return err;
 	return smdp_db_transition(s, p.id, 0x1FFu & ~SMDP_BIT(SMDP_INSTALLED),
 				  to_avail ? SMDP_AVAILABLE : SMDP_UNAVAILABLE, c->now,
@@ -763,6 +778,10 @@ esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct
 			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
 			       size_t euicc_cert_len)
 {
+	/* the download is over: its SM-DS event goes (es12.c) */
+	esim_err err = smdp_es12_queue_delete(d, s, order_id);
+	if (err != ESIM_OK)
+		return err;
 	return outbox_queue(d, s, order_id, 4, st, pir, pir_len, euicc_cert, euicc_cert_len);
 }
 
@@ -913,6 +932,7 @@ static enum outbox_verdict outbox_verdict(long http)
 struct smdp_outbox_sender {
 	struct net_client_config cc; /* strings borrowed from the caller's config */
 	unsigned concurrency, batch, lease_s;
+	bool es12; /* the SM-DS rows (kind 1), not the callbacks (kind 0) */
 	net_client *clients[SMDP_OUTBOX_CONCURRENCY_MAX];
 };
 
@@ -932,6 +952,7 @@ esim_err smdp_outbox_sender_new(const struct smdp_outbox_config *cfg, smdp_outbo
 	if (s->batch > SMDP_OUTBOX_BATCH_MAX)
 		s->batch = SMDP_OUTBOX_BATCH_MAX;
 	s->lease_s = cfg->lease_s ? cfg->lease_s : 30;
+	s->es12 = cfg->es12;
 	/* a request must end well inside the lease that covers it */
 	unsigned cap_ms = (s->lease_s - 1) * 1000 / 2; /* lease_until is in whole seconds */
 	if (s->cc.timeout_ms == 0 || s->cc.timeout_ms > cap_ms)
@@ -1020,7 +1041,7 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 				     "UPDATE smdp_outbox SET lease_owner = ?1, lease_until = ?2"
 				     " WHERE done = 0 AND id IN (SELECT id FROM smdp_outbox"
 				     " WHERE done = 0 AND failed = 0 AND next_try <= ?3"
-				     " AND (lease_until IS NULL OR lease_until < ?3)"
+				     " AND (lease_until IS NULL OR lease_until < ?3) AND kind = ?5"
 				     " ORDER BY id LIMIT ?4 {{SKIP_LOCKED}})"
 				     " RETURNING id, attempts, url, body",
 				     &st);
@@ -1030,6 +1051,7 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 	store_bind_int64(st, 2, b->now + (int64_t)lease_s);
 	store_bind_int64(st, 3, b->now);
 	store_bind_int64(st, 4, (int64_t)b->snd->batch);
+	store_bind_int64(st, 5, b->snd->es12 ? 1 : 0);
 	bool row;
 	while ((err = store_step(st, &row)) == ESIM_OK && row) {
 		if (b->n == b->snd->batch)

@@ -77,7 +77,11 @@ static void usage(void)
 	    "  outbox-concurrency (callbacks in flight at once; default 8, at most 64),\n"
 	    "  outbox-batch (callbacks leased per pass; default 8 per connection),\n"
 	    "  outbox-lease (seconds a pass holds its callbacks before another instance may\n"
-	    "  send them; default 30), outbox-idle-ms (wait when none is due; default 200)\n");
+	    "  send them; default 30), outbox-idle-ms (wait when none is due; default 200),\n"
+	    "  smds (comma-separated SM-DS addresses ConfirmOrder may name; ES12),\n"
+	    "  smds-ca (CA bundle of the SM-DSs' TLS certificates), smds-client-cert,\n"
+	    "  smds-client-key (our ES12 TLS client identity; default tls-cert-nist /\n"
+	    "  tls-key-nist), smds-timeout-ms (ConfirmOrder's RegisterEvent; default 5000)\n");
 }
 
 static int kv_set(struct kv *kv, const char *k, const char *v)
@@ -247,6 +251,29 @@ static int check_files(const struct kv *kv)
 	return 0;
 }
 
+/* The SM-DSs of ES12 (es12.c): smds, smds-ca, smds-client-cert / -key. */
+static esim_err set_smds(const struct kv *kv, smdp *d)
+{
+	struct smdp_smds_config sc = {
+	    .ca_file = kv_get(kv, "smds-ca"),
+	    .client_cert = kv_get(kv, "smds-client-cert") ? kv_get(kv, "smds-client-cert")
+							  : kv_get(kv, "tls-cert-nist"),
+	    .client_key = kv_get(kv, "smds-client-cert") ? kv_get(kv, "smds-client-key")
+							 : kv_get(kv, "tls-key-nist"),
+	    .timeout_ms = kv_uint(kv, "smds-timeout-ms"),
+	};
+	char list[2048], *save = NULL;
+	snprintf(list, sizeof list, "%s", kv_get(kv, "smds"));
+	for (char *t = strtok_r(list, ",", &save); t && sc.n < SMDP_MAX_SMDS;
+	     t = strtok_r(NULL, ",", &save))
+		sc.addresses[sc.n++] = trim(t);
+	esim_err err = smdp_set_smds(d, &sc);
+	if (err != ESIM_OK)
+		fprintf(stderr, "esim-smdp: smds needs smds-ca and a client certificate "
+				"(smds-client-cert / -key, or tls-cert-nist / -key)\n");
+	return err;
+}
+
 static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 {
 	if (check_files(kv) != 0)
@@ -298,6 +325,10 @@ static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 	esim_err err = smdp_open(&c, out);
 	if (err != ESIM_OK)
 		fprintf(stderr, "esim-smdp: cannot open the SM-DP+: %s\n", esim_strerror(err));
+	if (err == ESIM_OK && kv_get(kv, "smds") && (err = set_smds(kv, *out)) != ESIM_OK) {
+		smdp_close(*out);
+		*out = NULL;
+	}
 	return err;
 }
 
@@ -364,13 +395,23 @@ static void *outbox_thread(void *arg)
 			fprintf(stderr, "esim-smdp: outbox: %s (no callbacks are sent)\n",
 				esim_strerror(err));
 	}
+	/* ES12 rows go to the SM-DSs with their own TLS client identity */
+	smdp_outbox_sender *es12 = NULL;
+	esim_err e12 = smdp_smds_sender_new(o->d, &es12);
+	if (e12 != ESIM_OK)
+		fprintf(stderr, "esim-smdp: outbox: SM-DS client: %s (no ES12 call is sent)\n",
+			esim_strerror(e12));
 	pthread_mutex_lock(&o->lock);
 	while (!o->stop) {
 		pthread_mutex_unlock(&o->lock);
-		size_t claimed = 0;
+		size_t claimed = 0, claimed12 = 0;
 		esim_err err = snd ? smdp_outbox_deliver(o->d, snd, &claimed, NULL) : ESIM_OK;
 		if (err != ESIM_OK && err != ESIM_E_STORE_BUSY)
 			fprintf(stderr, "esim-smdp: outbox: %s\n", esim_strerror(err));
+		e12 = es12 ? smdp_outbox_deliver(o->d, es12, &claimed12, NULL) : ESIM_OK;
+		if (e12 != ESIM_OK && e12 != ESIM_E_STORE_BUSY)
+			fprintf(stderr, "esim-smdp: outbox (ES12): %s\n", esim_strerror(e12));
+		claimed += claimed12;
 		pthread_mutex_lock(&o->lock);
 		if (o->stop || (claimed > 0 && err == ESIM_OK))
 			continue;
@@ -386,6 +427,7 @@ static void *outbox_thread(void *arg)
 	}
 	pthread_mutex_unlock(&o->lock);
 	smdp_outbox_sender_free(snd);
+	smdp_outbox_sender_free(es12);
 	return NULL;
 }
 

@@ -125,6 +125,10 @@ static const char *const migrations[] = {
     "ALTER TABLE smdp_outbox ADD COLUMN lease_until {{INT}};"
     "DROP INDEX smdp_outbox_due;"
     "CREATE INDEX smdp_outbox_due ON smdp_outbox(id) WHERE done = 0 AND failed = 0;",
+    /* 10: outbox rows for the SM-DSs (es12.c): kind 0 is a callback to an
+     * operator, kind 1 an ES12 RegisterEvent / DeleteEvent; each kind has
+     * its own sender (its own TLS client identity). */
+    "ALTER TABLE smdp_outbox ADD COLUMN kind {{INT}} NOT NULL DEFAULT 0;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

@@ -179,6 +179,7 @@ void smdp_close(smdp *d)
 	for (size_t i = 0; i < SMDP_KEY_CACHE; i++)
 		EVP_PKEY_free(d->keys[i].key);
 	crypto_trust_free(d->trust);
+	smdp_smds_free(d->smds);
 	smdp_kek_clear(&d->kek);
 	free(d->db_url);
 	free(d->fqdn);

@@ -49,7 +49,8 @@ struct smdp_kek {
 
 struct smdp {
 	char *db_url, *fqdn, *oid;
-	struct smdp_kek kek; /* loaded from kek_file; wiped by smdp_close */
+	struct smdp_kek kek;	/* loaded from kek_file; wiped by smdp_close */
+	struct smdp_smds *smds; /* SM-DSs for ES12 (es12.c: smdp_set_smds); NULL: none */
 	struct smdp_identity ids[SMDP_MAX_IDENTITIES];
 	size_t n_ids;
 	crypto_trust *trust;
@@ -188,6 +189,18 @@ esim_err smdp_seal_legacy(smdp *d);
  * (personalise.c). */
 esim_err smdp_upp_take_keys(uint8_t *upp, size_t len, uint8_t ki[16], uint8_t opc[16],
 			    unsigned *found);
+
+/* Free what smdp_set_smds copied (es12.c; NULL is fine). */
+void smdp_smds_free(struct smdp_smds *m);
+/* An SM-DS this SM-DP+ is configured with (es12.c). */
+bool smdp_smds_known(const smdp *d, const char *address);
+/* ConfirmOrder's RegisterEvent (es12.c), inside the order's transaction:
+ * *st set (8.9 / 5.1 or 4.2) when the order must not be confirmed; an
+ * unreachable SM-DS gets the call queued in the outbox instead. */
+esim_err smdp_es12_register(smdp *d, store *s, int64_t operator_id, const char *smds,
+			    const char *eid, const char *event_id, struct smdp_status *st);
+/* Queue the DeleteEvent of order_id's SM-DS event, if it has one. */
+esim_err smdp_es12_queue_delete(smdp *d, store *s, int64_t order_id);
 
 /* Lower-case SHA-256 hex of 32 bytes into out (65 bytes). */
 void smdp_sha_hex(const uint8_t sha[32], char out[65]);

@@ -1,0 +1,559 @@
+/*
+ * esim-smds end to end (SGP.22 3.3, ES11 5.8, ES12 5.9; docs/smds.md), with
+ * the real programs: esim-pki issues the SM-DS's CERT.DStls and
+ * CERT.DSauth under the CI, esim-smds and esim-smdp serve on loopback,
+ * esim-euicc is the card and `esim` the LPA. The operator's ES2+ calls and
+ * the direct ES12 / ES11 calls are made by the test over HTTPS with
+ * net_client (the ES11 ones through lpa_driver, with the real card).
+ *
+ * The journey (both curves): ConfirmOrder with the SM-DS registers the
+ * event (ES12 RegisterEvent), `esim profile discover` shows it, `esim
+ * profile download --discover` installs the profile without an activation
+ * code, and the event is gone afterwards (DeleteEvent from the SM-DP+'s
+ * outbox after the PIR). The refusals: an SM-DS the SM-DP+ does not know
+ * (8.9 / 5.1) or one that refuses (8.9 / 4.2), the order not confirmed; a
+ * client certificate the SM-DS did not pin (refused in the handshake) and
+ * a pinned SM-DP+ registering for another address (8.8.1 / 3.8); an
+ * eUICC without events (empty list); an event of another EID never shown;
+ * a replayed and an expired ES11 session (8.10.1 / 3.9); CancelOrder
+ * deletes the event.
+ */
+#include "test_lpa_fixture.h"
+
+#include "esim/net.h"
+#include "lpa_driver.h"
+
+#define SESSION_TTL_S 2
+
+struct senv {
+	struct lenv l; /* dir, pki, card socket, SM-DP+ config, esim runs */
+	const char *curve;
+	char cdir[400]; /* pki/<curve> */
+	uint16_t es2_port, es11_port, es12_port;
+	char es11_addr[64], es12_addr[64];
+	char smds_conf[700];
+	pid_t smds;
+	int calls;
+};
+
+static void start_smds(struct senv *e)
+{
+	char prog[700], log[700];
+	snprintf(prog, sizeof prog, "%s/esim-smds", test_bin_dir());
+	snprintf(log, sizeof log, "%s/smds.log", e->l.dir);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(prog, prog, "serve", "--config", e->smds_conf, (char *)NULL);
+		_exit(127);
+	}
+	e->smds = pid;
+	for (int i = 0; i < 2000 && !(l_port_open(e->es11_port) && l_port_open(e->es12_port)); i++)
+		usleep(10000);
+	assert_true(l_port_open(e->es11_port));
+	assert_true(l_port_open(e->es12_port));
+}
+
+/* A certificate under the CI of the curve. CERT.DSauth carries the
+ * SM-DS's OID as registeredID (SGP.22 4.5.2.1), as CERT.DPauth does the
+ * SM-DP+'s: the eUICC needs one for the session. */
+static void issue(struct senv *e, const char *role, const char *name)
+{
+	char cmd[3000];
+	snprintf(cmd, sizeof cmd,
+		 "'%s/esim-pki' issue %s --curve %s --out '%s/%s' --issuer-cert '%s/ci.pem'"
+		 " --issuer-key '%s/ci.key.pem' --host 127.0.0.1 %s >/dev/null 2>&1",
+		 test_bin_dir(), role, e->curve, e->l.dir, name, e->cdir, e->cdir,
+		 strcmp(role, "dsauth") == 0 ? "--oid 2.999.20" : "");
+	assert_int_equal(l_sh(cmd, NULL), 0);
+}
+
+static struct senv *env_start(const char *curve)
+{
+	struct senv *e = calloc(1, sizeof *e);
+	struct lenv *l = &e->l;
+	e->curve = curve;
+	l->dir = test_mkdtemp();
+	assert_true(strlen(l->dir) < 300);
+	snprintf(l->pki, sizeof l->pki, "%s/pki", l->dir);
+	h_pki_init(l->pki, H_EID);
+	assert_true(strlen(l->pki) < 380);
+	snprintf(e->cdir, sizeof e->cdir, "%.380s/%s", l->pki, curve);
+	snprintf(l->ci, sizeof l->ci, "%s/ci.pem", e->cdir);
+	snprintf(l->sock, sizeof l->sock, "%s/card.sock", l->dir);
+	issue(e, "dstls", "dstls");
+	issue(e, "dsauth", "dsauth");
+	issue(e, "dptls", "rogue"); /* under the same CI, but not pinned at the SM-DS */
+
+	char db[700], log[700], listen[700];
+	snprintf(db, sizeof db, "%s/card.db", l->dir);
+	snprintf(log, sizeof log, "%s/euicc.log", l->dir);
+	snprintf(listen, sizeof listen, "unix:%s", l->sock);
+	const char *args[] = {"--db", db, "--pki", l->pki, "--listen", listen, NULL};
+	l->euicc = h_spawn_euicc(args, log);
+	apdu_session_close(h_connect_retry(l->sock, 20000));
+
+	l->port = l_free_port();
+	do {
+		e->es2_port = l_free_port();
+		e->es11_port = l_free_port();
+		e->es12_port = l_free_port();
+	} while (e->es2_port == l->port || e->es11_port == l->port || e->es12_port == l->port ||
+		 e->es11_port == e->es2_port || e->es12_port == e->es2_port ||
+		 e->es11_port == e->es12_port);
+	snprintf(l->addr, sizeof l->addr, "127.0.0.1:%u", l->port);
+	snprintf(e->es11_addr, sizeof e->es11_addr, "127.0.0.1:%u", e->es11_port);
+	snprintf(e->es12_addr, sizeof e->es12_addr, "127.0.0.1:%u", e->es12_port);
+
+	/* the SM-DS: CERT.DSauth, DStls, the SM-DP+'s DPtls pinned for ES12 */
+	const char *c = curve, *d = e->cdir, *dir = l->dir;
+	snprintf(e->smds_conf, sizeof e->smds_conf, "%s/smds.conf", dir);
+	FILE *f = fopen(e->smds_conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"db = sqlite:%s/smds.db\nfqdn = %s\n"
+		"dsauth-cert-%s = %s/dsauth.der\ndsauth-key-%s = %s/dsauth.key.pem\n"
+		"ci = %s/ci.der\nlisten-%s = %s\ntls-cert-%s = %s/dstls.pem\n"
+		"tls-key-%s = %s/dstls.key.pem\nlisten-es12 = %s\nes12-cert = %s/dstls.pem\n"
+		"es12-key = %s/dstls.key.pem\nsmdp-clients = %s %s/dptls.pem\n"
+		"session-ttl = %d\nlog = 1\n",
+		dir, e->es11_addr, c, dir, c, dir, d, c, e->es11_addr, c, dir, c, dir, e->es12_addr,
+		dir, dir, l->addr, d, SESSION_TTL_S);
+	fclose(f);
+
+	/* the SM-DP+: two SM-DSs known, the real one (ES12) and an address
+	 * that answers HTTPS but not ES12 (the SM-DS's ES11 listener) */
+	snprintf(l->conf, sizeof l->conf, "%s/smdp.conf", dir);
+	f = fopen(l->conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"db = sqlite:%s/smdp.db\nfqdn = %s\n"
+		"dpauth-cert-%s = %s/dpauth.der\ndpauth-key-%s = %s/dpauth.key.pem\n"
+		"dppb-cert-%s = %s/dppb.der\ndppb-key-%s = %s/dppb.key.pem\n"
+		"ci = %s/ci.der\nlisten-%s = %s\ntls-cert-%s = %s/dptls.pem\n"
+		"tls-key-%s = %s/dptls.key.pem\nlisten-es2 = 127.0.0.1:%u\n"
+		"es2-cert = %s/dptls.pem\nes2-key = %s/dptls.key.pem\n"
+		"smds = %s, %s\nsmds-ca = %s/ci.pem\nsmds-client-cert = %s/dptls.pem\n"
+		"smds-client-key = %s/dptls.key.pem\noutbox-idle-ms = 50\nlog = 1\n",
+		dir, l->addr, c, d, c, d, c, d, c, d, d, c, l->addr, c, d, c, d, e->es2_port, d, d,
+		e->es12_addr, e->es11_addr, d, d, d);
+	fclose(f);
+	uint8_t *upp = NULL;
+	size_t upp_len = 0;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp("89000123456789000010", &upp, &upp_len));
+	char path[700], cmd[1500];
+	snprintf(path, sizeof path, "%s/upp.der", dir);
+	f = fopen(path, "wb");
+	assert_int_equal(fwrite(upp, 1, upp_len, f), upp_len);
+	fclose(f);
+	free(upp);
+	snprintf(cmd, sizeof cmd, "add-operator OP '%s/operator.der'", d);
+	assert_int_equal(l_smdp_cmd(l, cmd, NULL), 0);
+	snprintf(cmd, sizeof cmd, "add-type T1 OP '%s' 'Test SPN' 'Test Profile'", path);
+	assert_int_equal(l_smdp_cmd(l, cmd, NULL), 0);
+	snprintf(path, sizeof path, "%s/profiles.csv", dir);
+	f = fopen(path, "w");
+	for (int i = 0; i < L_N_ICCIDS; i++) {
+		char body[32];
+		snprintf(body, sizeof body, "89000123456789000%02d", i);
+		fprintf(f, "%s%d,0010101234567%02d\n", body, rsp_iccid_luhn_digit(body, 19), i);
+	}
+	fclose(f);
+	snprintf(cmd, sizeof cmd, "import T1 '%s'", path);
+	assert_int_equal(l_smdp_cmd(l, cmd, NULL), 0);
+	l_start_smdp(l);
+	for (int i = 0; i < 2000 && !l_port_open(e->es2_port); i++)
+		usleep(10000);
+	start_smds(e);
+	return e;
+}
+
+static void env_stop(struct senv *e)
+{
+	if (e->smds > 0) {
+		kill(e->smds, SIGTERM);
+		waitpid(e->smds, NULL, 0);
+	}
+	l_teardown(&e->l); /* frees e: l is its first member */
+}
+
+static int setup_nist(void **state)
+{
+	*state = env_start("nist");
+	return 0;
+}
+
+static int setup_brp(void **state)
+{
+	*state = env_start("brp");
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	env_stop(*state);
+	return 0;
+}
+
+/* ---- HTTPS helpers -------------------------------------------------------- */
+
+/* POST json to https://addr/path with the client certificate prefix
+ * (NULL: none); the answer parsed into *out (NULL when there is none). */
+static esim_err post(struct senv *e, const char *addr, const char *path, const char *cert,
+		     json_t *body, json_t **out)
+{
+	char cf[800], kf[800], url[300];
+	snprintf(cf, sizeof cf, "%s.pem", cert ? cert : "");
+	snprintf(kf, sizeof kf, "%s.key.pem", cert ? cert : "");
+	struct net_client_config cc = {.ca_file = e->l.ci, .timeout_ms = 20000};
+	if (cert) {
+		cc.client_cert_file = cf;
+		cc.client_key_file = kf;
+	}
+	net_client *c = NULL;
+	assert_esim(ESIM_OK, net_client_new(&cc, &c));
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	snprintf(url, sizeof url, "https://%s%s", addr, path);
+	struct net_client_response r;
+	esim_err err = net_client_post_json(c, url, text, strlen(text), &r);
+	free(text);
+	*out = NULL;
+	if (err == ESIM_OK)
+		assert_esim(ESIM_OK,
+			    net_json_parse(r.body.data, r.body.len, 1 << 20, 16, out, NULL));
+	net_client_response_clear(&r);
+	net_client_free(c);
+	return err;
+}
+
+/* The answer's status: "" for success, else "subject/reason". */
+static const char *status_of(const json_t *doc, char buf[32])
+{
+	const json_t *fes =
+	    json_object_get(json_object_get(doc, "header"), "functionExecutionStatus");
+	const char *st = json_string_value(json_object_get(fes, "status"));
+	assert_non_null(st);
+	buf[0] = '\0';
+	if (strcmp(st, "Executed-Success") != 0) {
+		const json_t *scd = json_object_get(fes, "statusCodeData");
+		snprintf(buf, 32, "%s/%s", json_string_value(json_object_get(scd, "subjectCode")),
+			 json_string_value(json_object_get(scd, "reasonCode")));
+	}
+	return buf;
+}
+
+/* An ES2+ call as the operator; returns the answer (caller decrefs). */
+static json_t *es2(struct senv *e, const char *fn, json_t *body)
+{
+	char path[128], cert[700], id[32];
+	snprintf(path, sizeof path, "/gsma/rsp2/es2plus/%s", fn);
+	snprintf(cert, sizeof cert, "%s/operator", e->cdir);
+	snprintf(id, sizeof id, "call-%d", ++e->calls);
+	json_object_set_new(body, "header",
+			    json_pack("{s:s,s:s}", "functionRequesterIdentifier", "OP",
+				      "functionCallIdentifier", id));
+	char addr[64];
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", e->es2_port);
+	json_t *out = NULL;
+	assert_esim(ESIM_OK, post(e, addr, path, cert, body, &out));
+	return out;
+}
+
+/* DownloadOrder of a T1 profile: its ICCID. */
+static void download_order(struct senv *e, char iccid[32])
+{
+	char st[32];
+	json_t *r = es2(e, "downloadOrder", json_pack("{s:s}", "profileType", "T1"));
+	assert_string_equal(status_of(r, st), "");
+	snprintf(iccid, 32, "%s", json_string_value(json_object_get(r, "iccid")));
+	json_decref(r);
+}
+
+/* ConfirmOrder with eid and smdsAddress: the status ("" for success),
+ * the matchingId in mid when confirmed. */
+static void confirm(struct senv *e, const char *iccid, const char *smds, const char *mid_in,
+		    char st[32], char mid[80])
+{
+	json_t *b = json_pack("{s:s,s:s,s:s,s:b}", "iccid", iccid, "eid", H_EID, "smdsAddress",
+			      smds, "releaseFlag", 1);
+	if (mid_in)
+		json_object_set_new(b, "matchingId", json_string(mid_in));
+	json_t *r = es2(e, "confirmOrder", b);
+	status_of(r, st);
+	if (mid)
+		snprintf(mid, 80, "%s",
+			 st[0] ? "" : json_string_value(json_object_get(r, "matchingId")));
+	json_decref(r);
+}
+
+static size_t smds_events(struct senv *e, const char *eid)
+{
+	char cmd[2000], *out = NULL;
+	snprintf(cmd, sizeof cmd, "'%s/esim-smds' events %s --config '%s' 2>/dev/null",
+		 test_bin_dir(), eid ? eid : "", e->smds_conf);
+	assert_int_equal(l_sh(cmd, &out), 0);
+	size_t n = (size_t)strtoul(out, NULL, 10);
+	free(out);
+	return n;
+}
+
+/* Events of eid at the SM-DS reach want within 15 s (the outbox). */
+static bool wait_events(struct senv *e, const char *eid, size_t want)
+{
+	for (int i = 0; i < 300; i++) {
+		if (smds_events(e, eid) == want)
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+static char *smdp_state(struct senv *e, const char *iccid, char out[32])
+{
+	char args[64], *text = NULL;
+	snprintf(args, sizeof args, "state %s", iccid);
+	assert_int_equal(l_smdp_cmd(&e->l, args, &text), 0);
+	snprintf(out, 32, "%s", text);
+	out[strcspn(out, "\n")] = '\0';
+	free(text);
+	return out;
+}
+
+/* ES12 RegisterEvent by hand, as the SM-DP+ with cert (path prefix). */
+static esim_err register_event(struct senv *e, const char *cert, const char *eid, const char *addr,
+			       const char *event, char st[32])
+{
+	json_t *b =
+	    json_pack("{s:{s:s,s:s},s:s,s:s,s:s,s:b}", "header", "functionRequesterIdentifier",
+		      "test", "functionCallIdentifier", "t1", "eid", eid, "rspServerAddress", addr,
+		      "eventId", event, "forwardingIndicator", 0);
+	json_t *out = NULL;
+	esim_err err = post(e, e->es12_addr, "/gsma/rsp2/es12/registerEvent", cert, b, &out);
+	st[0] = '\0';
+	if (out)
+		status_of(out, st);
+	json_decref(out);
+	return err;
+}
+
+/* ---- the journey ------------------------------------------------------------ */
+
+static void test_register_discover_download(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], mid[80], args[400], s2[32];
+	download_order(e, iccid);
+	confirm(e, iccid, e->es12_addr, NULL, st, mid);
+	assert_string_equal(st, "");
+	assert_string_equal(smdp_state(e, iccid, s2), "Released");
+	assert_int_equal(smds_events(e, H_EID), 1); /* registered before the answer */
+
+	snprintf(args, sizeof args, "profile discover --smds %s", e->es11_addr);
+	if (l_esim(&e->l, args) != 0)
+		fail_msg("discover: %s", e->l.err);
+	json_t *ev = json_object_get(l_result(&e->l), "events");
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "event_id")),
+			    mid);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_array_get(ev, 0), "smdp_address")), e->l.addr);
+
+	snprintf(args, sizeof args, "profile download --discover --smds %s", e->es11_addr);
+	if (l_esim(&e->l, args) != 0)
+		fail_msg("download --discover: %s", e->l.err);
+	assert_non_null(l_find_profile(&e->l, iccid));
+	assert_string_equal(smdp_state(e, iccid, s2), "Installed");
+	/* the PIR queued DeleteEvent: the event is gone, discovery is empty */
+	assert_true(wait_events(e, H_EID, 0));
+	snprintf(args, sizeof args, "profile discover --smds %s", e->es11_addr);
+	assert_int_equal(l_esim(&e->l, args), 0);
+	assert_int_equal(json_array_size(json_object_get(l_result(&e->l), "events")), 0);
+	/* and a download from the SM-DS now has nothing to take */
+	snprintf(args, sizeof args, "profile download --discover --smds %s", e->es11_addr);
+	assert_int_equal(l_esim(&e->l, args), CLI_EXIT_FAILURE);
+	assert_non_null(strstr(e->l.err, "no event for this eUICC"));
+}
+
+/* An SM-DS the SM-DP+ is not configured with: 8.9 / 5.1 at once. One that
+ * refuses (here an HTTPS server that is not an ES12 endpoint): 8.9 / 4.2.
+ * Either way the order stays unconfirmed and may be confirmed again. */
+static void test_confirm_unknown_or_refusing_smds(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], s2[32], mid[80];
+	download_order(e, iccid);
+	confirm(e, iccid, "smds.unknown.example:443", NULL, st, NULL);
+	assert_string_equal(st, "8.9/5.1");
+	assert_string_equal(smdp_state(e, iccid, s2), "Allocated");
+	confirm(e, iccid, e->es11_addr, "EVT-REFUSED", st, NULL);
+	assert_string_equal(st, "8.9/4.2");
+	assert_string_equal(smdp_state(e, iccid, s2), "Allocated");
+	assert_int_equal(smds_events(e, NULL), 0);
+	/* the same order goes through with the right SM-DS */
+	confirm(e, iccid, e->es12_addr, "EVT-REFUSED", st, mid);
+	assert_string_equal(st, "");
+	assert_string_equal(mid, "EVT-REFUSED");
+	assert_int_equal(smds_events(e, H_EID), 1);
+	/* CancelOrder deletes the event (from the outbox) */
+	json_t *r = es2(e, "cancelOrder",
+			json_pack("{s:s,s:s,s:s}", "iccid", iccid, "eid", H_EID,
+				  "finalProfileStatusIndicator", "Available"));
+	assert_string_equal(status_of(r, st), "");
+	json_decref(r);
+	assert_true(wait_events(e, H_EID, 0));
+}
+
+/* ES12 is for the pinned SM-DP+ only, and only for its own address. */
+static void test_es12_wrong_certificate(void **state)
+{
+	struct senv *e = *state;
+	char rogue[700], real[700], st[32];
+	snprintf(rogue, sizeof rogue, "%s/rogue", e->l.dir);
+	snprintf(real, sizeof real, "%s/dptls", e->cdir);
+	size_t before = smds_events(e, NULL);
+	/* a certificate of the same CI, not pinned: no TLS session */
+	esim_err err = register_event(e, rogue, H_EID, e->l.addr, "EVT-ROGUE", st);
+	assert_true(err != ESIM_OK);
+	/* no certificate at all: the same */
+	err = register_event(e, NULL, H_EID, e->l.addr, "EVT-NONE", st);
+	assert_true(err != ESIM_OK);
+	/* the pinned SM-DP+ naming another SM-DP+'s address */
+	assert_esim(ESIM_OK, register_event(e, real, H_EID, "evil.example.com", "EVT-X", st));
+	assert_string_equal(st, "8.8.1/3.8");
+	/* a bad EID */
+	assert_esim(ESIM_OK, register_event(e, real, "89049032123451234512345678901234", e->l.addr,
+					    "EVT-Y", st));
+	assert_string_equal(st, "8.1.1/2.1");
+	assert_int_equal(smds_events(e, NULL), before);
+}
+
+/* No event for this eUICC: success with an empty list; another EID's
+ * event is held but never shown to this eUICC. */
+static void test_other_eid_never_shown(void **state)
+{
+	struct senv *e = *state;
+	char real[700], st[32], args[300];
+	snprintf(real, sizeof real, "%s/dptls", e->cdir);
+	snprintf(args, sizeof args, "profile discover --smds %s", e->es11_addr);
+	assert_int_equal(l_esim(&e->l, args), 0);
+	assert_int_equal(json_array_size(json_object_get(l_result(&e->l), "events")), 0);
+
+	assert_esim(ESIM_OK, register_event(e, real, H_EID2, e->l.addr, "EVT-OTHER", st));
+	assert_string_equal(st, "");
+	assert_int_equal(smds_events(e, H_EID2), 1);
+	assert_int_equal(l_esim(&e->l, args), 0);
+	assert_int_equal(json_array_size(json_object_get(l_result(&e->l), "events")), 0);
+	/* the same eventId for another EID is refused, not moved */
+	assert_esim(ESIM_OK, register_event(e, real, H_EID, e->l.addr, "EVT-OTHER", st));
+	assert_string_equal(st, "8.9.5/3.3");
+	assert_int_equal(l_esim(&e->l, args), 0);
+	assert_int_equal(json_array_size(json_object_get(l_result(&e->l), "events")), 0);
+}
+
+/* ---- ES11 sessions, driven step by step (lpa_driver, the real card) --------- */
+
+struct cap {
+	struct lpa_http h;
+	char *auth_client; /* the last authenticateClient body sent */
+	char *answer;	   /* and its answer */
+};
+
+static esim_err cap_es9(void *ctx, const char *function, const char *json, int *status, char **out)
+{
+	struct cap *c = ctx;
+	esim_err err = lpa_es9_http(&c->h, function, json, status, out);
+	if (strcmp(function, "authenticateClient") == 0) {
+		free(c->auth_client);
+		free(c->answer);
+		c->auth_client = strdup(json);
+		c->answer = *out ? strdup(*out) : NULL;
+	}
+	return err;
+}
+
+static esim_err card_es10(void *ctx, const uint8_t *cmd, size_t len, esim_buf *resp)
+{
+	esim_buf r = ESIM_BUF_INIT;
+	esim_err err = apdu_es10_transmit(ctx, cmd, len, &r);
+	if (err == ESIM_OK)
+		err = esim_buf_append(resp, r.data, r.len);
+	esim_buf_free(&r);
+	return err;
+}
+
+static void test_es11_replay_and_expiry(void **state)
+{
+	struct senv *e = *state;
+	char base[96], st[32];
+	snprintf(base, sizeof base, "https://%s", e->es11_addr);
+	struct net_client_config cc = {.ca_file = e->l.ci};
+	struct cap c = {0};
+	assert_esim(ESIM_OK, net_client_new(&cc, &c.h.client));
+	c.h.base_url = base;
+	apdu_session *card = h_connect_retry(e->l.sock, 5000);
+	struct lpa_driver drv = {card_es10, card, cap_es9, &c, e->es11_addr};
+
+	/* one session: the events answer */
+	struct lpa_session s;
+	lpa_session_init(&s, &drv);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_false(s.failed);
+	lpa_dl_authenticate(&s, NULL); /* not an SM-DP+ answer: the driver stops there */
+	assert_false(s.failed);
+	assert_non_null(c.answer);
+	json_t *a = json_loads(c.answer, 0, NULL);
+	assert_string_equal(status_of(a, st), "");
+	assert_true(json_is_array(json_object_get(a, "eventEntries")));
+	json_decref(a);
+	lpa_session_clear(&s);
+
+	/* the same authenticateClient again: the session was spent */
+	int status = 0;
+	char *out = NULL;
+	assert_esim(ESIM_OK,
+		    lpa_es9_http(&c.h, "authenticateClient", c.auth_client, &status, &out));
+	a = json_loads(out, 0, NULL);
+	assert_string_equal(status_of(a, st), "8.10.1/3.9");
+	assert_null(json_object_get(a, "eventEntries"));
+	json_decref(a);
+	free(out);
+
+	/* a session older than the SM-DS's session-ttl */
+	lpa_session_init(&s, &drv);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	sleep(SESSION_TTL_S + 2);
+	lpa_dl_authenticate(&s, NULL);
+	assert_true(s.failed);
+	assert_string_equal(s.subject, "8.10.1");
+	assert_string_equal(s.reason, "3.9");
+	lpa_session_clear(&s);
+
+	apdu_session_close(card);
+	net_client_free(c.h.client);
+	free(c.auth_client);
+	free(c.answer);
+}
+
+int main(void)
+{
+	const struct CMUnitTest nist[] = {
+	    cmocka_unit_test(test_register_discover_download),
+	    cmocka_unit_test(test_confirm_unknown_or_refusing_smds),
+	    cmocka_unit_test(test_es12_wrong_certificate),
+	    cmocka_unit_test(test_other_eid_never_shown),
+	    cmocka_unit_test(test_es11_replay_and_expiry),
+	};
+	const struct CMUnitTest brp[] = {
+	    cmocka_unit_test(test_register_discover_download),
+	    cmocka_unit_test(test_es12_wrong_certificate),
+	};
+	int rc = cmocka_run_group_tests_name("smds_nist", nist, setup_nist, teardown);
+	return rc | cmocka_run_group_tests_name("smds_brp", brp, setup_brp, teardown);
+}
