@@ -7,7 +7,10 @@
 # the open invoice, termination request with identity proof, staff
 # approval, `esim cancel` deletes the profile, the eUICC-signed deletion
 # notification reaches the operator through the SM-DP+, the case closes and
-# the signed termination record is saved and verified.
+# the signed termination record is saved and verified. A second journey
+# goes through the SM-DS (esim-smds): the operator orders for the
+# customer's EID with the SM-DS, the device discovers the event and
+# downloads without an activation code, and the event is gone afterwards.
 #
 # Usage: scripts/demo.sh BUILD_DIR     (ESIM_DEMO_DIR: where outputs go)
 set -euo pipefail
@@ -68,6 +71,11 @@ while [ "$op_port" = "$es9_port" ] || [ "$op_port" = "$es2_port" ]; do op_port=$
 while [ "$cb_port" = "$es9_port" ] || [ "$cb_port" = "$es2_port" ] || [ "$cb_port" = "$op_port" ]; do
   cb_port=$(free_port)
 done
+# the SM-DS (second journey): ES11 for the device, ES12 for the SM-DP+
+ds11_port=$(free_port)
+ds12_port=$(free_port)
+while [[ " $es9_port $es2_port $op_port $cb_port " == *" $ds11_port "* ]]; do ds11_port=$(free_port); done
+while [[ " $es9_port $es2_port $op_port $cb_port $ds11_port " == *" $ds12_port "* ]]; do ds12_port=$(free_port); done
 smdp_addr=127.0.0.1:$es9_port
 op_url=http://127.0.0.1:$op_port
 cb_url=https://127.0.0.1:$cb_port/gsma/rsp2/es2plus/handleDownloadProgressInfo
@@ -103,6 +111,10 @@ es2-key = $pki/dptls.key.pem
 operator-ca = $pki/ci.pem
 callback-client-cert = $work/pki/smdp-callback-client.pem
 callback-client-key = $work/pki/smdp-callback-client.key.pem
+# the SM-DS where ConfirmOrder may register an event (ES12, mutual TLS with
+# the DPtls certificate, which the SM-DS pins)
+smds = 127.0.0.1:$ds12_port
+smds-ca = $pki/ci.pem
 CONF
 smdp=("$bin/esim-smdp")
 "$bin/esim-operator" demo-template "$work/profile-template.der"
@@ -212,6 +224,44 @@ say "saved $work/termination-record-$case_id.json"
   --operator-cert "$pki/operator.pem"
 "$bin/esim-operator" audit-verify "${opargs[@]}"
 say "notices sent by e-mail: $(ls "$work/mail/new" | wc -l) (maildir $work/mail)"
+
+step "14. Second journey, through the SM-DS: the operator orders for Jan's EID, the phone discovers it"
+"$bin/esim-pki" issue dstls --out "$work/pki/dstls" --issuer-cert "$pki/ci.pem" \
+  --issuer-key "$pki/ci.key.pem" --host 127.0.0.1 >/dev/null 2>&1
+"$bin/esim-pki" issue dsauth --out "$work/pki/dsauth" --issuer-cert "$pki/ci.pem" \
+  --issuer-key "$pki/ci.key.pem" --oid 2.999.20 >/dev/null 2>&1
+cat >"$work/smds.conf" <<CONF
+db = sqlite:$work/smds.db
+fqdn = 127.0.0.1:$ds11_port
+dsauth-cert-nist = $work/pki/dsauth.pem
+dsauth-key-nist = $work/pki/dsauth.key.pem
+ci = $pki/ci.pem
+listen-nist = 127.0.0.1:$ds11_port
+tls-cert-nist = $work/pki/dstls.pem
+tls-key-nist = $work/pki/dstls.key.pem
+listen-es12 = 127.0.0.1:$ds12_port
+smdp-clients = $smdp_addr $pki/dptls.pem
+CONF
+"$bin/esim-smds" serve --config "$work/smds.conf" >"$work/smds.log" 2>&1 &
+pids+=($!)
+wait_for "the SM-DS" port_open "$ds12_port"
+say "esim-smds: ES11 on 127.0.0.1:$ds11_port (CERT.DSauth, DStls), ES12 on 127.0.0.1:$ds12_port (pins the SM-DP+)"
+es2() { # es2 FUNCTION JSON: the operator's ES2+ call (mutual TLS)
+  curl -sS -f --cacert "$pki/ci.pem" --cert "$pki/operator.pem" --key "$pki/operator.key.pem" \
+    -H "Content-Type: application/json" --data "$2" "https://127.0.0.1:$es2_port/gsma/rsp2/es2plus/$1"
+}
+hdr='"header":{"functionRequesterIdentifier":"ACME","functionCallIdentifier":"demo-smds-'$$
+iccid2=$(es2 downloadOrder "{$hdr-1\"},\"profileType\":\"STD\"}" | jq -r .iccid)
+es2 confirmOrder "{$hdr-2\"},\"iccid\":\"$iccid2\",\"eid\":\"$EID\",\"smdsAddress\":\"127.0.0.1:$ds12_port\",\"releaseFlag\":true}" |
+  jq -c '{status: .header.functionExecutionStatus.status, matchingId, eid}'
+say "ConfirmOrder registered the event at the SM-DS: $("$bin/esim-smds" events "$EID" --config "$work/smds.conf") event(s) for $EID"
+esim profile discover --smds "127.0.0.1:$ds11_port"
+esim profile download --discover --smds "127.0.0.1:$ds11_port" --yes
+esim profile list
+no_event() { [ "$("$bin/esim-smds" events "$EID" --config "$work/smds.conf")" = 0 ]; }
+wait_for "the SM-DP+ to delete the event (ES12 DeleteEvent)" no_event
+say "after the download the SM-DS holds $("$bin/esim-smds" events "$EID" --config "$work/smds.conf") event(s) for $EID:"
+esim profile discover --smds "127.0.0.1:$ds11_port"
 
 step "Done. The portal: $op_url/ (customers) and $op_url/staff (staff); outputs in $work"
 if [ -n "${ESIM_DEMO_KEEP:-}" ]; then
