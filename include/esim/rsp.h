@@ -146,6 +146,16 @@ enum rsp_event {
 #define RSP_GID_MAX	16   /* bytes of gid1 / gid2 (sanity cap) */
 
 enum rsp_icon_type { RSP_ICON_JPG = 0, RSP_ICON_PNG = 1 };
+/* profilePolicyRules bits (PprIds): PPR1 "disabling not allowed", PPR2
+ * "deletion not allowed"; bit 0 is pprUpdateControl. */
+#define RSP_PPR_UPDATE_CONTROL (1u << 0)
+#define RSP_PPR1	       (1u << 1)
+#define RSP_PPR2	       (1u << 2)
+/* The StoreMetadataRequest travels to the eUICC MAC-only in '88'
+ * segments of at most 1020 bytes each (tag 88, length 82 03F8, 8-byte
+ * MAC): at most 1008 bytes of the BF25 TLV per segment, cut at any byte
+ * (digest 7.4). */
+#define RSP_META_SEGMENT_MAX 1008
 enum rsp_profile_class {
 	RSP_CLASS_TEST = 0,
 	RSP_CLASS_PROVISIONING = 1,
@@ -207,6 +217,14 @@ esim_err rsp_metadata_decode(const uint8_t *p, size_t len, struct rsp_metadata *
 /* The address configured for event (RSP_EVENT_*) in m, borrowed, or NULL
  * when none: where the eUICC sends that notification (digest 8.1). */
 const char *rsp_metadata_notif_address(const struct rsp_metadata *m, enum rsp_event ev);
+/* The number of '88' segments a BF25 TLV of bf25_len bytes is split into
+ * in the bound profile package (at least 1). */
+size_t rsp_metadata_segments(size_t bf25_len);
+/* The type of an icon from its first bytes: PNG (89 'PNG' 0D 0A 1A 0A) or
+ * JPEG (FF D8 FF, SOI and the next marker). ESIM_E_RSP_FIELD_SIZE for an
+ * empty icon or one over RSP_ICON_MAX bytes, ESIM_E_ARG for bytes that
+ * are neither. */
+esim_err rsp_icon_type_of(const uint8_t *icon, size_t len, enum rsp_icon_type *type);
 
 /* --- NotificationMetadata BF2F (metadata.c; digest 8.2) ------------------ */
 

@@ -401,6 +401,31 @@ const char *rsp_metadata_notif_address(const struct rsp_metadata *m, enum rsp_ev
 	return NULL;
 }
 
+size_t rsp_metadata_segments(size_t bf25_len)
+{
+	if (bf25_len == 0)
+		return 1;
+	return (bf25_len + RSP_META_SEGMENT_MAX - 1) / RSP_META_SEGMENT_MAX;
+}
+
+esim_err rsp_icon_type_of(const uint8_t *icon, size_t len, enum rsp_icon_type *type)
+{
+	static const uint8_t png[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+	if (!icon || !type)
+		return ESIM_E_ARG;
+	if (len == 0 || len > RSP_ICON_MAX)
+		return ESIM_E_RSP_FIELD_SIZE;
+	if (len >= sizeof png && memcmp(icon, png, sizeof png) == 0) {
+		*type = RSP_ICON_PNG;
+		return ESIM_OK;
+	}
+	if (len >= 4 && icon[0] == 0xFF && icon[1] == 0xD8 && icon[2] == 0xFF) {
+		*type = RSP_ICON_JPG;
+		return ESIM_OK;
+	}
+	return ESIM_E_ARG;
+}
+
 /* --- NotificationMetadata ------------------------------------------------- */
 
 void rsp_notif_metadata_free(struct rsp_notif_metadata *n)

@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
+#include "esim/crypto.h"
 #include "esim/rsp.h"
+#include "esim/rsp_bpp.h"
+#include "esim/rsp_saip.h"
 #include "testutil.h"
 
 static const void *find(const void *hay, size_t n, const void *needle, size_t m)
@@ -346,6 +351,146 @@ static void test_notif_metadata_bad(void **state)
 	free(p);
 }
 
+/* A BF25 TLV of exactly len bytes: the GSMA fields, then an unknown
+ * element (kept as is, digest 7.5's extension marker) that fills the rest. */
+static uint8_t *meta_of_len(size_t len)
+{
+	struct rsp_metadata m = {0};
+	assert_esim(ESIM_OK, rsp_iccid_to_bcd("89000123456789012341", m.iccid));
+	m.spn = "esimkit";
+	m.name = "segments";
+	uint8_t *base = NULL, *out = NULL;
+	size_t base_len = 0, out_len = 0;
+	assert_esim(ESIM_OK, rsp_metadata_encode(&m, &base, &base_len));
+	free(base);
+	/* BF25 82 LLLL: 5 header bytes, content = base content + filler TLV */
+	size_t content_base = base_len - 3; /* base has BF25 + 1-byte length */
+	for (size_t pad = 0; pad < len; pad++) {
+		/* filler DF 7F 82 LLLL <pad> */
+		uint8_t *fill = calloc(pad + 5, 1);
+		fill[0] = 0xDF;
+		fill[1] = 0x7F;
+		fill[2] = 0x82;
+		fill[3] = (uint8_t)(pad >> 8);
+		fill[4] = (uint8_t)pad;
+		m.extra = fill;
+		m.extra_len = pad + 5;
+		if (5 + content_base + pad + 5 == len) {
+			assert_esim(ESIM_OK, rsp_metadata_encode(&m, &out, &out_len));
+			free(fill);
+			break;
+		}
+		free(fill);
+	}
+	assert_non_null(out);
+	assert_int_equal(out_len, len);
+	return out;
+}
+
+/* The 88 segments of one BPP built with a BF25 of len bytes: their count
+ * is rsp_metadata_segments(len), none is over 1020 bytes on the wire, and
+ * their payloads (each less its 8-byte MAC, MAC-only) give the BF25 back. */
+static void check_split(EVP_PKEY *key, size_t len, size_t want_segments, size_t last_tlv)
+{
+	uint8_t *meta = meta_of_len(len);
+	uint8_t *upp = NULL, *bpp = NULL, otpk[65], eid[16], host[8];
+	size_t upp_len = 0, bpp_len = 0;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp("89000123456789012341", &upp, &upp_len));
+	EVP_PKEY *ot = NULL;
+	assert_esim(ESIM_OK, crypto_key_generate(CRYPTO_CURVE_P256, &ot));
+	assert_esim(ESIM_OK, crypto_key_public_point(ot, otpk));
+	assert_esim(ESIM_OK, rsp_eid_to_bcd("89049032123451234512345678901235", eid));
+	memset(host, 0x80, sizeof host);
+	rsp_txid tx;
+	assert_esim(ESIM_OK, rsp_txid_random(&tx));
+	struct rsp_bpp_params p = {
+	    .dp_pb_key = key,
+	    .txid = &tx,
+	    .euicc_otpk = otpk,
+	    .euicc_otpk_len = 65,
+	    .eid = eid,
+	    .host_id = host,
+	    .host_id_len = sizeof host,
+	    .metadata = meta,
+	    .metadata_len = len,
+	    .upp = upp,
+	    .upp_len = upp_len,
+	};
+	assert_esim(ESIM_OK, rsp_bpp_build(&p, &bpp, &bpp_len));
+	struct rsp_bpp_view v;
+	assert_esim(ESIM_OK, rsp_bpp_parse(bpp, bpp_len, &v));
+	assert_int_equal(v.n_a1, want_segments);
+	assert_int_equal(rsp_metadata_segments(len), want_segments);
+	der_element a1, seg;
+	assert_esim(ESIM_OK, der_parse_single(v.a1.p, v.a1.len, &a1));
+	der_cursor c = der_cursor_of(a1.value);
+	esim_buf plain = ESIM_BUF_INIT;
+	esim_err err = ESIM_OK;
+	size_t i = 0;
+	while (der_next_child(&c, &seg, &err)) {
+		i++;
+		assert_int_equal(seg.tag, 0x88);
+		assert_true(seg.tlv.len <= 1020);
+		if (i < want_segments) /* every segment but the last is full */
+			assert_int_equal(seg.tlv.len, 1020);
+		else
+			assert_int_equal(seg.tlv.len, last_tlv);
+		assert_true(seg.value.len > 8);
+		assert_esim(ESIM_OK, esim_buf_append(&plain, seg.value.p, seg.value.len - 8));
+	}
+	assert_esim(ESIM_OK, err);
+	assert_int_equal(plain.len, len);
+	assert_memory_equal(plain.data, meta, len);
+	esim_buf_free(&plain);
+	EVP_PKEY_free(ot);
+	free(bpp);
+	free(upp);
+	free(meta);
+}
+
+/* The '88' segment rule of digest 7.4: at most 1008 bytes of BF25 per
+ * segment (1020 bytes with tag, 82 03F8 and the MAC). Exactly full: one
+ * segment; one byte over: a second segment of that one byte. */
+static void test_segment_split(void **state)
+{
+	(void)state;
+	EVP_PKEY *key = NULL;
+	assert_esim(ESIM_OK, crypto_key_generate(CRYPTO_CURVE_P256, &key));
+	assert_int_equal(RSP_META_SEGMENT_MAX, 1008);
+	assert_int_equal(rsp_metadata_segments(1), 1);
+	/* 1007: 88 82 03F7 + 1007 + 8 MAC = 1019 */
+	check_split(key, 1007, 1, 1019);
+	check_split(key, 1008, 1, 1020);
+	/* the 1009th byte alone: 88 09 <1 byte> <8-byte MAC> */
+	check_split(key, 1009, 2, 11);
+	check_split(key, 2016, 2, 1020);
+	check_split(key, 2017, 3, 11);
+	EVP_PKEY_free(key);
+}
+
+/* Icons: PNG and JPEG known by their first bytes, anything else refused,
+ * the size limit of SGP.22 (1024 bytes) enforced. */
+static void test_icon_type(void **state)
+{
+	(void)state;
+	uint8_t png[40] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+	uint8_t jpg[40] = {0xFF, 0xD8, 0xFF, 0xE0};
+	uint8_t gif[40] = {'G', 'I', 'F', '8', '9', 'a'};
+	enum rsp_icon_type t = RSP_ICON_JPG;
+	assert_esim(ESIM_OK, rsp_icon_type_of(png, sizeof png, &t));
+	assert_int_equal(t, RSP_ICON_PNG);
+	assert_esim(ESIM_OK, rsp_icon_type_of(jpg, sizeof jpg, &t));
+	assert_int_equal(t, RSP_ICON_JPG);
+	assert_esim(ESIM_E_ARG, rsp_icon_type_of(gif, sizeof gif, &t));
+	assert_esim(ESIM_E_ARG, rsp_icon_type_of(png, 7, &t)); /* a cut signature */
+	assert_esim(ESIM_E_RSP_FIELD_SIZE, rsp_icon_type_of(png, 0, &t));
+	uint8_t *big = calloc(1025, 1);
+	memcpy(big, png, 8);
+	assert_esim(ESIM_OK, rsp_icon_type_of(big, 1024, &t));
+	assert_esim(ESIM_E_RSP_FIELD_SIZE, rsp_icon_type_of(big, 1025, &t));
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +501,8 @@ int main(void)
 	    cmocka_unit_test(test_size_limits),
 	    cmocka_unit_test(test_notif_metadata),
 	    cmocka_unit_test(test_notif_metadata_bad),
+	    cmocka_unit_test(test_segment_split),
+	    cmocka_unit_test(test_icon_type),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
