@@ -18,10 +18,14 @@
 #define PPR1 (1u << 1)
 #define PPR2 (1u << 2)
 
-/* ProfileInfo fields in ASN.1 order, and those returned without tagList. */
+/* ProfileInfo fields in ASN.1 order, and those returned without tagList:
+ * the notification configuration (B6) and the policy rules (99) too, so
+ * that an LPA asking without a tagList can tell the user that a profile
+ * cannot be disabled (PPR1) or deleted (PPR2) before trying. */
 static const uint32_t info_order[] = {0x5A, 0x4F, 0x9F70, 0x90, 0x91, 0x92, 0x93,
 				      0x94, 0x95, 0xB6,	  0xB7, 0xB8, 0x99};
-static const uint32_t info_default[] = {0x5A, 0x4F, 0x9F70, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95};
+static const uint32_t info_default[] = {0x5A, 0x4F, 0x9F70, 0x90, 0x91, 0x92,
+					0x93, 0x94, 0x95,   0xB6, 0x99};
 
 static bool taglist_has(der_span list, uint32_t tag)
 {

@@ -7,6 +7,7 @@
  * SM-DP+ and on the eUICC.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,166 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS op_es2_calls_at ON op_es2_calls (at);"
     "CREATE TABLE IF NOT EXISTS op_es2_notifications (eid TEXT NOT NULL, seq {{INT}} NOT NULL,"
     " point {{INT}} NOT NULL, iccid TEXT NOT NULL, at {{INT}} NOT NULL, PRIMARY KEY (eid, seq));",
+    /* the language the customer reads (en, nl, fr, zh; NULL: never chosen,
+     * English), for the portal and that customer's notices */
+    "ALTER TABLE op_customers ADD COLUMN lang TEXT;",
 };
+
+/* ---- languages ---------------------------------------------------------------- */
+
+static const char *const op_langs[4] = {"en", "nl", "fr", "zh"};
+
+static int lang_index(const char *lang)
+{
+	for (int i = 0; lang && i < 4; i++)
+		if (!strcmp(lang, op_langs[i]))
+			return i;
+	return -1;
+}
+
+bool op_lang_valid(const char *lang)
+{
+	return lang_index(lang) >= 0;
+}
+
+/* web_dir/i18n/LANG.json, else the source tree's (a test's web_dir may
+ * hold no catalogue). Missing: NULL, and op_tr falls back to English;
+ * present but not a JSON object of strings: ESIM_E_OP_CONFIG, named on
+ * stderr. */
+static esim_err load_catalogue(const char *dir, const char *lang, json_t **out)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/i18n/%s.json", dir, lang);
+	if (access(path, R_OK) != 0)
+		return ESIM_OK;
+	json_error_t je;
+	json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	bool ok = json_is_object(j);
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v) ok = ok && json_is_string(v);
+	if (!ok) {
+		fprintf(stderr, "esim-operator: catalogue %s: %s\n", path,
+			j ? "every value must be a string" : je.text);
+		json_decref(j);
+		return ESIM_E_OP_CONFIG;
+	}
+	*out = j;
+	return ESIM_OK;
+}
+
+static esim_err load_catalogues(op *o)
+{
+	esim_err err = ESIM_OK;
+	for (int i = 0; err == ESIM_OK && i < 4; i++) {
+		err = load_catalogue(o->web_dir, op_langs[i], &o->cat[i]);
+#ifdef ESIM_OPERATOR_WEB_DIR
+		if (err == ESIM_OK && !o->cat[i])
+			err = load_catalogue(ESIM_OPERATOR_WEB_DIR, op_langs[i], &o->cat[i]);
+#endif
+	}
+	return err;
+}
+
+const char *op_tr(const op *o, const char *lang, const char *key, const char *en)
+{
+	int i = lang_index(lang);
+	const char *s = i >= 0 ? json_string_value(json_object_get(o->cat[i], key)) : NULL;
+	if (!s || !*s)
+		s = json_string_value(json_object_get(o->cat[0], key));
+	return s && *s ? s : en;
+}
+
+void op_fill(char *out, size_t n, const char *tpl, ...)
+{
+	size_t w = 0;
+	if (!n)
+		return;
+	for (const char *p = tpl; *p && w + 1 < n;) {
+		const char *val = NULL;
+		size_t kl = 0;
+		if (*p == '{') {
+			const char *e = strchr(p + 1, '}');
+			kl = e ? (size_t)(e - p - 1) : 0;
+			va_list ap;
+			va_start(ap, tpl);
+			for (const char *name; kl && (name = va_arg(ap, const char *)) != NULL;) {
+				const char *v = va_arg(ap, const char *);
+				if (strlen(name) == kl && !strncmp(name, p + 1, kl)) {
+					val = v ? v : "";
+					break;
+				}
+			}
+			va_end(ap);
+		}
+		if (val) {
+			size_t vl = strlen(val);
+			if (vl > n - 1 - w)
+				vl = n - 1 - w;
+			memcpy(out + w, val, vl);
+			w += vl;
+			p += kl + 2;
+		} else {
+			out[w++] = *p++;
+		}
+	}
+	out[w] = '\0';
+}
+
+esim_err op_customer_lang(op *o, int64_t customer_id, char lang[4])
+{
+	store_stmt *st;
+	snprintf(lang, 4, "en");
+	esim_err err = store_prepare(o->s, "SELECT lang FROM op_customers WHERE id = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, customer_id);
+	bool row;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && row && op_lang_valid(store_col_text(st, 0)))
+		snprintf(lang, 4, "%s", store_col_text(st, 0));
+	store_finalize(st);
+	return err;
+}
+
+/* "fr-BE,fr;q=0.9,en;q=0.5": the highest q among the four languages by
+ * their primary subtag (any zh-* reads Simplified Chinese, the only
+ * Chinese written); ties go to the earlier entry. */
+const char *op_lang_negotiate(const char *al)
+{
+	const char *best = "en";
+	double best_q = 0;
+	for (const char *p = al; p && *p;) {
+		size_t n = strcspn(p, ",");
+		char item[64];
+		snprintf(item, sizeof item, "%.*s", (int)(n < 63 ? n : 63), p);
+		char *semi = strchr(item, ';');
+		double q = 1;
+		if (semi) {
+			*semi = '\0';
+			const char *qs = strstr(semi + 1, "q=");
+			if (qs)
+				q = strtod(qs + 2, NULL);
+		}
+		const char *t = item;
+		while (*t == ' ' || *t == '\t')
+			t++;
+		char prim[4] = "";
+		if (strcspn(t, "-_ \t") == 2) {
+			prim[0] = (char)(t[0] | 0x20);
+			prim[1] = (char)(t[1] | 0x20);
+		}
+		int i = lang_index(prim);
+		if (i >= 0 && q > best_q) {
+			best = op_langs[i];
+			best_q = q;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return best;
+}
 
 time_t op_now(op *o)
 {
@@ -205,6 +365,8 @@ esim_err op_open(const struct op_config *cfg, op **out)
 		free(list);
 	}
 	if (err == ESIM_OK)
+		err = load_catalogues(o);
+	if (err == ESIM_OK)
 		err = load_data_key(o, cfg->data_key_file);
 	if (err == ESIM_OK)
 		err = store_open(cfg->db, &o->s);
@@ -238,6 +400,8 @@ void op_close(op *o)
 	free(o->key_file);
 	free(o->name);
 	free(o->ptype);
+	for (int i = 0; i < 4; i++)
+		json_decref(o->cat[i]);
 	pthread_mutex_destroy(&o->lock);
 	free(o);
 }
@@ -559,16 +723,25 @@ esim_err op_notify(op *o, int64_t customer_id, const char *purpose, const char *
 	store_finalize(st);
 	if (!to)
 		return err != ESIM_OK ? err : ESIM_E_NOT_FOUND;
-	size_t bl = strlen(text) + 400;
+	/* the footer in the language the customer reads (the caller wrote
+	 * text in it, op_customer_lang) */
+	char lang[4], foot[600];
+	if ((err = op_customer_lang(o, customer_id, lang)) != ESIM_OK) {
+		free(to);
+		return err;
+	}
+	op_fill(foot, sizeof foot,
+		op_tr(o, lang, "notice.reference",
+		      "Verification reference: {reference}\nCheck it on our site under \"Was this "
+		      "really us?\". We never ask for your password or codes by phone."),
+		"reference", ref, NULL);
+	size_t bl = strlen(text) + strlen(foot) + 3;
 	char *body = malloc(bl);
 	if (!body) {
 		free(to);
 		return ESIM_E_NOMEM;
 	}
-	snprintf(body, bl,
-		 "%s\n\nVerification reference: %s\nCheck it on our site under \"Was this really "
-		 "us?\". We never ask for your password or codes by phone.",
-		 text, ref);
+	snprintf(body, bl, "%s\n\n%s", text, foot);
 	const char *channels[] = {"email", "sms"};
 	for (int i = 0; err == ESIM_OK && i < 2; i++) {
 		err = store_prepare(
@@ -905,19 +1078,28 @@ esim_err op_tick(op *o, size_t *reminders)
 		store_finalize(st);
 	}
 	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
-		char text[1024], ref[OP_REF_LEN], purpose[96];
-		snprintf(text, sizeof text,
-			 "Your line %s has been stopped, but the eSIM profile is still on your "
-			 "device. Please delete it so that we can close case %lld:\n"
-			 " - iPhone: Settings > Mobile Service > the line > Delete eSIM\n"
-			 " - Android: Settings > Network & internet > SIMs > the line > Erase SIM\n"
-			 " - esim command line: esim cancel ICCID (or esim profile delete ICCID),"
-			 " then esim notification process\n"
-			 "Keep the device online afterwards so that the deletion is reported.",
-			 msisdn[i], (long long)ids[i]);
+		char text[1024], ref[OP_REF_LEN], purpose[96], lang[4], idt[24];
+		snprintf(idt, sizeof idt, "%lld", (long long)ids[i]);
+		if ((err = op_customer_lang(o, cust[i], lang)) != ESIM_OK)
+			break;
+		op_fill(
+		    text, sizeof text,
+		    op_tr(o, lang, "notice.reminder.text",
+			  "Your line {msisdn} has been stopped, but the eSIM profile is still on "
+			  "your device. Please delete it so that we can close case {id}:\n"
+			  " - iPhone: Settings > Mobile Service > the line > Delete eSIM\n"
+			  " - Android: Settings > Network & internet > SIMs > the line > Erase "
+			  "SIM\n"
+			  " - esim command line: esim cancel ICCID (or esim profile delete ICCID),"
+			  " then esim notification process\n"
+			  "Keep the device online afterwards so that the deletion is reported."),
+		    "msisdn", msisdn[i], "id", idt, NULL);
 		snprintf(purpose, sizeof purpose, "termination case %lld: deletion reminder",
 			 (long long)ids[i]);
-		err = op_notify(o, cust[i], purpose, "Please delete the eSIM profile", text, ref);
+		err = op_notify(
+		    o, cust[i], purpose,
+		    op_tr(o, lang, "notice.reminder.subject", "Please delete the eSIM profile"),
+		    text, ref);
 		if (err == ESIM_OK &&
 		    (err = store_prepare(
 			 o->s,

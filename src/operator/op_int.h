@@ -28,6 +28,7 @@ struct op {
 	bool fast_hash;
 	time_t (*now)(void *);
 	void *now_arg;
+	json_t *cat[4]; /* language catalogues en, nl, fr, zh (op_tr); NULL: not found */
 };
 
 time_t op_now(op *o);
@@ -42,6 +43,21 @@ esim_err op_notify(op *o, int64_t customer_id, const char *purpose, const char *
 		   const char *text, char ref[OP_REF_LEN]);
 
 esim_err op_password_hash(op *o, const char *password, char **out);
+
+/* Languages of what customers read (op.c): "en", "nl", "fr", "zh". The
+ * texts are the portal's catalogues (web_dir/i18n/LANG.json), one place for
+ * the pages, the notices and the printable record. op_tr gives key's text
+ * in lang, else in English, else en (the built-in English, which
+ * tests/i18n/check_catalogues.py keeps equal to en.json). op_fill copies
+ * tpl to out replacing {name} by the value after name in the NULL-ended
+ * name, value list. op_customer_lang: the customer's stored language, "en"
+ * when none. op_lang_negotiate: the best of the four for an
+ * Accept-Language header (NULL or no match: "en"). */
+bool op_lang_valid(const char *lang);
+const char *op_tr(const op *o, const char *lang, const char *key, const char *en);
+void op_fill(char *out, size_t n, const char *tpl, ...);
+esim_err op_customer_lang(op *o, int64_t customer_id, char lang[4]);
+const char *op_lang_negotiate(const char *accept_language);
 
 int64_t op_setting(op *o, const char *key, int64_t def);
 

@@ -238,6 +238,10 @@ static void test_full_lifecycle(void **state)
 	assert_memory_equal(s.p, "Test Profile", s.len);
 	assert_esim(ESIM_OK, der_get_int64(&info, 0x95, &x));
 	assert_int_equal(x, 2); /* operational by default */
+	/* then the notification configuration (B6) and policy rules (99) when
+	 * the metadata has them: this metadata has B6, no PPRs */
+	der_cursor nc;
+	assert_esim(ESIM_OK, der_get_element(&info, 0xB6, &nc));
 	assert_true(der_cursor_empty(&info));
 
 	/* tag list: only what is asked, in ProfileInfo order */
