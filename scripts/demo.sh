@@ -134,7 +134,7 @@ opargs=(--db "$work/operator.db" --key "$pki/operator.key.pem" --cert "$pki/oper
   --ci "$pki/ci.pem" --data-key "$work/operator-data.key" --maildir "$work/mail"
   --smdp-url "https://127.0.0.1:$es2_port" --smdp-ca "$pki/ci.pem" --name ACME --profile-type STD)
 "$bin/esim-operator" init-demo "${opargs[@]}"
-"$bin/esim-operator" serve "${opargs[@]}" --listen "127.0.0.1:$op_port" \
+"$bin/esim-operator" serve "${opargs[@]}" --listen "127.0.0.1:$op_port" --insecure-http yes \
   --port-file "$work/operator.port" --es2-listen "127.0.0.1:$cb_port" \
   --es2-tls-cert "$work/pki/operator-callback-tls.pem" --es2-tls-key "$work/pki/operator-callback-tls.key.pem" \
   --smdp-client-cert "$work/pki/smdp-callback-client.pem" --smdp-id "$smdp_addr" \

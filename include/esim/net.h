@@ -219,6 +219,14 @@ esim_err net_server_add_route(net_server *srv, int id, const char *method, const
 			      net_handler fn, void *arg);
 /* Start the worker threads. */
 esim_err net_server_start(net_server *srv);
+/* Re-read every TLS listener's certificate chain and private key (and
+ * client CA file) from the paths given to net_server_add_listener, e.g. on
+ * SIGHUP after a renewal. All or nothing: when one does not load, no
+ * listener changes, the error is ESIM_E_NET_TLS_CONFIG (or ESIM_E_NOMEM)
+ * and *bad_id (may be NULL) is that listener's id. New connections get the
+ * new identity; connections already open keep theirs. Before or after
+ * start, from any one thread at a time (not during net_server_free). */
+esim_err net_server_reload_tls(net_server *srv, int *bad_id);
 /* Graceful stop: stop accepting, let replies in flight be written (up to
  * shutdown_grace_ms), close connections, join the workers. Idempotent. */
 void net_server_stop(net_server *srv);

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "apdu/sockio.h"
@@ -538,6 +539,8 @@ int main(int argc, char **argv)
 		}
 		tr[i].started = true;
 	}
+	if (rc == 0) /* systemd's Type=notify: every socket is listening */
+		sd_notify(0, "READY=1");
 	for (size_t i = 0; i < n_tr; i++) {
 		if (tr[i].started) {
 			pthread_join(tr[i].thread, NULL);

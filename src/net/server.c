@@ -146,7 +146,8 @@ struct net_listener {
 	int fd;
 	uint16_t port;
 	bool tls;
-	SSL_CTX *ctx;
+	SSL_CTX *ctx; /* under mu once started: net_server_reload_tls swaps it */
+	char *cert_file, *key_file, *client_ca_file; /* for net_server_reload_tls */
 	net_client_auth auth;
 	uint8_t (*pins)[NET_SHA256_LEN];
 	size_t n_pins;
@@ -508,7 +509,8 @@ static const char *ossl_reason(void)
 	return r != NULL ? r : "no reason given";
 }
 
-static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_config *lc)
+static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_config *lc,
+			    SSL_CTX **out)
 {
 	if (lc->cert_chain_file == NULL || lc->key_file == NULL)
 		return ESIM_E_ARG;
@@ -560,14 +562,15 @@ static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_co
 				goto fail;
 			}
 			SSL_CTX_set_client_CA_list(ctx, names);
-			l->has_ca = true;
+			if (!l->has_ca) /* a reload: already true */
+				l->has_ca = true;
 		}
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 		SSL_CTX_set_cert_verify_callback(ctx, client_cert_verify_cb, l);
 	}
 	SSL_CTX_set_app_data(ctx, l);
 	SSL_CTX_set_info_callback(ctx, tls_info_cb);
-	l->ctx = ctx;
+	*out = ctx;
 	return ESIM_OK;
 fail:
 	ERR_clear_error();
@@ -582,6 +585,9 @@ static void listener_free(struct net_listener *l)
 	if (l->fd >= 0)
 		close(l->fd);
 	SSL_CTX_free(l->ctx);
+	free(l->cert_file);
+	free(l->key_file);
+	free(l->client_ca_file);
 	free(l->pins);
 	for (size_t i = 0; i < l->n_defaults; i++) {
 		free(l->defaults[i].name);
@@ -699,8 +705,15 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 	}
 	if ((err = copy_defaults(l, lc)) != ESIM_OK)
 		goto fail;
-	if (lc->tls && (err = tls_ctx_new(l, lc)) != ESIM_OK)
+	if (lc->tls && (err = tls_ctx_new(l, lc, &l->ctx)) != ESIM_OK)
 		goto fail;
+	if (lc->tls && ((l->cert_file = strdup(lc->cert_chain_file)) == NULL ||
+			(l->key_file = strdup(lc->key_file)) == NULL ||
+			(lc->client_ca_file != NULL &&
+			 (l->client_ca_file = strdup(lc->client_ca_file)) == NULL))) {
+		err = ESIM_E_NOMEM;
+		goto fail;
+	}
 	if ((err = listen_socket(lc->address, lc->port, &l->fd, &l->port, &srv->why)) != ESIM_OK)
 		goto fail;
 	struct net_listener **v =
@@ -716,6 +729,45 @@ esim_err net_server_add_listener(net_server *srv, const struct net_listener_conf
 	return ESIM_OK;
 fail:
 	listener_free(l);
+	return err;
+}
+
+esim_err net_server_reload_tls(net_server *srv, int *bad_id)
+{
+	if (bad_id != NULL)
+		*bad_id = -1;
+	SSL_CTX **fresh = calloc(srv->n_listeners + 1, sizeof(*fresh));
+	if (fresh == NULL)
+		return ESIM_E_NOMEM;
+	esim_err err = ESIM_OK;
+	for (size_t i = 0; i < srv->n_listeners && err == ESIM_OK; i++) {
+		struct net_listener *l = srv->listeners[i];
+		if (!l->tls)
+			continue;
+		struct net_listener_config lc = {.cert_chain_file = l->cert_file,
+						 .key_file = l->key_file,
+						 .client_ca_file = l->client_ca_file,
+						 .client_auth = l->auth,
+						 .n_client_pins = l->n_pins};
+		err = tls_ctx_new(l, &lc, &fresh[i]);
+		if (err != ESIM_OK && bad_id != NULL)
+			*bad_id = l->id;
+	}
+	/* all or nothing: every listener keeps its identity unless all loaded */
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (fresh[i] == NULL)
+			continue;
+		struct net_listener *l = srv->listeners[i];
+		SSL_CTX *old = fresh[i];
+		if (err == ESIM_OK) {
+			pthread_mutex_lock(&l->mu);
+			old = l->ctx;
+			l->ctx = fresh[i];
+			pthread_mutex_unlock(&l->mu);
+		}
+		SSL_CTX_free(old); /* connections set up with it hold their own reference */
+	}
+	free(fresh);
 	return err;
 }
 
@@ -1153,7 +1205,17 @@ static struct bufferevent *new_conn_bev(struct event_base *base, void *arg)
 		conn_track(wh, bev, false);
 		return bev;
 	}
-	SSL *ssl = atomic_load(&wh->l->test_fail_tls) ? NULL : SSL_new(wh->l->ctx);
+	SSL *ssl = NULL;
+	if (!atomic_load(&wh->l->test_fail_tls)) {
+		/* the current identity (net_server_reload_tls may swap it); the
+		 * SSL keeps its own reference */
+		pthread_mutex_lock(&wh->l->mu);
+		SSL_CTX *ctx = wh->l->ctx;
+		SSL_CTX_up_ref(ctx);
+		pthread_mutex_unlock(&wh->l->mu);
+		ssl = SSL_new(ctx);
+		SSL_CTX_free(ctx);
+	}
 	if (ssl == NULL)
 		return refused_bev(wh, base, "SSL_new");
 	/* coalesce_output_cb may move output that an SSL_write which could not

@@ -14,11 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <qrencode.h>
+#include <systemd/sd-daemon.h>
 
 #include "esim/operator.h"
 #include "esim/rsp_saip.h"
@@ -116,7 +118,9 @@ static void usage(void)
 	    "  audit-verify               check the audit log's hash chain and signed head\n"
 	    "  verify-record FILE [--ci CI.pem] [--operator-cert CERT.pem]\n"
 	    "  demo-template FILE         write a minimal SAIP profile template (demo, tests)\n"
-	    "keys: db, listen, port-file, web-dir, maildir, key, cert, ci, data-key,\n"
+	    "keys: db, listen, tls-cert, tls-key (serve needs db, listen and both TLS files;\n"
+	    "      insecure-http = yes serves plain HTTP without them: loopback demos),\n"
+	    "      port-file, web-dir, maildir, key, cert, ci, data-key,\n"
 	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds,\n"
 	    "      es2-listen, es2-tls-cert, es2-tls-key, smdp-client-cert, smdp-id\n"
 	    "      (the SM-DP+'s ES2+ callbacks: own listener, mutual TLS, pinned cert),\n"
@@ -207,6 +211,33 @@ static int password_in_argv(const char *cmd)
 	return 2;
 }
 
+/* The portal's files where `make install` puts them, found from the
+ * program's own path (BINDIR/../DATADIR/esim-operator/web, so a DESTDIR or
+ * relocated tree works too); NULL when absent: op_open's default, the
+ * source tree's folder for the build tree. */
+static const char *installed_web_dir(char *buf, size_t n)
+{
+#ifdef ESIM_OPERATOR_REL_WEB_DIR
+	char exe[4096];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (len <= 0)
+		return NULL;
+	exe[len] = '\0';
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = '\0';
+	int w = snprintf(buf, n, "%s/%s", exe, ESIM_OPERATOR_REL_WEB_DIR);
+	struct stat st;
+	if (w > 0 && (size_t)w < n && stat(buf, &st) == 0 && S_ISDIR(st.st_mode))
+		return buf;
+#else
+	(void)buf;
+	(void)n;
+#endif
+	return NULL;
+}
+
 static int fail(const char *what, esim_err err)
 {
 	fprintf(stderr, "esim-operator: %s: %s (%s)\n", what, esim_strerror(err),
@@ -235,9 +266,36 @@ static int kv_limit(const struct kv *kv, const char *k, unsigned max, unsigned d
 	return 0;
 }
 
+/* serve's settings that have no safe default: the address, and TLS unless
+ * plain HTTP is asked for by name (insecure-http = yes: the demo and tests
+ * on loopback). 0, or -1 after naming every missing one. */
+static int serve_settings_ok(const struct kv *kv)
+{
+	const char *insecure = kv_get(kv, "insecure-http");
+	if (insecure && strcmp(insecure, "yes") != 0 && strcmp(insecure, "no") != 0) {
+		fprintf(stderr, "esim-operator: insecure-http: expected yes or no, not '%s'\n",
+			insecure);
+		return -1;
+	}
+	bool plain = insecure && !strcmp(insecure, "yes");
+	char missing[160] = "";
+	static const char *const need[] = {"listen", "tls-cert", "tls-key"};
+	for (size_t i = 0; i < sizeof need / sizeof need[0]; i++)
+		if (!kv_get(kv, need[i]) && (i == 0 || !plain))
+			snprintf(missing + strlen(missing), sizeof missing - strlen(missing),
+				 "%s%s", missing[0] ? ", " : "", need[i]);
+	if (!missing[0])
+		return 0;
+	fprintf(stderr,
+		"esim-operator: serve: missing setting(s): %s (in --config FILE or as --KEY "
+		"VALUE; plain HTTP without tls-cert/tls-key only with insecure-http = yes)\n",
+		missing);
+	return -1;
+}
+
 static int serve(op *o, const struct kv *kv)
 {
-	const char *listen = kv_get(kv, "listen") ? kv_get(kv, "listen") : "127.0.0.1:8080";
+	const char *listen = kv_get(kv, "listen"); /* serve_settings_ok: set */
 	char addr[128];
 	snprintf(addr, sizeof addr, "%s", listen);
 	char *colon = strrchr(addr, ':');
@@ -308,6 +366,7 @@ static int serve(op *o, const struct kv *kv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (err == ESIM_OK)
 		err = net_server_start(srv);
@@ -337,6 +396,7 @@ static int serve(op *o, const struct kv *kv)
 			rename(tmp, pf);
 		}
 	}
+	sd_notify(0, "READY=1");
 	long tick = kv_get(kv, "tick-seconds") ? atol(kv_get(kv, "tick-seconds")) : 60;
 	time_t last = time(NULL);
 	for (;;) {
@@ -344,6 +404,21 @@ static int serve(op *o, const struct kv *kv)
 		int sig = sigtimedwait(&set, NULL, &ts);
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
+		if (sig == SIGHUP) { /* a certificate renewal: TLS files read again */
+			sd_notify(0, "RELOADING=1");
+			int bad = -1;
+			esim_err rerr = net_server_reload_tls(srv, &bad);
+			if (rerr == ESIM_OK)
+				fprintf(stderr,
+					"esim-operator: SIGHUP: TLS certificates reloaded\n");
+			else
+				fprintf(
+				    stderr,
+				    "esim-operator: SIGHUP: TLS reload refused, listener %d: %s;"
+				    " the certificates in use are kept\n",
+				    bad, esim_strerror(rerr));
+			sd_notify(0, "READY=1");
+		}
 		if (tick > 0 && time(NULL) - last >= tick) {
 			size_t n = 0;
 			op_tick(o, &n);
@@ -353,6 +428,8 @@ static int serve(op *o, const struct kv *kv)
 			last = time(NULL);
 		}
 	}
+	/* stop accepting, finish the requests in flight, then exit */
+	sd_notify(0, "STOPPING=1");
 	net_server_stop(srv);
 	net_server_free(srv);
 	op_callback_free(cb);
@@ -453,14 +530,29 @@ int main(int argc, char **argv)
 		kv_free(&kv);
 		return 2;
 	}
+	/* never a database invented in the current directory */
+	if (!kv_get(&kv, "db")) {
+		fprintf(stderr,
+			"esim-operator: %s: missing setting: db (the SQLite file, in "
+			"--config FILE or as --db PATH)\n",
+			cmd);
+		kv_free(&kv);
+		return 2;
+	}
+	if (!strcmp(cmd, "serve") && serve_settings_ok(&kv) != 0) {
+		kv_free(&kv);
+		return 2;
+	}
 	char pw[256] = "";
 	if ((add_c || add_s) && read_password(pos[0], pw, sizeof pw) != 0) {
 		kv_free(&kv);
 		return 1;
 	}
+	char web[4096];
 	struct op_config cfg = {
-	    .db = kv_get(&kv, "db") ? kv_get(&kv, "db") : "esim-operator.db",
-	    .web_dir = kv_get(&kv, "web-dir"),
+	    .db = kv_get(&kv, "db"),
+	    .web_dir = kv_get(&kv, "web-dir") ? kv_get(&kv, "web-dir")
+					      : installed_web_dir(web, sizeof web),
 	    .maildir = kv_get(&kv, "maildir"),
 	    .key_file = kv_get(&kv, "key"),
 	    .cert_file = kv_get(&kv, "cert"),

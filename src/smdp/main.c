@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <systemd/sd-daemon.h>
 
 #include "esim/cert.h"
 #include "esim/rsp.h"
@@ -525,12 +526,25 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 		snprintf(k[2], 32, "tls-key-%s", curves[i]);
 		if (!kv_get(kv, k[0]))
 			continue;
+		/* ES9+ is HTTPS only (SGP.22 ES9+ binding): never plain HTTP for want of a key */
+		if (!kv_get(kv, k[1]) || !kv_get(kv, k[2])) {
+			fprintf(stderr,
+				"esim-smdp: serve: %s needs %s and %s (the DPtls chain and key)\n",
+				k[0], k[1], k[2]);
+			goto out;
+		}
 		if (add_tls_listener(srv, kv, kv_get(kv, k[0]), kv_get(kv, k[1]), kv_get(kv, k[2]),
 				     false, NULL, 0, &es9[n9]) != 0)
 			goto out;
 		n9++;
 	}
 	if (kv_get(kv, "listen-es2")) {
+		if (!kv_get(kv, "es2-cert") || !kv_get(kv, "es2-key")) {
+			fprintf(stderr,
+				"esim-smdp: serve: listen-es2 needs es2-cert and es2-key (ES2+ "
+				"is mutual TLS)\n");
+			goto out;
+		}
 		if (smdp_operator_pins(d, &pins, &n_pins) != ESIM_OK || n_pins == 0) {
 			fprintf(stderr,
 				"esim-smdp: no operator certificates pinned (add-operator)\n");
@@ -561,6 +575,7 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	struct outbox_ctx oc = {.d = d, .purge_every = kv_uint(kv, "session-purge-interval")};
 	if (oc.purge_every == 0)
@@ -600,9 +615,26 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	if (!purging)
 		fprintf(stderr, "esim-smdp: cannot start the session purge\n");
 	fprintf(stderr, "esim-smdp: ready\n");
+	sd_notify(0, "READY=1");
 	int sig = 0;
-	sigwait(&set, &sig);
+	/* SIGHUP: the listeners' TLS certificates and keys read again (a
+	 * renewal); SIGTERM, SIGINT: stop accepting, finish the requests in
+	 * flight (net_server_stop), then exit */
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+		sd_notify(0, "RELOADING=1");
+		int bad = -1;
+		esim_err rerr = net_server_reload_tls(srv, &bad);
+		if (rerr == ESIM_OK)
+			fprintf(stderr, "esim-smdp: SIGHUP: TLS certificates reloaded\n");
+		else
+			fprintf(stderr,
+				"esim-smdp: SIGHUP: TLS reload refused, listener %d: %s; the "
+				"certificates in use are kept\n",
+				bad, esim_strerror(rerr));
+		sd_notify(0, "READY=1");
+	}
 	fprintf(stderr, "esim-smdp: signal %d, shutting down\n", sig);
+	sd_notify(0, "STOPPING=1");
 	net_server_stop(srv);
 	pthread_mutex_lock(&oc.lock);
 	oc.stop = true;

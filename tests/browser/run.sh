@@ -88,7 +88,7 @@ fi
 	echo "browser_portal: FAILED: esim-operator init-demo" >&2
 	exit 1
 }
-"$OP" serve --db "$TMP/op.db" --listen 127.0.0.1:0 --port-file "$TMP/port" \
+"$OP" serve --db "$TMP/op.db" --listen 127.0.0.1:0 --insecure-http yes --port-file "$TMP/port" \
 	--web-dir "$SRC/src/operator/web" --maildir "$TMP/mail" \
 	--key "$TMP/operator.key" --cert "$TMP/operator.pem" >"$ART/esim-operator.log" 2>&1 &
 SERVER_PID=$!
