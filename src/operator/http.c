@@ -110,6 +110,25 @@ static int64_t query_id(const net_request *req)
 	return -1;
 }
 
+/* The query's lang=, when it is one of the four languages (else ""). */
+static void query_lang(const net_request *req, char out[4])
+{
+	out[0] = '\0';
+	for (const char *p = req->query; p && *p;) {
+		if (!strncmp(p, "lang=", 5)) {
+			size_t n = strcspn(p + 5, "&");
+			char v[8];
+			snprintf(v, sizeof v, "%.*s", (int)(n < 7 ? n : 7), p + 5);
+			if (op_lang_valid(v))
+				memcpy(out, v, 3); /* two letters and the NUL */
+			return;
+		}
+		p = strchr(p, '&');
+		if (p)
+			p++;
+	}
+}
+
 /* ---- sessions ---------------------------------------------------------------- */
 
 static bool cookie_token(const net_request *req, char out[65])
@@ -375,14 +394,55 @@ static esim_err h_logout(struct ctx *c)
 	return err;
 }
 
+/* GET /api/i18n[?lang=xx]: a language's catalogue for the pages, the one
+ * asked for or else the best for the browser's Accept-Language. Public:
+ * the catalogues are the page texts, nothing private. */
+static esim_err h_i18n(struct ctx *c)
+{
+	char lang[4];
+	query_lang(c->req, lang);
+	if (!lang[0] && c->req->query && strstr(c->req->query, "lang="))
+		return error(c, 400, "bad_request", "lang must be one of en, nl, fr, zh");
+	if (!lang[0])
+		snprintf(lang, sizeof lang, "%s",
+			 op_lang_negotiate(net_request_header(c->req, "Accept-Language")));
+	int i = !strcmp(lang, "en") ? 0 : !strcmp(lang, "nl") ? 1 : !strcmp(lang, "fr") ? 2 : 3;
+	if (!c->o->cat[i])
+		return error(c, 404, "not_found",
+			     "no catalogue for this language in the web folder");
+	return reply(c, 200, json_pack("{s:s,s:O}", "lang", lang, "messages", c->o->cat[i]));
+}
+
+/* POST /api/me/lang {"lang": "nl"}: the customer's language, for the portal
+ * on any device and for that customer's notices. */
+static esim_err h_set_lang(struct ctx *c)
+{
+	const char *l = get_str(c->body, "lang");
+	if (!op_lang_valid(l))
+		return error(c, 400, "bad_request", "lang must be one of en, nl, fr, zh");
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(c->o->s, "UPDATE op_customers SET lang = ?1 WHERE id = ?2", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, l);
+	store_bind_int64(st, 2, c->who);
+	err = store_run(st);
+	store_finalize(st);
+	if (err != ESIM_OK)
+		return err;
+	return reply(c, 200, json_pack("{s:s}", "lang", l));
+}
+
 static esim_err h_me(struct ctx *c)
 {
 	store_stmt *st;
 	bool staff = !strcmp(c->kind, "staff");
-	esim_err err = store_prepare(c->o->s,
-				     staff ? "SELECT login, login FROM op_staff WHERE id = ?1"
-					   : "SELECT name, login FROM op_customers WHERE id = ?1",
-				     &st);
+	esim_err err =
+	    store_prepare(c->o->s,
+			  staff ? "SELECT login, login, NULL FROM op_staff WHERE id = ?1"
+				: "SELECT name, login, lang FROM op_customers WHERE id = ?1",
+			  &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_int64(st, 1, c->who);
@@ -390,8 +450,8 @@ static esim_err h_me(struct ctx *c)
 	err = store_step(st, &row);
 	json_t *j = NULL;
 	if (err == ESIM_OK && row)
-		j = json_pack("{s:s,s:o,s:o,s:s}", "role", c->role, "name", col_text(st, 0),
-			      "login", col_text(st, 1), "csrf", c->csrf);
+		j = json_pack("{s:s,s:o,s:o,s:s,s:o}", "role", c->role, "name", col_text(st, 0),
+			      "login", col_text(st, 1), "csrf", c->csrf, "lang", col_text(st, 2));
 	store_finalize(st);
 	if (err != ESIM_OK)
 		return err;
@@ -982,15 +1042,27 @@ static esim_err h_record(struct ctx *c, bool html)
 		free(rec);
 		return err;
 	}
-	/* printable view: the JSON itself, escaped, under a short summary */
+	/* printable view: the JSON itself, escaped, under a short summary in
+	 * the page's language (?lang=), else the customer's */
+	char lang[4], idt[24], title[256];
+	query_lang(c->req, lang);
+	if (!lang[0] && (err = op_customer_lang(c->o, c->who, lang)) != ESIM_OK) {
+		free(rec);
+		return err;
+	}
+	snprintf(idt, sizeof idt, "%lld", (long long)id);
+	op_fill(title, sizeof title,
+		op_tr(c->o, lang, "record.print.title", "Termination record, case {id}"), "id", idt,
+		NULL);
 	esim_buf b = ESIM_BUF_INIT;
-	char head[512];
+	char head[1024];
 	snprintf(head, sizeof head,
-		 "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Termination record,"
-		 " case %lld</title></head><body><h1>Termination record, case %lld</h1><p>Signed"
-		 " by the operator (ECDSA P-256). Check it with <code>esim-operator verify-record"
+		 "<!DOCTYPE html><html lang=\"%s\"><head><meta charset=\"utf-8\"><title>%s"
+		 "</title></head><body><h1>%s</h1><p>%s <code>esim-operator verify-record"
 		 "</code>.</p><pre>",
-		 (long long)id, (long long)id);
+		 !strcmp(lang, "zh") ? "zh-CN" : lang, title, title,
+		 op_tr(c->o, lang, "record.print.signed",
+		       "Signed by the operator (ECDSA P-256). Check it with"));
 	err = esim_buf_append(&b, head, strlen(head));
 	for (const char *p = rec; err == ESIM_OK && *p; p++) {
 		const char *e = *p == '<'   ? "&lt;"
@@ -1508,6 +1580,8 @@ static const struct route routes[] = {
     {"POST", "/api/staff/login", PUBLIC, R_NO_CSRF, w_staff_login},
     {"POST", "/api/logout", PUBLIC, R_SESSION | R_RAW, h_logout},
     {"GET", "/api/me", PUBLIC, R_SESSION, h_me},
+    {"POST", "/api/me/lang", CUSTOMER, 0, h_set_lang},
+    {"GET", "/api/i18n", PUBLIC, 0, h_i18n},
     {"GET", "/api/account", CUSTOMER, 0, h_account},
     {"POST", "/api/invoices/pay", CUSTOMER, 0, h_pay},
     {"GET", "/api/lines/precheck", CUSTOMER, 0, h_precheck},

@@ -29,29 +29,50 @@ static bool in_list(const char *state, const char *list)
 	return false;
 }
 
-static const char *state_text(const char *to)
+/* The notice's first line for a case now in state to, in lang; the English
+ * defaults are en.json's (tests/i18n/check_catalogues.py). */
+static const char *state_text(const op *o, const char *lang, const char *to)
 {
-	if (!strcmp(to, "submitted"))
-		return "We received your request to end this line.";
-	if (!strcmp(to, "in_review"))
-		return "A member of our staff is reviewing your request.";
-	if (!strcmp(to, "needs_info"))
-		return "We need more information to handle your request; please answer in the "
-		       "portal.";
-	if (!strcmp(to, "approved"))
-		return "Your request was approved.";
-	if (!strcmp(to, "rejected"))
-		return "Your request was rejected; the reason is shown in the portal.";
-	if (!strcmp(to, "service_stopped"))
-		return "The service on this line is stopped.";
-	if (!strcmp(to, "awaiting_deletion"))
-		return "Please delete the eSIM profile from your device; we close the case when "
-		       "the "
-		       "device reports the deletion.";
-	if (!strcmp(to, "closed"))
-		return "Your case is closed. The signed termination record is available in the "
-		       "portal.";
-	return "Your case changed.";
+	static const char *const t[][3] = {
+	    {"submitted", "notice.state.submitted", "We received your request to end this line."},
+	    {"in_review", "notice.state.in_review",
+	     "A member of our staff is reviewing your request."},
+	    {"needs_info", "notice.state.needs_info",
+	     "We need more information to handle your request; please answer in the portal."},
+	    {"approved", "notice.state.approved", "Your request was approved."},
+	    {"rejected", "notice.state.rejected",
+	     "Your request was rejected; the reason is shown in the portal."},
+	    {"service_stopped", "notice.state.service_stopped",
+	     "The service on this line is stopped."},
+	    {"awaiting_deletion", "notice.state.awaiting_deletion",
+	     "Please delete the eSIM profile from your device; we close the case when the device "
+	     "reports the deletion."},
+	    {"closed", "notice.state.closed",
+	     "Your case is closed. The signed termination record is available in the portal."},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (!strcmp(to, t[i][0]))
+			return op_tr(o, lang, t[i][1], t[i][2]);
+	return op_tr(o, lang, "notice.state.other", "Your case changed.");
+}
+
+/* The state's name as the portal shows it ("Approved"), in lang. */
+static const char *state_label(const op *o, const char *lang, const char *to)
+{
+	static const char *const t[][3] = {
+	    {"submitted", "state.submitted", "Submitted"},
+	    {"in_review", "state.in_review", "In review"},
+	    {"needs_info", "state.needs_info", "More information needed"},
+	    {"approved", "state.approved", "Approved"},
+	    {"rejected", "state.rejected", "Rejected"},
+	    {"service_stopped", "state.service_stopped", "Service stopped"},
+	    {"awaiting_deletion", "state.awaiting_deletion", "Waiting for profile deletion"},
+	    {"closed", "state.closed", "Closed"},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (!strcmp(to, t[i][0]))
+			return op_tr(o, lang, t[i][1], t[i][2]);
+	return to;
 }
 
 esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, const char *actor,
@@ -93,11 +114,21 @@ esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, 
 	store_finalize(st);
 	if (err != ESIM_OK)
 		return err;
-	char ref[OP_REF_LEN], purpose[96], subject[96], text[1024];
+	/* the notice in the language the customer reads; the purpose stays
+	 * English (it is the contact's record, the portal words it) */
+	char ref[OP_REF_LEN], purpose[96], subject[256], text[1024], line2[700], lang[4], idt[24];
+	if ((err = op_customer_lang(o, cust, lang)) != ESIM_OK)
+		return err;
+	snprintf(idt, sizeof idt, "%lld", (long long)case_id);
 	snprintf(purpose, sizeof purpose, "termination case %lld: %s", (long long)case_id, to);
-	snprintf(subject, sizeof subject, "Your termination case %lld: %s", (long long)case_id, to);
-	snprintf(text, sizeof text, "%s%s%s", state_text(to), note && *note ? "\nNote: " : "",
-		 note && *note ? note : "");
+	op_fill(subject, sizeof subject,
+		op_tr(o, lang, "notice.subject.case", "Your termination case {id}: {state}"), "id",
+		idt, "state", state_label(o, lang, to), NULL);
+	line2[0] = '\0';
+	if (note && *note)
+		op_fill(line2, sizeof line2, op_tr(o, lang, "notice.note", "Note: {note}"), "note",
+			note, NULL);
+	snprintf(text, sizeof text, "%s%s%s", state_text(o, lang, to), line2[0] ? "\n" : "", line2);
 	if ((err = op_notify(o, cust, purpose, subject, text, ref)) != ESIM_OK)
 		return err;
 	if ((err = store_prepare(
