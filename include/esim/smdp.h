@@ -22,6 +22,7 @@
 
 #include "esim/err.h"
 #include "esim/net.h"
+#include "esim/rsp.h"
 
 #define SMDP_MAX_IDENTITIES 4
 #define SMDP_MAX_CI	    8
@@ -102,7 +103,8 @@ esim_err smdp_set_operator_token(smdp *d, const char *name, const char *token);
 
 /* A profile type: a SAIP template (UPP) owned by an operator, with the
  * metadata shown to the user. profile_class is 0 test, 1 provisioning,
- * 2 operational; ppr the profilePolicyRules bits (0: none). */
+ * 2 operational; ppr the profilePolicyRules bits (RSP_PPR1 | RSP_PPR2;
+ * 0: none). */
 struct smdp_profile_type {
 	const char *name;
 	const char *operator_name;
@@ -116,8 +118,51 @@ struct smdp_profile_type {
 	 * protected with fresh PPK-ENC / PPK-MAC, which travel to the eUICC in
 	 * ReplaceSessionKeys (A2), instead of with the session keys. */
 	bool ppk;
+	/* The icon the LPA shows (StoreMetadata 93 / 94): the bytes of a PNG
+	 * or JPEG file, at most 1024; its iconType is read from its first
+	 * bytes. NULL: no icon. Copied. */
+	const uint8_t *icon;
+	size_t icon_len;
+	/* notificationConfigurationInfo (B6), as smdp_notif_spec_parse reads
+	 * it; NULL: every local event (enable, disable, delete) to our FQDN. */
+	const char *notif;
 };
+/* Add a profile type; every field is checked first (the SAIP template,
+ * the class, PPR bits, SPN and name lengths, the icon's size and kind,
+ * the notification configuration) and nothing is stored when one is
+ * wrong. */
 esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t);
+/* The same; why (may be NULL) gets a sentence naming what was wrong. */
+esim_err smdp_add_profile_type_why(smdp *d, const struct smdp_profile_type *t, char *why,
+				   size_t why_len);
+
+/* The longest notification configuration text a type may carry. */
+#define SMDP_NOTIF_SPEC_MAX 512
+/* A notification configuration as the operator writes it: "none" (no
+ * notificationConfigurationInfo at all), or entries "EVENTS[@ADDRESS]"
+ * separated by ';', EVENTS a ','-list of install, enable, disable, delete
+ * (or "all": enable, disable and delete), ADDRESS an FQDN (default:
+ * default_address). An event may be listed once. *out (caller frees the
+ * array and each address; NULL when *n is 0); ESIM_E_ARG with why (may be
+ * NULL) naming the fault. */
+esim_err smdp_notif_spec_parse(const char *spec, const char *default_address,
+			       struct rsp_notif_config **out, size_t *n, char *why, size_t why_len);
+
+/* What a download's StoreMetadataRequest is made of (es9.c builds it from
+ * the order's profile and its type). Borrowed. */
+struct smdp_meta_src {
+	const char *iccid;
+	const char *spn, *name;
+	int profile_class;
+	uint32_t ppr;
+	int icon_type; /* enum rsp_icon_type; ignored without icon */
+	const uint8_t *icon;
+	size_t icon_len;
+	const char *notif; /* spec of smdp_notif_spec_parse; NULL: the default */
+};
+/* The BF25 TLV (*out malloc'd, caller frees). */
+esim_err smdp_metadata_build(const smdp *d, const struct smdp_meta_src *src, uint8_t **out,
+			     size_t *out_len);
 
 /* Import one profile of a type (ICCID personalised into the template; the
  * IMSI kept as inventory data and written into EF.IMSI where the template
@@ -176,6 +221,31 @@ esim_err smdp_operator_pins(smdp *d, uint8_t (**pins)[32], size_t *n);
 esim_err smdp_admin_order(smdp *d, const char *operator_name, const char *type,
 			  const char *iccid_in, const char *eid, const char *cc, char *iccid,
 			  char *matching_id);
+/* An order as an operator places it (`esim-smdp order`), through the same
+ * ES2+ DownloadOrder / ConfirmOrder code as an operator's call. */
+struct smdp_order_opts {
+	const char *type;	  /* profileType, or */
+	const char *iccid;	  /* this ICCID */
+	const char *eid;	  /* NULL: any eUICC */
+	const char *matching_id;  /* NULL: one made by the SM-DP+ */
+	const char *cc;		  /* confirmation code; NULL: none */
+	const char *smds_address; /* ConfirmOrder's smdsAddress; needs an EID */
+	bool hold;		  /* releaseFlag false: Confirmed, released later */
+	time_t expires;		  /* 0: now + order_ttl_s; else a time to come */
+};
+/* On an ES2+ failure *st (may be NULL) gets its subject and reason codes
+ * and message, and ESIM_E_SMDP_UNKNOWN is returned; ESIM_E_ARG (with
+ * st->message) for an expiry not in the future. Writes the ICCID and
+ * matchingId (>= 64 bytes each). */
+struct smdp_admin_status {
+	char subject[16], reason[16], message[200];
+};
+esim_err smdp_admin_order_opts(smdp *d, const char *operator_name, const struct smdp_order_opts *o,
+			       char *iccid, char *matching_id, struct smdp_admin_status *st);
+/* ES2+ ReleaseProfile of a Confirmed order's profile, on behalf of the
+ * operator; failures as smdp_admin_order_opts. */
+esim_err smdp_admin_release(smdp *d, const char *operator_name, const char *iccid,
+			    struct smdp_admin_status *st);
 
 /* The state of the profile with this ICCID. */
 esim_err smdp_profile_state(smdp *d, const char *iccid, enum smdp_state *out);

@@ -586,6 +586,7 @@ static bool upp_saip_version(const uint8_t *upp, size_t len, unsigned *major, un
 /* What the order resolution hands to the crypto outside the transaction. */
 struct auth_tx {
 	smdp *d;
+	const char *request_id; /* of the ES9+ request: its callbacks carry it */
 	const struct session *ss;
 	const char *eid;
 	bool has_mid;
@@ -606,6 +607,7 @@ struct auth_tx {
 	char spn[64], name[128];
 	int pclass;
 	uint32_t ppr;
+	struct smdp_es9_meta_extra mx;
 	bool cc_required, has_bound;
 	uint8_t bound[RSP_OTPK_LEN];
 };
@@ -684,7 +686,8 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	esim_err err;
 	const char *cols =
 	    "SELECT o.id, o.eid, o.expires, o.attempts, o.cc_hash, o.bound_otpk, p.id, p.state,"
-	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr, p.upp FROM smdp_orders o"
+	    " p.iccid, t.spn, t.profile_name, t.profile_class, t.ppr, p.upp, " SMDP_ES9_META_COLS
+	    " FROM smdp_orders o"
 	    " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 	    " ON t.id = p.type_id WHERE o.open = 1 AND ";
 	char sql[700];
@@ -732,6 +735,7 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	a->ppr = (uint32_t)store_col_int64(st, 12);
 	size_t upp_len = 0;
 	const uint8_t *upp = store_col_blob(st, 13, &upp_len);
+	smdp_es9_meta_extra_read(st, 14, &a->mx);
 	unsigned pmaj = 0, pmin = 0;
 	bool has_ver = upp && upp_saip_version(upp, upp_len, &pmaj, &pmin);
 	bool eid_mismatch = oeid && strcmp(oeid, a->eid) != 0;
@@ -785,7 +789,7 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	if (a->st.subject)
 		return (err = session_spend(s, a)) != ESIM_OK
 			   ? err
-			   : smdp_outbox_queue(a->d, s, a->order_id, 1, &a->st, NULL, 0);
+			   : smdp_outbox_queue_rid(a->d, s, a->request_id, a->order_id, 1, &a->st, NULL, 0);
 	/* smdpSigned2 (steps 12, 13) depends on the order just read (ccRequired,
 	 * the otPK it is bound to), and the session must keep its signature:
 	 * signing here saves a second transaction */
@@ -797,24 +801,40 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	return err;
 }
 
-esim_err smdp_es9_build_metadata(smdp *d, const char *iccid, const char *spn, const char *name,
-				 int pclass, uint32_t ppr, uint8_t **out, size_t *out_len)
+void smdp_es9_meta_extra_read(store_stmt *st, int col, struct smdp_es9_meta_extra *mx)
 {
-	struct rsp_metadata m;
-	memset(&m, 0, sizeof m);
-	esim_err err = rsp_iccid_to_bcd(iccid, m.iccid);
-	if (err != ESIM_OK)
-		return err;
-	struct rsp_notif_config nc = {RSP_PMO_ALL_LOCAL, d->fqdn};
-	m.spn = (char *)spn;
-	m.name = (char *)name;
-	m.has_class = true;
-	m.profile_class = (enum rsp_profile_class)pclass;
-	m.notif = &nc;
-	m.n_notif = 1;
-	m.has_ppr = ppr != 0;
-	m.ppr = ppr;
-	return rsp_metadata_encode(&m, out, out_len);
+	size_t n = 0;
+	const uint8_t *icon = store_col_blob(st, col + 1, &n);
+	mx->icon_type = -1;
+	mx->icon_len = 0;
+	if (!store_col_is_null(st, col) && icon && n && n <= sizeof mx->icon) {
+		mx->icon_type = (int)store_col_int64(st, col);
+		memcpy(mx->icon, icon, n);
+		mx->icon_len = n;
+	}
+	const char *nc = store_col_text(st, col + 2);
+	mx->has_notif = nc != NULL;
+	snprintf(mx->notif, sizeof mx->notif, "%s", nc ? nc : "");
+}
+
+esim_err smdp_es9_build_metadata(smdp *d, const char *iccid, const char *spn, const char *name,
+				 int pclass, uint32_t ppr, const struct smdp_es9_meta_extra *mx,
+				 uint8_t **out, size_t *out_len)
+{
+	/* the type's class, PPRs, icon and notification configuration
+	 * (inventory.c checked them all at add-type) */
+	struct smdp_meta_src src = {
+	    .iccid = iccid,
+	    .spn = spn,
+	    .name = name,
+	    .profile_class = pclass,
+	    .ppr = ppr,
+	    .icon_type = mx->icon_type,
+	    .icon = mx->icon_type >= 0 ? mx->icon : NULL,
+	    .icon_len = mx->icon_type >= 0 ? mx->icon_len : 0,
+	    .notif = mx->has_notif ? mx->notif : NULL,
+	};
+	return smdp_metadata_build(d, &src, out, out_len);
 }
 
 esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
@@ -878,6 +898,7 @@ esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
 		key_keep(d, &spki, crypto_cert_pubkey(euicc));
 	crypto_cert_free(euicc);
 	a.d = d;
+	a.request_id = x->request_id;
 	a.ss = &ss;
 	a.eid = eid;
 	a.now = smdp_now(d);
@@ -910,7 +931,8 @@ esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
 	struct smdp_identity *id = &d->ids[ss.ident];
 	uint8_t *meta = NULL, sig_tlv[RSP_SIG_TLV_LEN];
 	size_t meta_len = 0;
-	err = smdp_es9_build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &meta, &meta_len);
+	err = smdp_es9_build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &a.mx, &meta,
+				      &meta_len);
 	if (err == ESIM_OK) {
 		size_t cert_len;
 		const uint8_t *cert = crypto_cert_der(id->dppb, &cert_len);

@@ -24,6 +24,7 @@
 
 struct bpp_tx {
 	smdp *d;
+	const char *request_id; /* of the ES9+ request: its callbacks carry it */
 	const struct session *ss;
 	const struct rsp_prepare_download_resp *pd;
 	time_t now;
@@ -34,6 +35,7 @@ struct bpp_tx {
 	char spn[64], name[128];
 	int pclass;
 	uint32_t ppr;
+	struct smdp_es9_meta_extra mx;
 	uint8_t *upp;
 	size_t upp_len;
 	bool ppk;	     /* the type binds with profile protection keys */
@@ -61,8 +63,7 @@ static esim_err bpp_tx1(store *s, void *arg)
 	snprintf(sql, sizeof sql,
 		 "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id,"
 		 " p.state, p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk,"
-		 " p.keys_sealed, p.kek_id"
-		 " FROM smdp_orders o"
+		 " p.keys_sealed, p.kek_id, " SMDP_ES9_META_COLS " FROM smdp_orders o"
 		 " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
 		 " ON t.id = p.type_id WHERE o.id = ?1 %s",
 		 smdp_es9_order_lock(s));
@@ -115,6 +116,7 @@ static esim_err bpp_tx1(store *s, void *arg)
 	a->pclass = (int)store_col_int64(st, 12);
 	a->ppr = (uint32_t)store_col_int64(st, 13);
 	a->ppk = store_col_int64(st, 14) != 0;
+	smdp_es9_meta_extra_read(st, 17, &a->mx);
 	/* the profile's Ki / OPc, sealed at rest (kek.c), into the package in
 	 * memory only; it is wiped when the request ends */
 	const uint8_t *sealed = store_col_blob(st, 15, &n);
@@ -204,7 +206,7 @@ static esim_err bpp_tx2(store *s, void *arg)
 	 * after it, whose results are not read, go with the COMMIT */
 	struct smdp_status ok = SMDP_OK_STATUS;
 	if (err == ESIM_OK)
-		err = smdp_outbox_queue(a->d, s, a->ss->order_id, 3, &ok, NULL, 0);
+		err = smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id, 3, &ok, NULL, 0);
 	store_stmt *st;
 	if (err == ESIM_OK)
 		err = store_prepare(s,
@@ -343,6 +345,7 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 	if (!smdp_es9_get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
 		goto out;
 	l.a.d = d;
+	l.a.request_id = x->request_id;
 	l.a.now = smdp_now(d);
 	l.txhex = txhex;
 	l.pdr = pdr;
@@ -382,7 +385,7 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 		uint8_t *meta = NULL, eid_bcd[RSP_EID_LEN];
 		size_t meta_len = 0;
 		err = smdp_es9_build_metadata(d, a->iccid, a->spn, a->name, a->pclass, a->ppr,
-					      &meta, &meta_len);
+					      &a->mx, &meta, &meta_len);
 		if (err == ESIM_OK)
 			err = rsp_eid_to_bcd(ss->eid, eid_bcd);
 		/* fresh profile protection keys for this binding (digest 7.8) */

@@ -97,9 +97,22 @@ esim_err smdp_es9_pending_room(smdp *d, store *s, bool *room);
 /* es9_auth.c */
 /* PK.EUICC.SIG of the session's CERT.EUICC (cached by SPKI); caller frees. */
 esim_err smdp_es9_euicc_pub_of(smdp *d, const struct session *ss, EVP_PKEY **key);
+/* What a profile type adds to the StoreMetadata besides class and PPRs
+ * (inventory.c, add-type): read with the order, as the three columns
+ * "t.icon_type, t.icon, t.notif" from column col on. */
+#define SMDP_ES9_META_COLS "t.icon_type, t.icon, t.notif"
+struct smdp_es9_meta_extra {
+	int icon_type; /* -1: no icon */
+	uint8_t icon[RSP_ICON_MAX];
+	size_t icon_len;
+	bool has_notif;
+	char notif[SMDP_NOTIF_SPEC_MAX + 1];
+};
+void smdp_es9_meta_extra_read(store_stmt *st, int col, struct smdp_es9_meta_extra *mx);
 /* The StoreMetadataRequest (BF25) of a profile; *out: caller frees. */
 esim_err smdp_es9_build_metadata(smdp *d, const char *iccid, const char *spn, const char *name,
-				 int pclass, uint32_t ppr, uint8_t **out, size_t *out_len);
+				 int pclass, uint32_t ppr, const struct smdp_es9_meta_extra *mx,
+				 uint8_t **out, size_t *out_len);
 
 /* The handlers: fill x->resp, or x->st on a refusal; an error return is
  * a server fault (HTTP 500). */

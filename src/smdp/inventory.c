@@ -369,13 +369,271 @@ static esim_err lookup_id(store *s, const char *sql, const char *key, int64_t *i
 	return err;
 }
 
-esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
+/* ---- profile types and their metadata ------------------------------------------- */
+
+static void say(char *why, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void say(char *why, size_t n, const char *fmt, ...)
 {
-	if (!d || !t || !t->name || !t->operator_name || !t->upp || !t->spn || !t->profile_name ||
-	    t->profile_class < 0 || t->profile_class > 2)
+	if (!why || !n)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, n, fmt, ap);
+	va_end(ap);
+}
+
+static const char *const event_words[] = {"install", "enable", "disable", "delete"};
+
+/* One "EVENTS[@ADDRESS]" entry into *pmo / *addr (malloc'd). */
+static esim_err notif_entry(const char *e, size_t len, const char *def, uint32_t *pmo, char **addr,
+			    char *why, size_t why_len)
+{
+	const char *at = memchr(e, '@', len);
+	size_t elen = at ? (size_t)(at - e) : len;
+	*pmo = 0;
+	*addr = NULL;
+	size_t i = 0;
+	while (i < elen) {
+		size_t j = i;
+		while (j < elen && e[j] != ',')
+			j++;
+		uint32_t bit = 0;
+		if (j - i == 3 && strncmp(e + i, "all", 3) == 0)
+			bit = RSP_PMO_ALL_LOCAL;
+		for (unsigned k = 0; k < 4 && !bit; k++)
+			if (strlen(event_words[k]) == j - i &&
+			    strncmp(e + i, event_words[k], j - i) == 0)
+				bit = RSP_PMO(k);
+		if (!bit) {
+			say(why, why_len,
+			    "notification configuration: '%.*s' is not an event (install, enable, "
+			    "disable, delete, all)",
+			    (int)(j - i), e + i);
+			return ESIM_E_ARG;
+		}
+		if (*pmo & bit) {
+			say(why, why_len, "notification configuration: '%.*s' listed twice",
+			    (int)(j - i), e + i);
+			return ESIM_E_ARG;
+		}
+		*pmo |= bit;
+		i = j + 1;
+	}
+	if (!*pmo) {
+		say(why, why_len, "notification configuration: an entry names no event");
 		return ESIM_E_ARG;
+	}
+	const char *a = at ? at + 1 : def;
+	size_t alen = at ? len - elen - 1 : (def ? strlen(def) : 0);
+	if (alen == 0 || alen > RSP_ADDRESS_MAX) {
+		say(why, why_len,
+		    "notification configuration: the address must be 1 to %d characters, not %zu",
+		    RSP_ADDRESS_MAX, alen);
+		return ESIM_E_ARG;
+	}
+	for (size_t k = 0; k < alen; k++)
+		if (!isalnum((unsigned char)a[k]) && !strchr(".-:_", a[k])) {
+			say(why, why_len,
+			    "notification configuration: address '%.*s' is not an FQDN[:port]",
+			    (int)alen, a);
+			return ESIM_E_ARG;
+		}
+	*addr = strndup(a, alen);
+	return *addr ? ESIM_OK : ESIM_E_NOMEM;
+}
+
+static void notif_free(struct rsp_notif_config *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].address);
+	free(v);
+}
+
+esim_err smdp_notif_spec_parse(const char *spec, const char *default_address,
+			       struct rsp_notif_config **out, size_t *n, char *why, size_t why_len)
+{
+	if (!spec || !out || !n)
+		return ESIM_E_ARG;
+	*out = NULL;
+	*n = 0;
+	if (strcmp(spec, "none") == 0)
+		return ESIM_OK;
+	struct rsp_notif_config *v = NULL;
+	size_t k = 0;
+	uint32_t seen = 0;
+	esim_err err = ESIM_OK;
+	const char *p = spec;
+	do {
+		const char *semi = strchr(p, ';');
+		size_t len = semi ? (size_t)(semi - p) : strlen(p);
+		struct rsp_notif_config *g = realloc(v, (k + 1) * sizeof *v);
+		if (!g) {
+			err = ESIM_E_NOMEM;
+			break;
+		}
+		v = g;
+		err = notif_entry(p, len, default_address, &v[k].pmo, &v[k].address, why, why_len);
+		if (err != ESIM_OK)
+			break;
+		k++;
+		if (seen & v[k - 1].pmo) {
+			say(why, why_len, "notification configuration: an event is in two entries");
+			err = ESIM_E_ARG;
+			break;
+		}
+		seen |= v[k - 1].pmo;
+		p = semi ? semi + 1 : NULL;
+	} while (p);
+	if (err != ESIM_OK) {
+		notif_free(v, k);
+		return err;
+	}
+	*out = v;
+	*n = k;
+	return ESIM_OK;
+}
+
+esim_err smdp_metadata_build(const smdp *d, const struct smdp_meta_src *src, uint8_t **out,
+			     size_t *out_len)
+{
+	if (!d || !src || !out || !out_len)
+		return ESIM_E_ARG;
+	struct rsp_metadata m;
+	memset(&m, 0, sizeof m);
+	esim_err err = rsp_iccid_to_bcd(src->iccid, m.iccid);
+	if (err != ESIM_OK)
+		return err;
+	struct rsp_notif_config def = {RSP_PMO_ALL_LOCAL, d->fqdn};
+	struct rsp_notif_config *nc = NULL;
+	size_t n_nc = 0;
+	if (src->notif) {
+		err = smdp_notif_spec_parse(src->notif, d->fqdn, &nc, &n_nc, NULL, 0);
+		if (err != ESIM_OK)
+			return err;
+		m.notif = nc;
+		m.n_notif = n_nc;
+	} else {
+		m.notif = &def;
+		m.n_notif = 1;
+	}
+	m.spn = (char *)src->spn;
+	m.name = (char *)src->name;
+	m.has_class = true;
+	m.profile_class = (enum rsp_profile_class)src->profile_class;
+	m.has_ppr = src->ppr != 0;
+	m.ppr = src->ppr;
+	if (src->icon && src->icon_len) {
+		m.has_icon_type = true;
+		m.icon_type = (enum rsp_icon_type)src->icon_type;
+		m.icon = (uint8_t *)src->icon;
+		m.icon_len = src->icon_len;
+	}
+	err = rsp_metadata_encode(&m, out, out_len);
+	notif_free(nc, n_nc);
+	return err;
+}
+
+/* Every field of t, checked; the icon's type in *icon_type. */
+static esim_err check_type(const smdp *d, const struct smdp_profile_type *t, int *icon_type,
+			   char *why, size_t why_len)
+{
+	if (!t->name || !*t->name || !t->operator_name || !t->upp || !t->spn || !t->profile_name) {
+		say(why, why_len, "name, operator, template, SPN and profile name are required");
+		return ESIM_E_ARG;
+	}
+	if (t->profile_class < RSP_CLASS_TEST || t->profile_class > RSP_CLASS_OPERATIONAL) {
+		say(why, why_len,
+		    "profile class %d: must be test (0), provisioning (1) or operational (2)",
+		    t->profile_class);
+		return ESIM_E_ARG;
+	}
+	if (t->ppr & ~(RSP_PPR1 | RSP_PPR2)) {
+		say(why, why_len, "profile policy rules 0x%x: only PPR1 and PPR2 can be set",
+		    (unsigned)t->ppr);
+		return ESIM_E_ARG;
+	}
 	struct rsp_saip_info info;
 	esim_err err = rsp_saip_check(t->upp, t->upp_len, &info);
+	if (err != ESIM_OK) {
+		say(why, why_len, "the template is not a SAIP profile package: %s",
+		    esim_strerror(err));
+		return err;
+	}
+	*icon_type = -1;
+	if (t->icon || t->icon_len) {
+		enum rsp_icon_type it = RSP_ICON_PNG;
+		err = rsp_icon_type_of(t->icon, t->icon_len, &it);
+		if (err == ESIM_E_RSP_FIELD_SIZE) {
+			say(why, why_len, "icon: %zu bytes; an icon is 1 to %d bytes (SGP.22)",
+			    t->icon_len, RSP_ICON_MAX);
+			return err;
+		}
+		if (err != ESIM_OK) {
+			say(why, why_len,
+			    "icon: neither PNG nor JPEG (it starts %02X %02X %02X %02X; "
+			    "a PNG starts 89 50 4E 47, a JPEG FF D8 FF)",
+			    t->icon_len > 0 ? t->icon[0] : 0, t->icon_len > 1 ? t->icon[1] : 0,
+			    t->icon_len > 2 ? t->icon[2] : 0, t->icon_len > 3 ? t->icon[3] : 0);
+			return ESIM_E_ARG;
+		}
+		*icon_type = (int)it;
+	}
+	if (t->notif && strlen(t->notif) > SMDP_NOTIF_SPEC_MAX) {
+		say(why, why_len, "notification configuration: longer than %d characters",
+		    SMDP_NOTIF_SPEC_MAX);
+		return ESIM_E_ARG;
+	}
+	if (t->notif) {
+		struct rsp_notif_config *nc = NULL;
+		size_t n = 0;
+		err = smdp_notif_spec_parse(t->notif, d->fqdn, &nc, &n, why, why_len);
+		notif_free(nc, n);
+		if (err != ESIM_OK)
+			return err;
+	}
+	/* the StoreMetadata a download will carry, built once now (with the
+	 * template's ICCID) so that a bad SPN or name is refused here and not
+	 * at every download */
+	struct smdp_meta_src src = {
+	    .iccid = info.iccid,
+	    .spn = t->spn,
+	    .name = t->profile_name,
+	    .profile_class = t->profile_class,
+	    .ppr = t->ppr,
+	    .icon_type = *icon_type,
+	    .icon = t->icon,
+	    .icon_len = t->icon_len,
+	    .notif = t->notif,
+	};
+	uint8_t *meta = NULL;
+	size_t meta_len = 0;
+	err = smdp_metadata_build(d, &src, &meta, &meta_len);
+	free(meta);
+	if (err == ESIM_E_RSP_FIELD_SIZE || err == ESIM_E_DER_BAD_UTF8) {
+		say(why, why_len,
+		    "SPN must be at most %d and profile name at most %d characters of UTF-8",
+		    RSP_SPN_MAX, RSP_NAME_MAX);
+		return err;
+	}
+	if (err != ESIM_OK)
+		say(why, why_len, "the metadata cannot be built: %s", esim_strerror(err));
+	return err;
+}
+
+esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
+{
+	return smdp_add_profile_type_why(d, t, NULL, 0);
+}
+
+esim_err smdp_add_profile_type_why(smdp *d, const struct smdp_profile_type *t, char *why,
+				   size_t why_len)
+{
+	say(why, why_len, "%s", "");
+	if (!d || !t)
+		return ESIM_E_ARG;
+	int icon_type = -1;
+	esim_err err = check_type(d, t, &icon_type, why, why_len);
 	if (err != ESIM_OK)
 		return err;
 	store *s;
@@ -383,12 +641,15 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 		return err;
 	int64_t op;
 	err = lookup_id(s, "SELECT id FROM smdp_operators WHERE name = ?1", t->operator_name, &op);
+	if (err == ESIM_E_SMDP_UNKNOWN)
+		say(why, why_len, "unknown operator '%s'", t->operator_name);
 	store_stmt *st = NULL;
 	if (err == ESIM_OK)
 		err = store_prepare(
 		    s,
 		    "INSERT INTO smdp_profile_types (name, operator_id, template, spn,"
-		    " profile_name, profile_class, ppr, ppk) VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+		    " profile_name, profile_class, ppr, ppk, icon_type, icon, notif)"
+		    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
 		    &st);
 	if (err == ESIM_OK) {
 		store_bind_text(st, 1, t->name);
@@ -399,7 +660,17 @@ esim_err smdp_add_profile_type(smdp *d, const struct smdp_profile_type *t)
 		store_bind_int64(st, 6, t->profile_class);
 		store_bind_int64(st, 7, t->ppr);
 		store_bind_int64(st, 8, t->ppk ? 1 : 0);
+		if (icon_type >= 0) {
+			store_bind_int64(st, 9, icon_type);
+			store_bind_blob(st, 10, t->icon, t->icon_len);
+		} else {
+			store_bind_null(st, 9);
+			store_bind_null(st, 10);
+		}
+		store_bind_text(st, 11, t->notif);
 		err = store_run(st);
+		if (err == ESIM_E_STORE_CONSTRAINT)
+			say(why, why_len, "a profile type named '%s' exists already", t->name);
 	}
 	store_finalize(st);
 	smdp_store_put(d, s);

@@ -46,13 +46,32 @@ static void usage(void)
 	    "                             an empty line removes it)\n"
 	    "  add-type NAME OPERATOR UPP SPN PROFILE_NAME [ppk]\n"
 	    "                             add a profile type from a SAIP template (DER file);\n"
-	    "                             ppk: bind with profile protection keys\n"
+	    "                             ppk: bind with profile protection keys; options:\n"
+	    "      --class test|provisioning|operational   profile class (default operational)\n"
+	    "      --ppr none|ppr1|ppr2|ppr1,ppr2          profile policy rules (PPR1: cannot\n"
+	    "                             be disabled, PPR2: cannot be deleted; default none)\n"
+	    "      --icon FILE            a PNG or JPEG icon of at most 1024 bytes\n"
+	    "      --notify SPEC          notification configuration: none, or\n"
+	    "                             EVENTS[@ADDRESS][;EVENTS[@ADDRESS]]..., EVENTS from\n"
+	    "                             install,enable,disable,delete,all; ADDRESS default\n"
+	    "                             fqdn (default: all@fqdn)\n"
 	    "  import TYPE CSV            import profiles: ICCID,IMSI[,Ki,OPc] per line,\n"
 	    "                             streamed, all or nothing; Ki/OPc sealed (kek-file)\n"
 	    "  rekey --new-kek-file FILE  re-seal every Ki/OPc under a new KEK (kek-file opens\n"
 	    "                             the current ones), then point kek-file at FILE\n"
 	    "  order OPERATOR TYPE [EID [CC]]  (or --eid EID)\n"
-	    "                             create and release an order; prints the activation code\n"
+	    "                             create and release an order; prints the activation "
+	    "code;\n"
+	    "                             options:\n"
+	    "      --matching-id ID       the operator's matchingId (default: one made here)\n"
+	    "      --cc CODE              confirmation code the user must enter\n"
+	    "      --smds-address FQDN    SM-DS for the event registration (needs an EID)\n"
+	    "      --release no           confirm but do not release (see release)\n"
+	    "      --expires WHEN         the order's own expiry: N[s|m|h|d] from now or\n"
+	    "                             YYYY-MM-DDTHH:MM:SSZ (default: order-ttl, 30 days);\n"
+	    "                             a later download gets 8.8.5 / 4.10\n"
+	    "  release OPERATOR ICCID     release the profile of an order confirmed with\n"
+	    "                             --release no (ES2+ ReleaseProfile)\n"
 	    "  state ICCID                the profile's state\n"
 	    "  history ICCID              the profile's history\n"
 	    "\n"
@@ -700,31 +719,96 @@ static int cmd_set_token(smdp *d, char **pos, int n)
 	return 0;
 }
 
-static int cmd_add_type(smdp *d, char **pos, int n)
+static int parse_class(const char *v, int *out)
+{
+	static const char *const names[] = {"test", "provisioning", "operational"};
+	for (int i = 0; i < 3; i++)
+		if (strcmp(v, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	fprintf(stderr,
+		"esim-smdp: add-type: --class '%s': expected test, provisioning or "
+		"operational\n",
+		v);
+	return -1;
+}
+
+static int parse_ppr(const char *v, uint32_t *out)
+{
+	*out = 0;
+	if (strcmp(v, "none") == 0)
+		return 0;
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s", v);
+	char *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, "ppr1") == 0 || strcmp(t, "PPR1") == 0)
+			*out |= RSP_PPR1;
+		else if (strcmp(t, "ppr2") == 0 || strcmp(t, "PPR2") == 0)
+			*out |= RSP_PPR2;
+		else {
+			fprintf(stderr,
+				"esim-smdp: add-type: --ppr '%s': '%s' is not ppr1 or ppr2 "
+				"(or none)\n",
+				v, t);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int cmd_add_type(const struct kv *kv, smdp *d, char **pos, int n)
 {
 	if (n < 5) {
 		usage();
 		return 2;
 	}
-	uint8_t *upp = NULL;
-	size_t len = 0;
+	struct smdp_profile_type t = {
+	    .name = pos[0],
+	    .operator_name = pos[1],
+	    .spn = pos[3],
+	    .profile_name = pos[4],
+	    .profile_class = 2,
+	    .ppk = n > 5 && strcmp(pos[5], "ppk") == 0,
+	    .notif = kv_get(kv, "notify"),
+	};
+	const char *v = kv_get(kv, "class");
+	if (v && parse_class(v, &t.profile_class) != 0)
+		return 2;
+	if ((v = kv_get(kv, "ppr")) && parse_ppr(v, &t.ppr) != 0)
+		return 2;
+	uint8_t *upp = NULL, *icon = NULL;
+	size_t len = 0, icon_len = 0;
+	const char *icon_path = kv_get(kv, "icon");
+	if (icon_path) {
+		/* read a little past the limit, so that a big file is said to be big */
+		esim_err err = esim_read_file(icon_path, 64u << 10, &icon, &icon_len);
+		if (err != ESIM_OK) {
+			fprintf(stderr, "esim-smdp: add-type: --icon %s: %s\n", icon_path,
+				esim_strerror(err));
+			return 1;
+		}
+		t.icon = icon;
+		t.icon_len = icon_len;
+	}
+	char why[256] = "";
 	esim_err err = esim_read_file(pos[2], 4u << 20, &upp, &len);
 	if (err == ESIM_OK) {
-		struct smdp_profile_type t = {
-		    .name = pos[0],
-		    .operator_name = pos[1],
-		    .upp = upp,
-		    .upp_len = len,
-		    .spn = pos[3],
-		    .profile_name = pos[4],
-		    .profile_class = 2,
-		    .ppk = n > 5 && strcmp(pos[5], "ppk") == 0,
-		};
-		err = smdp_add_profile_type(d, &t);
+		t.upp = upp;
+		t.upp_len = len;
+		err = smdp_add_profile_type_why(d, &t, why, sizeof why);
+	} else {
+		snprintf(why, sizeof why, "%s: %s", pos[2], esim_strerror(err));
 	}
 	free(upp);
+	free(icon);
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim-smdp: add-type: %s\n", esim_strerror(err));
+		if (icon_path && strncmp(why, "icon:", 5) == 0)
+			fprintf(stderr, "esim-smdp: add-type: --icon %s: %s\n", icon_path, why + 6);
+		else
+			fprintf(stderr, "esim-smdp: add-type: %s\n",
+				why[0] ? why : esim_strerror(err));
 		return 1;
 	}
 	return 0;
@@ -779,6 +863,62 @@ static int cmd_rekey(const struct kv *kv, smdp *d)
 	return 0;
 }
 
+/* --expires: N[s|m|h|d] from now, or YYYY-MM-DDTHH:MM:SSZ (UTC). */
+static int parse_expires(const char *v, time_t now, time_t *out)
+{
+	char *end = NULL;
+	errno = 0;
+	if (strlen(v) == 20 && v[4] == '-' && v[10] == 'T' && v[19] == 'Z') {
+		struct tm tm;
+		memset(&tm, 0, sizeof tm);
+		char z = 0;
+		if (sscanf(v, "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+			   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &z) == 7 &&
+		    z == 'Z' && tm.tm_mon >= 1 && tm.tm_mon <= 12 && tm.tm_mday >= 1 &&
+		    tm.tm_mday <= 31 && tm.tm_hour < 24 && tm.tm_min < 60 && tm.tm_sec < 61) {
+			tm.tm_year -= 1900;
+			tm.tm_mon -= 1;
+			*out = timegm(&tm);
+			if (*out > now)
+				return 0;
+			fprintf(stderr, "esim-smdp: order: --expires %s is not in the future\n", v);
+			return -1;
+		}
+	} else if (v[0] >= '0' && v[0] <= '9') {
+		unsigned long long n = strtoull(v, &end, 10);
+		unsigned long long mul = 1;
+		if (*end == 'm')
+			mul = 60;
+		else if (*end == 'h')
+			mul = 3600;
+		else if (*end == 'd')
+			mul = 86400;
+		else if (*end != 's' && *end != '\0')
+			mul = 0;
+		if (*end != '\0')
+			end++;
+		if (errno == 0 && mul && *end == '\0' && n > 0 && n <= 3650ull * 86400 / mul) {
+			*out = now + (time_t)(n * mul);
+			return 0;
+		}
+	}
+	fprintf(stderr,
+		"esim-smdp: order: --expires '%s': expected N[s|m|h|d] (N > 0, at most 10 years) "
+		"or YYYY-MM-DDTHH:MM:SSZ\n",
+		v);
+	return -1;
+}
+
+static void print_status(const char *cmd, const struct smdp_admin_status *st, esim_err err)
+{
+	if (st->subject[0])
+		fprintf(stderr, "esim-smdp: %s: %s (%s / %s)\n", cmd, st->message, st->subject,
+			st->reason);
+	else
+		fprintf(stderr, "esim-smdp: %s: %s\n", cmd,
+			st->message[0] ? st->message : esim_strerror(err));
+}
+
 static int cmd_order(const struct kv *kv, smdp *d, char **pos, int n)
 {
 	if (n < 2) {
@@ -800,11 +940,48 @@ static int cmd_order(const struct kv *kv, smdp *d, char **pos, int n)
 		fprintf(stderr, "esim-smdp: order: EID '%s': not 32 decimal digits\n", eid);
 		return 1;
 	}
-	err = smdp_admin_order(d, pos[0], pos[1], NULL, eid, n > 3 ? pos[3] : NULL, iccid, mid);
-	if (err != ESIM_OK)
+	struct smdp_order_opts o = {
+	    .type = pos[1],
+	    .eid = eid,
+	    .matching_id = kv_get(kv, "matching-id"),
+	    .cc = n > 3 ? pos[3] : kv_get(kv, "cc"),
+	    .smds_address = kv_get(kv, "smds-address"),
+	};
+	const char *rel = kv_get(kv, "release");
+	if (rel && strcmp(rel, "no") != 0 && strcmp(rel, "yes") != 0) {
+		fprintf(stderr, "esim-smdp: order: --release '%s': expected yes or no\n", rel);
+		return 2;
+	}
+	o.hold = rel && strcmp(rel, "no") == 0;
+	const char *exp = kv_get(kv, "expires");
+	if (exp && parse_expires(exp, time(NULL), &o.expires) != 0)
+		return 2;
+	struct smdp_admin_status st;
+	err = smdp_admin_order_opts(d, pos[0], &o, iccid, mid, &st);
+	if (err != ESIM_OK) {
+		print_status("order", &st, err);
 		return 1;
+	}
 	printf("iccid %s\nmatchingId %s\nactivation code LPA:1$%s$%s%s\n", iccid, mid,
-	       kv_get(kv, "fqdn"), mid, n > 3 ? "$$1" : "");
+	       kv_get(kv, "fqdn"), mid, o.cc ? "$$1" : "");
+	if (o.hold)
+		printf("not released: esim-smdp release %s %s\n", pos[0], iccid);
+	return 0;
+}
+
+static int cmd_release(smdp *d, char **pos, int n)
+{
+	if (n < 2) {
+		usage();
+		return 2;
+	}
+	struct smdp_admin_status st;
+	esim_err err = smdp_admin_release(d, pos[0], pos[1], &st);
+	if (err != ESIM_OK) {
+		print_status("release", &st, err);
+		return 1;
+	}
+	printf("released %s\n", pos[1]);
 	return 0;
 }
 
@@ -865,7 +1042,7 @@ int main(int argc, char **argv)
 	else if (strcmp(cmd, "add-operator") == 0)
 		rc = cmd_add_operator(d, pos, npos);
 	else if (strcmp(cmd, "add-type") == 0)
-		rc = cmd_add_type(d, pos, npos);
+		rc = cmd_add_type(&kv, d, pos, npos);
 	else if (strcmp(cmd, "set-token") == 0)
 		rc = cmd_set_token(d, pos, npos);
 	else if (strcmp(cmd, "import") == 0)
@@ -874,6 +1051,8 @@ int main(int argc, char **argv)
 		rc = cmd_rekey(&kv, d);
 	else if (strcmp(cmd, "order") == 0)
 		rc = cmd_order(&kv, d, pos, npos);
+	else if (strcmp(cmd, "release") == 0)
+		rc = cmd_release(d, pos, npos);
 	else if (strcmp(cmd, "state") == 0)
 		rc = cmd_state(d, pos, npos, false);
 	else if (strcmp(cmd, "history") == 0)

@@ -125,6 +125,19 @@ static const char *const migrations[] = {
     "ALTER TABLE smdp_outbox ADD COLUMN lease_until {{INT}};"
     "DROP INDEX smdp_outbox_due;"
     "CREATE INDEX smdp_outbox_due ON smdp_outbox(id) WHERE done = 0 AND failed = 0;",
+    /* 8: what a profile type puts in the StoreMetadata besides its class
+     * and PPRs (inventory.c): an icon (PNG or JPEG, <= 1024 bytes, its
+     * iconType found from its bytes) and the notification configuration
+     * ("EVENTS[@ADDRESS];..." as given to add-type; NULL: the default, every
+     * local event to our FQDN; "none": no notificationConfigurationInfo). */
+    "ALTER TABLE smdp_profile_types ADD COLUMN icon_type {{INT}};"
+    "ALTER TABLE smdp_profile_types ADD COLUMN icon {{BLOB}};"
+    "ALTER TABLE smdp_profile_types ADD COLUMN notif TEXT;",
+    /* 9: no matchingId (an order for the default SM-DP+) is NULL, as
+     * ConfirmOrder now stores it (es2.c): an empty one was stored as '',
+     * and a second open default order collided with the first in the
+     * unique index smdp_orders_mid. */
+    "UPDATE smdp_orders SET matching_id = NULL WHERE matching_id = '';",
     /* 10: outbox rows for the SM-DSs (es12.c): kind 0 is a callback to an
      * operator, kind 1 an ES12 RegisterEvent / DeleteEvent; each kind has
      * its own sender (its own TLS client identity). */
