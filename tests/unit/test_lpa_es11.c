@@ -1,12 +1,14 @@
 /*
- * `esim profile discover` (ES11) and the LPA's own checks of what a server
- * signs (digest 6.3, 15.3), against a small HTTPS server played by the
- * test with include/esim/net.h and the rsp builders: an SM-DS that answers
- * initiateAuthentication / authenticateClient with event entries (it signs
- * with the DPauth key: the eUICC accepts dp-auth or ds-auth), and the
- * same server misbehaving as an SM-DP+ (it signs another serverAddress, or
- * puts another transactionId in the JSON than it signed). The card is a
- * real esim-euicc; esim runs as a subprocess.
+ * `esim profile discover` (ES11) against the real SM-DS, esim-smds (its
+ * CERT.DStls and CERT.DSauth issued by esim-pki under the CI, the events
+ * registered over ES12 with the SM-DP+'s certificate), and the LPA's own
+ * checks of what a server signs (digest 6.3, 15.3) against a small HTTPS
+ * server played by the test with include/esim/net.h and the rsp builders:
+ * an SM-DS whose eventEntries is not a list, and the same server
+ * misbehaving as an SM-DP+ (it signs another serverAddress, or puts
+ * another transactionId in the JSON than it signed). The card is a real
+ * esim-euicc; esim runs as a subprocess. The SM-DS's own cases are in
+ * test_smds.c.
  */
 #include "test_lpa_fixture.h"
 
@@ -20,7 +22,6 @@ struct ds {
 	enum mode mode;
 	pthread_mutex_t lock;
 	int auth_client_calls;
-	bool saw_matching_id;
 	net_server *srv;
 	uint16_t port;
 };
@@ -98,7 +99,6 @@ static esim_err authenticate_client(const net_request *req, net_response *resp, 
 	    .server_challenge = s->d.server_challenge,
 	};
 	esim_err err = rsp_auth_server_resp_verify(asr, asr_len, &ex, &ar);
-	s->saw_matching_id = ar.has_matching_id;
 	pthread_mutex_unlock(&s->lock);
 	rsp_auth_server_resp_clear(&ar);
 	free(asr);
@@ -154,6 +154,91 @@ static void ds_stop(struct ds *s)
 	free(s);
 }
 
+/* ---- the real SM-DS ---------------------------------------------------- */
+
+struct smds_proc {
+	pid_t pid;
+	char es11[64], es12[64], conf[700];
+};
+
+static void smds_start(struct lenv *e, struct smds_proc *p)
+{
+	char cmd[3000];
+	const char *roles[][2] = {{"dstls", ""}, {"dsauth", "--oid 2.999.20"}};
+	for (int i = 0; i < 2; i++) {
+		snprintf(cmd, sizeof cmd,
+			 "'%s/esim-pki' issue %s --out '%s/%s' --issuer-cert '%s/nist/ci.pem'"
+			 " --issuer-key '%s/nist/ci.key.pem' --host 127.0.0.1 %s >/dev/null 2>&1",
+			 test_bin_dir(), roles[i][0], e->dir, roles[i][0], e->pki, e->pki,
+			 roles[i][1]);
+		assert_int_equal(l_sh(cmd, NULL), 0);
+	}
+	uint16_t p11 = l_free_port(), p12;
+	do
+		p12 = l_free_port();
+	while (p12 == p11 || p12 == e->port || p11 == e->port);
+	snprintf(p->es11, sizeof p->es11, "127.0.0.1:%u", p11);
+	snprintf(p->es12, sizeof p->es12, "127.0.0.1:%u", p12);
+	snprintf(p->conf, sizeof p->conf, "%s/smds.conf", e->dir);
+	FILE *f = fopen(p->conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"db = sqlite:%s/smds.db\nfqdn = %s\ndsauth-cert-nist = %s/dsauth.pem\n"
+		"dsauth-key-nist = %s/dsauth.key.pem\nci = %s/nist/ci.pem\nlisten-nist = %s\n"
+		"tls-cert-nist = %s/dstls.pem\ntls-key-nist = %s/dstls.key.pem\n"
+		"listen-es12 = %s\nsmdp-clients = %s %s/nist/dptls.pem\n",
+		e->dir, p->es11, e->dir, e->dir, e->pki, p->es11, e->dir, e->dir, p->es12, e->addr,
+		e->pki);
+	fclose(f);
+	char prog[700];
+	snprintf(prog, sizeof prog, "%s/esim-smds", test_bin_dir());
+	snprintf(cmd, sizeof cmd, "%s/smds.log", e->dir);
+	p->pid = fork();
+	assert_true(p->pid >= 0);
+	if (p->pid == 0) {
+		int fd = open(cmd, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		execl(prog, prog, "serve", "--config", p->conf, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 2000 && !(l_port_open(p11) && l_port_open(p12)); i++)
+		usleep(10000);
+	assert_true(l_port_open(p11) && l_port_open(p12));
+}
+
+static void smds_stop(struct smds_proc *p)
+{
+	kill(p->pid, SIGTERM);
+	waitpid(p->pid, NULL, 0);
+}
+
+/* ES12 RegisterEvent as the SM-DP+ (its DPtls certificate, pinned). */
+static void smds_register(struct lenv *e, struct smds_proc *p, const char *event)
+{
+	char cert[700], key[700], url[200];
+	snprintf(cert, sizeof cert, "%s/nist/dptls.pem", e->pki);
+	snprintf(key, sizeof key, "%s/nist/dptls.key.pem", e->pki);
+	struct net_client_config cc = {
+	    .ca_file = e->ci, .client_cert_file = cert, .client_key_file = key};
+	net_client *c = NULL;
+	assert_esim(ESIM_OK, net_client_new(&cc, &c));
+	json_t *b = json_pack("{s:s,s:s,s:s,s:b}", "eid", H_EID, "rspServerAddress", e->addr,
+			      "eventId", event, "forwardingIndicator", 0);
+	char *text = json_dumps(b, JSON_COMPACT);
+	json_decref(b);
+	snprintf(url, sizeof url, "https://%s/gsma/rsp2/es12/registerEvent", p->es12);
+	struct net_client_response r;
+	assert_esim(ESIM_OK, net_client_post_json(c, url, text, strlen(text), &r));
+	assert_non_null(strstr((const char *)r.body.data, "Executed-Success"));
+	net_client_response_clear(&r);
+	free(text);
+	net_client_free(c);
+}
+
 static int setup(void **state)
 {
 	*state = l_setup();
@@ -169,24 +254,30 @@ static int teardown(void **state)
 static void test_discover(void **state)
 {
 	struct lenv *e = *state;
-	struct ds *s = ds_start(e, MODE_SMDS);
+	struct smds_proc p;
+	smds_start(e, &p);
 	char args[300];
-	snprintf(args, sizeof args, "profile discover --smds %s", s->addr);
+	snprintf(args, sizeof args, "profile discover --smds %s", p.es11);
+	int rc0 = l_esim(e, args); /* nothing registered yet: an empty list */
+	size_t n0 = json_array_size(json_object_get(l_result(e), "events"));
+	smds_register(e, &p, "EVT-1");
+	smds_register(e, &p, "EVT-2");
 	int rc = l_esim(e, args);
-	int calls = s->auth_client_calls;
-	bool mid = s->saw_matching_id;
-	ds_stop(s);
+	smds_stop(&p);
+	assert_int_equal(rc0, 0);
+	assert_int_equal(n0, 0);
+	/* the SM-DS refuses a matchingId in ctxParams1 (8.2.6 / 3.8): success
+	 * also says that the LPA sent none, as ES11 wants */
 	if (rc != 0)
 		fail_msg("discover: %s", e->err);
-	assert_int_equal(calls, 1);
-	assert_false(mid); /* ES11: no matchingId in ctxParams1 */
 	json_t *ev = json_object_get(l_result(e), "events");
 	assert_int_equal(json_array_size(ev), 2);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "event_id")),
 			    "EVT-1");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 1), "event_id")),
+			    "EVT-2");
 	assert_string_equal(
-	    json_string_value(json_object_get(json_array_get(ev, 0), "smdp_address")),
-	    "smdp.example.com");
+	    json_string_value(json_object_get(json_array_get(ev, 0), "smdp_address")), e->addr);
 	assert_int_equal(l_esim(e, "profile discover --smds 'not an address'"), CLI_EXIT_USAGE);
 }
 
