@@ -33,7 +33,19 @@ struct op_config {
 	const char *smdp_ca;	   /* PEM trust for the SM-DP+ TLS chain */
 	const char *name;	   /* functionRequesterIdentifier; NULL: "ACME" */
 	const char *profile_type;  /* SM-DP+ profile type for orders; NULL: "STD" */
-	bool fast_hash;		   /* tests: the cheapest argon2id parameters */
+	/* SMTP delivery of the e-mail notices (mail.c): with smtp_host set they
+	 * wait in the durable outbox for op_mail_deliver instead of going to
+	 * the maildir. STARTTLS is required (verified against smtp_ca, else the
+	 * system's trust, and the host name); AUTH PLAIN when smtp_user is set,
+	 * its password read from smtp_password_file (a secret file: this
+	 * user's, no group or other access). */
+	const char *smtp_host;
+	uint16_t smtp_port; /* 0: 587 */
+	const char *smtp_user;
+	const char *smtp_password_file;
+	const char *smtp_from; /* envelope and From:; NULL: care@operator.example */
+	const char *smtp_ca;   /* PEM trust for the server's certificate */
+	bool fast_hash;	       /* tests: the cheapest argon2id parameters */
 	/* time source for tests; NULL: time() */
 	time_t (*now)(void *arg);
 	void *now_arg;
@@ -78,6 +90,41 @@ const char *op_callback_actor(const op_callback *cb);
 /* The handler (arg: the op_callback), and its one route on listener. */
 esim_err op_callback_http(const net_request *req, net_response *resp, void *cb);
 esim_err op_callback_add_routes(op_callback *cb, net_server *srv, int listener);
+
+/* The network's charging system (charging.c): usage records and
+ * authorisation requests, rated against the line's plan and the customer's
+ * caps, served on a listener of their own with mutual TLS pinned to the
+ * charging system's client certificate; never on the portal's.
+ * POST /charging/authorize and POST /charging/usage (docs/operator-api.md).
+ * *out borrows o; free it with op_charging_free before op_close. */
+struct op_charging_config {
+	const char *client_cert_file; /* the charging system's client certificate (PEM), pinned */
+};
+typedef struct op_charging op_charging;
+esim_err op_charging_new(op *o, const struct op_charging_config *cfg, op_charging **out);
+void op_charging_free(op_charging *ch);
+/* The pinned SHA-256 (32 bytes, borrowed) for net_listener_config's
+ * client_pins, and the audit actor ("charging:" + 16 hex digits). */
+const uint8_t *op_charging_pin(const op_charging *ch);
+const char *op_charging_actor(const op_charging *ch);
+esim_err op_charging_http(const net_request *req, net_response *resp, void *ch);
+esim_err op_charging_add_routes(op_charging *ch, net_server *srv, int listener);
+
+/* The mail outbox (mail.c): e-mail notices due are claimed (SKIP LOCKED on
+ * PostgreSQL), sent over SMTP outside the store's lock, then marked sent,
+ * or put back with the error and a later try (back-off 30 s doubling, at
+ * most an hour; given up after 20 tries). Counts out (may be NULL).
+ * ESIM_E_OP_CONFIG without smtp_host. */
+esim_err op_mail_deliver(op *o, size_t *sent, size_t *failed);
+
+/* Contracts: the line's notice period (days, 0..365) and final-invoice
+ * policy ("prorated": the plan fee for the days of the closing month up to
+ * the close, "full_month": the whole month's fee; rated usage of that month
+ * is added either way). */
+esim_err op_set_contract(op *o, int64_t line_id, int notice_days, const char *final_policy);
+/* Leased equipment on a line, to be returned under return_ref. id out. */
+esim_err op_add_equipment(op *o, int64_t line_id, const char *item, const char *return_by,
+			  const char *return_ref, int64_t *id);
 
 /* Administration. Ids out (may be NULL). */
 esim_err op_add_customer(op *o, const char *login, const char *password, const char *name,

@@ -509,8 +509,31 @@ static json_t *usage_json(store_stmt *st, int b)
 
 static json_t *equip_json(store_stmt *st, int b)
 {
-	return json_pack("{s:I,s:o,s:o}", "line_id", (json_int_t)store_col_int64(st, b), "item",
-			 col_text(st, b + 1), "return_by", col_text(st, b + 2));
+	return json_pack("{s:I,s:o,s:o,s:I,s:o,s:b}", "line_id", (json_int_t)store_col_int64(st, b),
+			 "item", col_text(st, b + 1), "return_by", col_text(st, b + 2), "id",
+			 (json_int_t)store_col_int64(st, b + 3), "return_ref", col_text(st, b + 4),
+			 "received", store_col_int64(st, b + 5) != 0);
+}
+
+#define EQUIP_COLS "e.line_id, e.item, e.return_by, e.id, e.return_ref, e.received"
+
+static json_t *letter_json(store_stmt *st, int b)
+{
+	return json_pack("{s:I,s:o,s:o,s:o}", "id", (json_int_t)store_col_int64(st, b), "subject",
+			 col_text(st, b + 1), "reference", col_text(st, b + 2), "at",
+			 iso(store_col_int64(st, b + 3)));
+}
+
+/* usage: the seeded rows and the charging system's records (charging.c) */
+static json_t *usage_rec_json(store_stmt *st, int b)
+{
+	json_t *j = usage_json(st, b);
+	json_object_set_new(j, "record_id", col_text(st, b + 5));
+	json_object_set_new(j, "roaming", json_boolean(store_col_int64(st, b + 6) != 0));
+	json_object_set_new(j, "cents", json_integer(store_col_int64(st, b + 7)));
+	json_object_set_new(j, "status", col_text(st, b + 8));
+	json_object_set_new(j, "reason", col_text(st, b + 9));
+	return j;
 }
 
 static esim_err h_account(struct ctx *c)
@@ -546,15 +569,26 @@ static esim_err h_account(struct ctx *c)
 	if (err == ESIM_OK)
 		err = e2;
 	list_json(o,
-		  "SELECT u.line_id, u.kind, u.amount, u.unit, u.at FROM op_usage u JOIN op_lines l"
+		  "SELECT u.line_id, u.kind, u.amount, u.unit, u.at, u.record_id, u.roaming,"
+		  " u.cents, u.status, u.reason FROM op_usage u JOIN op_lines l"
 		  " ON l.id = u.line_id WHERE l.customer_id = ?1 ORDER BY u.id",
-		  c->who, usage_json, &use);
+		  c->who, usage_rec_json, &use);
 	list_json(o,
-		  "SELECT e.line_id, e.item, e.return_by FROM op_equipment e JOIN op_lines l"
+		  "SELECT " EQUIP_COLS " FROM op_equipment e JOIN op_lines l"
 		  " ON l.id = e.line_id WHERE l.customer_id = ?1 ORDER BY e.id",
 		  c->who, equip_json, &eq);
-	json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o}", "account", acc, "lines", lines, "invoices",
-			      inv, "usage", use, "equipment", eq);
+	/* each line's caps, stop switch and this month's spend */
+	for (size_t i = 0; err == ESIM_OK && i < json_array_size(lines); i++) {
+		json_t *l = json_array_get(lines, i);
+		err = op_charging_line_info(o, json_integer_value(json_object_get(l, "id")), l);
+	}
+	json_t *letters;
+	list_json(o,
+		  "SELECT id, subject, reference, at FROM op_notices WHERE customer_id = ?1 AND"
+		  " channel = 'letter' ORDER BY id",
+		  c->who, letter_json, &letters);
+	json_t *j = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "account", acc, "lines", lines,
+			      "invoices", inv, "usage", use, "equipment", eq, "letters", letters);
 	return err == ESIM_OK ? reply(c, 200, j) : (json_decref(j), err);
 }
 
@@ -680,7 +714,7 @@ static esim_err h_precheck(struct ctx *c)
 		  " FROM op_invoices WHERE customer_id = ?1 AND status = 'open'"
 		  " ORDER BY id",
 		  c->who, invoice_json, &inv);
-	list_json(o, "SELECT line_id, item, return_by FROM op_equipment WHERE line_id = ?1", id,
+	list_json(o, "SELECT " EQUIP_COLS " FROM op_equipment e WHERE e.line_id = ?1", id,
 		  equip_json, &eq);
 	int64_t n, total;
 	open_invoices(o, c->who, &n, &total);
@@ -695,7 +729,8 @@ static esim_err h_precheck(struct ctx *c)
 				       "state", col_text(st, 1));
 		store_finalize(st);
 	}
-	int days = 30;
+	/* the contract's notice period (op_lines.notice_days) */
+	int days = (int)op_query_int(o, "SELECT notice_days FROM op_lines WHERE id = ?1", id, 30);
 	time_t end = op_now(o) + (time_t)days * 86400;
 	char eb[32];
 	op_iso_time(end, eb);
@@ -831,8 +866,9 @@ static bool valid_doc_type(const char *t)
 		     !strcmp(t, "driving_licence") || !strcmp(t, "residence_permit"));
 }
 
-static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, const char *dt,
-			    const char *dn, const uint8_t *doc, size_t dl, const char *mime);
+static esim_err submit_case(struct ctx *c, int64_t cust, int64_t line, const char *reason,
+			    const char *dt, const char *dn, const uint8_t *doc, size_t dl,
+			    const char *mime);
 
 static esim_err h_submit(struct ctx *c)
 {
@@ -851,13 +887,17 @@ static esim_err h_submit(struct ctx *c)
 	esim_err err = take_document(c, true, &doc, &dl, &mime, &refused);
 	if (err != ESIM_OK || refused)
 		return err;
-	err = submit_case(c, line, reason, dt, dn, doc, dl, mime);
+	err = submit_case(c, c->who, line, reason, dt, dn, doc, dl, mime);
 	drop_document(doc, dl);
 	return err;
 }
 
-static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, const char *dt,
-			    const char *dn, const uint8_t *doc, size_t dl, const char *mime)
+/* A case for customer cust's line: the customer's own request, or staff's
+ * assisted intake after the call-back (then doc may be NULL: seen at the
+ * desk, or none on the phone). */
+static esim_err submit_case(struct ctx *c, int64_t cust, int64_t line, const char *reason,
+			    const char *dt, const char *dn, const uint8_t *doc, size_t dl,
+			    const char *mime)
 {
 	op *o = c->o;
 	store_stmt *st;
@@ -867,7 +907,7 @@ static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, con
 	if (err != ESIM_OK)
 		return err;
 	store_bind_int64(st, 1, line);
-	store_bind_int64(st, 2, c->who);
+	store_bind_int64(st, 2, cust);
 	bool row;
 	err = store_step(st, &row);
 	bool terminated = row && !strcmp(store_col_text(st, 0), "terminated");
@@ -891,7 +931,7 @@ static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, con
 		 " ?4, ?5, '', ?6, ?6) RETURNING id",
 		 &st)) != ESIM_OK)
 		return err;
-	store_bind_int64(st, 1, c->who);
+	store_bind_int64(st, 1, cust);
 	store_bind_int64(st, 2, line);
 	store_bind_text(st, 3, reason);
 	store_bind_text(st, 4, dt);
@@ -899,7 +939,7 @@ static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, con
 	store_bind_int64(st, 6, now);
 	err = store_run_id(st, &id);
 	store_finalize(st);
-	if (err == ESIM_OK)
+	if (err == ESIM_OK && doc)
 		err = op_doc_seal(o, id, doc, dl, mime);
 	if (err != ESIM_OK)
 		return err;
@@ -918,7 +958,7 @@ static esim_err submit_case(struct ctx *c, int64_t line, const char *reason, con
 		err = op_case_move(o, id, "new", "submitted", c->actor, reason);
 	json_t *cj = NULL;
 	if (err == ESIM_OK)
-		err = load_case(o, id, c->who, &cj, NULL);
+		err = load_case(o, id, cust, &cj, NULL);
 	if (err != ESIM_OK || !cj)
 		return err != ESIM_OK ? err : ESIM_E_INTERNAL;
 	return reply(c, 201, json_pack("{s:o}", "case", cj));
@@ -1135,6 +1175,15 @@ static esim_err h_reference(struct ctx *c)
 
 /* ---- staff ---------------------------------------------------------------------------- */
 
+/* Leased items on the case's line not received back yet. */
+static int64_t equipment_due(op *o, int64_t case_id)
+{
+	return op_query_int(o,
+			    "SELECT COUNT(*) FROM op_equipment e JOIN op_cases c ON"
+			    " c.line_id = e.line_id WHERE c.id = ?1 AND e.received = 0",
+			    case_id, 0);
+}
+
 static esim_err review_json(op *o, int64_t id, json_t **out)
 {
 	int64_t owner = 0;
@@ -1162,14 +1211,28 @@ static esim_err review_json(op *o, int64_t id, json_t **out)
 				  "SELECT COUNT(*) FROM op_equipment e JOIN op_cases c ON"
 				  " c.line_id = e.line_id WHERE c.id = ?1",
 				  id, 0);
+	int64_t due = equipment_due(o, id);
+	int64_t days = op_query_int(o,
+				    "SELECT l.notice_days FROM op_cases c JOIN op_lines l ON"
+				    " l.id = c.line_id WHERE c.id = ?1",
+				    id, 30);
 	bool policy = op_setting(o, "final_invoice_policy", 0) != 0;
-	json_t *blocking = json_array();
+	json_t *blocking = json_array(), *items = NULL;
 	if (n > 0 && !policy)
 		json_array_append_new(blocking, json_string("open_invoices"));
+	/* leased equipment not yet received back: never ready to approve */
+	if (due > 0)
+		json_array_append_new(blocking, json_string("equipment_due"));
+	list_json(o,
+		  "SELECT " EQUIP_COLS " FROM op_equipment e JOIN op_cases c ON"
+		  " c.line_id = e.line_id WHERE c.id = ?1 ORDER BY e.id",
+		  id, equip_json, &items);
+	json_object_set_new(*out, "equipment", items);
 	json_object_set_new(*out, "checks",
-			    json_pack("{s:I,s:I,s:I,s:i,s:b,s:b,s:o}", "open_invoices",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:o}", "open_invoices",
 				      (json_int_t)n, "open_total_cents", (json_int_t)total,
-				      "leased_equipment", (json_int_t)eq, "notice_period_days", 30,
+				      "leased_equipment", (json_int_t)eq, "equipment_due",
+				      (json_int_t)due, "notice_period_days", (json_int_t)days,
 				      "final_invoice_policy", policy, "can_approve",
 				      json_array_size(blocking) == 0, "blocking", blocking));
 	return err;
@@ -1362,6 +1425,8 @@ static esim_err h_staff_action(struct ctx *c, const char *action)
 		open_invoices(o, owner, &n, &total);
 		if (n > 0 && !op_setting(o, "final_invoice_policy", 0))
 			return error(c, 409, "conflict", "open_invoices");
+		if (equipment_due(o, id) > 0)
+			return error(c, 409, "conflict", "equipment_due");
 		const char *note = get_str(c->body, "note");
 		if (!strcmp(state, "submitted"))
 			err = op_case_move(o, id, "submitted", "in_review", c->actor, NULL);
@@ -1459,6 +1524,116 @@ static esim_err h_settings(struct ctx *c, bool post)
 			       op_setting(o, "final_invoice_policy", 0) != 0,
 			       "deletion_reminder_seconds",
 			       (json_int_t)op_setting(o, "deletion_reminder_seconds", 7 * 86400)));
+}
+
+/* ---- caps, stop switch, assisted intake, equipment, letters ---------------------------- */
+
+/* The answer of a step written in charging.c or intake.c. */
+static esim_err api_answer(struct ctx *c, esim_err err, struct op_answer *a)
+{
+	if (err != ESIM_OK || !a->json) {
+		json_decref(a->json);
+		return err != ESIM_OK ? err : ESIM_E_INTERNAL;
+	}
+	return reply(c, a->status, a->json);
+}
+
+typedef esim_err (*api_step)(op *o, const struct op_caller *c, const json_t *body,
+			     struct op_answer *a);
+
+static esim_err api_run(struct ctx *c, api_step fn)
+{
+	struct op_caller k = {.who = c->who, .actor = c->actor};
+	struct op_answer a = {0, NULL};
+	return api_answer(c, fn(c->o, &k, c->body, &a), &a);
+}
+
+static esim_err h_caps(struct ctx *c)
+{
+	return api_run(c, op_charging_set_caps);
+}
+static esim_err h_stop(struct ctx *c)
+{
+	return api_run(c, op_charging_set_stop);
+}
+static esim_err h_intake_start(struct ctx *c)
+{
+	return api_run(c, op_intake_start);
+}
+static esim_err h_intake_verify(struct ctx *c)
+{
+	return api_run(c, op_intake_verify);
+}
+static esim_err h_equipment_received(struct ctx *c)
+{
+	return api_run(c, op_equipment_received);
+}
+
+/* POST /api/staff/intake/case: a case opened by staff for the customer a
+ * verified call-back (intake.c) identified, on that customer's line only.
+ * The identity copy is optional here (seen at the desk, or a phone call). */
+static esim_err h_intake_case(struct ctx *c)
+{
+	int64_t intake = get_int(c->body, "intake_id"), line = get_int(c->body, "line_id");
+	const char *reason = get_str(c->body, "reason"), *dt = get_str(c->body, "document_type"),
+		   *dn = get_str(c->body, "document_number");
+	if (line < 0 || !reason || !*reason || strlen(reason) > 2000 || !valid_doc_type(dt) ||
+	    !dn || !*dn || strlen(dn) > 64)
+		return error(c, 400, "bad_request",
+			     "line_id, reason, document_type and document_number are required");
+	struct op_caller k = {.who = c->who, .actor = c->actor};
+	struct op_answer a = {0, NULL};
+	int64_t cust = -1;
+	esim_err err = op_intake_check(c->o, &k, intake, line, &cust, &a);
+	if (err != ESIM_OK || cust < 0)
+		return api_answer(c, err, &a);
+	uint8_t *doc;
+	size_t dl;
+	const char *mime;
+	bool refused;
+	if ((err = take_document(c, false, &doc, &dl, &mime, &refused)) != ESIM_OK || refused)
+		return err;
+	char why[160];
+	snprintf(why, sizeof why, "%s (assisted intake %lld, call-back verified by %s)", reason,
+		 (long long)intake, c->actor);
+	err = submit_case(c, cust, line, why, dt, dn, doc, dl, mime);
+	drop_document(doc, dl);
+	if (err == ESIM_OK && c->resp->status == 201)
+		err = op_intake_used(
+		    c->o, &k, intake,
+		    op_query_int(c->o, "SELECT MAX(id) FROM op_cases WHERE line_id = ?1", line, 0));
+	return err;
+}
+
+static esim_err send_letter(struct ctx *c, int64_t cust)
+{
+	int64_t id = query_id(c->req);
+	char *html = NULL;
+	esim_err err = op_letter_html(c->o, id, cust, &html);
+	if (err != ESIM_OK || !html)
+		return err != ESIM_OK ? err : error(c, 404, "not_found", "no such letter");
+	char d[64];
+	snprintf(d, sizeof d, "{\"letter\":%lld}", (long long)id);
+	err = op_audit(c->o, c->actor, "letter.view", d);
+	if (err == ESIM_OK)
+		err = net_response_set(c->resp, 200, "text/html; charset=utf-8");
+	if (err == ESIM_OK)
+		err = net_response_add_header(c->resp, "Cache-Control", "no-store");
+	if (err == ESIM_OK)
+		err = net_response_append(c->resp, html, strlen(html));
+	free(html);
+	return err;
+}
+
+/* GET /api/letter?id=N: one of the customer's letters, printable. */
+static esim_err h_letter(struct ctx *c)
+{
+	return send_letter(c, c->who);
+}
+/* GET /api/staff/letter?id=N: any letter, to print and post (audited). */
+static esim_err h_staff_letter(struct ctx *c)
+{
+	return send_letter(c, -1);
 }
 
 /* ---- static files ---------------------------------------------------------------------- */
@@ -1584,6 +1759,9 @@ static const struct route routes[] = {
     {"GET", "/api/i18n", PUBLIC, 0, h_i18n},
     {"GET", "/api/account", CUSTOMER, 0, h_account},
     {"POST", "/api/invoices/pay", CUSTOMER, 0, h_pay},
+    {"POST", "/api/lines/caps", CUSTOMER, 0, h_caps},
+    {"POST", "/api/lines/stop", CUSTOMER, 0, h_stop},
+    {"GET", "/api/letter", CUSTOMER, 0, h_letter},
     {"GET", "/api/lines/precheck", CUSTOMER, 0, h_precheck},
     {"POST", "/api/cases", CUSTOMER, 0, h_submit},
     {"GET", "/api/cases", CUSTOMER, 0, h_cases},
@@ -1600,6 +1778,11 @@ static const struct route routes[] = {
     {"POST", "/api/staff/case/approve", STAFF, 0, w_approve},
     {"POST", "/api/staff/case/reject", STAFF, 0, w_reject},
     {"POST", "/api/staff/case/request-info", STAFF, 0, w_request_info},
+    {"POST", "/api/staff/intake/start", STAFF, 0, h_intake_start},
+    {"POST", "/api/staff/intake/verify", STAFF, 0, h_intake_verify},
+    {"POST", "/api/staff/intake/case", STAFF, 0, h_intake_case},
+    {"POST", "/api/staff/equipment/received", STAFF, 0, h_equipment_received},
+    {"GET", "/api/staff/letter", STAFF, 0, h_staff_letter},
     {"GET", "/api/staff/settings", STAFF, 0, w_settings},
     {"POST", "/api/staff/settings", STAFF, 0, w_settings_set},
 };

@@ -124,6 +124,10 @@ static void usage(void)
 	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds,\n"
 	    "      es2-listen, es2-tls-cert, es2-tls-key, smdp-client-cert, smdp-id\n"
 	    "      (the SM-DP+'s ES2+ callbacks: own listener, mutual TLS, pinned cert),\n"
+	    "      charging-listen, charging-tls-cert, charging-tls-key, charging-client-cert\n"
+	    "      (the charging system's usage and authorisation: own listener, mutual TLS),\n"
+	    "      smtp-host, smtp-port (587), smtp-user, smtp-password-file, smtp-from,\n"
+	    "      smtp-ca (e-mail notices over SMTP with STARTTLS instead of the maildir),\n"
 	    "      max-connections (per listener; default 1024), max-connections-per-address\n"
 	    "      (per IPv4 address or IPv6 /64; default 64), request-deadline (seconds for\n"
 	    "      the TLS handshake and a whole request, 8 MiB bodies included; default 60)\n");
@@ -293,6 +297,56 @@ static int serve_settings_ok(const struct kv *kv)
 	return -1;
 }
 
+/* The charging system's listener: charging-listen ADDR:PORT, its TLS
+ * identity and the charging system's client certificate, pinned. */
+static esim_err add_charging(op *o, const struct kv *kv, net_server *srv, unsigned max_conns,
+			     unsigned max_per_addr, op_charging **chg, int *id)
+{
+	char a[128];
+	snprintf(a, sizeof a, "%s", kv_get(kv, "charging-listen"));
+	char *cc = strrchr(a, ':');
+	if (!cc || !kv_get(kv, "charging-tls-cert") || !kv_get(kv, "charging-tls-key") ||
+	    !kv_get(kv, "charging-client-cert")) {
+		fprintf(stderr,
+			"esim-operator: charging-listen (ADDR:PORT) needs charging-tls-cert,"
+			" charging-tls-key and charging-client-cert\n");
+		return ESIM_E_OP_CONFIG;
+	}
+	*cc = '\0';
+	struct op_charging_config cfg = {.client_cert_file = kv_get(kv, "charging-client-cert")};
+	esim_err err = op_charging_new(o, &cfg, chg);
+	if (err != ESIM_OK)
+		return err;
+	uint8_t pin[1][32];
+	memcpy(pin[0], op_charging_pin(*chg), 32);
+	struct net_listener_config cl = {.max_connections = max_conns,
+					 .max_connections_per_address = max_per_addr,
+					 .address = a,
+					 .port = (uint16_t)atoi(cc + 1),
+					 .tls = true,
+					 .cert_chain_file = kv_get(kv, "charging-tls-cert"),
+					 .key_file = kv_get(kv, "charging-tls-key"),
+					 .client_auth = NET_CLIENT_AUTH_REQUIRE,
+					 .client_pins = (const uint8_t(*)[32])pin,
+					 .n_client_pins = 1};
+	err = net_server_add_listener(srv, &cl, id);
+	if (err == ESIM_OK)
+		err = op_charging_add_routes(*chg, srv, *id);
+	if (err == ESIM_OK)
+		printf("esim-operator: charging on https://%s:%s (mutual TLS, %s)\n", a, cc + 1,
+		       op_charging_actor(*chg));
+	return err;
+}
+
+/* With smtp-host: every 5 seconds. */
+static bool mail_due(const struct kv *kv, time_t *last)
+{
+	if (!kv_get(kv, "smtp-host") || time(NULL) - *last < 5)
+		return false;
+	*last = time(NULL);
+	return true;
+}
+
 static int serve(op *o, const struct kv *kv)
 {
 	const char *listen = kv_get(kv, "listen"); /* serve_settings_ok: set */
@@ -362,6 +416,11 @@ static int serve(op *o, const struct kv *kv)
 		if (err == ESIM_OK)
 			err = op_callback_add_routes(cb, srv, cid);
 	}
+	/* the charging system: its own listener too, mutual TLS pinned */
+	op_charging *chg = NULL;
+	int chid = -1;
+	if (err == ESIM_OK && kv_get(kv, "charging-listen"))
+		err = add_charging(o, kv, srv, max_conns, max_per_addr, &chg, &chid);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -377,6 +436,7 @@ static int serve(op *o, const struct kv *kv)
 			fprintf(stderr, "esim-operator: serve: %s (%s)\n", why, esim_errname(err));
 		net_server_free(srv);
 		op_callback_free(cb);
+		op_charging_free(chg);
 		return why[0] ? 1 : fail("serve", err);
 	}
 	uint16_t port = net_server_port(srv, id);
@@ -398,7 +458,7 @@ static int serve(op *o, const struct kv *kv)
 	}
 	sd_notify(0, "READY=1");
 	long tick = kv_get(kv, "tick-seconds") ? atol(kv_get(kv, "tick-seconds")) : 60;
-	time_t last = time(NULL);
+	time_t last = time(NULL), last_mail = 0;
 	for (;;) {
 		struct timespec ts = {1, 0};
 		int sig = sigtimedwait(&set, NULL, &ts);
@@ -419,6 +479,14 @@ static int serve(op *o, const struct kv *kv)
 				    bad, esim_strerror(rerr));
 			sd_notify(0, "READY=1");
 		}
+		/* the mail outbox: due e-mail notices, every few seconds */
+		if (mail_due(kv, &last_mail)) {
+			size_t sent = 0, failed = 0;
+			op_mail_deliver(o, &sent, &failed);
+			if (sent || failed)
+				fprintf(stderr, "esim-operator: mail: %zu sent, %zu to retry\n",
+					sent, failed);
+		}
 		if (tick > 0 && time(NULL) - last >= tick) {
 			size_t n = 0;
 			op_tick(o, &n);
@@ -433,6 +501,7 @@ static int serve(op *o, const struct kv *kv)
 	net_server_stop(srv);
 	net_server_free(srv);
 	op_callback_free(cb);
+	op_charging_free(chg);
 	return 0;
 }
 
@@ -562,6 +631,12 @@ int main(int argc, char **argv)
 	    .smdp_ca = kv_get(&kv, "smdp-ca"),
 	    .name = kv_get(&kv, "name"),
 	    .profile_type = kv_get(&kv, "profile-type"),
+	    .smtp_host = kv_get(&kv, "smtp-host"),
+	    .smtp_port = (uint16_t)(kv_get(&kv, "smtp-port") ? atoi(kv_get(&kv, "smtp-port")) : 0),
+	    .smtp_user = kv_get(&kv, "smtp-user"),
+	    .smtp_password_file = kv_get(&kv, "smtp-password-file"),
+	    .smtp_from = kv_get(&kv, "smtp-from"),
+	    .smtp_ca = kv_get(&kv, "smtp-ca"),
 	};
 	op *o = NULL;
 	esim_err err = op_open(&cfg, &o);

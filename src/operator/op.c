@@ -87,6 +87,49 @@ static const char *const migrations[] = {
     /* the language the customer reads (en, nl, fr, zh; NULL: never chosen,
      * English), for the portal and that customer's notices */
     "ALTER TABLE op_customers ADD COLUMN lang TEXT;",
+    /* 5: charging (charging.c): each plan's price per unit by kind, home
+     * or roaming ('*' is every plan without rows of its own; 0 is
+     * included, not chargeable); per line the customer's monthly and
+     * roaming caps (cents, NULL: none), the stop switch, the contract's
+     * notice period and final-invoice policy; usage records rated with
+     * the charging system's own record id (a resend is counted once) and
+     * refused ones kept visible; the 80%/100% notices sent, once per line,
+     * month, cap and threshold. Leased equipment's return reference and
+     * receipt. The call-back verifications of assisted intake (intake.c).
+     * The notices' mail outbox (mail.c): attempts, next try, claim, last
+     * error. */
+    "CREATE TABLE op_rates (plan TEXT NOT NULL, kind TEXT NOT NULL, roaming {{INT}} NOT NULL,"
+    " unit TEXT NOT NULL, cents_per_unit {{INT}} NOT NULL, PRIMARY KEY (plan, kind, roaming));"
+    "INSERT INTO op_rates VALUES ('*', 'data', 0, 'MB', 0), ('*', 'data', 1, 'MB', 2),"
+    " ('*', 'voice', 0, 'min', 2), ('*', 'voice', 1, 'min', 30), ('*', 'sms', 0, 'sms', 5),"
+    " ('*', 'sms', 1, 'sms', 15);"
+    "ALTER TABLE op_lines ADD COLUMN cap_cents {{INT}};"
+    "ALTER TABLE op_lines ADD COLUMN roaming_cap_cents {{INT}};"
+    "ALTER TABLE op_lines ADD COLUMN services_stopped {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_lines ADD COLUMN notice_days {{INT}} NOT NULL DEFAULT 30;"
+    "ALTER TABLE op_lines ADD COLUMN final_policy TEXT NOT NULL DEFAULT 'prorated';"
+    "ALTER TABLE op_usage ADD COLUMN record_id TEXT;"
+    "ALTER TABLE op_usage ADD COLUMN roaming {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_usage ADD COLUMN cents {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_usage ADD COLUMN status TEXT NOT NULL DEFAULT 'rated';"
+    "ALTER TABLE op_usage ADD COLUMN reason TEXT;"
+    "ALTER TABLE op_usage ADD COLUMN body_sha256 TEXT;"
+    "CREATE UNIQUE INDEX op_usage_record ON op_usage (record_id);"
+    "CREATE TABLE op_usage_alerts (line_id {{INT}} NOT NULL, month TEXT NOT NULL,"
+    " cap TEXT NOT NULL, pct {{INT}} NOT NULL, at {{INT}} NOT NULL, reference TEXT,"
+    " PRIMARY KEY (line_id, month, cap, pct));"
+    "ALTER TABLE op_equipment ADD COLUMN return_ref TEXT;"
+    "ALTER TABLE op_equipment ADD COLUMN received {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_equipment ADD COLUMN received_at {{INT}};"
+    "CREATE TABLE op_intake (id {{ID}}, customer_id {{INT}} NOT NULL, staff TEXT NOT NULL,"
+    " channel TEXT NOT NULL, code_hash TEXT NOT NULL, created {{INT}} NOT NULL,"
+    " expires {{INT}} NOT NULL, attempts {{INT}} NOT NULL DEFAULT 0, state TEXT NOT NULL,"
+    " notice_ref TEXT, case_id {{INT}});"
+    "ALTER TABLE op_notices ADD COLUMN attempts {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_notices ADD COLUMN next_at {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_notices ADD COLUMN claimed_until {{INT}} NOT NULL DEFAULT 0;"
+    "ALTER TABLE op_notices ADD COLUMN last_error TEXT;"
+    "ALTER TABLE op_notices ADD COLUMN sent_at {{INT}};",
 };
 
 /* ---- languages ---------------------------------------------------------------- */
@@ -322,6 +365,50 @@ static esim_err load_data_key(op *o, const char *path)
 	return close(fd) == 0 && ok ? ESIM_OK : ESIM_E_IO;
 }
 
+/* The SMTP settings; the password from its secret file (trailing newline
+ * dropped), kept only in memory and wiped at op_close. */
+static esim_err load_smtp(op *o, const struct op_config *cfg)
+{
+	o->smtp_host = strdup(cfg->smtp_host);
+	o->smtp_port = cfg->smtp_port ? cfg->smtp_port : 587;
+	o->smtp_user = dup_or_null(cfg->smtp_user);
+	o->smtp_from =
+	    strdup(cfg->smtp_from && *cfg->smtp_from ? cfg->smtp_from : "care@operator.example");
+	o->smtp_ca = dup_or_null(cfg->smtp_ca);
+	if (!o->smtp_host || !o->smtp_from)
+		return ESIM_E_NOMEM;
+	if (strpbrk(o->smtp_from, "\r\n<> ") || (o->smtp_user && strpbrk(o->smtp_user, "\r\n"))) {
+		fprintf(stderr, "esim-operator: smtp-from and smtp-user must be one plain line\n");
+		return ESIM_E_OP_CONFIG;
+	}
+	if (!cfg->smtp_user)
+		return ESIM_OK;
+	if (!cfg->smtp_password_file) {
+		fprintf(stderr, "esim-operator: smtp-user needs smtp-password-file\n");
+		return ESIM_E_OP_CONFIG;
+	}
+	uint8_t *p = NULL;
+	size_t n = 0;
+	char why[600];
+	esim_err err =
+	    esim_read_secret_file(cfg->smtp_password_file, 1024, &p, &n, why, sizeof why);
+	if (err != ESIM_OK) {
+		fprintf(stderr, "esim-operator: smtp password %s\n", why);
+		return err;
+	}
+	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+		p[--n] = 0;
+	o->smtp_pass = malloc(n + 1);
+	if (o->smtp_pass) {
+		memcpy(o->smtp_pass, p, n);
+		o->smtp_pass[n] = '\0';
+		o->smtp_pass_len = n + 1;
+	}
+	esim_wipe(p, n);
+	free(p);
+	return o->smtp_pass ? ESIM_OK : ESIM_E_NOMEM;
+}
+
 esim_err op_open(const struct op_config *cfg, op **out)
 {
 	*out = NULL;
@@ -368,6 +455,8 @@ esim_err op_open(const struct op_config *cfg, op **out)
 		err = load_catalogues(o);
 	if (err == ESIM_OK)
 		err = load_data_key(o, cfg->data_key_file);
+	if (err == ESIM_OK && cfg->smtp_host)
+		err = load_smtp(o, cfg);
 	if (err == ESIM_OK)
 		err = store_open(cfg->db, &o->s);
 	/* erased rows and pages are overwritten with zeros, not just unlinked */
@@ -392,6 +481,13 @@ void op_close(op *o)
 	crypto_cert_free(o->cert);
 	crypto_trust_free(o->trust);
 	esim_wipe(o->data_key, sizeof o->data_key);
+	if (o->smtp_pass)
+		esim_wipe(o->smtp_pass, o->smtp_pass_len);
+	free(o->smtp_pass);
+	free(o->smtp_host);
+	free(o->smtp_user);
+	free(o->smtp_from);
+	free(o->smtp_ca);
 	free(o->web_dir);
 	free(o->maildir);
 	free(o->smdp_url);
@@ -759,11 +855,12 @@ esim_err op_notify(op *o, int64_t customer_id, const char *purpose, const char *
 		store_bind_text(st, 5, body);
 		store_bind_text(st, 6, ref);
 		store_bind_int64(st, 7, (int64_t)now);
-		store_bind_int64(st, 8, i == 0 && o->maildir ? 1 : 0);
+		/* with SMTP the e-mail waits in the outbox (mail.c) */
+		store_bind_int64(st, 8, i == 0 && o->maildir && !o->smtp_host ? 1 : 0);
 		int64_t nid = 0;
 		err = store_run_id(st, &nid);
 		store_finalize(st);
-		if (err == ESIM_OK && i == 0)
+		if (err == ESIM_OK && i == 0 && !o->smtp_host)
 			err = write_maildir(o, nid, to, subject, body, now);
 	}
 	free(body);
@@ -979,6 +1076,76 @@ static esim_err add_usage(op *o, int64_t line, const char *kind, int64_t amount,
 	return end(o, err);
 }
 
+esim_err op_set_contract(op *o, int64_t line_id, int notice_days, const char *final_policy)
+{
+	if (notice_days < 0 || notice_days > 365 || !final_policy ||
+	    (strcmp(final_policy, "prorated") != 0 && strcmp(final_policy, "full_month") != 0))
+		return ESIM_E_ARG;
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	err = store_prepare(
+	    o->s, "UPDATE op_lines SET notice_days = ?1, final_policy = ?2 WHERE id = ?3", &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, notice_days);
+		store_bind_text(st, 2, final_policy);
+		store_bind_int64(st, 3, line_id);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK &&
+	    op_query_int(o, "SELECT COUNT(*) FROM op_lines WHERE id = ?1", line_id, 0) == 0)
+		err = ESIM_E_NOT_FOUND;
+	if (err == ESIM_OK) {
+		char d[160];
+		snprintf(d, sizeof d, "{\"line\":%lld,\"notice_days\":%d,\"final_policy\":\"%s\"}",
+			 (long long)line_id, notice_days, final_policy);
+		err = op_audit(o, "admin-cli", "line.contract", d);
+	}
+	return end(o, err);
+}
+
+esim_err op_add_equipment(op *o, int64_t line_id, const char *item, const char *return_by,
+			  const char *return_ref, int64_t *id)
+{
+	if (!item || !*item || !return_ref || !*return_ref)
+		return ESIM_E_ARG;
+	esim_err err = begin(o);
+	if (err != ESIM_OK)
+		return err;
+	store_stmt *st;
+	int64_t eid = 0;
+	if (op_query_int(o, "SELECT COUNT(*) FROM op_lines WHERE id = ?1", line_id, 0) == 0)
+		err = ESIM_E_NOT_FOUND;
+	if (err == ESIM_OK)
+		err =
+		    store_prepare(o->s,
+				  "INSERT INTO op_equipment (line_id, item, return_by, return_ref,"
+				  " received) VALUES (?1, ?2, ?3, ?4, 0) RETURNING id",
+				  &st);
+	if (err == ESIM_OK) {
+		store_bind_int64(st, 1, line_id);
+		store_bind_text(st, 2, item);
+		store_bind_text(st, 3, return_by);
+		store_bind_text(st, 4, return_ref);
+		err = store_run_id(st, &eid);
+		store_finalize(st);
+	}
+	if (err == ESIM_OK) {
+		json_t *j = json_pack("{s:I,s:I,s:s}", "line", (json_int_t)line_id, "equipment",
+				      (json_int_t)eid, "return_ref", return_ref);
+		char *d = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		err = d ? op_audit(o, "admin-cli", "equipment.add", d) : ESIM_E_NOMEM;
+		free(d);
+		json_decref(j);
+	}
+	err = end(o, err);
+	if (err == ESIM_OK && id)
+		*id = eid;
+	return err;
+}
+
 esim_err op_seed_demo(op *o)
 {
 	int64_t jan, sofie, l1, l2;
@@ -1001,14 +1168,18 @@ esim_err op_seed_demo(op *o)
 	if (err == ESIM_OK)
 		err = add_usage(o, l2, "sms", 12, "sms");
 	if (err == ESIM_OK && (err = begin(o)) == ESIM_OK) {
-		/* Sofie leases a mobile router: the precheck lists it */
+		/* Sofie leased a mobile router, already returned under its
+		 * return reference: the precheck lists it, nothing is due */
 		store_stmt *st;
-		err = store_prepare(o->s,
-				    "INSERT INTO op_equipment (line_id, item, return_by) VALUES"
-				    " (?1, 'Mobile Wi-Fi router (leased)', '2027-01-31')",
-				    &st);
+		err = store_prepare(
+		    o->s,
+		    "INSERT INTO op_equipment (line_id, item, return_by, return_ref,"
+		    " received, received_at) VALUES (?1, 'Mobile Wi-Fi router (leased)',"
+		    " '2027-01-31', 'RET-2026-0017', 1, ?2)",
+		    &st);
 		if (err == ESIM_OK) {
 			store_bind_int64(st, 1, l2);
+			store_bind_int64(st, 2, (int64_t)op_now(o));
 			err = store_run(st);
 			store_finalize(st);
 		}

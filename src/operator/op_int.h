@@ -26,6 +26,11 @@ struct op {
 	unsigned char data_key[32];
 	bool erase_pending; /* a copy was erased: checkpoint the WAL after commit */
 	bool fast_hash;
+	/* SMTP (mail.c); smtp_pass is secret: wiped and freed by op_close */
+	char *smtp_host, *smtp_user, *smtp_from, *smtp_ca;
+	char *smtp_pass;
+	size_t smtp_pass_len;
+	uint16_t smtp_port;
 	time_t (*now)(void *);
 	void *now_arg;
 	json_t *cat[4]; /* language catalogues en, nl, fr, zh (op_tr); NULL: not found */
@@ -88,6 +93,48 @@ esim_err op_doc_seal(op *o, int64_t case_id, const uint8_t *doc, size_t n, const
 esim_err op_doc_open(op *o, int64_t case_id, uint8_t **plain, size_t *len);
 esim_err op_doc_erase(op *o, int64_t case_id);
 esim_err op_doc_flush(op *o);
+
+/* A letter (printed and posted): recorded like the other notices, with a
+ * verification reference of its own (channel "letter"), rendered as a
+ * printable page by op_letter_html. ref out may be NULL. */
+esim_err op_notify_letter(op *o, int64_t customer_id, const char *purpose, const char *subject,
+			  const char *text, char ref[OP_REF_LEN]);
+/* The letter notice id as a printable HTML page (malloc'd), only when it
+ * is customer cust's (cust < 0: staff, any); *html NULL when none. */
+esim_err op_letter_html(op *o, int64_t id, int64_t cust, char **html);
+
+/* The caller of an API step written outside http.c, and its answer. */
+struct op_caller {
+	int64_t who;	   /* customer or staff id */
+	const char *actor; /* audit actor, e.g. "staff:reviewer" */
+};
+struct op_answer {
+	int status;   /* HTTP status */
+	json_t *json; /* owned by the answer's receiver */
+};
+/* charging.c: the customer's caps and stop switch (portal, own lines),
+ * the line's spend this month, and the final invoice at a case's close
+ * (called by op_case_move on the way to "closed"). */
+esim_err op_charging_set_caps(op *o, const struct op_caller *c, const json_t *body,
+			      struct op_answer *a);
+esim_err op_charging_set_stop(op *o, const struct op_caller *c, const json_t *body,
+			      struct op_answer *a);
+esim_err op_charging_line_info(op *o, int64_t line, json_t *into);
+esim_err op_final_invoice(op *o, int64_t case_id, const char *actor);
+/* intake.c: call-back verification for assisted intake (staff). start
+ * sends the code to the contact on file; verify checks what the customer
+ * read back; op_intake_check says whether intake_id (verified, this
+ * staff member's, in time, unused) allows opening a case on line: *cust
+ * the customer, or a refusal in *a; op_intake_used marks it spent. */
+esim_err op_intake_start(op *o, const struct op_caller *c, const json_t *body, struct op_answer *a);
+esim_err op_intake_verify(op *o, const struct op_caller *c, const json_t *body,
+			  struct op_answer *a);
+esim_err op_intake_check(op *o, const struct op_caller *c, int64_t intake_id, int64_t line,
+			 int64_t *cust, struct op_answer *a);
+esim_err op_intake_used(op *o, const struct op_caller *c, int64_t intake_id, int64_t case_id);
+/* Staff: a leased item received back (equipment_id, return_ref optional). */
+esim_err op_equipment_received(op *o, const struct op_caller *c, const json_t *body,
+			       struct op_answer *a);
 
 /* small helpers */
 esim_err op_prep(op *o, const char *sql, store_stmt **st);

@@ -153,6 +153,10 @@ esim_err op_case_move(op *o, int64_t case_id, const char *from, const char *to, 
 	err = d ? op_audit(o, actor, "case.state", d) : ESIM_E_NOMEM;
 	free(d);
 	json_decref(j);
+	/* the close brings the final invoice, per the line's contract
+	 * (charging.c), in the same transaction */
+	if (err == ESIM_OK && !strcmp(to, "closed"))
+		err = op_final_invoice(o, case_id, actor);
 	return err;
 }
 
