@@ -291,6 +291,11 @@ esim_err net_client_request(net_client *c, const char *method, const char *url,
 esim_err net_client_post_json(net_client *c, const char *url, const char *json, size_t len,
 			      struct net_client_response *resp);
 
+/* Send id as X-Request-Id (include/esim/log.h) on every request from now
+ * on, unless the request gives its own; NULL stops it. ESIM_E_ARG for an
+ * id esim_request_id_valid() refuses. */
+esim_err net_client_set_request_id(net_client *c, const char *id);
+
 /* What the last request failed on ("" after a success; "HTTP status N"
  * for ESIM_E_NET_HTTP_STATUS). Borrowed, valid until the next call. */
 const char *net_client_errmsg(const net_client *c);

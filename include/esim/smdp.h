@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "esim/err.h"
+#include "esim/log.h"
 #include "esim/net.h"
 #include "esim/rsp.h"
 
@@ -50,6 +51,7 @@ struct smdp_config {
 	bool refuse_rebind;		/* a different otPK.EUICC gets 8.2/3.7 */
 	bool no_cert_time_check;	/* skip validity periods of EUM/eUICC */
 	bool log;			/* structured log lines on stderr */
+	enum esim_log_format log_format; /* of those lines: ESIM_LOG_JSON (0) or _TEXT */
 	unsigned max_db_connections;	/* store connections at most; 0: 16 */
 	/* RSP sessions not yet authenticated (initiateAuthentication needs no
 	 * credential) at most; beyond it initiateAuthentication answers 503.
@@ -276,6 +278,11 @@ esim_err smdp_tr_make_unavailable(smdp *d, const char *iccid); /* any -> Unavail
  * 204) out. Protocol faults (unknown function) give 404. */
 esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len, int *status,
 		  char **out);
+/* The same for a request with an id (X-Request-Id, include/esim/log.h;
+ * NULL: none): the id is in the request's log lines and goes with the ES2+
+ * callbacks the request queues to the operator. */
+esim_err smdp_es9_req(smdp *d, const char *function, const uint8_t *body, size_t len,
+		      const char *request_id, int *status, char **out);
 /* ES9+ in the ASN.1 binding: body is a RemoteProfileProvisioningRequest
  * (A2 { BF39 | BF3B | BF3A | BF41 | BF3D ... }); it runs the same handler as
  * smdp_es9() and gives *status 200 with *out (malloc'd DER

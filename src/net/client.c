@@ -54,6 +54,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 
+#include "esim/log.h"
 #include "esim/net.h"
 
 #define NET_CLIENT_CONNECT_MS	10000
@@ -106,6 +107,7 @@ struct net_client {
 	bool fresh;
 	bool last_resumed;
 	char message[512];
+	char request_id[ESIM_REQUEST_ID_MAX + 1]; /* X-Request-Id on every request; "" none */
 };
 
 struct net_url {
@@ -1008,7 +1010,7 @@ static esim_err build_request(net_client *c, const char *method, const struct ne
 			      const struct net_header *headers, size_t n_headers,
 			      const uint8_t *body, size_t body_len, esim_buf *out)
 {
-	bool own_host = true, own_ua = true;
+	bool own_host = true, own_ua = true, own_rid = c->request_id[0] != '\0';
 	for (size_t i = 0; i < n_headers; i++) {
 		const char *nm = headers[i].name, *v = headers[i].value;
 		if (nm == NULL || v == NULL || !is_token(nm))
@@ -1027,6 +1029,8 @@ static esim_err build_request(net_client *c, const char *method, const struct ne
 			own_host = false;
 		if (strcasecmp(nm, "User-Agent") == 0)
 			own_ua = false;
+		if (strcasecmp(nm, ESIM_REQUEST_ID_HEADER) == 0)
+			own_rid = false;
 	}
 	bool with_length =
 	    body_len > 0 || (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
@@ -1057,6 +1061,14 @@ static esim_err build_request(net_client *c, const char *method, const struct ne
 		err = append_str(out, "User-Agent: ", 12);
 		if (err == ESIM_OK)
 			err = append_str(out, c->user_agent, strlen(c->user_agent));
+		if (err == ESIM_OK)
+			err = append_str(out, "\r\n", 2);
+	}
+	if (err == ESIM_OK && own_rid) {
+		err = append_str(out, ESIM_REQUEST_ID_HEADER ": ",
+				 strlen(ESIM_REQUEST_ID_HEADER) + 2);
+		if (err == ESIM_OK)
+			err = append_str(out, c->request_id, strlen(c->request_id));
 		if (err == ESIM_OK)
 			err = append_str(out, "\r\n", 2);
 	}
@@ -1254,6 +1266,14 @@ esim_err net_client_new(const struct net_client_config *cfg, net_client **out)
 	c->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : NET_CLIENT_TIMEOUT_MS;
 	c->max_response = cfg->max_response ? cfg->max_response : NET_CLIENT_MAX_RESPONSE;
 	*out = c;
+	return ESIM_OK;
+}
+
+esim_err net_client_set_request_id(net_client *c, const char *id)
+{
+	if (c == NULL || (id != NULL && !esim_request_id_valid(id)))
+		return ESIM_E_ARG;
+	snprintf(c->request_id, sizeof(c->request_id), "%s", id ? id : "");
 	return ESIM_OK;
 }
 

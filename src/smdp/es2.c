@@ -764,28 +764,47 @@ static esim_err add_euicc_chain(smdp *d, store *s, const uint8_t *der, size_t de
 	return err;
 }
 
-static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+static esim_err outbox_queue(smdp *d, store *s, const char *rid, int64_t order_id, int point,
 			     const struct smdp_status *st, const uint8_t *result, size_t result_len,
 			     const uint8_t *euicc_cert, size_t euicc_cert_len);
 
 esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 			   const struct smdp_status *st, const uint8_t *result, size_t result_len)
 {
-	return outbox_queue(d, s, order_id, point, st, result, result_len, NULL, 0);
+	return outbox_queue(d, s, NULL, order_id, point, st, result, result_len, NULL, 0);
+}
+
+esim_err smdp_outbox_queue_rid(smdp *d, store *s, const char *request_id, int64_t order_id,
+			       int point, const struct smdp_status *st, const uint8_t *result,
+			       size_t result_len)
+{
+	return outbox_queue(d, s, request_id, order_id, point, st, result, result_len, NULL, 0);
 }
 
 esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct smdp_status *st,
 			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
 			       size_t euicc_cert_len)
 {
+	return smdp_outbox_queue_pir_rid(d, s, NULL, order_id, st, pir, pir_len, euicc_cert,
+					 euicc_cert_len);
+}
+
+esim_err smdp_outbox_queue_pir_rid(smdp *d, store *s, const char *request_id, int64_t order_id,
+				   const struct smdp_status *st, const uint8_t *pir, size_t pir_len,
+				   const uint8_t *euicc_cert, size_t euicc_cert_len)
+{
 	/* the download is over: its SM-DS event goes (es12.c) */
 	esim_err err = smdp_es12_queue_delete(d, s, order_id);
 	if (err != ESIM_OK)
 		return err;
-	return outbox_queue(d, s, order_id, 4, st, pir, pir_len, euicc_cert, euicc_cert_len);
+	return outbox_queue(d, s, request_id, order_id, 4, st, pir, pir_len, euicc_cert,
+			    euicc_cert_len);
 }
 
-static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
+/* rid: the X-Request-Id of the ES9+ request that caused the callback
+ * (checked by http.c; NULL: none), kept with the row so that the callback
+ * carries it to the operator and both logs show it. */
+static esim_err outbox_queue(smdp *d, store *s, const char *rid, int64_t order_id, int point,
 			     const struct smdp_status *st, const uint8_t *result, size_t result_len,
 			     const uint8_t *euicc_cert, size_t euicc_cert_len)
 {
@@ -851,13 +870,17 @@ static esim_err outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 	store_make_durable(s); /* owed to the operator: never lost once queued */
 	err = store_prepare(s,
 			    "INSERT INTO smdp_outbox (operator_id, url, body, attempts, next_try,"
-			    " done, created) VALUES (?1, ?2, ?3, 0, ?4, 0, ?4)",
+			    " done, created, request_id) VALUES (?1, ?2, ?3, 0, ?4, 0, ?4, ?5)",
 			    &q);
 	if (err == ESIM_OK) {
 		store_bind_int64(q, 1, op_id);
 		store_bind_text(q, 2, url);
 		store_bind_text(q, 3, text);
 		store_bind_int64(q, 4, (int64_t)now);
+		if (esim_request_id_valid(rid))
+			store_bind_text(q, 5, rid);
+		else
+			store_bind_null(q, 5);
 		err = store_run(q);
 		store_finalize(q);
 	}
@@ -982,8 +1005,9 @@ void smdp_outbox_sender_free(smdp_outbox_sender *s)
 struct due {
 	int64_t id, attempts;
 	char *url, *body;
-	long http;   /* 0: no answer (network, TLS, timeout) */
-	bool posted; /* false: not tried in this pass, handed back */
+	long http;			   /* 0: no answer (network, TLS, timeout) */
+	bool posted;			   /* false: not tried in this pass, handed back */
+	char rid[ESIM_REQUEST_ID_MAX + 1]; /* X-Request-Id to send; "" none */
 };
 
 /* One pass's batch, shared by its posting threads. */
@@ -1025,6 +1049,8 @@ static void *outbox_post_thread(void *arg)
 			continue; /* handed back unposted */
 		it->posted = true;
 		struct net_client_response r;
+		/* the request that caused the callback, for the operator's log */
+		(void)net_client_set_request_id(w->cl, it->rid[0] ? it->rid : NULL);
 		esim_err e = net_client_post_json(w->cl, it->url, it->body, strlen(it->body), &r);
 		if (e == ESIM_OK || e == ESIM_E_NET_HTTP_STATUS)
 			it->http = r.status;
@@ -1043,7 +1069,7 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 				     " WHERE done = 0 AND failed = 0 AND next_try <= ?3"
 				     " AND (lease_until IS NULL OR lease_until < ?3) AND kind = ?5"
 				     " ORDER BY id LIMIT ?4 {{SKIP_LOCKED}})"
-				     " RETURNING id, attempts, url, body",
+				     " RETURNING id, attempts, url, body, request_id",
 				     &st);
 	if (err != ESIM_OK)
 		return err;
@@ -1061,6 +1087,8 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 		it->attempts = store_col_int64(st, 1);
 		it->url = strdup(store_col_text(st, 2));
 		it->body = strdup(store_col_text(st, 3));
+		if (!store_col_is_null(st, 4) && esim_request_id_valid(store_col_text(st, 4)))
+			snprintf(it->rid, sizeof it->rid, "%s", store_col_text(st, 4));
 		if (!it->url || !it->body)
 			err = ESIM_E_NOMEM;
 	}
@@ -1176,12 +1204,12 @@ esim_err smdp_outbox_deliver(smdp *d, smdp_outbox_sender *snd, size_t *claimed, 
 			} else {
 				atomic_fetch_add(&d->outbox_retried, 1);
 			}
-			smdp_logf(d, "outbox", "id=%lld status=%ld result=%s%s", (long long)it->id,
-				  it->http,
-				  v == OUTBOX_DELIVERED ? "delivered"
-				  : v == OUTBOX_REFUSED ? "failed"
-							: "retry",
-				  v == OUTBOX_REFUSED ? " reason=refused-for-good" : "");
+			smdp_logf_rid(d, it->rid[0] ? it->rid : NULL, "outbox",
+				      "id=%lld status=%ld result=%s%s", (long long)it->id, it->http,
+				      v == OUTBOX_DELIVERED ? "delivered"
+				      : v == OUTBOX_REFUSED ? "failed"
+							    : "retry",
+				      v == OUTBOX_REFUSED ? " reason=refused-for-good" : "");
 		}
 		free(it->url);
 		free(it->body);

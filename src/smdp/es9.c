@@ -86,6 +86,12 @@ esim_err smdp_es9_fail_order(smdp *d, store *s, int64_t order_id, int64_t profil
 esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len, int *status,
 		  char **out)
 {
+	return smdp_es9_req(d, function, body, len, NULL, status, out);
+}
+
+esim_err smdp_es9_req(smdp *d, const char *function, const uint8_t *body, size_t len,
+		      const char *request_id, int *status, char **out)
+{
 	if (!d || !function || !status || !out)
 		return ESIM_E_ARG;
 	*out = NULL;
@@ -107,7 +113,7 @@ esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len
 	atomic_fetch_add(&d->req_es9, 1);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	struct es9 x = {.d = d, .st = SMDP_OK_STATUS};
+	struct es9 x = {.d = d, .st = SMDP_OK_STATUS, .request_id = request_id};
 	x.resp = json_object();
 	store *s = NULL;
 	esim_err err = ESIM_OK;
@@ -131,8 +137,9 @@ esim_err smdp_es9(smdp *d, const char *function, const uint8_t *body, size_t len
 				json_object_update(o, x.resp);
 			if (x.st.subject) {
 				atomic_fetch_add(&d->fail_es9, 1);
-				smdp_logf(d, "es9_failed", "function=%s subject=%s reason=%s",
-					  function, x.st.subject, x.st.reason);
+				smdp_logf_rid(d, request_id, "es9_failed",
+					      "function=%s subject=%s reason=%s", function,
+					      x.st.subject, x.st.reason);
 			} else {
 				atomic_fetch_add(&d->ok_es9, 1);
 			}

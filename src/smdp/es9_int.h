@@ -32,6 +32,9 @@ struct es9 {
 	struct smdp_status st;
 	bool no_content; /* 204 */
 	bool busy;	 /* 503 with st: the session cap is reached */
+	/* X-Request-Id of the request (checked; NULL: none): in its log lines
+	 * and on the ES2+ callbacks it queues (smdp_outbox_queue_rid) */
+	const char *request_id;
 };
 
 /* A session row (es9_session.c). euicc_cert: owned, freed by

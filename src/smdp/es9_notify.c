@@ -19,6 +19,7 @@
 
 struct notif_tx {
 	smdp *d;
+	const char *request_id; /* of the ES9+ request: its callbacks carry it */
 	const char *eid;
 	uint64_t seq;
 	const char *kind;
@@ -95,9 +96,9 @@ static esim_err pir_tx(store *s, void *arg)
 		struct smdp_status ok = SMDP_OK_STATUS;
 		struct smdp_status bad =
 		    SMDP_FAIL("8.2", "4.2", "installation failed on the eUICC");
-		err = smdp_outbox_queue_pir(a->d, s, a->ss->order_id, a->pir_success ? &ok : &bad,
-					    a->data, a->len, a->ss->euicc_cert,
-					    a->ss->euicc_cert_len);
+		err = smdp_outbox_queue_pir_rid(a->d, s, a->request_id, a->ss->order_id,
+						a->pir_success ? &ok : &bad, a->data, a->len,
+						a->ss->euicc_cert, a->ss->euicc_cert_len);
 	}
 	if (err == ESIM_OK &&
 	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
@@ -209,7 +210,8 @@ static esim_err other_tx(store *s, void *arg)
 		store_finalize(st);
 		struct smdp_status ok = SMDP_OK_STATUS;
 		if (err == ESIM_OK && row)
-			err = smdp_outbox_queue(a->d, s, oid, 5, &ok, a->data, a->len);
+			err = smdp_outbox_queue_rid(a->d, s, a->request_id, oid, 5, &ok, a->data,
+						    a->len);
 	}
 	return err;
 }
@@ -235,6 +237,7 @@ esim_err smdp_es9_handle_notification(struct es9 *x, store *s)
 	struct notif_tx a;
 	memset(&a, 0, sizeof a);
 	a.d = d;
+	a.request_id = x->request_id;
 	a.data = p;
 	a.len = len;
 	a.now = smdp_now(d);
@@ -308,6 +311,7 @@ struct cancel_tx {
 	const struct session *ss;
 	int64_t reason;
 	time_t now;
+	const char *request_id; /* of the ES9+ request: its callbacks carry it */
 };
 
 static esim_err cancel_tx_fn(store *s, void *arg)
@@ -345,8 +349,8 @@ static esim_err cancel_tx_fn(store *s, void *arg)
 			if (err == ESIM_E_SMDP_TRANSITION)
 				err = ESIM_OK;
 			if (err == ESIM_OK)
-				err = smdp_outbox_queue(a->d, s, a->ss->order_id, point, &fs, NULL,
-							0);
+				err = smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id,
+							    point, &fs, NULL, 0);
 		}
 	}
 	if (err == ESIM_OK)
@@ -396,7 +400,7 @@ esim_err smdp_es9_cancel_session(struct es9 *x, store *s)
 		x->st = SMDP_FAIL("8.8", "3.10", "SM-DP+ OID mismatch");
 		goto out;
 	}
-	struct cancel_tx a = {d, &ss, r.reason, smdp_now(d)};
+	struct cancel_tx a = {d, &ss, r.reason, smdp_now(d), x->request_id};
 	err = store_transaction_opts(s, ES9_TX, cancel_tx_fn, &a, 0);
 	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
 out:

@@ -81,18 +81,42 @@ static esim_err refuse_client_cert(smdp *d, net_response *resp, esim_err why)
 	return reply(resp, 200, out);
 }
 
+/* The request's X-Request-Id when it is one (1..64 of [A-Za-z0-9._-]),
+ * else a new one: a header from the network is never logged or stored as
+ * it came. Answered back in the same header. */
+static const char *request_id(const net_request *req, char buf[ESIM_REQUEST_ID_MAX + 1])
+{
+	return esim_request_id_pick(net_request_header(req, ESIM_REQUEST_ID_HEADER), buf);
+}
+
+/* One line per request (when log is on): which function, the HTTP status
+ * and the request id; never the body. */
+static void log_request(smdp *d, const char *rid, const char *iface, const char *fn, int status)
+{
+	if (!d->log)
+		return;
+	const struct esim_log_kv kv[] = {ESIM_LOG_S("function", fn), ESIM_LOG_I("status", status)};
+	esim_log_emit(&d->logger, ESIM_LOG_INFO, rid, iface, kv, 2);
+}
+
 static esim_err es9_handler(const net_request *req, net_response *resp, void *arg)
 {
 	smdp *d = arg;
 	const char *fn = req->path + strlen(ES9_PREFIX);
+	char ridbuf[ESIM_REQUEST_ID_MAX + 1];
+	const char *rid = request_id(req, ridbuf);
 	if (!json_content_type(req))
 		return bad_content_type(d, resp);
 	int status = 500;
 	char *out = NULL;
-	esim_err err = smdp_es9(d, fn, req->body, req->body_len, &status, &out);
+	esim_err err = smdp_es9_req(d, fn, req->body, req->body_len, rid, &status, &out);
+	log_request(d, rid, "es9", fn, err == ESIM_OK ? status : 500);
 	if (err != ESIM_OK)
 		return err;
-	return reply(resp, status, out);
+	err = reply(resp, status, out);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, ESIM_REQUEST_ID_HEADER, rid);
+	return err;
 }
 
 /* The ASN.1 binding: one URL for every ES9+ function (asn1.c). */
@@ -140,12 +164,18 @@ static esim_err es2_handler(const net_request *req, net_response *resp, void *ar
 	}
 	int status = 500;
 	char *out = NULL;
+	char ridbuf[ESIM_REQUEST_ID_MAX + 1];
+	const char *rid = request_id(req, ridbuf);
 	esim_err err = smdp_es2_auth(d, fn, req->has_client_cert ? req->client_cert_sha256 : NULL,
 				     net_request_header(req, "Authorization"), req->body,
 				     req->body_len, &status, &out);
+	log_request(d, rid, "es2", fn, err == ESIM_OK ? status : 500);
 	if (err != ESIM_OK)
 		return err;
-	return reply(resp, status, out);
+	err = reply(resp, status, out);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, ESIM_REQUEST_ID_HEADER, rid);
+	return err;
 }
 
 static esim_err metrics_handler(const net_request *req, net_response *resp, void *arg)

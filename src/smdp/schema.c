@@ -142,6 +142,10 @@ static const char *const migrations[] = {
      * operator, kind 1 an ES12 RegisterEvent / DeleteEvent; each kind has
      * its own sender (its own TLS client identity). */
     "ALTER TABLE smdp_outbox ADD COLUMN kind {{INT}} NOT NULL DEFAULT 0;",
+    /* 11: the X-Request-Id of the ES9+ request that queued a callback
+     * (es2.c), sent with it so that the operator's log shows the same id
+     * as the LPA's and the SM-DP+'s (include/esim/log.h); NULL: none. */
+    "ALTER TABLE smdp_outbox ADD COLUMN request_id TEXT;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

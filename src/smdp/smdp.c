@@ -34,16 +34,35 @@ void smdp_sha_hex(const uint8_t sha[32], char out[65])
 	out[64] = '\0';
 }
 
+static void logv(const smdp *d, const char *rid, const char *event, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static void logv(const smdp *d, const char *rid, const char *event, const char *fmt, va_list ap)
+{
+	char line[512];
+	vsnprintf(line, sizeof line, fmt, ap);
+	const struct esim_log_kv kv[] = {ESIM_LOG_S("detail", line)};
+	esim_log_emit(&d->logger, ESIM_LOG_INFO, rid, event, kv, 1);
+}
+
 void smdp_logf(const smdp *d, const char *event, const char *fmt, ...)
 {
 	if (!d->log)
 		return;
-	char line[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
+	logv(d, NULL, event, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "smdp ts=%lld event=%s %s\n", (long long)smdp_now(d), event, line);
+}
+
+void smdp_logf_rid(const smdp *d, const char *request_id, const char *event, const char *fmt, ...)
+{
+	if (!d->log)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	logv(d, request_id, event, fmt, ap);
+	va_end(ap);
 }
 
 static esim_err load_identity(const struct smdp_identity_cfg *c, struct smdp_identity *id)
@@ -121,6 +140,7 @@ esim_err smdp_open(const struct smdp_config *cfg, smdp **out)
 	d->refuse_rebind = cfg->refuse_rebind;
 	d->check_time = !cfg->no_cert_time_check;
 	d->log = cfg->log;
+	esim_log_init(&d->logger, "esim-smdp", cfg->log_format);
 	d->clock = cfg->clock;
 	d->clock_arg = cfg->clock_arg;
 	if (cfg->kek_file && (err = smdp_kek_load(cfg->kek_file, &d->kek)) != ESIM_OK)

@@ -59,6 +59,7 @@ struct smdp {
 	atomic_ulong pending;	      /* about that many now: exact after a count */
 	atomic_llong pending_full_at; /* the second a count found no room */
 	bool refuse_rebind, check_time, log;
+	esim_log logger; /* "esim-smdp" lines (when log), JSON or text */
 	time_t (*clock)(void *arg);
 	void *clock_arg;
 
@@ -123,9 +124,13 @@ esim_err smdp_schema_migrate(store *s);
 /* The first n migrations only (tests of the later ones' upgrades). */
 esim_err smdp_schema_migrate_upto(store *s, size_t n);
 
-/* Log one structured line "smdp event=... k=v ..." (no secrets). */
+/* Log one structured line (when d->log): msg event, the k=v text as
+ * detail (no secrets); d->logger's format (include/esim/log.h). */
 void smdp_logf(const smdp *d, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for one request: request_id (NULL: none) goes with the line. */
+void smdp_logf_rid(const smdp *d, const char *request_id, const char *event, const char *fmt,
+		   ...) __attribute__((format(printf, 4, 5)));
 
 /* A response object with the header filled in (status.c); caller decrefs. */
 json_t *smdp_json_header(const struct smdp_status *st);
@@ -161,6 +166,14 @@ esim_err smdp_outbox_queue(smdp *d, store *s, int64_t order_id, int point,
 esim_err smdp_outbox_queue_pir(smdp *d, store *s, int64_t order_id, const struct smdp_status *st,
 			       const uint8_t *pir, size_t pir_len, const uint8_t *euicc_cert,
 			       size_t euicc_cert_len);
+/* The same two for a callback caused by the ES9+ request request_id (NULL:
+ * none), which the callback carries as X-Request-Id. */
+esim_err smdp_outbox_queue_rid(smdp *d, store *s, const char *request_id, int64_t order_id,
+			       int point, const struct smdp_status *st, const uint8_t *result,
+			       size_t result_len);
+esim_err smdp_outbox_queue_pir_rid(smdp *d, store *s, const char *request_id, int64_t order_id,
+				   const struct smdp_status *st, const uint8_t *pir, size_t pir_len,
+				   const uint8_t *euicc_cert, size_t euicc_cert_len);
 
 /* Load a KEK file (kek.c): a regular file of this user, mode 0600 or
  * stricter, with 32 bytes raw or in hex. ESIM_E_SMDP_KEK, with a line on
