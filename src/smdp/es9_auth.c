@@ -604,7 +604,8 @@ struct auth_tx {
 	uint8_t sig2[RSP_SIG_LEN];
 	int64_t order_id;
 	char iccid[RSP_ICCID_TEXT_MAX];
-	char spn[64], name[128];
+	/* UTF-8: up to 4 bytes a character */
+	char spn[4 * RSP_SPN_MAX + 1], name[4 * RSP_NAME_MAX + 1];
 	int pclass;
 	uint32_t ppr;
 	struct smdp_es9_meta_extra mx;

@@ -32,7 +32,8 @@ struct bpp_tx {
 	struct smdp_status st;
 	int64_t profile_id;
 	char iccid[RSP_ICCID_TEXT_MAX];
-	char spn[64], name[128];
+	/* UTF-8: up to 4 bytes a character */
+	char spn[4 * RSP_SPN_MAX + 1], name[4 * RSP_NAME_MAX + 1];
 	int pclass;
 	uint32_t ppr;
 	struct smdp_es9_meta_extra mx;

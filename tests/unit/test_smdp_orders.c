@@ -580,6 +580,41 @@ static void test_add_type_refusals(void **state)
 	sfx_close(&F);
 }
 
+/* An SPN of 32 and a name of 64 characters that take 3 bytes each in
+ * UTF-8 ("\u20ac", the euro sign): within SGP.22's limits, so add-type takes
+ * them, and the download carries them whole (they are counted in
+ * characters, not bytes). */
+static void test_type_multibyte_names(void **state)
+{
+	(void)state;
+	open_all();
+	uint8_t *upp = NULL;
+	size_t upp_len = 0;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(SFX_TEMPLATE, &upp, &upp_len));
+	char spn[32 * 3 + 1] = "", name[64 * 3 + 1] = "";
+	for (int i = 0; i < 32; i++)
+		strcat(spn, "\xe2\x82\xac");
+	for (int i = 0; i < 64; i++)
+		strcat(name, "\xe2\x82\xac");
+	struct smdp_profile_type t = {.name = "EURO",
+				      .operator_name = "OP1",
+				      .upp = upp,
+				      .upp_len = upp_len,
+				      .spn = spn,
+				      .profile_name = name,
+				      .profile_class = 2};
+	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
+	import_into("EURO", 301, 301);
+	struct rsp_metadata m;
+	size_t n88 = 0;
+	download_type("EURO", &m, &n88);
+	assert_string_equal(m.spn, spn);
+	assert_string_equal(m.name, name);
+	rsp_metadata_free(&m);
+	free(upp);
+	sfx_close(&F);
+}
+
 /* ---- end to end on the real programs ------------------------------------------ */
 
 /* GetProfilesInfo for iccid with a tagList, straight to the card. */
@@ -754,6 +789,7 @@ int main(void)
 	    cmocka_unit_test(test_add_type_options),
 	    cmocka_unit_test(test_add_type_refusals),
 	    cmocka_unit_test(test_icon_spans_two_segments),
+	    cmocka_unit_test(test_type_multibyte_names),
 	    cmocka_unit_test(test_end_to_end_segments),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
