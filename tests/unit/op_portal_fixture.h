@@ -180,11 +180,11 @@ static void login(struct fx *f, bool staff, const char *user, const char *pw)
 	json_decref(j);
 }
 
-static void login_jan(struct fx *f)
+static __attribute__((unused)) void login_jan(struct fx *f)
 {
 	login(f, false, "jan.peeters@example.be", "jan-demo-2026");
 }
-static void login_sofie(struct fx *f)
+static __attribute__((unused)) void login_sofie(struct fx *f)
 {
 	login(f, false, "sofie.janssens@example.be", "sofie-demo-2026");
 }
@@ -220,7 +220,8 @@ static int charge_as(struct fx *f, bool pinned, const char *path, const char *bo
 	return st;
 }
 
-static int charge(struct fx *f, const char *path, const char *body, json_t **out)
+static __attribute__((unused)) int charge(struct fx *f, const char *path, const char *body,
+					  json_t **out)
 {
 	return charge_as(f, true, path, body, out);
 }
