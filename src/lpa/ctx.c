@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "esim/log.h"
 #include "esim/pki.h"
 #include "lpa/lpa.h"
 
@@ -31,6 +32,7 @@ enum {
 	OPT_TIMEOUT,
 	OPT_YES,
 	OPT_BASIC,
+	OPT_REQUEST_ID,
 	OPT_HELP,
 };
 
@@ -46,6 +48,7 @@ static const struct option global_opts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"yes", no_argument, NULL, OPT_YES},
     {"basic-channel", no_argument, NULL, OPT_BASIC},
+    {"request-id", required_argument, NULL, OPT_REQUEST_ID},
     {"help", no_argument, NULL, OPT_HELP},
 };
 #define N_GLOBAL (sizeof global_opts / sizeof global_opts[0])
@@ -88,6 +91,9 @@ void lpa_usage_globals(FILE *out)
 	    "  --json                       print one JSON document (docs/usage.md)\n"
 	    "  --trace                      print APDUs and HTTP exchanges on stderr\n"
 	    "  --yes                        do not ask before destructive steps\n"
+	    "  --request-id ID              X-Request-Id sent on every ES9+/ES11 request, to find\n"
+	    "                               this command in the servers' logs (1..64 of\n"
+	    "                               A-Z a-z 0-9 . _ -; default: 16 random hex digits)\n"
 	    "  --help                       this help (after a command: the command's)\n");
 }
 
@@ -179,6 +185,15 @@ int lpa_init(struct lpa *L, const char *command, int argc, char **argv, int firs
 			else
 				L->o.ci[L->o.n_ci++] = optarg;
 			break;
+		case OPT_REQUEST_ID:
+			if (!esim_request_id_valid(optarg))
+				rc = lpa_fail(
+				    L, CLI_EXIT_USAGE,
+				    "--request-id '%s': 1..64 characters of A-Z a-z 0-9 . _ -",
+				    optarg);
+			else
+				snprintf(L->o.request_id, sizeof L->o.request_id, "%s", optarg);
+			break;
 		case OPT_HELP:
 			rc = -1;
 			break;
@@ -205,6 +220,8 @@ int lpa_init(struct lpa *L, const char *command, int argc, char **argv, int firs
 			return lpa_fail(L, CLI_EXIT_USAGE, "too many arguments");
 		L->pos[L->npos++] = sub_argv[i];
 	}
+	if (L->o.request_id[0] == '\0' && esim_request_id_new(L->o.request_id) != ESIM_OK)
+		L->o.request_id[0] = '\0'; /* no randomness: no id, the servers make one */
 	L->tty = !L->o.json && isatty(STDOUT_FILENO);
 	L->stdin_tty = isatty(STDIN_FILENO);
 	if (L->o.transport != NULL && apdu_driver_find(L->o.transport) == NULL)
@@ -221,6 +238,8 @@ int lpa_done(struct lpa *L)
 		json_object_set_new(doc, "command", json_string(L->command));
 		json_object_set_new(doc, "ok", json_boolean(code == CLI_OK));
 		json_object_set_new(doc, "exit_code", json_integer(code));
+		if (L->http != NULL) /* the servers' logs of this command carry it */
+			json_object_set_new(doc, "request_id", json_string(L->o.request_id));
 		json_object_set(doc, "result", L->result ? L->result : json_null());
 		if (L->error != NULL)
 			json_object_set(doc, "error", L->error);
@@ -701,6 +720,8 @@ int lpa_http(struct lpa *L)
 		if (err != ESIM_OK) {
 			L->http = NULL;
 			rc = lpa_fail_err(L, err, CLI_EXIT_USAGE, "setting up HTTPS with the CI");
+		} else if (L->o.request_id[0] != '\0') {
+			(void)net_client_set_request_id(L->http, L->o.request_id);
 		}
 	}
 	esim_buf_free(&pem);

@@ -40,6 +40,10 @@ struct lpa_opts {
 	const char *ci[LPA_MAX_CI];
 	size_t n_ci;
 	unsigned timeout_s;
+	/* --request-id, or a new random one: X-Request-Id on every ES9+ /
+	 * ES11 request, so that the servers' logs of this command can be found
+	 * (include/esim/log.h); ESIM_REQUEST_ID_MAX + 1 */
+	char request_id[65];
 };
 
 struct lpa {
