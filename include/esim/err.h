@@ -140,6 +140,7 @@
 	X(ESIM_E_RSP_SAIP_DUPLICATE_ID, _, "two profile elements share an identification number") \
 	X(ESIM_E_RSP_SAIP_NO_EF_ICCID, _, "mf element has no EF.ICCID content to personalise") \
 	X(ESIM_E_RSP_BAD_ACTIVATION_CODE, _, "activation code malformed (SGP.22 4.1: LPA:1$address$matchingId[$oid[$1]])") \
+	X(ESIM_E_RSP_ADDRESS_MISMATCH, _, "the server signed another SM-DP+ address than the one contacted") \
 	/* euicc (700..799) */ \
 	X(ESIM_E_EUICC_BAD_COMMAND, 700, "malformed ES10 command (bad TLV or element)") \
 	X(ESIM_E_EUICC_UNKNOWN_COMMAND, _, "unknown ES10 command tag") \

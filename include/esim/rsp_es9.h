@@ -51,6 +51,7 @@
 #include "esim/der.h"
 #include "esim/err.h"
 #include "esim/rsp.h"
+#include "esim/rsp_auth.h"
 
 /* Size caps of decoded byte fields. */
 #define RSP_ES9_MAX_TLV	   (64u * 1024)	      /* a signed object or certificate */
@@ -209,5 +210,68 @@ int64_t rsp_es9_error_code(enum rsp_es9_fn fn, const char *subject, const char *
  * with both NULL, when the function defines no such value. */
 bool rsp_es9_error_status(enum rsp_es9_fn fn, int64_t code, const char **subject,
 			  const char **reason);
+
+/* --- the LPA's side of a download ---------------------------------------------------------
+ *
+ * The steps of SGP.22 3.1.2 / 3.1.3 an LPA (LPAd) runs between the eUICC
+ * and the SM-DP+ (or, up to authenticateClient, an SM-DS), without any
+ * I/O: each step takes what the card or the server answered and gives the
+ * next message, and checks what the LPA must check on the way. The esim
+ * program (src/lpa/download.c, discover.c) and the tests' and benchmarks'
+ * driver (tests/common/lpa_driver.c) both run their downloads through
+ * them, each with its own transport.
+ */
+struct rsp_es9_dl {
+	char address[RSP_ES9_MAX_TEXT + 1]; /* the SM-DP+ / SM-DS contacted */
+	uint8_t challenge[16];		    /* euiccChallenge sent */
+	rsp_txid txid;			    /* from initiateAuthentication */
+	bool cc_required;		    /* smdpSigned2's ccRequiredFlag */
+	bool bound_otpk;		    /* smdpSigned2 carries the otPK (a retry) */
+	/* the authenticateClient answer, kept for PrepareDownload */
+	struct rsp_es9_response auth;
+};
+
+/* address: NUL-terminated, at most RSP_ES9_MAX_TEXT bytes. */
+esim_err rsp_es9_dl_init(struct rsp_es9_dl *s, const char *address);
+void rsp_es9_dl_clear(struct rsp_es9_dl *s);
+/* The initiateAuthentication request from the eUICC's GetEUICCChallenge
+ * (BF2E) and GetEUICCInfo1 (BF20) answers; *out borrows info1 and s. */
+esim_err rsp_es9_dl_initiate(struct rsp_es9_dl *s, const uint8_t *challenge_resp, size_t cl,
+			     const uint8_t *info1, size_t il, struct rsp_es9_request *out);
+/* Check a successful initiateAuthentication answer (serverSigned1 =
+ * 30 { 80 transactionId, 81 euiccChallenge, 83 serverAddress, 84
+ * serverChallenge } must carry the answer's transactionId
+ * (ESIM_E_RSP_TXID_MISMATCH), our challenge (ESIM_E_RSP_CHALLENGE_MISMATCH)
+ * and the address contacted, case aside (ESIM_E_RSP_ADDRESS_MISMATCH)),
+ * remember its transactionId and build ES10b.AuthenticateServer (malloc'd,
+ * caller frees); matching_id may be NULL. */
+esim_err rsp_es9_dl_authenticate_server(struct rsp_es9_dl *s, const struct rsp_es9_response *r,
+					const char *matching_id, const struct rsp_device_info *dev,
+					uint8_t **cmd, size_t *cmd_len);
+/* The authenticateClient request carrying the eUICC's
+ * AuthenticateServerResponse (borrowed). */
+esim_err rsp_es9_dl_authenticate_client(const struct rsp_es9_dl *s, const uint8_t *asr,
+					size_t asr_len, struct rsp_es9_request *out);
+/* Check a successful authenticateClient answer (its transactionId and
+ * smdpSigned2's are the session's: ESIM_E_RSP_TXID_MISMATCH; smdpSigned2
+ * = 30 { 80 txId, 01 ccRequiredFlag, [5F49 otPK] }) and keep it: *r is
+ * moved into s (left cleared). */
+esim_err rsp_es9_dl_accept_authenticate(struct rsp_es9_dl *s, struct rsp_es9_response *r);
+/* ES10b.PrepareDownload (malloc'd) from the kept answer, with hashCc of cc
+ * when cc is not NULL (the caller passes one when s->cc_required). */
+esim_err rsp_es9_dl_prepare_download(const struct rsp_es9_dl *s, const char *cc, uint8_t **cmd,
+				     size_t *cmd_len);
+/* getBoundProfilePackage / cancelSession requests carrying the eUICC's
+ * PrepareDownloadResponse / CancelSessionResponse (borrowed). */
+esim_err rsp_es9_dl_get_bpp(const struct rsp_es9_dl *s, const uint8_t *pdr, size_t pdr_len,
+			    struct rsp_es9_request *out);
+esim_err rsp_es9_dl_cancel(const struct rsp_es9_dl *s, const uint8_t *csr, size_t csr_len,
+			   struct rsp_es9_request *out);
+/* A successful answer's transactionId is the session's
+ * (ESIM_E_RSP_TXID_MISMATCH). */
+esim_err rsp_es9_dl_check_txid(const struct rsp_es9_dl *s, const struct rsp_es9_response *r);
+/* The handleNotification request carrying a pending notification (BF37 or
+ * 30, borrowed). */
+void rsp_es9_dl_notification(const uint8_t *p, size_t len, struct rsp_es9_request *out);
 
 #endif

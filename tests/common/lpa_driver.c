@@ -1,16 +1,19 @@
 /*
  * A test LPA (LPAd) for the SM-DP+ tests and the load generator: the
- * download of digest section 6 and the notification loop of 8.3, with the
- * eUICC and the SM-DP+ behind callbacks. It copies every TLV the SM-DP+
- * sends byte for byte into the ES10b requests, as a real LPA must.
+ * download of SGP.22 3.1.3 and the notification loop of 3.5, with the
+ * eUICC and the SM-DP+ behind callbacks. The messages and the LPA's
+ * checks are the esim program's own: every ES9+ body is encoded and
+ * decoded by the rsp_es9 codec, and each step runs the library's
+ * rsp_es9_dl_* (serverSigned1 names our transaction, challenge and
+ * address; smdpSigned2 our transaction), as src/lpa/download.c does.
+ * What stays here is the order of the calls and the callbacks. Every TLV
+ * the SM-DP+ sends crosses byte for byte into the ES10b requests.
  */
 #include "lpa_driver.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <jansson.h>
 
 #include "esim/der.h"
 #include "esim/rsp_auth.h"
@@ -35,14 +38,10 @@ void lpa_session_clear(struct lpa_session *s)
 	free(s->smdp_cert);
 	free(s->bpp);
 	free(s->pir);
+	rsp_es9_dl_clear(&s->dl);
 	const struct lpa_driver *d = s->drv;
 	memset(s, 0, sizeof *s);
 	s->drv = d;
-}
-
-static const char *str_or_empty(const char *s)
-{
-	return s ? s : "";
 }
 
 static esim_err es10(const struct lpa_driver *d, const uint8_t *cmd, size_t len, esim_buf *resp)
@@ -51,23 +50,29 @@ static esim_err es10(const struct lpa_driver *d, const uint8_t *cmd, size_t len,
 	return d->es10(d->es10_ctx, cmd, len, resp);
 }
 
-/* POST obj (stolen); on 200 parse the answer into *out (caller decrefs)
- * and fill the failure codes. */
-static esim_err es9(struct lpa_session *s, const char *fn, json_t *obj, json_t **out)
+/* One ES9+ call: rq encoded by the codec (the JSON the esim program
+ * sends), the answer decoded by it into *out (may be NULL; caller clears)
+ * and its failure codes kept in s. */
+static esim_err es9(struct lpa_session *s, const struct rsp_es9_request *rq,
+		    struct rsp_es9_response *out)
 {
-	char *text = json_dumps(obj, JSON_COMPACT);
-	json_decref(obj);
-	if (!text)
-		return ESIM_E_NOMEM;
+	struct rsp_es9_response local;
+	if (!out)
+		out = &local;
+	memset(out, 0, sizeof *out);
+	out->fn = rq->fn;
+	char *text = NULL;
+	size_t len = 0;
+	esim_err err = rsp_es9_request_to_json(rq, &text, &len);
+	if (err != ESIM_OK)
+		return err;
 	char *resp = NULL;
 	int status = 0;
-	esim_err err = s->drv->es9(s->drv->es9_ctx, fn, text, &status, &resp);
+	err = s->drv->es9(s->drv->es9_ctx, rsp_es9_fn_name(rq->fn), text, &status, &resp);
 	free(text);
 	s->http_status = status;
 	s->failed = false;
 	s->subject[0] = s->reason[0] = '\0';
-	if (out)
-		*out = NULL;
 	if (err != ESIM_OK) {
 		free(resp);
 		return err;
@@ -76,78 +81,72 @@ static esim_err es9(struct lpa_session *s, const char *fn, json_t *obj, json_t *
 		free(resp);
 		return status == 204 || status == 200 ? ESIM_OK : ESIM_E_NET_HTTP_STATUS;
 	}
-	json_t *j = json_loads(resp, 0, NULL);
+	err = rsp_es9_response_from_json(rq->fn, (const uint8_t *)resp, strlen(resp), out, NULL);
 	free(resp);
-	if (!j)
-		return ESIM_E_NET_JSON;
-	json_t *fes = json_object_get(json_object_get(j, "header"), "functionExecutionStatus");
-	const char *st = json_string_value(json_object_get(fes, "status"));
-	if (!st) {
-		json_decref(j);
-		return ESIM_E_NET_JSON_FIELD;
-	}
-	if (strcmp(st, "Executed-Success") != 0) {
-		json_t *scd = json_object_get(fes, "statusCodeData");
+	if (err == ESIM_OK && out->status != RSP_ES9_SUCCESS && out->status != RSP_ES9_WARNING) {
 		s->failed = true;
-		snprintf(s->subject, sizeof s->subject, "%s",
-			 str_or_empty(json_string_value(json_object_get(scd, "subjectCode"))));
-		snprintf(s->reason, sizeof s->reason, "%s",
-			 str_or_empty(json_string_value(json_object_get(scd, "reasonCode"))));
+		snprintf(s->subject, sizeof s->subject, "%s", out->subject);
+		snprintf(s->reason, sizeof s->reason, "%s", out->reason);
 	}
-	if (out)
-		*out = j;
-	else
-		json_decref(j);
-	return ESIM_OK;
+	if (out == &local)
+		rsp_es9_response_clear(&local);
+	return err;
 }
 
-static esim_err b64_field(const json_t *j, const char *f, uint8_t **out, size_t *len)
+/* The transactionId the next request names: the session's hex, which a
+ * test may have edited to send another session's. */
+static esim_err sync_txid(struct lpa_session *s)
 {
-	free(*out);
-	*out = NULL;
-	return net_json_get_base64(j, f, 1 << 20, out, len, NULL);
+	return rsp_txid_from_hex(s->txid_hex, &s->dl.txid);
+}
+
+/* A copy the tests may read (or take) after the step. */
+static esim_err keep(uint8_t **dst, size_t *len, der_span v)
+{
+	free(*dst);
+	*dst = malloc(v.len ? v.len : 1);
+	*len = 0;
+	if (!*dst)
+		return ESIM_E_NOMEM;
+	if (v.len)
+		memcpy(*dst, v.p, v.len);
+	*len = v.len;
+	return ESIM_OK;
 }
 
 esim_err lpa_dl_initiate(struct lpa_session *s)
 {
 	const struct lpa_driver *d = s->drv;
-	esim_buf r = ESIM_BUF_INIT;
+	esim_buf chal = ESIM_BUF_INIT, info1 = ESIM_BUF_INIT;
 	static const uint8_t get_chal[] = {0xBF, 0x2E, 0x00};
 	static const uint8_t get_info1[] = {0xBF, 0x20, 0x00};
-	uint8_t chal[16];
-	json_t *resp = NULL;
-	esim_err err = es10(d, get_chal, sizeof get_chal, &r);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
+	memset(&resp, 0, sizeof resp);
+	esim_err err = rsp_es9_dl_init(&s->dl, d->smdp_address);
 	if (err == ESIM_OK)
-		err = rsp_challenge_parse(r.data, r.len, chal);
+		err = es10(d, get_chal, sizeof get_chal, &chal);
 	if (err == ESIM_OK)
-		err = es10(d, get_info1, sizeof get_info1, &r);
-	if (err != ESIM_OK) {
-		esim_buf_free(&r);
-		return err;
-	}
-	json_t *o = json_object();
-	json_object_set_new(o, "smdpAddress", json_string(d->smdp_address));
-	net_json_set_base64(o, "euiccChallenge", chal, sizeof chal);
-	net_json_set_base64(o, "euiccInfo1", r.data, r.len);
-	esim_buf_free(&r);
-	err = es9(s, "initiateAuthentication", o, &resp);
+		err = es10(d, get_info1, sizeof get_info1, &info1);
+	if (err == ESIM_OK)
+		err = rsp_es9_dl_initiate(&s->dl, chal.data, chal.len, info1.data, info1.len, &rq);
+	if (err == ESIM_OK)
+		err = es9(s, &rq, &resp);
 	if (err == ESIM_OK && !s->failed) {
-		const char *tx = json_string_value(json_object_get(resp, "transactionId"));
-		if (!tx || rsp_txid_from_hex(tx, &s->txid) != ESIM_OK)
-			err = ESIM_E_NET_JSON_FIELD;
-		else
-			snprintf(s->txid_hex, sizeof s->txid_hex, "%s", tx);
+		s->txid = s->dl.txid = resp.u.initiate.txid;
+		rsp_txid_to_hex(&s->txid, s->txid_hex);
+		err = keep(&s->signed1, &s->signed1_len, resp.u.initiate.server_signed1);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "serverSigned1", &s->signed1, &s->signed1_len);
+			err = keep(&s->sig1, &s->sig1_len, resp.u.initiate.server_signature1);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "serverSignature1", &s->sig1, &s->sig1_len);
+			err = keep(&s->pkid, &s->pkid_len, resp.u.initiate.euicc_ci_pkid);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "euiccCiPKIdToBeUsed", &s->pkid, &s->pkid_len);
-		if (err == ESIM_OK)
-			err = b64_field(resp, "serverCertificate", &s->server_cert,
-					&s->server_cert_len);
+			err = keep(&s->server_cert, &s->server_cert_len,
+				   resp.u.initiate.server_certificate);
 	}
-	json_decref(resp);
+	rsp_es9_response_clear(&resp);
+	esim_buf_free(&chal);
+	esim_buf_free(&info1);
 	return err;
 }
 
@@ -159,82 +158,75 @@ esim_err lpa_dl_authenticate(struct lpa_session *s, const char *matching_id)
 	    .capabilities = caps,
 	    .capabilities_len = sizeof caps,
 	};
+	/* the initiateAuthentication answer as kept (a test may have edited it) */
+	struct rsp_es9_response init = {.fn = RSP_ES9_INITIATE_AUTHENTICATION};
+	init.u.initiate.txid = s->txid;
+	init.u.initiate.server_signed1 = (der_span){s->signed1, s->signed1_len};
+	init.u.initiate.server_signature1 = (der_span){s->sig1, s->sig1_len};
+	init.u.initiate.euicc_ci_pkid = (der_span){s->pkid, s->pkid_len};
+	init.u.initiate.server_certificate = (der_span){s->server_cert, s->server_cert_len};
 	uint8_t *req = NULL;
 	size_t req_len = 0;
 	esim_buf r = ESIM_BUF_INIT;
-	json_t *resp = NULL;
-	esim_err err = rsp_auth_server_req_build(
-	    s->signed1, s->signed1_len, s->sig1, s->sig1_len, s->pkid, s->pkid_len, s->server_cert,
-	    s->server_cert_len, matching_id, &dev, &req, &req_len);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
+	memset(&resp, 0, sizeof resp);
+	esim_err err =
+	    rsp_es9_dl_authenticate_server(&s->dl, &init, matching_id, &dev, &req, &req_len);
 	if (err == ESIM_OK)
 		err = es10(s->drv, req, req_len, &r);
 	free(req);
-	if (err != ESIM_OK) {
-		esim_buf_free(&r);
-		return err;
-	}
-	json_t *o = json_object();
-	json_object_set_new(o, "transactionId", json_string(s->txid_hex));
-	net_json_set_base64(o, "authenticateServerResponse", r.data, r.len);
+	if (err == ESIM_OK)
+		err = sync_txid(s);
+	if (err == ESIM_OK)
+		err = rsp_es9_dl_authenticate_client(&s->dl, r.data, r.len, &rq);
+	if (err == ESIM_OK)
+		err = es9(s, &rq, &resp);
 	esim_buf_free(&r);
-	err = es9(s, "authenticateClient", o, &resp);
+	if (err == ESIM_OK && !s->failed)
+		err = rsp_es9_dl_accept_authenticate(&s->dl, &resp);
 	if (err == ESIM_OK && !s->failed) {
-		err = b64_field(resp, "profileMetadata", &s->metadata, &s->metadata_len);
+		const struct rsp_es9_response *a = &s->dl.auth;
+		err = keep(&s->metadata, &s->metadata_len, a->u.authenticate.profile_metadata);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "smdpSigned2", &s->signed2, &s->signed2_len);
+			err = keep(&s->signed2, &s->signed2_len, a->u.authenticate.smdp_signed2);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "smdpSignature2", &s->sig2, &s->sig2_len);
+			err = keep(&s->sig2, &s->sig2_len, a->u.authenticate.smdp_signature2);
 		if (err == ESIM_OK)
-			err = b64_field(resp, "smdpCertificate", &s->smdp_cert, &s->smdp_cert_len);
-		/* smdpSigned2 = 30 { 80 txId, 01 ccRequiredFlag, [5F49 otPK] } */
-		der_cursor top, in;
-		der_span tx;
-		bool present = false;
-		der_cursor_init(&top, s->signed2, s->signed2_len);
-		if (err == ESIM_OK)
-			err = der_get_sequence(&top, 0x30, &in);
-		if (err == ESIM_OK)
-			err = der_get_octet_string(&in, 0x80, &tx);
-		if (err == ESIM_OK)
-			err = der_get_bool(&in, 0x01, &s->cc_required);
-		if (err == ESIM_OK)
-			err = der_get_optional(&in, 0x5F49, &present, NULL);
-		s->has_bound_otpk = present;
+			err = keep(&s->smdp_cert, &s->smdp_cert_len,
+				   a->u.authenticate.smdp_certificate);
+		s->cc_required = s->dl.cc_required;
+		s->has_bound_otpk = s->dl.bound_otpk;
 	}
-	json_decref(resp);
+	rsp_es9_response_clear(&resp);
 	return err;
 }
 
 esim_err lpa_dl_prepare(struct lpa_session *s, const char *cc)
 {
-	uint8_t hash[32];
-	bool use_cc = s->cc_required && cc;
-	esim_err err = ESIM_OK;
-	if (use_cc)
-		err = rsp_hash_cc(cc, strlen(cc), &s->txid, hash);
 	uint8_t *req = NULL;
 	size_t req_len = 0;
 	esim_buf r = ESIM_BUF_INIT;
-	json_t *resp = NULL;
-	if (err == ESIM_OK)
-		err = rsp_prepare_download_req_build(
-		    s->signed2, s->signed2_len, s->sig2, s->sig2_len, use_cc ? hash : NULL,
-		    s->smdp_cert, s->smdp_cert_len, &req, &req_len);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
+	memset(&resp, 0, sizeof resp);
+	esim_err err =
+	    rsp_es9_dl_prepare_download(&s->dl, s->cc_required ? cc : NULL, &req, &req_len);
 	if (err == ESIM_OK)
 		err = es10(s->drv, req, req_len, &r);
 	free(req);
-	if (err != ESIM_OK) {
-		esim_buf_free(&r);
-		return err;
-	}
-	json_t *o = json_object();
-	json_object_set_new(o, "transactionId", json_string(s->txid_hex));
-	net_json_set_base64(o, "prepareDownloadResponse", r.data, r.len);
+	if (err == ESIM_OK)
+		err = sync_txid(s);
+	if (err == ESIM_OK)
+		err = rsp_es9_dl_get_bpp(&s->dl, r.data, r.len, &rq);
+	if (err == ESIM_OK)
+		err = es9(s, &rq, &resp);
 	esim_buf_free(&r);
-	err = es9(s, "getBoundProfilePackage", o, &resp);
 	if (err == ESIM_OK && !s->failed)
-		err = b64_field(resp, "boundProfilePackage", &s->bpp, &s->bpp_len);
-	json_decref(resp);
+		err = rsp_es9_dl_check_txid(&s->dl, &resp);
+	if (err == ESIM_OK && !s->failed)
+		err = keep(&s->bpp, &s->bpp_len, resp.u.get_bpp.bound_profile_package);
+	rsp_es9_response_clear(&resp);
 	return err;
 }
 
@@ -290,9 +282,9 @@ esim_err lpa_dl_notify(struct lpa_session *s)
 {
 	if (!s->pir)
 		return ESIM_E_ARG;
-	json_t *o = json_object();
-	net_json_set_base64(o, "pendingNotification", s->pir, s->pir_len);
-	esim_err err = es9(s, "handleNotification", o, NULL);
+	struct rsp_es9_request rq;
+	rsp_es9_dl_notification(s->pir, s->pir_len, &rq);
+	esim_err err = es9(s, &rq, NULL);
 	if (err == ESIM_OK && s->http_status != 204)
 		err = ESIM_E_NET_HTTP_STATUS;
 	struct rsp_pir pir;
@@ -313,12 +305,13 @@ esim_err lpa_dl_cancel(struct lpa_session *s, int reason)
 	if (err == ESIM_OK)
 		err = es10(s->drv, req, len, &r);
 	free(req);
-	if (err == ESIM_OK) {
-		json_t *o = json_object();
-		json_object_set_new(o, "transactionId", json_string(s->txid_hex));
-		net_json_set_base64(o, "cancelSessionResponse", r.data, r.len);
-		err = es9(s, "cancelSession", o, NULL);
-	}
+	struct rsp_es9_request rq;
+	if (err == ESIM_OK)
+		err = sync_txid(s);
+	if (err == ESIM_OK)
+		err = rsp_es9_dl_cancel(&s->dl, r.data, r.len, &rq);
+	if (err == ESIM_OK)
+		err = es9(s, &rq, NULL);
 	esim_buf_free(&r);
 	return err;
 }
@@ -367,9 +360,9 @@ esim_err lpa_send_notifications(const struct lpa_driver *d, size_t *sent)
 		if (err == ESIM_OK && n_items == 1) {
 			struct lpa_session s;
 			lpa_session_init(&s, d);
-			json_t *o = json_object();
-			net_json_set_base64(o, "pendingNotification", items[0].p, items[0].len);
-			err = es9(&s, "handleNotification", o, NULL);
+			struct rsp_es9_request rq;
+			rsp_es9_dl_notification(items[0].p, items[0].len, &rq);
+			err = es9(&s, &rq, NULL);
 			if (err == ESIM_OK && s.http_status == 204) {
 				err = remove_notification(d, list.items[i].seq);
 				if (err == ESIM_OK && sent)

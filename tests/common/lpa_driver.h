@@ -18,6 +18,7 @@
 
 #include "esim/net.h"
 #include "esim/rsp.h"
+#include "esim/rsp_es9.h"
 #include "esim/util.h"
 
 /* One ES10 command to the eUICC; the response TLV appended to resp. */
@@ -53,6 +54,7 @@ struct lpa_session {
 	uint8_t *pir;
 	size_t pir_len;
 	bool pir_success;
+	struct rsp_es9_dl dl; /* the library's LPA steps (rsp_es9.h) */
 };
 
 void lpa_session_init(struct lpa_session *s, const struct lpa_driver *drv);
