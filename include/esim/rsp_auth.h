@@ -48,6 +48,18 @@ esim_err rsp_server_signed1_build(const rsp_txid *txid,
 				  EVP_PKEY *dp_auth_key, uint8_t **signed1, size_t *signed1_len,
 				  uint8_t sig1[RSP_SIG_LEN]);
 
+/* SM-DP+ and SM-DS: from EUICCInfo1's CI lists (PKIDs as spans), the CI
+ * the eUICC is to sign with (*ci: one of signing that trust holds, the CI
+ * of one of our identities first) and our identity the eUICC can verify
+ * (*ident: index into id_ci, the CIs of our CERT.DPauth / CERT.DSauth, in
+ * verification; that of *ci preferred). ESIM_E_CERT_UNKNOWN_CI when no
+ * signing CI is trusted (SGP.22: x.2 / 3.1), ESIM_E_RSP_CI_MISMATCH when
+ * no identity fits (x.4 / 3.7). *ci points into signing
+ * (server_auth.c). */
+esim_err rsp_server_choose(const der_span *signing, size_t n_signing, const der_span *verification,
+			   size_t n_verification, const crypto_trust *trust, const der_span *id_ci,
+			   size_t n_ids, der_span *ci, int *ident);
+
 /* --- SM-DP+: AuthenticateClient ------------------------------------------- */
 
 /* What the SM-DP+ expects of an AuthenticateServerResponse. */

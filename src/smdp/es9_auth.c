@@ -144,14 +144,6 @@ static esim_err parse_info1(const uint8_t *p, size_t len, struct info1 *out)
 	return err; /* later (v3) elements are ignored */
 }
 
-static bool span_has(const der_span *list, size_t n, const uint8_t *id, size_t id_len)
-{
-	for (size_t i = 0; i < n; i++)
-		if (list[i].len == id_len && memcmp(list[i].p, id, id_len) == 0)
-			return true;
-	return false;
-}
-
 struct session_new {
 	const char *hex;
 	int ident;
@@ -215,41 +207,24 @@ esim_err smdp_es9_initiate_authentication(struct es9 *x, store *s)
 		x->st = SMDP_FAIL("8.8.3", "3.1", "SGP.22 version not supported");
 		goto out;
 	}
-	/* the CI the eUICC will sign with: one it lists and we trust,
-	 * preferring the CI of one of our identities */
-	const uint8_t *sign_ci = NULL;
-	size_t sign_ci_len = 0;
-	for (size_t i = 0; i < i1.n_sign && !sign_ci; i++)
-		for (size_t k = 0; k < d->n_ids; k++)
-			if (i1.sign[i].len == d->ids[k].ci_pkid_len &&
-			    memcmp(i1.sign[i].p, d->ids[k].ci_pkid, i1.sign[i].len) == 0 &&
-			    crypto_trust_find(d->trust, i1.sign[i].p, i1.sign[i].len)) {
-				sign_ci = i1.sign[i].p;
-				sign_ci_len = i1.sign[i].len;
-			}
-	for (size_t i = 0; i < i1.n_sign && !sign_ci; i++)
-		if (crypto_trust_find(d->trust, i1.sign[i].p, i1.sign[i].len)) {
-			sign_ci = i1.sign[i].p;
-			sign_ci_len = i1.sign[i].len;
-		}
-	if (!sign_ci) {
+	/* the CI the eUICC will sign with and our DPauth it can verify, as
+	 * the SM-DS chooses (rsp_server_choose, src/rsp/server_auth.c) */
+	der_span id_ci[SMDP_MAX_IDENTITIES], chosen;
+	for (size_t k = 0; k < d->n_ids; k++)
+		id_ci[k] = (der_span){d->ids[k].ci_pkid, d->ids[k].ci_pkid_len};
+	int ident = -1;
+	esim_err ce = rsp_server_choose(i1.sign, i1.n_sign, i1.verif, i1.n_verif, d->trust, id_ci,
+					d->n_ids, &chosen, &ident);
+	if (ce == ESIM_E_CERT_UNKNOWN_CI) {
 		x->st = SMDP_FAIL("8.8.2", "3.1", "none of the eUICC's CIs is supported");
 		goto out;
 	}
-	/* our DPauth must chain to a CI the eUICC can verify with; prefer the
-	 * identity of the signing CI */
-	int ident = -1;
-	for (size_t k = 0; k < d->n_ids; k++) {
-		if (!span_has(i1.verif, i1.n_verif, d->ids[k].ci_pkid, d->ids[k].ci_pkid_len))
-			continue;
-		if (ident < 0 || (d->ids[k].ci_pkid_len == sign_ci_len &&
-				  memcmp(d->ids[k].ci_pkid, sign_ci, sign_ci_len) == 0))
-			ident = (int)k;
-	}
-	if (ident < 0) {
+	if (ce != ESIM_OK) {
 		x->st = SMDP_FAIL("8.8.4", "3.7", "no SM-DP+ certificate for the eUICC's CIs");
 		goto out;
 	}
+	const uint8_t *sign_ci = chosen.p;
+	size_t sign_ci_len = chosen.len;
 	bool room;
 	if ((err = smdp_es9_pending_room(d, s, &room)) != ESIM_OK)
 		goto out;
@@ -790,7 +765,8 @@ static esim_err auth_tx_fn(store *s, void *arg)
 	if (a->st.subject)
 		return (err = session_spend(s, a)) != ESIM_OK
 			   ? err
-			   : smdp_outbox_queue_rid(a->d, s, a->request_id, a->order_id, 1, &a->st, NULL, 0);
+			   : smdp_outbox_queue_rid(a->d, s, a->request_id, a->order_id, 1, &a->st,
+						   NULL, 0);
 	/* smdpSigned2 (steps 12, 13) depends on the order just read (ccRequired,
 	 * the otPK it is bound to), and the session must keep its signature:
 	 * signing here saves a second transaction */

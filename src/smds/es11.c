@@ -60,14 +60,6 @@ static bool get_b64(struct es11 *x, const char *field, size_t max, uint8_t **out
 	return false;
 }
 
-static bool pkid_listed(const struct rsp_pkid_list *l, const uint8_t *id, size_t n)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->len[i] == n && memcmp(l->id[i], id, n) == 0)
-			return true;
-	return false;
-}
-
 /* Sessions older than the lifetime go; then the count of those left. */
 static esim_err session_room(smds *d, bool *room)
 {
@@ -120,36 +112,28 @@ static esim_err initiate_authentication(struct es11 *x)
 		x->st = SMDS_FAIL("8.9.3", "3.1", "SGP.22 version not supported");
 		goto out;
 	}
-	/* the CI the eUICC signs with: listed, trusted, an identity's CI first */
-	const uint8_t *ci = NULL;
-	size_t ci_len = 0;
-	for (int pass = 0; pass < 2 && !ci; pass++)
-		for (size_t i = 0; i < i1.signing.n && !ci; i++) {
-			bool ours = false;
-			for (size_t k = 0; k < d->n_ids; k++)
-				ours |= i1.signing.len[i] == d->ids[k].ci_pkid_len &&
-					memcmp(i1.signing.id[i], d->ids[k].ci_pkid,
-					       i1.signing.len[i]) == 0;
-			if ((pass == 1 || ours) &&
-			    crypto_trust_find(d->trust, i1.signing.id[i], i1.signing.len[i])) {
-				ci = i1.signing.id[i];
-				ci_len = i1.signing.len[i];
-			}
-		}
-	if (!ci) {
+	/* the CI the eUICC signs with and our CERT.DSauth it can verify: the
+	 * same choice as the SM-DP+'s (rsp_server_choose) */
+	der_span sign[RSP_MAX_PKIDS], verif[RSP_MAX_PKIDS], ids[SMDS_MAX_IDENTITIES], chosen;
+	for (size_t i = 0; i < i1.signing.n; i++)
+		sign[i] = (der_span){i1.signing.id[i], i1.signing.len[i]};
+	for (size_t i = 0; i < i1.verification.n; i++)
+		verif[i] = (der_span){i1.verification.id[i], i1.verification.len[i]};
+	for (size_t k = 0; k < d->n_ids; k++)
+		ids[k] = (der_span){d->ids[k].ci_pkid, d->ids[k].ci_pkid_len};
+	int ident = -1;
+	esim_err ce = rsp_server_choose(sign, i1.signing.n, verif, i1.verification.n, d->trust, ids,
+					d->n_ids, &chosen, &ident);
+	if (ce == ESIM_E_CERT_UNKNOWN_CI) {
 		x->st = SMDS_FAIL("8.9.2", "3.1", "none of the eUICC's CIs is supported");
 		goto out;
 	}
-	int ident = -1;
-	for (size_t k = 0; k < d->n_ids; k++)
-		if (pkid_listed(&i1.verification, d->ids[k].ci_pkid, d->ids[k].ci_pkid_len) &&
-		    (ident < 0 || (d->ids[k].ci_pkid_len == ci_len &&
-				   memcmp(d->ids[k].ci_pkid, ci, ci_len) == 0)))
-			ident = (int)k;
-	if (ident < 0) {
+	if (ce != ESIM_OK) {
 		x->st = SMDS_FAIL("8.9.4", "3.7", "no SM-DS certificate for the eUICC's CIs");
 		goto out;
 	}
+	const uint8_t *ci = chosen.p;
+	size_t ci_len = chosen.len;
 	rsp_txid txid;
 	uint8_t server_chal[RSP_CHALLENGE_LEN], sig1[RSP_SIG_LEN], sig_tlv[RSP_SIG_TLV_LEN];
 	if ((err = rsp_txid_random(&txid)) != ESIM_OK)
