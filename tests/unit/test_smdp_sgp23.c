@@ -14,12 +14,15 @@
  *   3.10, the order untouched;
  * - several default SM-DP+ orders (no matchingId) for one EID and for
  *   several: stored with a NULL matchingId (no collision in the unique
- *   index, no HTTP 500), downloaded one after the other.
+ *   index, no HTTP 500), downloaded one after the other; migration 9
+ *   turns the '' of older databases into NULL.
  */
 #include "test_smdp_fixture.h"
 
 #include "esim/der.h"
 #include "esim/rsp_auth.h"
+#include "esim/store.h"
+#include "smdp/smdp_int.h"
 
 static struct sfx F;
 
@@ -369,6 +372,52 @@ static void test_default_orders_several_eids(void **state)
 	json_decref(j);
 }
 
+/* Migration 9 on a database whose default orders hold '' as matchingId. */
+static void test_migration_empty_mid(void **state)
+{
+	(void)state;
+	char url[800];
+	snprintf(url, sizeof url, "sqlite:%s/mig9.db", F.dir);
+	store *s = NULL;
+	assert_esim(ESIM_OK, store_open(url, &s));
+	assert_esim(ESIM_OK, smdp_schema_migrate_upto(s, 8));
+	store_stmt *st = NULL;
+	assert_esim(
+	    ESIM_OK,
+	    store_prepare(s,
+			  "INSERT INTO smdp_orders (profile_id, operator_id, eid, matching_id,"
+			  " cc_left, attempts, expires, open, created, updated) VALUES"
+			  " (1, 1, '" SFX_EID "', '', 3, 0, 99, 0, 1, 1),"
+			  " (2, 1, '" SFX_EID "', '', 3, 0, 99, 1, 1, 1),"
+			  " (3, 1, '" SFX_EID "', 'MID-3', 3, 0, 99, 1, 1, 1)",
+			  &st));
+	assert_esim(ESIM_OK, store_run(st));
+	store_finalize(st);
+	assert_esim(ESIM_OK, smdp_schema_migrate(s));
+	assert_esim(ESIM_OK, store_prepare(s,
+					   "SELECT SUM(matching_id IS NULL), SUM(matching_id = ''),"
+					   " MAX(matching_id) FROM smdp_orders",
+					   &st));
+	bool row = false;
+	assert_esim(ESIM_OK, store_step(st, &row));
+	assert_true(row);
+	assert_int_equal(store_col_int64(st, 0), 2);
+	assert_int_equal(store_col_int64(st, 1), 0);
+	assert_string_equal(store_col_text(st, 2), "MID-3");
+	store_finalize(st);
+	/* and a second open one with no matchingId now fits */
+	assert_esim(
+	    ESIM_OK,
+	    store_prepare(s,
+			  "INSERT INTO smdp_orders (profile_id, operator_id, eid, matching_id,"
+			  " cc_left, attempts, expires, open, created, updated) VALUES"
+			  " (4, 1, '" SFX_EID "', NULL, 3, 0, 99, 1, 1, 1)",
+			  &st));
+	assert_esim(ESIM_OK, store_run(st));
+	store_finalize(st);
+	store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -379,6 +428,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cancel_order_needs_eid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_orders_one_eid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_orders_several_eids, setup, teardown),
+	    cmocka_unit_test(test_migration_empty_mid),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
