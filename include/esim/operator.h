@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "esim/err.h"
+#include "esim/log.h"
 #include "esim/net.h"
 
 struct op_config {
@@ -76,6 +77,9 @@ esim_err op_add_portal(op *o, net_server *srv, const struct net_listener_config 
 struct op_callback_config {
 	const char *smdp_id;		   /* expected functionRequesterIdentifier */
 	const char *smdp_client_cert_file; /* the SM-DP+'s client certificate (PEM), pinned */
+	/* Each callback is logged there, with the X-Request-Id the SM-DP+
+	 * sent (the LPA's, include/esim/log.h); NULL: JSON lines on stderr. */
+	const esim_log *log;
 };
 typedef struct op_callback op_callback;
 /* Needs the handle's CI (op_config.ci_file) to verify forwarded

@@ -46,6 +46,7 @@
 
 struct op_callback {
 	op *o;
+	esim_log log; /* one line per callback, with its request id */
 	char *smdp_id;
 	uint8_t pin[32];
 	char actor[40]; /* "smdp:" + 16 hex digits of the pinned certificate's SHA-256 */
@@ -78,6 +79,10 @@ esim_err op_callback_new(op *o, const struct op_callback_config *cfg, op_callbac
 	sodium_bin2hex(hex, sizeof hex, cb->pin, sizeof cb->pin);
 	snprintf(cb->actor, sizeof cb->actor, "smdp:%.16s", hex);
 	cb->o = o;
+	if (cfg->log != NULL)
+		cb->log = *cfg->log;
+	else
+		esim_log_init(&cb->log, "esim-operator", ESIM_LOG_JSON);
 	cb->smdp_id = strdup(cfg->smdp_id);
 	if (!cb->smdp_id) {
 		op_callback_free(cb);
@@ -581,9 +586,42 @@ static esim_err run_call(struct cbreq *r, const char *callid, const char *sha)
 	return call_record(r->o, callid, sha, r->status);
 }
 
+/* What a callback came to, for its log line (never the body). */
+struct cb_outcome {
+	char callid[CB_CALLID_MAX + 1];
+	long long point; /* notificationPointId; 0: not read */
+};
+
+static esim_err callback_run(const net_request *req, net_response *resp, op_callback *cb,
+			     struct cb_outcome *oc);
+
+/* The route: the request id (the SM-DP+'s X-Request-Id when valid, else a
+ * new one) goes with the callback's log line and back in the answer. */
 esim_err op_callback_http(const net_request *req, net_response *resp, void *arg)
 {
 	op_callback *cb = arg;
+	char ridbuf[ESIM_REQUEST_ID_MAX + 1];
+	const char *rid =
+	    esim_request_id_pick(net_request_header(req, ESIM_REQUEST_ID_HEADER), ridbuf);
+	struct cb_outcome oc = {.point = 0};
+	esim_err err = callback_run(req, resp, cb, &oc);
+	int status = err == ESIM_OK ? resp->status : 500;
+	const struct esim_log_kv kv[] = {
+	    ESIM_LOG_S("function", "handleDownloadProgressInfo"),
+	    ESIM_LOG_I("status", status),
+	    ESIM_LOG_S("call_id", oc.callid[0] ? oc.callid : NULL),
+	    ESIM_LOG_I("point", oc.point),
+	};
+	esim_log_emit(&cb->log, status >= 500 ? ESIM_LOG_ERROR : ESIM_LOG_INFO, rid, "es2 callback",
+		      kv, sizeof kv / sizeof kv[0]);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, ESIM_REQUEST_ID_HEADER, rid);
+	return err;
+}
+
+static esim_err callback_run(const net_request *req, net_response *resp, op_callback *cb,
+			     struct cb_outcome *oc)
+{
 	op *o = cb->o;
 	if (strcmp(req->method, "POST") != 0 || strcmp(req->path, CB_PATH) != 0)
 		return answer(resp, 404, "no such endpoint");
@@ -608,6 +646,10 @@ esim_err op_callback_http(const net_request *req, net_response *resp, void *arg)
 			      "header.functionRequesterIdentifier and functionCallIdentifier "
 			      "needed");
 	}
+	snprintf(oc->callid, sizeof oc->callid, "%s", callid);
+	json_t *pt = json_object_get(j, "notificationPointId");
+	if (json_is_integer(pt))
+		oc->point = (long long)json_integer_value(pt);
 	uint8_t md[32];
 	char sha[65];
 	crypto_hash_sha256(md, req->body, req->body_len);

@@ -121,6 +121,9 @@ static void usage(void)
 	    "keys: db, listen, tls-cert, tls-key (serve needs db, listen and both TLS files;\n"
 	    "      insecure-http = yes serves plain HTTP without them: loopback demos),\n"
 	    "      port-file, web-dir, maildir, key, cert, ci, data-key,\n"
+	    "      log-format (json: one JSON object per line for each ES2+ callback, with\n"
+	    "      its X-Request-Id, the default; text),\n"
+	    "      operator-cert (verify-record: the operator certificate to check with),\n"
 	    "      smdp-url, smdp-ca, name, profile-type, tick-seconds,\n"
 	    "      es2-listen, es2-tls-cert, es2-tls-key, smdp-client-cert, smdp-id\n"
 	    "      (the SM-DP+'s ES2+ callbacks: own listener, mutual TLS, pinned cert),\n"
@@ -357,6 +360,14 @@ static int serve(op *o, const struct kv *kv)
 		return fail("listen must be ADDR:PORT", ESIM_E_ARG);
 	*colon = '\0';
 	/* 0 for the caps: net's defaults */
+	/* the ES2+ callbacks' log lines (with their X-Request-Id) */
+	esim_log log;
+	esim_log_init(&log, "esim-operator", ESIM_LOG_JSON);
+	const char *lf = kv_get(kv, "log-format");
+	if (lf && esim_log_format_parse(lf, &log.format) != ESIM_OK) {
+		fprintf(stderr, "esim-operator: log-format: expected json or text, not '%s'\n", lf);
+		return 2;
+	}
 	unsigned max_conns, max_per_addr, deadline_s;
 	if (kv_limit(kv, "max-connections", 1000000, 0, &max_conns) != 0 ||
 	    kv_limit(kv, "max-connections-per-address", 1000000, 0, &max_per_addr) != 0 ||
@@ -396,7 +407,8 @@ static int serve(op *o, const struct kv *kv)
 		*cc = '\0';
 		struct op_callback_config cc_cfg = {.smdp_id = kv_get(kv, "smdp-id"),
 						    .smdp_client_cert_file =
-							kv_get(kv, "smdp-client-cert")};
+							kv_get(kv, "smdp-client-cert"),
+						    .log = &log};
 		err = op_callback_new(o, &cc_cfg, &cb);
 		uint8_t pin[1][32];
 		if (err == ESIM_OK)

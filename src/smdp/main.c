@@ -90,7 +90,9 @@ static void usage(void)
 	    "  30), max-pending-sessions (sessions not yet authenticated at most; default\n"
 	    "  10000; beyond it initiateAuthentication answers 503),\n"
 	    "  kek-file (key-encryption key of Ki/OPc at rest: 32 bytes raw or hex, mode 0600),\n"
-	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl, log (0/1),\n"
+	    "  threads, session-ttl, cc-attempts, download-attempts, order-ttl,\n"
+	    "  log (1: a line per ES9+/ES2+ request and event, with its X-Request-Id;\n"
+	    "  default 0), log-format (json: one JSON object per line, the default; text),\n"
 	    "  max-connections (per listener; default 1024), max-connections-per-address\n"
 	    "  (per IPv4 address or IPv6 /64 and listener; default 64), request-deadline\n"
 	    "  (seconds for the TLS handshake and a whole request; default 10),\n"
@@ -336,6 +338,11 @@ static esim_err open_smdp(const struct kv *kv, smdp **out, char cis[8][512])
 	c.order_ttl_s = kv_uint(kv, "order-ttl");
 	c.max_pending_sessions = kv_uint(kv, "max-pending-sessions");
 	c.log = kv_uint(kv, "log") != 0;
+	const char *lf = kv_get(kv, "log-format");
+	if (lf && esim_log_format_parse(lf, &c.log_format) != ESIM_OK) {
+		fprintf(stderr, "esim-smdp: log-format: expected json or text, not '%s'\n", lf);
+		return ESIM_E_ARG;
+	}
 	c.kek_file = kv_get(kv, "kek-file");
 	if (!c.db_url || !c.fqdn || c.n_ids == 0) {
 		fprintf(stderr, "esim-smdp: db, fqdn and at least one dpauth/dppb identity are "
