@@ -541,6 +541,64 @@ static void test_es11_replay_and_expiry(void **state)
 	free(c.answer);
 }
 
+/* initiateAuthentication refused before any session: another address
+ * (8.9.1 / 3.8), no signing CI we trust (8.9.2 / 3.1), no CERT.DSauth the
+ * eUICC can verify (8.9.4 / 3.7), SGP.22 v3 (8.9.3 / 3.1). */
+static json_t *initiate(struct senv *e, const char *addr, const uint8_t *sign_ci,
+			const uint8_t *verif_ci, uint8_t major)
+{
+	uint8_t info[64] = {0xBF, 0x20, 0x35, 0x82, 0x03, major,
+			    0x02, 0x00, 0xA9, 0x16, 0x04, 0x14};
+	memcpy(info + 12, verif_ci, 20);
+	info[32] = 0xAA;
+	info[33] = 0x16;
+	info[34] = 0x04;
+	info[35] = 0x14;
+	memcpy(info + 36, sign_ci, 20);
+	uint8_t chal[16] = {1, 2, 3};
+	json_t *b = json_pack("{s:s}", "smdpAddress", addr);
+	assert_esim(ESIM_OK, net_json_set_base64(b, "euiccChallenge", chal, sizeof chal));
+	assert_esim(ESIM_OK, net_json_set_base64(b, "euiccInfo1", info, 56));
+	json_t *out = NULL;
+	assert_esim(ESIM_OK, post(e, e->es11_addr, "/gsma/rsp2/es9plus/initiateAuthentication",
+				  NULL, b, &out));
+	return out;
+}
+
+static void test_es11_initiate_refusals(void **state)
+{
+	struct senv *e = *state;
+	crypto_cert *ci = NULL;
+	uint8_t ours[CRYPTO_KEY_ID_MAX], other[20];
+	size_t n = 0;
+	assert_esim(ESIM_OK, crypto_cert_load_file(e->l.ci, &ci));
+	assert_esim(ESIM_OK, crypto_cert_ski(ci, ours, &n));
+	crypto_cert_free(ci);
+	assert_int_equal(n, 20);
+	memset(other, 0x5A, sizeof other);
+	char st[32];
+	struct {
+		const char *addr;
+		const uint8_t *sign, *verif;
+		uint8_t major;
+		const char *want;
+	} cases[] = {
+	    {e->es11_addr, ours, ours, 2, ""},
+	    {"smds.other.example", ours, ours, 2, "8.9.1/3.8"},
+	    {e->es11_addr, other, ours, 2, "8.9.2/3.1"},
+	    {e->es11_addr, ours, other, 2, "8.9.4/3.7"},
+	    {e->es11_addr, ours, ours, 3, "8.9.3/3.1"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *r =
+		    initiate(e, cases[i].addr, cases[i].sign, cases[i].verif, cases[i].major);
+		assert_string_equal(status_of(r, st), cases[i].want);
+		assert_int_equal(json_object_get(r, "serverSigned1") != NULL,
+				 cases[i].want[0] == 0);
+		json_decref(r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest nist[] = {
@@ -549,6 +607,7 @@ int main(void)
 	    cmocka_unit_test(test_es12_wrong_certificate),
 	    cmocka_unit_test(test_other_eid_never_shown),
 	    cmocka_unit_test(test_es11_replay_and_expiry),
+	    cmocka_unit_test(test_es11_initiate_refusals),
 	};
 	const struct CMUnitTest brp[] = {
 	    cmocka_unit_test(test_register_discover_download),
