@@ -119,6 +119,8 @@ esim_err es10b_add_info2(euicc *e, der_builder *b)
 	der_add_bit_string_mask(b, 0x88, RSP_CAPABILITY);
 	add_pkid_lists(e, b);
 	der_add_int64(b, 0x8B, 2); /* euiccCategory: medium */
+	if (e->forbidden_ppr != 0)
+		der_add_bit_string_mask(b, 0x99, e->forbidden_ppr);
 	der_add_octet_string(b, 0x04, pp_version, 3);
 	der_add_utf8(b, 0x0C, sas_number, strlen(sas_number));
 	return der_builder_close(b);
@@ -492,15 +494,14 @@ esim_err es10b_cancel_session(euicc *e, der_cursor *req, der_builder *b)
 
 esim_err es10b_get_rat(euicc *e, der_cursor *req, der_builder *b)
 {
-	(void)e;
 	(void)req;
-	/* One rule: PPR1 and PPR2 allowed for any operator (mccMnc wildcard
-	 * 'EEEEEE'), with end-user consent. */
+	/* One rule: PPR1 and PPR2 (but the forbidden ones) allowed for any
+	 * operator (mccMnc wildcard 'EEEEEE'), with end-user consent. */
 	static const uint8_t any_operator[3] = {0xEE, 0xEE, 0xEE};
 	der_builder_open(b, 0xBF43);
 	der_builder_open(b, 0xA0);
 	der_builder_open(b, 0x30);
-	der_add_bit_string_mask(b, 0x80, (1u << 1) | (1u << 2));
+	der_add_bit_string_mask(b, 0x80, ((1u << 1) | (1u << 2)) & ~e->forbidden_ppr);
 	der_builder_open(b, 0xA1);
 	der_builder_open(b, 0x30);
 	der_add_octet_string(b, 0x80, any_operator, sizeof any_operator);

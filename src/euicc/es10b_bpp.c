@@ -53,6 +53,7 @@ enum {
 	ERR_NO_MEMORY = 10,
 	ERR_PE_PROCESSING = 12,
 	ERR_DATA_MISMATCH = 13,
+	ERR_PPR_NOT_ALLOWED = 15,
 	ERR_UNKNOWN = 127,
 };
 
@@ -317,6 +318,9 @@ static int end_a1(euicc *e, struct euicc_bpp *bpp)
 		return ERR_INCORRECT_INPUT;
 	if (bpp->meta.profile_class < 0 || bpp->meta.profile_class > 2)
 		return ERR_UNSUPPORTED_CLASS;
+	/* a policy rule this eUICC does not accept (EUICCInfo2 99, digest 7.5) */
+	if (bpp->meta.ppr & e->forbidden_ppr)
+		return ERR_PPR_NOT_ALLOWED;
 	struct euicc_profile p = {0};
 	esim_err err = euicc_db_profile_by_iccid(e->db, bpp->meta.iccid, &p);
 	euicc_profile_clear(&p);

@@ -178,6 +178,7 @@ esim_err euicc_open(const struct euicc_config *cfg, euicc **out)
 	if (e == NULL)
 		return ESIM_E_NOMEM;
 	e->capacity = cfg->capacity ? cfg->capacity : EUICC_DEFAULT_CAPACITY;
+	e->forbidden_ppr = cfg->forbidden_ppr;
 	e->max_notifs =
 	    cfg->max_notifications ? cfg->max_notifications : EUICC_DEFAULT_MAX_NOTIFICATIONS;
 	const char *ds = cfg->root_ds_address ? cfg->root_ds_address : EUICC_DEFAULT_ROOT_DS;

@@ -67,6 +67,11 @@ struct euicc_config {
 	uint64_t capacity;	     /* 0: EUICC_DEFAULT_CAPACITY */
 	size_t max_notifications;    /* 0: EUICC_DEFAULT_MAX_NOTIFICATIONS */
 	const char *root_ds_address; /* NULL: EUICC_DEFAULT_ROOT_DS */
+	/* Profile policy rules this eUICC does not accept (PprIds bits:
+	 * RSP_PPR1 1u << 1, RSP_PPR2 1u << 2; 0: none): declared in EUICCInfo2
+	 * (99 forbiddenProfilePolicyRules), left out of the RAT, and a
+	 * StoreMetadata carrying one is refused with pprNotAllowed (15). */
+	uint32_t forbidden_ppr;
 };
 
 typedef struct euicc euicc;

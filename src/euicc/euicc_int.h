@@ -82,6 +82,7 @@ struct euicc {
 	uint8_t eid[EUICC_EID_LEN];
 	char eid_text[CRYPTO_EID_DIGITS + 1];
 	uint64_t capacity;
+	uint32_t forbidden_ppr; /* PprIds refused (euicc_config) */
 	size_t max_notifs;
 	char root_ds[EUICC_ADDR_MAX + 1];
 	struct euicc_session sess;

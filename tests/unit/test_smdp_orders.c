@@ -615,6 +615,109 @@ static void test_type_multibyte_names(void **state)
 	sfx_close(&F);
 }
 
+/* An eUICC that forbids PPR1 (euicc_config.forbidden_ppr: EUICCInfo2 99):
+ * the SM-DP+ refuses to download a PPR1 type to it (8.2.5 / 4.3, digest
+ * 6.3 eligibility), and a PPR2 type installs. */
+static void test_forbidden_ppr_smdp(void **state)
+{
+	(void)state;
+	sfx_open_smdp(&F, NULL, 0);
+	write_conf();
+	char p[4][700];
+	snprintf(p[0], 700, "%s/nist/euicc.der", F.pki);
+	snprintf(p[1], 700, "%s/nist/euicc.key.pem", F.pki);
+	snprintf(p[2], 700, "%s/nist/eum.der", F.pki);
+	snprintf(p[3], 700, "%s/nist/ci.der", F.pki);
+	struct euicc_config ec;
+	memset(&ec, 0, sizeof ec);
+	ec.db_url = ":memory:";
+	ec.identities[0].cert_path = p[0];
+	ec.identities[0].key_path = p[1];
+	ec.identities[0].eum_path = p[2];
+	ec.n_identities = 1;
+	ec.ci_paths[0] = p[3];
+	ec.n_ci_paths = 1;
+	ec.forbidden_ppr = RSP_PPR1;
+	assert_esim(ESIM_OK, euicc_open(&ec, &F.e[0]));
+	F.drv[0] = (struct lpa_driver){.es10 = sfx_es10,
+				       .es10_ctx = F.e[0],
+				       .es9 = sfx_es9,
+				       .es9_ctx = F.d,
+				       .smdp_address = SFX_FQDN};
+	uint8_t *upp = NULL;
+	size_t upp_len = 0;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(SFX_TEMPLATE, &upp, &upp_len));
+	struct smdp_profile_type t = {.name = "LOCK1",
+				      .operator_name = "OP1",
+				      .upp = upp,
+				      .upp_len = upp_len,
+				      .spn = "s",
+				      .profile_name = "n",
+				      .profile_class = 2,
+				      .ppr = RSP_PPR1};
+	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
+	t.name = "LOCK2";
+	t.ppr = RSP_PPR2;
+	assert_esim(ESIM_OK, smdp_add_profile_type(F.d, &t));
+	free(upp);
+	import_into("LOCK1", 401, 401);
+	import_into("LOCK2", 402, 402);
+	char iccid[32], mid[64];
+	order_ok("order OP1 LOCK1", iccid, mid, NULL);
+	download_refused(mid, NULL, "8.2.5", "4.3");
+	order_ok("order OP1 LOCK2", iccid, mid, NULL);
+	download_ok(mid, NULL);
+	sfx_close(&F);
+}
+
+/* The eUICC's own check: a bound profile package whose StoreMetadata
+ * carries a PPR the eUICC forbids ends with an errorResult PIR,
+ * storeMetadata (2) / pprNotAllowed (15), and nothing installed; its
+ * EUICCInfo2 declares the rule (99 02 06 40: PPR1). */
+static void test_forbidden_ppr_euicc(void **state)
+{
+	(void)state;
+	struct harness h;
+	memset(&h, 0, sizeof h);
+	snprintf(h.dir, sizeof h.dir, "%s", F.dir);
+	char bufs[4][700];
+	struct euicc_config cfg;
+	memset(&cfg, 0, sizeof cfg);
+	h_identity(&cfg, F.pki, "nist", bufs);
+	cfg.forbidden_ppr = RSP_PPR1;
+	h_start_cfg(&h, &cfg);
+	esim_buf r = ESIM_BUF_INIT;
+	h_es10_hex(&h, "BF2200", &r);
+	static const uint8_t rule[] = {0x99, 0x02, 0x06, 0x40};
+	bool found = false;
+	for (size_t i = 0; i + sizeof rule <= r.len; i++)
+		found = found || memcmp(r.data + i, rule, sizeof rule) == 0;
+	assert_true(found);
+	struct h_smdp d;
+	memset(&d, 0, sizeof d);
+	h_smdp_from_pki(&d, F.pki, "nist");
+	uint8_t *upp = NULL, *meta = NULL;
+	size_t upp_len = 0, meta_len = 0;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(SFX_TEMPLATE, &upp, &upp_len));
+	h_metadata(SFX_TEMPLATE, 2, RSP_PPR1, NULL, &meta, &meta_len);
+	struct rsp_pir pir;
+	h_download(&h, &d, meta, meta_len, upp, upp_len, NULL, &pir);
+	assert_false(pir.success);
+	assert_int_equal(pir.bpp_command_id, 2);
+	assert_int_equal(pir.error_reason, 15);
+	rsp_pir_free(&pir);
+	h_es10_hex(&h, "BF2D00", &r);
+	assert_memory_equal(r.data, "\xBF\x2D\x02\xA0\x00", 5); /* nothing installed */
+	esim_buf_free(&r);
+	free(upp);
+	free(meta);
+	h_smdp_free(&d);
+	h_stop(&h);
+	char db[700];
+	snprintf(db, sizeof db, "%s/card.db", F.dir);
+	unlink(db);
+}
+
 /* ---- end to end on the real programs ------------------------------------------ */
 
 /* GetProfilesInfo for iccid with a tagList, straight to the card. */
@@ -790,6 +893,8 @@ int main(void)
 	    cmocka_unit_test(test_add_type_refusals),
 	    cmocka_unit_test(test_icon_spans_two_segments),
 	    cmocka_unit_test(test_type_multibyte_names),
+	    cmocka_unit_test(test_forbidden_ppr_smdp),
+	    cmocka_unit_test(test_forbidden_ppr_euicc),
 	    cmocka_unit_test(test_end_to_end_segments),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
