@@ -155,6 +155,23 @@ esim_err smdp_admin_order(smdp *d, const char *operator_name, const char *type,
 	return ESIM_OK;
 }
 
+/* An operator's matchingId goes into the activation code as is: nothing
+ * that would break it or a QR code's alphanumeric mode ("" is the default
+ * SM-DP+ case of ES2+ and left to ConfirmOrder). */
+static bool matching_id_ok(const char *m)
+{
+	size_t n = strlen(m);
+	if (n > 64)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = m[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.' || c == '_'))
+			return false;
+	}
+	return true;
+}
+
 /* The order's own expiry, instead of the SM-DP+'s default (order_ttl_s). */
 static esim_err set_expiry(smdp *d, const char *iccid, time_t expires)
 {
@@ -186,6 +203,15 @@ esim_err smdp_admin_order_opts(smdp *d, const char *operator_name, const struct 
 		memset(sts, 0, sizeof *sts);
 	if (!d || !operator_name || !o || (!o->type && !o->iccid) || !iccid || !matching_id)
 		return ESIM_E_ARG;
+	if (o->matching_id && !matching_id_ok(o->matching_id)) {
+		if (sts)
+			snprintf(
+			    sts->message, sizeof sts->message,
+			    "matchingId '%.64s': 1 to 64 letters, digits, '-', '.' or '_' (it is "
+			    "a field of the activation code, which is split on '$')",
+			    o->matching_id);
+		return ESIM_E_ARG;
+	}
 	if (o->expires && o->expires <= smdp_now(d)) {
 		if (sts)
 			snprintf(sts->message, sizeof sts->message,

@@ -177,6 +177,10 @@ static void test_order_matching_id(void **state)
 	run_fails("order OP1 STD --matching-id OP1-CAMPAIGN-0042", 1,
 		  "matchingId already in use (8.2.6 / 3.3)");
 	assert_int_equal(n_available(SFX_TYPE), before);
+	/* nothing that breaks the activation code: '$' splits its fields */
+	run_fails("order OP1 STD --matching-id 'A$B'", 1, "matchingId 'A$B': 1 to 64 letters");
+	run_fails("order OP1 STD --matching-id 'A B'", 1, "matchingId 'A B'");
+	assert_int_equal(n_available(SFX_TYPE), before);
 	download_ok("OP1-CAMPAIGN-0042", NULL);
 	assert_int_equal(state_of(iccid), SMDP_INSTALLED);
 	sfx_close(&F);
