@@ -22,6 +22,7 @@
 
 #include "esim/net.h"
 #include "lpa_driver.h"
+#include "pg_helper.h"
 
 #define SESSION_TTL_S 2
 
@@ -74,7 +75,12 @@ static void issue(struct senv *e, const char *role, const char *name)
 	assert_int_equal(l_sh(cmd, NULL), 0);
 }
 
-static struct senv *env_start(const char *curve)
+/* The PostgreSQL group: both servers' stores in one real PostgreSQL. */
+static struct pg_env pg;
+static char pg_missing[300];
+
+/* db_smds / db_smdp NULL: SQLite files in the test's directory. */
+static struct senv *env_start(const char *curve, const char *db_smds, const char *db_smdp)
 {
 	struct senv *e = calloc(1, sizeof *e);
 	struct lenv *l = &e->l;
@@ -113,17 +119,22 @@ static struct senv *env_start(const char *curve)
 
 	/* the SM-DS: CERT.DSauth, DStls, the SM-DP+'s DPtls pinned for ES12 */
 	const char *c = curve, *d = e->cdir, *dir = l->dir;
+	char dbs[600], dbp[600];
+	snprintf(dbs, sizeof dbs, "%s%s%s", db_smds ? "" : "sqlite:", db_smds ? db_smds : dir,
+		 db_smds ? "" : "/smds.db");
+	snprintf(dbp, sizeof dbp, "%s%s%s", db_smdp ? "" : "sqlite:", db_smdp ? db_smdp : dir,
+		 db_smdp ? "" : "/smdp.db");
 	snprintf(e->smds_conf, sizeof e->smds_conf, "%s/smds.conf", dir);
 	FILE *f = fopen(e->smds_conf, "w");
 	assert_non_null(f);
 	fprintf(f,
-		"db = sqlite:%s/smds.db\nfqdn = %s\n"
+		"db = %s\nfqdn = %s\n"
 		"dsauth-cert-%s = %s/dsauth.der\ndsauth-key-%s = %s/dsauth.key.pem\n"
 		"ci = %s/ci.der\nlisten-%s = %s\ntls-cert-%s = %s/dstls.pem\n"
 		"tls-key-%s = %s/dstls.key.pem\nlisten-es12 = %s\nes12-cert = %s/dstls.pem\n"
 		"es12-key = %s/dstls.key.pem\nsmdp-clients = %s %s/dptls.pem\n"
 		"session-ttl = %d\nlog = 1\n",
-		dir, e->es11_addr, c, dir, c, dir, d, c, e->es11_addr, c, dir, c, dir, e->es12_addr,
+		dbs, e->es11_addr, c, dir, c, dir, d, c, e->es11_addr, c, dir, c, dir, e->es12_addr,
 		dir, dir, l->addr, d, SESSION_TTL_S);
 	fclose(f);
 
@@ -133,7 +144,7 @@ static struct senv *env_start(const char *curve)
 	f = fopen(l->conf, "w");
 	assert_non_null(f);
 	fprintf(f,
-		"db = sqlite:%s/smdp.db\nfqdn = %s\n"
+		"db = %s\nfqdn = %s\n"
 		"dpauth-cert-%s = %s/dpauth.der\ndpauth-key-%s = %s/dpauth.key.pem\n"
 		"dppb-cert-%s = %s/dppb.der\ndppb-key-%s = %s/dppb.key.pem\n"
 		"ci = %s/ci.der\nlisten-%s = %s\ntls-cert-%s = %s/dptls.pem\n"
@@ -141,7 +152,7 @@ static struct senv *env_start(const char *curve)
 		"es2-cert = %s/dptls.pem\nes2-key = %s/dptls.key.pem\n"
 		"smds = %s, %s\nsmds-ca = %s/ci.pem\nsmds-client-cert = %s/dptls.pem\n"
 		"smds-client-key = %s/dptls.key.pem\noutbox-idle-ms = 50\nlog = 1\n",
-		dir, l->addr, c, d, c, d, c, d, c, d, d, c, l->addr, c, d, c, d, e->es2_port, d, d,
+		dbp, l->addr, c, d, c, d, c, d, c, d, d, c, l->addr, c, d, c, d, e->es2_port, d, d,
 		e->es12_addr, e->es11_addr, d, d, d);
 	fclose(f);
 	uint8_t *upp = NULL;
@@ -185,13 +196,22 @@ static void env_stop(struct senv *e)
 
 static int setup_nist(void **state)
 {
-	*state = env_start("nist");
+	*state = env_start("nist", NULL, NULL);
 	return 0;
 }
 
 static int setup_brp(void **state)
 {
-	*state = env_start("brp");
+	*state = env_start("brp", NULL, NULL);
+	return 0;
+}
+
+static int setup_pg(void **state)
+{
+	char u1[512], u2[512];
+	assert_int_equal(pg_create_db(&pg, u1, sizeof u1), 0);
+	assert_int_equal(pg_create_db(&pg, u2, sizeof u2), 0);
+	*state = env_start("nist", u1, u2);
 	return 0;
 }
 
@@ -613,6 +633,24 @@ int main(void)
 	    cmocka_unit_test(test_register_discover_download),
 	    cmocka_unit_test(test_es12_wrong_certificate),
 	};
+	const struct CMUnitTest on_pg[] = {
+	    cmocka_unit_test(test_register_discover_download),
+	    cmocka_unit_test(test_confirm_unknown_or_refusing_smds),
+	    cmocka_unit_test(test_other_eid_never_shown),
+	    cmocka_unit_test(test_es11_replay_and_expiry),
+	};
 	int rc = cmocka_run_group_tests_name("smds_nist", nist, setup_nist, teardown);
-	return rc | cmocka_run_group_tests_name("smds_brp", brp, setup_brp, teardown);
+	rc |= cmocka_run_group_tests_name("smds_brp", brp, setup_brp, teardown);
+	/* the same code on PostgreSQL (tests/common/pg_helper.c) */
+	int pr = pg_start(&pg);
+	if (pr == TEST_SKIP_CODE)
+		snprintf(pg_missing, sizeof pg_missing, "%s", pg.why);
+	else if (pr != 0)
+		rc = 1;
+	else
+		rc |= cmocka_run_group_tests_name("smds_postgresql", on_pg, setup_pg, teardown);
+	pg_stop(&pg);
+	if (rc == 0 && pg_missing[0] != '\0')
+		return test_component_missing_status("PostgreSQL", pg_missing);
+	return rc;
 }
