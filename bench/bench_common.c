@@ -40,7 +40,9 @@ esim_err bench_start_smdp(const char *bin_dir, const char *conf, const char *log
 			free(text);
 			const char *l = s ? strstr(s, "listening on ") : NULL;
 			const char *c = l ? strchr(l, ':') : NULL;
-			bool ready = s && strstr(s, "esim-smdp: ready") != NULL;
+			/* the JSON log line (the default) or the text one */
+			bool ready = s && (strstr(s, "\"msg\":\"ready\"") != NULL ||
+					   strstr(s, "esim-smdp: ready") != NULL);
 			if (c)
 				*port = (unsigned)strtoul(c + 1, NULL, 10);
 			free(s);

@@ -223,7 +223,7 @@ done
 "$bin/esim-smdp" serve --config "$conf" >"$work/smdp.log" 2>&1 &
 smdp_pid=$!
 pids+=("$smdp_pid")
-wait_for 30 "the SM-DP+" grep -q 'esim-smdp: ready' "$work/smdp.log"
+wait_for 30 "the SM-DP+" grep -Eq 'esim-smdp: ready|"msg":"ready"' "$work/smdp.log"
 wait_for 30 "the SM-DP+ port $es9_port" port_open "$es9_port"
 
 # the card: room for every profile of the run, so nothing is deleted and

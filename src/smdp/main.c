@@ -11,6 +11,7 @@
  * also accepted as --key VALUE (flags win). Keys are listed in usage().
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -386,6 +387,28 @@ struct outbox_ctx {
 	unsigned purge_every; /* seconds between session sweeps */
 };
 
+/* serve's own lines (listening, ready, reload, stop, what a thread could
+ * not do) in the log-format setting's form: one JSON object per line
+ * (the default), or the plain "esim-smdp: ..." text. Set by cmd_serve
+ * before any thread starts and only read after. */
+static esim_log serve_log = {.prog = "esim-smdp", .format = ESIM_LOG_JSON};
+
+static void slog(enum esim_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void slog(enum esim_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (serve_log.format == ESIM_LOG_TEXT)
+		fprintf(stderr, "esim-smdp: %s\n", msg);
+	else
+		esim_log_emit(&serve_log, level, NULL, msg, NULL, 0);
+}
+
 /* Sweeps expired RSP sessions on its own timer, so that a slow outbox
  * delivery never delays it (es9.c: smdp_purge_sessions). */
 static void *purge_thread(void *arg)
@@ -397,7 +420,7 @@ static void *purge_thread(void *arg)
 		size_t n = 0;
 		esim_err err = smdp_purge_sessions(o->d, &n);
 		if (err != ESIM_OK)
-			fprintf(stderr, "esim-smdp: session purge: %s\n", esim_strerror(err));
+			slog(ESIM_LOG_ERROR, "session purge: %s", esim_strerror(err));
 		pthread_mutex_lock(&o->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -419,25 +442,25 @@ static void *outbox_thread(void *arg)
 	if (o->cc.ca_file) {
 		esim_err err = smdp_outbox_sender_new(&o->ob, &snd);
 		if (err != ESIM_OK)
-			fprintf(stderr, "esim-smdp: outbox: %s (no callbacks are sent)\n",
-				esim_strerror(err));
+			slog(ESIM_LOG_ERROR, "outbox: %s (no callbacks are sent)",
+			     esim_strerror(err));
 	}
 	/* ES12 rows go to the SM-DSs with their own TLS client identity */
 	smdp_outbox_sender *es12 = NULL;
 	esim_err e12 = smdp_smds_sender_new(o->d, &es12);
 	if (e12 != ESIM_OK)
-		fprintf(stderr, "esim-smdp: outbox: SM-DS client: %s (no ES12 call is sent)\n",
-			esim_strerror(e12));
+		slog(ESIM_LOG_ERROR, "outbox: SM-DS client: %s (no ES12 call is sent)",
+		     esim_strerror(e12));
 	pthread_mutex_lock(&o->lock);
 	while (!o->stop) {
 		pthread_mutex_unlock(&o->lock);
 		size_t claimed = 0, claimed12 = 0;
 		esim_err err = snd ? smdp_outbox_deliver(o->d, snd, &claimed, NULL) : ESIM_OK;
 		if (err != ESIM_OK && err != ESIM_E_STORE_BUSY)
-			fprintf(stderr, "esim-smdp: outbox: %s\n", esim_strerror(err));
+			slog(ESIM_LOG_WARN, "outbox: %s", esim_strerror(err));
 		e12 = es12 ? smdp_outbox_deliver(o->d, es12, &claimed12, NULL) : ESIM_OK;
 		if (e12 != ESIM_OK && e12 != ESIM_E_STORE_BUSY)
-			fprintf(stderr, "esim-smdp: outbox (ES12): %s\n", esim_strerror(e12));
+			slog(ESIM_LOG_WARN, "outbox (ES12): %s", esim_strerror(e12));
 		claimed += claimed12;
 		pthread_mutex_lock(&o->lock);
 		if (o->stop || (claimed > 0 && err == ESIM_OK))
@@ -492,8 +515,8 @@ static int add_tls_listener(net_server *srv, const struct kv *kv, const char *li
 			why[0] ? why : esim_strerror(err));
 		return -1;
 	}
-	fprintf(stderr, "esim-smdp: listening on %s:%u (%s)\n", host, net_server_port(srv, *id),
-		mtls ? "ES2+, mutual TLS" : "ES9+");
+	slog(ESIM_LOG_INFO, "listening on %s:%u (%s)", host, net_server_port(srv, *id),
+	     mtls ? "ES2+, mutual TLS" : "ES9+");
 	return 0;
 }
 
@@ -521,18 +544,22 @@ static int add_admin_listener(net_server *srv, smdp *d, const char *listen)
 	}
 	if (strcmp(host, "127.0.0.1") != 0 && strcmp(host, "::1") != 0 &&
 	    strcmp(host, "localhost") != 0)
-		fprintf(stderr,
-			"esim-smdp: warning: admin listener on %s is not loopback; "
-			"/metrics and /healthz need no credential\n",
-			host);
-	fprintf(stderr, "esim-smdp: admin on %s:%u (/metrics, /healthz)\n", host,
-		net_server_port(srv, id));
+		slog(ESIM_LOG_WARN,
+		     "warning: admin listener on %s is not loopback; "
+		     "/metrics and /healthz need no credential",
+		     host);
+	slog(ESIM_LOG_INFO, "admin on %s:%u (/metrics, /healthz)", host, net_server_port(srv, id));
 	return 0;
 }
 
 static int cmd_serve(const struct kv *kv, smdp *d)
 {
-	struct net_server_config sc = {.threads = kv_uint(kv, "threads")};
+	const char *lf = kv_get(kv, "log-format");
+	if (lf != NULL && esim_log_format_parse(lf, &serve_log.format) != ESIM_OK)
+		return 2; /* open_smdp said so already */
+	/* net's own rate-limited lines in the same form */
+	struct net_server_config sc = {
+	    .threads = kv_uint(kv, "threads"), .log = esim_log_net, .log_arg = &serve_log};
 	unsigned deadline_s;
 	if (kv_limit(kv, "request-deadline", 3600, &deadline_s) != 0)
 		return 1;
@@ -639,8 +666,8 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	}
 	bool purging = pthread_create(&pt, NULL, purge_thread, &oc) == 0;
 	if (!purging)
-		fprintf(stderr, "esim-smdp: cannot start the session purge\n");
-	fprintf(stderr, "esim-smdp: ready\n");
+		slog(ESIM_LOG_ERROR, "cannot start the session purge");
+	slog(ESIM_LOG_INFO, "ready");
 	sd_notify(0, "READY=1");
 	int sig = 0;
 	/* SIGHUP: the listeners' TLS certificates and keys read again (a
@@ -651,15 +678,15 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 		int bad = -1;
 		esim_err rerr = net_server_reload_tls(srv, &bad);
 		if (rerr == ESIM_OK)
-			fprintf(stderr, "esim-smdp: SIGHUP: TLS certificates reloaded\n");
+			slog(ESIM_LOG_INFO, "SIGHUP: TLS certificates reloaded");
 		else
-			fprintf(stderr,
-				"esim-smdp: SIGHUP: TLS reload refused, listener %d: %s; the "
-				"certificates in use are kept\n",
-				bad, esim_strerror(rerr));
+			slog(ESIM_LOG_ERROR,
+			     "SIGHUP: TLS reload refused, listener %d: %s; the "
+			     "certificates in use are kept",
+			     bad, esim_strerror(rerr));
 		sd_notify(0, "READY=1");
 	}
-	fprintf(stderr, "esim-smdp: signal %d, shutting down\n", sig);
+	slog(ESIM_LOG_INFO, "signal %d, shutting down", sig);
 	sd_notify(0, "STOPPING=1");
 	net_server_stop(srv);
 	pthread_mutex_lock(&oc.lock);
