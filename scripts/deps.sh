@@ -12,6 +12,7 @@ PKGS=(
   libpcsclite-dev pcscd pcsc-tools vsmartcard-vpcd
   libsodium-dev libqrencode-dev
   chromium curl jq python3 haproxy
+  python3-aiosmtpd
 )
 # The browser test (tests/browser) needs node and npm. Many machines carry a
 # newer Node.js from elsewhere; Debian's nodejs and npm only fill the gap.

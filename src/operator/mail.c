@@ -20,6 +20,7 @@
  * subject is RFC 2047 encoded; the body is UTF-8 (8BITMIME when offered,
  * else base64). Every failure names the step and the server's reply.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -220,8 +221,15 @@ static esim_err smtp_starttls(struct smtp *s, op *o)
 	s->ssl = SSL_new(s->ctx);
 	if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1)
 		return smtp_fail(s, ESIM_E_NET_TLS, "SMTP: TLS setup failed");
-	SSL_set_tlsext_host_name(s->ssl, o->smtp_host);
-	SSL_set1_host(s->ssl, o->smtp_host);
+	/* the name, or the address, the certificate must carry */
+	unsigned char ip[16];
+	bool is_ip =
+	    inet_pton(AF_INET, o->smtp_host, ip) == 1 || inet_pton(AF_INET6, o->smtp_host, ip) == 1;
+	if (is_ip)
+		X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(s->ssl), o->smtp_host);
+	else if (SSL_set_tlsext_host_name(s->ssl, o->smtp_host) != 1 ||
+		 SSL_set1_host(s->ssl, o->smtp_host) != 1)
+		return smtp_fail(s, ESIM_E_NET_TLS, "SMTP: TLS setup failed");
 	if (SSL_connect(s->ssl) != 1) {
 		long v = SSL_get_verify_result(s->ssl);
 		SSL_free(s->ssl);

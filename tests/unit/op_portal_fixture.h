@@ -241,12 +241,12 @@ static int64_t qint(struct fx *f, const char *sql)
 	return v;
 }
 
-static int64_t jint(const json_t *j, const char *k)
+static __attribute__((unused)) int64_t jint(const json_t *j, const char *k)
 {
 	return (int64_t)json_integer_value(json_object_get(j, k));
 }
 
-static const char *jstr(const json_t *j, const char *k)
+static __attribute__((unused)) const char *jstr(const json_t *j, const char *k)
 {
 	return json_string_value(json_object_get(j, k));
 }
