@@ -430,6 +430,39 @@ static void test_confirm_unknown_or_refusing_smds(void **state)
 	assert_true(wait_events(e, H_EID, 0));
 }
 
+/* The SM-DS down at ConfirmOrder: the order is confirmed and the
+ * RegisterEvent waits in the SM-DP+'s outbox, retried until the SM-DS is
+ * back; then it is there once, and CancelOrder's DeleteEvent follows it. */
+static void test_smds_unreachable_queued(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], s2[32], mid[80];
+	kill(e->smds, SIGTERM);
+	waitpid(e->smds, NULL, 0);
+	e->smds = 0;
+	download_order(e, iccid);
+	confirm(e, iccid, e->es12_addr, NULL, st, mid);
+	assert_string_equal(st, "");
+	assert_string_equal(smdp_state(e, iccid, s2), "Released");
+	assert_int_equal(smds_events(e, H_EID), 0);
+	usleep(300000); /* a failed attempt or two meanwhile */
+	start_smds(e);
+	assert_true(wait_events(e, H_EID, 1));
+	char args[300];
+	snprintf(args, sizeof args, "profile discover --smds %s", e->es11_addr);
+	assert_int_equal(l_esim(&e->l, args), 0);
+	json_t *ev = json_object_get(l_result(&e->l), "events");
+	assert_int_equal(json_array_size(ev), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 0), "event_id")),
+			    mid);
+	json_t *r = es2(e, "cancelOrder",
+			json_pack("{s:s,s:s,s:s}", "iccid", iccid, "eid", H_EID,
+				  "finalProfileStatusIndicator", "Available"));
+	assert_string_equal(status_of(r, st), "");
+	json_decref(r);
+	assert_true(wait_events(e, H_EID, 0));
+}
+
 /* ES12 is for the pinned SM-DP+ only, and only for its own address. */
 static void test_es12_wrong_certificate(void **state)
 {
@@ -628,6 +661,7 @@ int main(void)
 	    cmocka_unit_test(test_other_eid_never_shown),
 	    cmocka_unit_test(test_es11_replay_and_expiry),
 	    cmocka_unit_test(test_es11_initiate_refusals),
+	    cmocka_unit_test(test_smds_unreachable_queued),
 	};
 	const struct CMUnitTest brp[] = {
 	    cmocka_unit_test(test_register_discover_download),
