@@ -83,6 +83,7 @@ static void usage(FILE *out)
 		"                  [--trace] [--capacity BYTES] [--max-notifications N]\n"
 		"                  [--root-ds ADDRESS] [--stats FILE] [--max-block N]\n"
 		"       esim-euicc info --db PATH IDENTITY\n"
+		"       esim-euicc --help | --version   this help | the version\n"
 		"IDENTITY is either\n"
 		"  --pki DIR     a PKI from 'esim-pki init': DIR/nist and/or DIR/brp with\n"
 		"                euicc.der, euicc.key.pem, eum.der (the identity) and ci.der\n"

@@ -107,6 +107,7 @@ static void usage(void)
 	fprintf(
 	    stderr,
 	    "usage: esim-operator <command> [--config FILE] [--key value]...\n"
+	    "       esim-operator --help | --version   this help | the version\n"
 	    "  serve                      the portal and its JSON API; with es2-listen the\n"
 	    "                             SM-DP+'s ES2+ callbacks on their own listener\n"
 	    "  init-demo                  seed the demo customers and staff\n"

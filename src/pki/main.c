@@ -48,6 +48,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: esim-pki <command> [args]\n"
+		"       esim-pki --help | --version   this help | the version\n"
 		"\n"
 		"  init DIR --eid EID [--curve nist|brp|both] [--smdp-host HOST]...\n"
 		"       [--smdp-oid OID] [--days N] [--operator NAME] [--force]\n"

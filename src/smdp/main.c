@@ -39,6 +39,7 @@ static void usage(void)
 	fprintf(
 	    stderr,
 	    "usage: esim-smdp <command> [--config FILE] [--key value]...\n"
+	    "       esim-smdp --help | --version   this help | the version\n"
 	    "\n"
 	    "  serve                      run the SM-DP+\n"
 	    "  add-operator NAME CERT [CALLBACK_URL]\n"
