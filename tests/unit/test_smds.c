@@ -485,6 +485,22 @@ static void test_es12_wrong_certificate(void **state)
 					    "EVT-Y", st));
 	assert_string_equal(st, "8.1.1/2.1");
 	assert_int_equal(smds_events(e, NULL), before);
+	/* the SM-DP+ itself with a client certificate the SM-DS did not pin
+	 * (esim-smdp order runs the same ConfirmOrder): refused at TLS, so
+	 * 8.9 / 5.1 and no order */
+	char args[2000], log[700], *out = NULL;
+	snprintf(args, sizeof args,
+		 "order OP T1 %s --smds-address %s --smds-client-cert '%s.pem'"
+		 " --smds-client-key '%s.key.pem'",
+		 H_EID, e->es12_addr, rogue, rogue);
+	assert_int_equal(l_smdp_cmd(&e->l, args, &out), 1);
+	free(out);
+	snprintf(log, sizeof log, "cat '%s/smdp-admin.log'", e->l.dir);
+	char *text = NULL; /* l_sh: NUL-terminated */
+	assert_int_equal(l_sh(log, &text), 0);
+	assert_non_null(strstr(text, "(8.9 / 5.1)"));
+	free(text);
+	assert_int_equal(smds_events(e, NULL), before);
 }
 
 /* No event for this eUICC: success with an empty list; another EID's
