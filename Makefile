@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SECONDS ?= 60
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test asan fuzz ci demo bench e2e format clean
+.PHONY: all deps build test asan fuzz ci demo bench e2e format clean install deb
 
 all: build
 
@@ -59,8 +59,21 @@ e2e: deps
 	cmake --build build-bench -j $(JOBS) --target esim esim-euicc esim-smdp esim-pki esim-operator
 	bash bench/e2e.sh --build-dir build-bench $(E2E_ARGS)
 
+# Install the programs, libesim (shared, headers, esim.pc), the portal's
+# files, man pages, example settings and systemd units (docs/operations.md):
+# PREFIX (default /usr/local) and DESTDIR are honoured.
+PREFIX ?= /usr/local
+install: deps
+	cmake -S . -B build -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	cmake --build build -j $(JOBS)
+	DESTDIR=$(DESTDIR) cmake --install build
+
+# Debian packages (debian/, debhelper) into build-deb/ (packaging/deb.sh).
+deb: deps
+	bash packaging/deb.sh build-deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan build-fuzz build-bench
+	rm -rf build build-asan build-fuzz build-bench build-deb

@@ -68,3 +68,22 @@ foreach(unit esim-smdp esim-operator esim-euicc)
   endif()
 endforeach()
 
+
+# The checks of all this (tests/install): install into a DESTDIR and run
+# what was installed; man pages against every program's --help; the units
+# through systemd-analyze verify; the Debian packages (make deb) in a
+# throwaway Debian 12 root (slow: label "slow").
+if(ESIM_TESTS)
+  add_test(NAME install_destdir COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/install_test.sh
+    ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(install_destdir PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77)
+  add_test(NAME install_man_pages COMMAND python3 ${CMAKE_SOURCE_DIR}/tests/install/man_check.py
+    ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+  set_tests_properties(install_man_pages PROPERTIES TIMEOUT 60)
+  add_test(NAME install_systemd_units COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/units_test.sh
+    ${CMAKE_BINARY_DIR})
+  set_tests_properties(install_systemd_units PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
+  add_test(NAME install_deb COMMAND bash ${CMAKE_SOURCE_DIR}/tests/install/deb_test.sh
+    ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR}/deb-test)
+  set_tests_properties(install_deb PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS slow)
+endif()

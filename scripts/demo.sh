@@ -13,10 +13,13 @@
 # downloads without an activation code, and the event is gone afterwards.
 #
 # Usage: scripts/demo.sh BUILD_DIR     (ESIM_DEMO_DIR: where outputs go)
+#        scripts/demo.sh PREFIX        an installed tree (PREFIX/bin/esim...,
+#                                      e.g. /usr or DESTDIR/usr/local)
 set -euo pipefail
 build=${1:-build}
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$(cd "$build" && pwd)
+if [ ! -x "$bin/esim" ] && [ -x "$bin/bin/esim" ]; then bin=$bin/bin; fi
 work=${ESIM_DEMO_DIR:-$root/demo-out}
 rm -rf "$work"
 mkdir -p "$work"

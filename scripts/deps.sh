@@ -12,7 +12,10 @@ PKGS=(
   libpcsclite-dev pcscd pcsc-tools vsmartcard-vpcd
   libsodium-dev libqrencode-dev
   chromium curl jq python3 haproxy
+  gettext fonts-wqy-zenhei
   python3-aiosmtpd
+  libsystemd-dev systemd man-db
+  debhelper dpkg-dev fakeroot lintian debootstrap
 )
 # The browser test (tests/browser) needs node and npm. Many machines carry a
 # newer Node.js from elsewhere; Debian's nodejs and npm only fill the gap.

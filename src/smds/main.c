@@ -22,6 +22,7 @@
 
 #include "esim/cert.h"
 #include "esim/smds.h"
+#include "esim/util.h"
 
 #define MAX_KV 48
 
@@ -395,6 +396,10 @@ out:
 
 int main(int argc, char **argv)
 {
+	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+		esim_print_version("esim-smds");
+		return 0;
+	}
 	if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		usage();
 		return argc < 2 ? 2 : 0;
