@@ -5,7 +5,9 @@
  * (mutual TLS pinned to the configured SM-DP+ certificates) and an admin
  * listener (loopback by default) with /healthz, plus a sweep of expired
  * ES11 sessions. `events EID` prints how many events the SM-DS holds for
- * an EID (all with no EID).
+ * an EID (all with no EID). SIGHUP reloads the TLS certificates, and
+ * systemd hears READY / RELOADING / STOPPING (sd_notify; a no-op without
+ * NOTIFY_SOCKET).
  *
  * Configuration: a file of "key = value" lines (--config FILE), every key
  * also accepted as --key VALUE (flags win). Keys are listed in usage().
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <systemd/sd-daemon.h>
 
 #include "esim/cert.h"
 #include "esim/smds.h"
@@ -368,6 +371,7 @@ static int cmd_serve(const struct kv *kv, smds *d)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	struct purge p = {.d = d};
 	pthread_mutex_init(&p.lock, NULL);
@@ -378,9 +382,26 @@ static int cmd_serve(const struct kv *kv, smds *d)
 		goto out;
 	}
 	fprintf(stderr, "esim-smds: ready\n");
+	sd_notify(0, "READY=1");
 	int sig = 0;
-	sigwait(&set, &sig);
+	/* SIGHUP: the listeners' TLS certificates and keys read again (a
+	 * renewal of DStls); SIGTERM, SIGINT: finish the requests in flight,
+	 * then exit. CERT.DSauth is read at start only. */
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+		sd_notify(0, "RELOADING=1");
+		int bad = -1;
+		esim_err rerr = net_server_reload_tls(srv, &bad);
+		if (rerr == ESIM_OK)
+			fprintf(stderr, "esim-smds: SIGHUP: TLS certificates reloaded\n");
+		else
+			fprintf(stderr,
+				"esim-smds: SIGHUP: TLS reload refused, listener %d: %s; the "
+				"certificates in use are kept\n",
+				bad, esim_strerror(rerr));
+		sd_notify(0, "READY=1");
+	}
 	fprintf(stderr, "esim-smds: signal %d, shutting down\n", sig);
+	sd_notify(0, "STOPPING=1");
 	net_server_stop(srv);
 	pthread_mutex_lock(&p.lock);
 	p.stop = true;
