@@ -227,25 +227,46 @@ static esim_err cap_alert(op *o, const struct line *l, const char *cap_name, int
 	store_finalize(st);
 	if (err != ESIM_OK || row)
 		return err;
-	char e[32], text[600], subject[120], purpose[120], ref[OP_REF_LEN];
+	char e[32], text[800], subject[200], purpose[120], ref[OP_REF_LEN], lang[4], pcts[8];
 	bool roaming = !strcmp(cap_name, "roaming");
+	if ((err = op_customer_lang(o, l->cust, lang)) != ESIM_OK)
+		return err;
 	euros(cap, e, sizeof e);
-	snprintf(subject, sizeof subject, "Line %s: %d%% of your %s spending cap", l->msisdn, pct,
-		 roaming ? "roaming" : "monthly");
+	snprintf(pcts, sizeof pcts, "%d", pct);
+	op_fill(subject, sizeof subject,
+		roaming ? op_tr(o, lang, "notice.cap.roaming.subject",
+				"Line {msisdn}: {pct}% of your roaming spending cap")
+			: op_tr(o, lang, "notice.cap.monthly.subject",
+				"Line {msisdn}: {pct}% of your monthly spending cap"),
+		"msisdn", l->msisdn, "pct", pcts, NULL);
+	const char *tpl;
 	if (pct >= 100)
-		snprintf(text, sizeof text,
-			 "Line %s has reached its %s spending cap of %s for %s. Chargeable %s is "
-			 "now refused until the month ends or you raise the cap in the portal; "
-			 "usage included in your plan goes on.",
-			 l->msisdn, roaming ? "roaming" : "monthly", e, month,
-			 roaming ? "roaming usage" : "usage");
+		tpl =
+		    roaming
+			? op_tr(o, lang, "notice.cap.roaming.reached",
+				"Line {msisdn} has reached its roaming spending cap of {amount} "
+				"for {month}. Chargeable roaming usage is now refused until the "
+				"month ends or you raise the cap in the portal; usage included in "
+				"your plan goes on.")
+			: op_tr(o, lang, "notice.cap.monthly.reached",
+				"Line {msisdn} has reached its monthly spending cap of {amount} "
+				"for {month}. Chargeable usage is now refused until the month ends "
+				"or you raise the cap in the portal; usage included in your plan "
+				"goes on.");
 	else
-		snprintf(text, sizeof text,
-			 "Line %s has used %d%% of its %s spending cap of %s for %s. At the cap, "
-			 "chargeable %s is refused. You can change the cap or stop all "
-			 "chargeable services in the portal.",
-			 l->msisdn, pct, roaming ? "roaming" : "monthly", e, month,
-			 roaming ? "roaming usage" : "usage");
+		tpl = roaming
+			  ? op_tr(o, lang, "notice.cap.roaming.warn",
+				  "Line {msisdn} has used {pct}% of its roaming spending cap of "
+				  "{amount} for {month}. At the cap, chargeable roaming usage is "
+				  "refused. You can change the cap or stop all chargeable services "
+				  "in the portal.")
+			  : op_tr(o, lang, "notice.cap.monthly.warn",
+				  "Line {msisdn} has used {pct}% of its monthly spending cap of "
+				  "{amount} for {month}. At the cap, chargeable usage is refused. "
+				  "You can change the cap or stop all chargeable services in the "
+				  "portal.");
+	op_fill(text, sizeof text, tpl, "msisdn", l->msisdn, "pct", pcts, "amount", e, "month",
+		month, NULL);
 	snprintf(purpose, sizeof purpose, "line %lld: %s cap %d%% (%s)", (long long)l->id, cap_name,
 		 pct, month);
 	if ((err = op_notify(o, l->cust, purpose, subject, text, ref)) != ESIM_OK)
@@ -775,20 +796,28 @@ esim_err op_charging_set_stop(op *o, const struct op_caller *c, const json_t *bo
 	if (err == ESIM_OK)
 		err = op_audit(o, c->actor, json_is_true(v) ? "line.stop" : "line.resume", d);
 	if (err == ESIM_OK && json_is_true(v) != l.stopped) {
-		char text[400], ref[OP_REF_LEN];
-		snprintf(text, sizeof text,
-			 json_is_true(v)
-			     ? "All chargeable services on line %s are stopped at your request. "
-			       "Usage included in your plan goes on; you can turn chargeable "
-			       "services back on in the portal."
-			     : "Chargeable services on line %s are on again at your request.",
-			 l.msisdn);
-		err = op_notify(o, l.cust,
-				json_is_true(v) ? "chargeable services stopped"
-						: "chargeable services resumed",
-				json_is_true(v) ? "Chargeable services stopped"
-						: "Chargeable services on again",
-				text, ref);
+		char text[600], subject[200], ref[OP_REF_LEN], lang[4];
+		bool stop = json_is_true(v);
+		err = op_customer_lang(o, l.cust, lang);
+		op_fill(
+		    subject, sizeof subject,
+		    stop ? op_tr(o, lang, "notice.stop.subject", "Chargeable services stopped")
+			 : op_tr(o, lang, "notice.resume.subject", "Chargeable services on again"),
+		    NULL);
+		op_fill(text, sizeof text,
+			stop ? op_tr(o, lang, "notice.stop.text",
+				     "All chargeable services on line {msisdn} are stopped at your "
+				     "request. Usage included in your plan goes on; you can turn "
+				     "chargeable services back on in the portal.")
+			     : op_tr(o, lang, "notice.resume.text",
+				     "Chargeable services on line {msisdn} are on again at your "
+				     "request."),
+			"msisdn", l.msisdn, NULL);
+		if (err == ESIM_OK)
+			err = op_notify(o, l.cust,
+					stop ? "chargeable services stopped"
+					     : "chargeable services resumed",
+					subject, text, ref);
 	}
 	if (err != ESIM_OK)
 		return err;
@@ -856,20 +885,29 @@ esim_err op_final_invoice(op *o, int64_t case_id, const char *actor)
 	if (err == ESIM_OK)
 		err = op_audit(o, actor, "invoice.final", d);
 	if (err == ESIM_OK) {
-		char fe[32], ue[32], te[32], text[800], subject[120], purpose[120];
+		char fe[32], ue[32], te[32], text[1000], subject[200], purpose[120], lang[4];
 		euros(fee, fe, sizeof fe);
 		euros(use, ue, sizeof ue);
 		euros(total, te, sizeof te);
-		snprintf(subject, sizeof subject, "Final invoice %s for line %s", num, l.msisdn);
-		snprintf(text, sizeof text,
-			 "Line %s is closed. Final invoice %s (%s):\n"
-			 " - plan fee, %s: %s\n"
-			 " - rated usage in %s up to the close: %s\n"
-			 "Total: %s, due %s.",
-			 l.msisdn, num, period,
-			 !strcmp(l.policy, "full_month") ? "the whole month (your contract)"
-							 : "the days used this month",
-			 fe, month, ue, te, due);
+		if ((err = op_customer_lang(o, l.cust, lang)) != ESIM_OK)
+			return err;
+		op_fill(subject, sizeof subject,
+			op_tr(o, lang, "notice.final.subject",
+			      "Final invoice {number} for line {msisdn}"),
+			"number", num, "msisdn", l.msisdn, NULL);
+		op_fill(
+		    text, sizeof text,
+		    op_tr(o, lang, "notice.final.text",
+			  "Line {msisdn} is closed. Final invoice {number} ({period}):\n"
+			  " - plan fee, {basis}: {fee}\n"
+			  " - rated usage in {month} up to the close: {usage}\n"
+			  "Total: {total}, due {due}."),
+		    "msisdn", l.msisdn, "number", num, "period", period, "basis",
+		    !strcmp(l.policy, "full_month")
+			? op_tr(o, lang, "notice.final.basis.full_month",
+				"the whole month (your contract)")
+			: op_tr(o, lang, "notice.final.basis.prorated", "the days used this month"),
+		    "fee", fe, "month", month, "usage", ue, "total", te, "due", due, NULL);
 		snprintf(purpose, sizeof purpose, "termination case %lld: final invoice",
 			 (long long)case_id);
 		err = op_notify_letter(o, l.cust, purpose, subject, text, NULL);

@@ -104,15 +104,19 @@ esim_err op_intake_start(op *o, const struct op_caller *c, const json_t *body, s
 	code[INTAKE_CODE_CHARS] = '\0';
 	snprintf(shown, sizeof shown, "%.4s-%.4s", code, code + 4);
 	code_hash(id, code, h);
-	char text[700], ref[OP_REF_LEN];
-	snprintf(text, sizeof text,
-		 "Someone on the phone or at our desk asked us to act on your account. If it is "
-		 "you, read this call-back code to our staff member: %s (valid 10 minutes). If "
-		 "you did not contact us, do not share it with anyone and call us on the number "
-		 "printed on your invoice.",
-		 shown);
-	err =
-	    op_notify(o, cust, "assisted intake: call-back code", "Your call-back code", text, ref);
+	char text[900], subject[200], ref[OP_REF_LEN], lang[4];
+	if ((err = op_customer_lang(o, cust, lang)) != ESIM_OK)
+		return err;
+	op_fill(subject, sizeof subject,
+		op_tr(o, lang, "notice.callback.subject", "Your call-back code"), NULL);
+	op_fill(text, sizeof text,
+		op_tr(o, lang, "notice.callback.text",
+		      "Someone on the phone or at our desk asked us to act on your account. If it "
+		      "is you, read this call-back code to our staff member: {code} (valid 10 "
+		      "minutes). If you did not contact us, do not share it with anyone and call "
+		      "us on the number printed on your invoice."),
+		"code", shown, NULL);
+	err = op_notify(o, cust, "assisted intake: call-back code", subject, text, ref);
 	sodium_memzero(code, sizeof code);
 	sodium_memzero(shown, sizeof shown);
 	sodium_memzero(text, sizeof text);

@@ -638,9 +638,9 @@ esim_err op_letter_html(op *o, int64_t id, int64_t cust, char **html)
 	*html = NULL;
 	store_stmt *st;
 	esim_err err = store_prepare(o->s,
-				     "SELECT n.recipient, n.subject, n.body, n.reference, n.at FROM"
-				     " op_notices n WHERE n.id = ?1 AND n.channel = 'letter' AND"
-				     " (?2 < 0 OR n.customer_id = ?2)",
+				     "SELECT n.recipient, n.subject, n.body, n.reference, n.at,"
+				     " n.customer_id FROM op_notices n WHERE n.id = ?1 AND"
+				     " n.channel = 'letter' AND (?2 < 0 OR n.customer_id = ?2)",
 				     &st);
 	if (err != ESIM_OK)
 		return err;
@@ -648,32 +648,46 @@ esim_err op_letter_html(op *o, int64_t id, int64_t cust, char **html)
 	store_bind_int64(st, 2, cust);
 	bool row;
 	err = store_step(st, &row);
+	char lang[4] = "en";
+	if (err == ESIM_OK && row)
+		err = op_customer_lang(o, store_col_int64(st, 5), lang);
 	if (err != ESIM_OK || !row) {
 		store_finalize(st);
 		return err;
 	}
 	esim_buf b = ESIM_BUF_INIT;
-	char date[32];
+	char date[32], from[200], foot[600];
 	op_iso_time((time_t)store_col_int64(st, 4), date);
 	date[10] = '\0';
-	const char *parts[] = {
-	    "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>",
-	    store_col_text(st, 1),
-	    "</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body "
-	    "class=\"letter\"><p class=\"letter-from\">",
-	    o->name,
-	    " customer care</p><p class=\"letter-to\">",
-	    store_col_text(st, 0),
-	    "</p><p class=\"letter-date\">",
-	    date,
-	    "</p><h1>",
-	    store_col_text(st, 1),
-	    "</h1><pre class=\"letter-body\">",
-	    store_col_text(st, 2),
-	    "</pre><p class=\"letter-ref\">Verification reference: <strong>",
-	    store_col_text(st, 3),
-	    "</strong><br>Check it on our site under \"Was this really us?\". We never ask for "
-	    "your password or codes by phone.</p></body></html>\n"};
+	op_fill(from, sizeof from, op_tr(o, lang, "letter.from", "{operator} customer care"),
+		"operator", o->name, NULL);
+	/* the same footer as the e-mail and SMS notices */
+	op_fill(foot, sizeof foot,
+		op_tr(o, lang, "notice.reference",
+		      "Verification reference: {reference}\nCheck it on our site under \"Was this "
+		      "really us?\". We never ask for your password or codes by phone."),
+		"reference", store_col_text(st, 3), NULL);
+	char head[120];
+	snprintf(head, sizeof head,
+		 "<!DOCTYPE html><html lang=\"%s\"><head><meta charset=\"utf-8\"><title>",
+		 !strcmp(lang, "zh") ? "zh-CN" : lang);
+	/* even entries are markup, odd ones text (escaped) */
+	const char *parts[] = {head,
+			       store_col_text(st, 1),
+			       "</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head>"
+			       "<body class=\"letter\"><p class=\"letter-from\">",
+			       from,
+			       "</p><p class=\"letter-to\">",
+			       store_col_text(st, 0),
+			       "</p><p class=\"letter-date\">",
+			       date,
+			       "</p><h1>",
+			       store_col_text(st, 1),
+			       "</h1><pre class=\"letter-body\">",
+			       store_col_text(st, 2),
+			       "</pre><pre class=\"letter-ref\">",
+			       foot,
+			       "</pre></body></html>\n"};
 	for (size_t i = 0; err == ESIM_OK && i < sizeof parts / sizeof parts[0]; i++)
 		err = i % 2 ? html_text(&b, parts[i])
 			    : esim_buf_append(&b, parts[i], strlen(parts[i]));

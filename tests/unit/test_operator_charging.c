@@ -244,6 +244,8 @@ static void test_stop_switch(void **state)
 	snprintf(f->cookie, sizeof f->cookie, "%s", cookie);
 	snprintf(f->csrf, sizeof f->csrf, "%s", csrf);
 	assert_int_equal(10, authorize(f, SOFIE_MSISDN, "voice", true, 10, NULL, 0));
+	/* Sofie reads Dutch: the notice is in Dutch */
+	assert_int_equal(200, call(f, "POST", "/api/me/lang", NULL, "{\"lang\":\"nl\"}", NULL));
 	json_t *j;
 	assert_int_equal(400, call(f, "POST", "/api/lines/stop", NULL, "{\"line_id\":2}", NULL));
 	assert_int_equal(
@@ -253,6 +255,8 @@ static void test_stop_switch(void **state)
 	char why[40];
 	assert_int_equal(-1, authorize(f, SOFIE_MSISDN, "voice", true, 10, why, sizeof why));
 	assert_string_equal("services_stopped", why);
+	assert_int_equal(1, qint(f, "SELECT COUNT(*) FROM op_notices WHERE channel = 'email' AND"
+				    " subject = 'Betalende diensten stopgezet'"));
 	assert_int_equal(-1, authorize(f, SOFIE_MSISDN, "data", false, 10, why, sizeof why));
 	assert_false(accepted(f, "s-1", SOFIE_MSISDN, "sms", false, 3));
 	assert_int_equal(0, qint(f, "SELECT SUM(cents) FROM op_usage WHERE line_id = 2"));
