@@ -8,44 +8,71 @@
  * reached the notification stays on the card, and a later
  * `esim notification process` delivers it.
  */
+#define _GNU_SOURCE /* wcswidth */
 #include <stdio.h>
+#include <wchar.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "esim/i18n.h"
 #include "lpa/lpa.h"
 
 static void cancel_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: esim cancel ICCID [--yes]\n\n"
-		"Disables (if enabled) and deletes the profile, sends the delete notification to\n"
-		"its SM-DP+ and prints a receipt.\n\n");
+	fprintf(
+	    out, "%s",
+	    _("usage: esim cancel ICCID [--yes]\n\n"
+	      "Disables (if enabled) and deletes the profile, sends the delete notification to\n"
+	      "its SM-DP+ and prints a receipt.\n\n"));
 	lpa_usage_globals(out);
+}
+
+/* label padded to width columns as the terminal shows them (a translated
+ * label may hold accents or CJK, which printf's %-Ns would misalign) */
+static void put_label(const char *label, int width)
+{
+	wchar_t w[128];
+	size_t n = mbstowcs(w, label, 127);
+	int cols = n == (size_t)-1 ? (int)strlen(label) : wcswidth(w, n);
+	if (cols < 0)
+		cols = (int)strlen(label);
+	fputs(label, stdout);
+	for (int i = cols; i < width; i++)
+		fputc(' ', stdout);
 }
 
 static void print_receipt(json_t *r)
 {
 	json_t *rc = json_object_get(r, "receipt");
-	printf("\nReceipt: eSIM profile deleted\n");
+	printf("\n%s\n", _("Receipt: eSIM profile deleted"));
 	printf("  %-16s %s\n", "EID", json_string_value(json_object_get(r, "eid")));
 	printf("  %-16s %s\n", "ICCID", json_string_value(json_object_get(r, "iccid")));
-	printf("  %-16s %s\n", "deleted at", json_string_value(json_object_get(r, "deleted_at")));
+	printf("  ");
+	put_label(_("deleted at"), 17);
+	printf("%s\n", json_string_value(json_object_get(r, "deleted_at")));
 	json_t *seq = json_object_get(rc, "seq");
 	if (!json_is_integer(seq)) {
-		printf("  %-16s %s\n", "notification",
-		       "none (the profile asks for no delete notification)");
+		printf("  ");
+		put_label(_("notification"), 17);
+		printf("%s\n", _("none (the profile asks for no delete notification)"));
 		return;
 	}
-	printf("  %-16s %lld (delete)\n", "sequence number", (long long)json_integer_value(seq));
+	printf("  ");
+	put_label(_("sequence number"), 17);
+	printf(_("%lld (delete)\n"), (long long)json_integer_value(seq));
 	printf("  %-16s %s\n", "SM-DP+", json_string_value(json_object_get(rc, "address")));
-	if (json_is_true(json_object_get(rc, "acknowledged")))
-		printf("  %-16s HTTP %lld at %s\n", "acknowledged",
+	if (json_is_true(json_object_get(rc, "acknowledged"))) {
+		printf("  ");
+		put_label(_("acknowledged"), 17);
+		printf(_("HTTP %lld at %s\n"),
 		       (long long)json_integer_value(json_object_get(rc, "http_status")),
 		       json_string_value(json_object_get(rc, "acknowledged_at")));
-	else
-		printf("  %-16s %s\n", "acknowledged",
-		       "NO: the notification stays on the eUICC; run 'esim notification process' "
-		       "later");
+	} else {
+		printf("  ");
+		put_label(_("acknowledged"), 17);
+		printf("%s\n", _("NO: the notification stays on the eUICC; run 'esim notification "
+				 "process' later"));
+	}
 }
 
 static int cancel_profile(struct lpa *L)
@@ -105,7 +132,7 @@ static int cancel_profile(struct lpa *L)
 		if (rc != CLI_OK)
 			return rc;
 		if (L->tty)
-			printf("1. profile %s disabled\n", iccid);
+			printf(_("1. profile %s disabled\n"), iccid);
 	}
 	json_object_set_new(L->result, "disabled_first", json_boolean(enabled));
 	esim_err err = rsp_delete_profile_req(&ref, &req, &len);
@@ -116,7 +143,7 @@ static int cancel_profile(struct lpa *L)
 	lpa_now_iso(when);
 	json_object_set_new(L->result, "deleted_at", json_string(when));
 	if (L->tty)
-		printf("%s. profile %s deleted\n", enabled ? "2" : "1", iccid);
+		printf(_("%s. profile %s deleted\n"), enabled ? "2" : "1", iccid);
 
 	json_t *notes = json_array();
 	json_object_set_new(L->result, "notifications", notes);

@@ -6,20 +6,24 @@
  * erases profiles with ES10c eUICCMemoryReset after the user confirmed by
  * typing the last four digits of the EID.
  */
+#define _GNU_SOURCE /* wcswidth */
 #include <stdio.h>
+#include <wchar.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "esim/i18n.h"
 #include "esim/rsp_ac.h"
 #include "lpa/lpa.h"
 
 static void chip_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: esim chip info\n"
-		"       esim chip default-smdp ADDRESS   (\"\" clears it)\n"
-		"       esim chip reset [--keep-operational] [--keep-test] [--keep-default-smdp]\n"
-		"                       [--yes]\n\n");
+	fprintf(
+	    out, "%s",
+	    _("usage: esim chip info\n"
+	      "       esim chip default-smdp ADDRESS   (\"\" clears it)\n"
+	      "       esim chip reset [--keep-operational] [--keep-test] [--keep-default-smdp]\n"
+	      "                       [--yes]\n\n"));
 	lpa_usage_globals(out);
 }
 
@@ -105,9 +109,23 @@ static json_t *info2_json(const struct rsp_euicc_info2 *i)
 	return o;
 }
 
+/* label padded to width columns as the terminal shows them (a translated
+ * label may hold accents or CJK, which printf's %-Ns would misalign) */
+static void put_label(const char *label, int width)
+{
+	wchar_t w[128];
+	size_t n = mbstowcs(w, label, 127);
+	int cols = n == (size_t)-1 ? (int)strlen(label) : wcswidth(w, n);
+	if (cols < 0)
+		cols = (int)strlen(label);
+	fputs(label, stdout);
+	for (int i = cols; i < width; i++)
+		fputc(' ', stdout);
+}
+
 static void print_list(const char *label, json_t *a)
 {
-	printf("%-28s", label);
+	put_label(label, 28);
 	size_t i;
 	json_t *v;
 	if (json_array_size(a) == 0)
@@ -122,41 +140,53 @@ static void print_info(json_t *r)
 	json_t *ad = json_object_get(r, "addresses");
 	const char *dp = json_string_value(json_object_get(ad, "default_smdp"));
 	const char *ds = json_string_value(json_object_get(ad, "root_smds"));
-	printf("%-28s%s\n", "EID", json_string_value(json_object_get(r, "eid")));
-	printf("%-28s%s\n", "default SM-DP+", dp && *dp ? dp : "-");
-	printf("%-28s%s\n", "root SM-DS", ds && *ds ? ds : "-");
-	printf("%-28s%s\n", "SGP.22 version (svn)", json_string_value(json_object_get(i2, "svn")));
-	printf("%-28s%s\n", "profile package version",
-	       json_string_value(json_object_get(i2, "profile_version")));
-	printf("%-28s%s\n", "firmware version",
-	       json_string_value(json_object_get(i2, "firmware_version")));
+	put_label("EID", 28);
+	printf("%s\n", json_string_value(json_object_get(r, "eid")));
+	put_label(_("default SM-DP+"), 28);
+	printf("%s\n", dp && *dp ? dp : "-");
+	put_label(_("root SM-DS"), 28);
+	printf("%s\n", ds && *ds ? ds : "-");
+	put_label(_("SGP.22 version (svn)"), 28);
+	printf("%s\n", json_string_value(json_object_get(i2, "svn")));
+	put_label(_("profile package version"), 28);
+	printf("%s\n", json_string_value(json_object_get(i2, "profile_version")));
+	put_label(_("firmware version"), 28);
+	printf("%s\n", json_string_value(json_object_get(i2, "firmware_version")));
 	json_t *ext = json_object_get(i2, "ext_card_resource");
 	if (json_is_object(ext)) {
 		json_t *nvm = json_object_get(ext, "free_nvm");
 		json_t *ram = json_object_get(ext, "free_volatile");
 		json_t *apps = json_object_get(ext, "installed_applications");
-		if (json_is_integer(nvm))
-			printf("%-28s%lld bytes\n", "free memory (NVM)",
-			       (long long)json_integer_value(nvm));
-		if (json_is_integer(ram))
-			printf("%-28s%lld bytes\n", "free memory (volatile)",
-			       (long long)json_integer_value(ram));
-		if (json_is_integer(apps))
-			printf("%-28s%lld\n", "installed applications",
-			       (long long)json_integer_value(apps));
+		if (json_is_integer(nvm)) {
+			put_label(_("free memory (NVM)"), 28);
+			printf(_("%lld bytes\n"), (long long)json_integer_value(nvm));
+		}
+		if (json_is_integer(ram)) {
+			put_label(_("free memory (volatile)"), 28);
+			printf(_("%lld bytes\n"), (long long)json_integer_value(ram));
+		}
+		if (json_is_integer(apps)) {
+			put_label(_("installed applications"), 28);
+			printf("%lld\n", (long long)json_integer_value(apps));
+		}
 	}
-	print_list("UICC capabilities", json_object_get(i2, "uicc_capability"));
-	print_list("RSP capabilities", json_object_get(i2, "rsp_capability"));
-	print_list("CI PKIDs (verification)", json_object_get(i2, "ci_pkids_for_verification"));
-	print_list("CI PKIDs (signing)", json_object_get(i2, "ci_pkids_for_signing"));
+	print_list(_("UICC capabilities"), json_object_get(i2, "uicc_capability"));
+	print_list(_("RSP capabilities"), json_object_get(i2, "rsp_capability"));
+	print_list(_("CI PKIDs (verification)"), json_object_get(i2, "ci_pkids_for_verification"));
+	print_list(_("CI PKIDs (signing)"), json_object_get(i2, "ci_pkids_for_signing"));
 	const char *cat = json_string_value(json_object_get(i2, "euicc_category"));
-	if (cat)
-		printf("%-28s%s\n", "eUICC category", cat);
+	if (cat) {
+		put_label(_("eUICC category"), 28);
+		printf("%s\n", cat);
+	}
 	const char *pp = json_string_value(json_object_get(i2, "pp_version"));
-	if (pp)
-		printf("%-28s%s\n", "protection profile version", pp);
+	if (pp) {
+		put_label(_("protection profile version"), 28);
+		printf("%s\n", pp);
+	}
 	const char *sas = json_string_value(json_object_get(i2, "sas_accreditation_number"));
-	printf("%-28s%s\n", "SAS accreditation", sas && *sas ? sas : "-");
+	put_label(_("SAS accreditation"), 28);
+	printf("%s\n", sas && *sas ? sas : "-");
 }
 
 static int chip_info(struct lpa *L)
@@ -217,9 +247,12 @@ static int chip_default_smdp(struct lpa *L)
 	int rc = lpa_es10_simple(L, RSP_ES10_SET_DEFAULT_DP, err, req, len, NULL);
 	if (rc == CLI_OK) {
 		json_object_set_new(L->result, "default_smdp", json_string(addr));
-		if (!L->o.json)
-			printf("default SM-DP+ address %s%s\n", *addr ? "set to " : "cleared",
-			       addr);
+		if (!L->o.json) {
+			if (*addr)
+				printf(_("default SM-DP+ address set to %s\n"), addr);
+			else
+				printf("%s\n", _("default SM-DP+ address cleared"));
+		}
 	}
 	return rc;
 }
@@ -281,7 +314,7 @@ static int chip_reset(struct lpa *L, uint32_t options)
 	json_object_set_new(L->result, "eid", json_string(eid));
 	json_object_set_new(L->result, "result", json_string(code == 0 ? "ok" : "nothingToDelete"));
 	if (!L->o.json)
-		printf("%s\n", code == 0 ? "eUICC memory reset" : "nothing to delete");
+		printf("%s\n", code == 0 ? _("eUICC memory reset") : _("nothing to delete"));
 	return CLI_OK;
 }
 
@@ -316,7 +349,7 @@ int cmd_chip(int argc, char **argv)
 		if (rc == CLI_OK)
 			chip_reset(&L, ro.options);
 	} else {
-		fprintf(stderr, "esim: unknown chip command '%s'\n", sub);
+		fprintf(stderr, _("esim: unknown chip command '%s'\n"), sub);
 		chip_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}

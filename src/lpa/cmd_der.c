@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esim/i18n.h"
 #include "esim/der.h"
 #include "lpa/cli.h"
 
@@ -72,7 +73,7 @@ static int dump(int argc, char **argv)
 			char *end;
 			long v = strtol(a + 12, &end, 10);
 			if (*end != '\0' || end == a + 12 || v < 1 || v > DER_MAX_DEPTH_LIMIT) {
-				fprintf(stderr, "esim der dump: bad --max-depth '%s'\n", a + 12);
+				fprintf(stderr, _("esim der dump: bad --max-depth '%s'\n"), a + 12);
 				return CLI_EXIT_USAGE;
 			}
 			opts.max_depth = (unsigned)v;
@@ -80,13 +81,13 @@ static int dump(int argc, char **argv)
 			usage(stdout);
 			return CLI_OK;
 		} else if (a[0] == '-' && a[1] != '\0') {
-			fprintf(stderr, "esim der dump: unknown option '%s'\n", a);
+			fprintf(stderr, _("esim der dump: unknown option '%s'\n"), a);
 			usage(stderr);
 			return CLI_EXIT_USAGE;
 		} else if (path == NULL) {
 			path = a;
 		} else {
-			fprintf(stderr, "esim der dump: more than one input\n");
+			fprintf(stderr, "%s\n", _("esim der dump: more than one input"));
 			usage(stderr);
 			return CLI_EXIT_USAGE;
 		}
@@ -100,7 +101,7 @@ static int dump(int argc, char **argv)
 	size_t len = 0;
 	esim_err err = esim_read_file(path, DER_INPUT_MAX, &data, &len);
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim der dump: cannot read %s: %s\n", path, esim_strerror(err));
+		fprintf(stderr, _("esim der dump: cannot read %s: %s\n"), path, esim_strerror(err));
 		return err == ESIM_E_TOO_LARGE ? CLI_EXIT_DATA : CLI_EXIT_FAILURE;
 	}
 	if (hex) {
@@ -120,12 +121,13 @@ static int dump(int argc, char **argv)
 	err = der_dump(stdout, data, len, &opts, &off);
 	free(data);
 	if (fflush(stdout) != 0) {
-		fprintf(stderr, "esim der dump: writing the output failed\n");
+		fprintf(stderr, "%s\n", _("esim der dump: writing the output failed"));
 		return CLI_EXIT_FAILURE;
 	}
 	if (err != ESIM_OK) {
-		fprintf(stderr, "esim der dump: %s: malformed data: %s (%s) at byte offset %zu\n",
-			path, esim_strerror(err), esim_errname(err), off);
+		fprintf(stderr,
+			_("esim der dump: %s: malformed data: %s (%s) at byte offset %zu\n"), path,
+			esim_strerror(err), esim_errname(err), off);
 		return CLI_EXIT_DATA;
 	}
 	return CLI_OK;
@@ -139,7 +141,7 @@ int cmd_der(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "dump") == 0)
 		return dump(argc - 1, argv + 1);
-	fprintf(stderr, "esim der: unknown subcommand '%s'\n", argv[1]);
+	fprintf(stderr, _("esim der: unknown subcommand '%s'\n"), argv[1]);
 	usage(stderr);
 	return CLI_EXIT_USAGE;
 }

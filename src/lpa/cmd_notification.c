@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esim/i18n.h"
 #include "lpa/lpa.h"
 
 static void notif_usage(FILE *out)
@@ -58,9 +59,9 @@ static int notif_list(struct lpa *L)
 	json_object_set_new(L->result, "notifications", a);
 	if (!L->o.json) {
 		if (nl.n == 0)
-			printf("no pending notifications\n");
+			printf("%s\n", _("no pending notifications"));
 		else
-			printf("%-6s %-8s %-21s %s\n", "SEQ", "EVENT", "ICCID", "ADDRESS");
+			printf("%-6s %-8s %-21s %s\n", _("SEQ"), _("EVENT"), "ICCID", _("ADDRESS"));
 		size_t i;
 		json_t *o;
 		json_array_foreach(a, i, o)
@@ -196,9 +197,11 @@ static int notif_process(struct lpa *L)
 				"eUICC for the next 'esim notification process'",
 				failures, total);
 	if (!L->o.json && !L->tty)
-		printf("%zu notification%s delivered\n", total, total == 1 ? "" : "s");
+		printf(ngettext("%zu notification delivered\n", "%zu notifications delivered\n",
+				total),
+		       total);
 	else if (!L->o.json && total == 0)
-		printf("no pending notifications\n");
+		printf("%s\n", _("no pending notifications"));
 	return CLI_OK;
 }
 
@@ -247,10 +250,10 @@ static int notif_remove(struct lpa *L, bool all)
 			return rc;
 		json_array_append_new(a, json_integer((json_int_t)seqs[i]));
 		if (!L->o.json)
-			printf("notification %llu removed\n", (unsigned long long)seqs[i]);
+			printf(_("notification %llu removed\n"), (unsigned long long)seqs[i]);
 	}
 	if (!L->o.json && n == 0)
-		printf("no pending notifications\n");
+		printf("%s\n", _("no pending notifications"));
 	return CLI_OK;
 }
 
@@ -281,7 +284,7 @@ int cmd_notification(int argc, char **argv)
 		if (rc == CLI_OK)
 			notif_remove(&L, all);
 	} else {
-		fprintf(stderr, "esim: unknown notification command '%s'\n", sub);
+		fprintf(stderr, _("esim: unknown notification command '%s'\n"), sub);
 		notif_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "esim/i18n.h"
 #include "lpa/lpa.h"
 
 static void profile_usage(FILE *out)
@@ -88,7 +89,7 @@ static int profile_list(struct lpa *L)
 	json_object_set_new(L->result, "profiles", a);
 	if (!L->o.json) {
 		if (pl.n == 0) {
-			printf("no profiles\n");
+			printf("%s\n", _("no profiles"));
 		} else {
 			printf("%-21s %-9s %-12s %-20s %-20s %s\n", "ICCID", "STATE", "CLASS",
 			       "PROVIDER", "NAME", "NICKNAME");
@@ -198,7 +199,7 @@ static int delete_profile(struct lpa *L, bool disable_first)
 		esim_err err = rsp_disable_profile_req(&ref, false, &req, &len);
 		rc = lpa_es10_simple(L, RSP_ES10_DISABLE_PROFILE, err, req, len, NULL);
 		if (rc == CLI_OK && !L->o.json)
-			printf("profile %s disabled\n", L->pos[0]);
+			printf(_("profile %s disabled\n"), L->pos[0]);
 		json_object_set_new(L->result, "disabled_first", json_boolean(rc == CLI_OK));
 	}
 	if (rc == CLI_OK) {
@@ -318,7 +319,7 @@ int cmd_profile(int argc, char **argv)
 		if (rc == CLI_OK)
 			nickname(&L);
 	} else {
-		fprintf(stderr, "esim: unknown profile command '%s'\n", sub);
+		fprintf(stderr, _("esim: unknown profile command '%s'\n"), sub);
 		profile_usage(stderr);
 		return CLI_EXIT_USAGE;
 	}

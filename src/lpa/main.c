@@ -9,25 +9,26 @@
 
 #include "lpa/cli.h"
 #include "lpa/lpa.h"
+#include "esim/i18n.h"
 #include "esim/util.h"
 
 static const struct cli_command commands[] = {
-    {"chip", "the eUICC: info, default-smdp, reset", cmd_chip},
-    {"profile", "profiles: list, enable, disable, delete, nickname, download, discover",
+    {"chip", N_("the eUICC: info, default-smdp, reset"), cmd_chip},
+    {"profile", N_("profiles: list, enable, disable, delete, nickname, download, discover"),
      cmd_profile},
-    {"notification", "pending notifications: list, process, remove", cmd_notification},
-    {"cancel", "disable + delete a profile, notify its SM-DP+, print a receipt", cmd_cancel},
-    {"der", "inspect BER-TLV / DER data (der dump FILE|-)", cmd_der},
+    {"notification", N_("pending notifications: list, process, remove"), cmd_notification},
+    {"cancel", N_("disable + delete a profile, notify its SM-DP+, print a receipt"), cmd_cancel},
+    {"der", N_("inspect BER-TLV / DER data (der dump FILE|-)"), cmd_der},
 };
 
 static void usage(FILE *out)
 {
-	fprintf(out, "usage: esim [global options] <command> [args]\n\ncommands:\n");
+	fprintf(out, "%s", _("usage: esim [global options] <command> [args]\n\ncommands:\n"));
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-12s %s\n", commands[i].name, _(commands[i].summary));
 	fputc('\n', out);
 	lpa_usage_globals(out);
-	fprintf(out, "\n'esim <command> --help' lists the command's own options.\n");
+	fprintf(out, "%s", _("\n'esim <command> --help' lists the command's own options.\n"));
 }
 
 static int run(int argc, char **argv)
@@ -43,7 +44,7 @@ static int run(int argc, char **argv)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "esim: unknown command '%s'\n", argv[1]);
+	fprintf(stderr, _("esim: unknown command '%s'\n"), argv[1]);
 	usage(stderr);
 	return CLI_EXIT_USAGE;
 }
@@ -88,6 +89,7 @@ static char **hoist_globals(int argc, char **argv, int *out_argc)
 
 int main(int argc, char **argv)
 {
+	esim_i18n_init("esim"); /* LANG / LC_MESSAGES: the messages' language */
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		esim_print_version("esim");
 		return 0;

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# esim speaks the user's language (CTest i18n_esim): the messages come from
+# po/LANG.po compiled into BUILD/locale, chosen by LC_ALL, else LC_MESSAGES,
+# else LANG, whether or not that locale is installed on the machine; a
+# language without a catalogue, C and POSIX stay English.
+#
+#   tests/i18n/esim_lang.sh BUILD_DIR
+set -uo pipefail
+BUILD="$(cd "${1:?usage: esim_lang.sh BUILD_DIR}" && pwd)"
+ESIM="$BUILD/esim"
+fail=0
+
+# run LABEL EXPECTED-SUBSTRING ENV... -- ARGS...: esim's stdout+stderr must
+# contain the text
+check() {
+	local label="$1" want="$2"
+	shift 2
+	local envs=()
+	while [ "$1" != "--" ]; do
+		envs+=("$1")
+		shift
+	done
+	shift
+	local out
+	out="$(env -u LANGUAGE -u LC_ALL -u LC_MESSAGES -u LANG -u ESIM_LOCALEDIR "${envs[@]}" "$ESIM" "$@" 2>&1)"
+	if [[ "$out" != *"$want"* ]]; then
+		echo "i18n_esim: FAILED: $label: expected '$want' in:" >&2
+		printf '%s\n' "$out" | head -n 5 >&2
+		fail=1
+	else
+		echo "i18n_esim: ok: $label"
+	fi
+}
+
+if [ ! -x "$ESIM" ]; then
+	echo "i18n_esim: FAILED: $ESIM not built" >&2
+	exit 1
+fi
+for l in nl fr zh_CN; do
+	if [ ! -f "$BUILD/locale/$l/LC_MESSAGES/esim.mo" ]; then
+		echo "i18n_esim: FAILED: $BUILD/locale/$l/LC_MESSAGES/esim.mo not built (msgfmt, Debian package gettext)" >&2
+		exit 1
+	fi
+done
+
+check "LANG=nl_BE.UTF-8, unknown command" "esim: onbekende opdracht 'bogus'" LANG=nl_BE.UTF-8 -- bogus
+check "LANG=fr_BE.UTF-8, --help" "usage : esim [options globales] <commande>" LANG=fr_BE.UTF-8 -- --help
+check "LANG=fr_BE.UTF-8, command summaries" "désactiver + supprimer un profil" LANG=fr_BE.UTF-8 -- --help
+check "LANG=zh_CN.UTF-8, der dump of a missing file" "esim der dump：无法读取 /nonexistent/x.der" \
+	LANG=zh_CN.UTF-8 -- der dump /nonexistent/x.der
+check "LC_ALL wins over LANG" "usage : esim [options globales]" LANG=nl_BE.UTF-8 LC_ALL=fr_BE.UTF-8 -- --help
+check "LC_MESSAGES wins over LANG" "esim：未知命令 'bogus'" LANG=nl_BE.UTF-8 LC_MESSAGES=zh_CN.UTF-8 -- bogus
+check "nl without a region" "gebruik: esim [algemene opties]" LANG=nl -- --help
+check "German has no catalogue: English" "esim: unknown command 'bogus'" LANG=de_DE.UTF-8 -- bogus
+check "C: English" "usage: esim [global options] <command>" LANG=C -- --help
+check "nothing set: English" "esim: unknown command 'bogus'" -- bogus
+check "ESIM_LOCALEDIR without catalogues: English" "esim: unknown command 'bogus'" \
+	LANG=nl_BE.UTF-8 ESIM_LOCALEDIR=/nonexistent -- bogus
+if [ "$fail" -ne 0 ]; then
+	echo "i18n_esim: FAILED" >&2
+	exit 1
+fi
+echo "i18n_esim: all passed"
