@@ -335,6 +335,75 @@ static void test_final_invoice_full_month(void **state)
 	close_jan(f, "full_month", 2000);
 }
 
+/* The charging listener as esim-operator serve makes it (charging-listen):
+ * TLS, a client certificate required and pinned. The pinned charging
+ * system is heard; another certificate under the same CI, or none, never
+ * reaches the handler; the portal's routes are not there. */
+static int post_tls(struct fx *f, net_server *srv, int lid, const char *cert, const char *key,
+		    const char *path, const char *body)
+{
+	char ca[700];
+	snprintf(ca, sizeof ca, "%s/ci.pem", f->pki);
+	struct net_client_config cc = {
+	    .ca_file = ca, .client_cert_file = cert, .client_key_file = key, .timeout_ms = 10000};
+	net_client *c;
+	assert_esim(ESIM_OK, net_client_new(&cc, &c));
+	char url[160];
+	snprintf(url, sizeof url, "https://127.0.0.1:%u%s", net_server_port(srv, lid), path);
+	struct net_client_response r;
+	memset(&r, 0, sizeof r);
+	esim_err err = net_client_post_json(c, url, body, strlen(body), &r);
+	int st = (err == ESIM_OK || err == ESIM_E_NET_HTTP_STATUS) ? r.status : -1;
+	net_client_response_clear(&r);
+	net_client_free(c);
+	return st;
+}
+
+static void test_listener(void **state)
+{
+	struct fx *f = *state;
+	char cmd[2000], cert[700], key[700], other[700], okey[700], tls[700], tlskey[700];
+	snprintf(cmd, sizeof cmd,
+		 "%s/esim-pki issue operator --out %s/other --issuer-cert %s/ci.pem --issuer-key "
+		 "%s/ci.key.pem --cn 'Not the charging system' >/dev/null 2>&1",
+		 test_bin_dir(), f->dir, f->pki, f->pki);
+	assert_int_equal(0, system(cmd));
+	snprintf(cert, sizeof cert, "%s/operator.pem", f->pki); /* pinned by the fixture */
+	snprintf(key, sizeof key, "%s/operator.key.pem", f->pki);
+	snprintf(other, sizeof other, "%s/other.pem", f->dir);
+	snprintf(okey, sizeof okey, "%s/other.key.pem", f->dir);
+	snprintf(tls, sizeof tls, "%s/dptls.pem", f->pki);
+	snprintf(tlskey, sizeof tlskey, "%s/dptls.key.pem", f->pki);
+	net_server *srv;
+	assert_esim(ESIM_OK, net_server_new(NULL, &srv));
+	uint8_t pin[1][32];
+	memcpy(pin[0], op_charging_pin(f->ch), 32);
+	struct net_listener_config lc = {.address = "127.0.0.1",
+					 .tls = true,
+					 .cert_chain_file = tls,
+					 .key_file = tlskey,
+					 .client_auth = NET_CLIENT_AUTH_REQUIRE,
+					 .client_pins = (const uint8_t(*)[32])pin,
+					 .n_client_pins = 1};
+	int lid;
+	assert_esim(ESIM_OK, net_server_add_listener(srv, &lc, &lid));
+	assert_esim(ESIM_OK, op_charging_add_routes(f->ch, srv, lid));
+	assert_esim(ESIM_OK, net_server_start(srv));
+	const char *auth = "{\"line\":\"" SOFIE_MSISDN "\",\"kind\":\"voice\",\"roaming\":false,"
+			   "\"units\":5}";
+	const char *rec = "{\"record_id\":\"t-1\",\"line\":\"" SOFIE_MSISDN "\",\"kind\":"
+			  "\"sms\",\"roaming\":false,\"units\":2,\"at\":\"2026-09-21T10:00:00Z\"}";
+	assert_int_equal(200, post_tls(f, srv, lid, cert, key, "/charging/authorize", auth));
+	assert_int_equal(200, post_tls(f, srv, lid, cert, key, "/charging/usage", rec));
+	assert_int_equal(-1, post_tls(f, srv, lid, other, okey, "/charging/usage", rec));
+	assert_int_equal(-1, post_tls(f, srv, lid, NULL, NULL, "/charging/authorize", auth));
+	assert_int_equal(404, post_tls(f, srv, lid, cert, key, "/api/login", "{}"));
+	net_server_free(srv);
+	assert_int_equal(1, qint(f, "SELECT COUNT(*) FROM op_usage WHERE record_id = 't-1'"));
+	assert_int_equal(1, qint(f, "SELECT COUNT(*) FROM op_audit WHERE action = 'usage.rated' AND"
+				    " actor LIKE 'charging:%'"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -344,6 +413,7 @@ int main(void)
 	    BOTH(test_stop_switch),
 	    BOTH(test_final_invoice_prorated),
 	    BOTH(test_final_invoice_full_month),
+	    cmocka_unit_test_setup_teardown(test_listener, setup_sqlite, teardown),
 	};
 	return fixture_main(tests, sizeof tests / sizeof tests[0]);
 }
