@@ -374,8 +374,12 @@ static int serve(op *o, const struct kv *kv)
 	    kv_limit(kv, "max-connections-per-address", 1000000, 0, &max_per_addr) != 0 ||
 	    kv_limit(kv, "request-deadline", 3600, 60, &deadline_s) != 0)
 		return 1;
-	struct net_server_config sc = {
-	    .threads = 2, .max_body = 8u << 20, .request_deadline_ms = deadline_s * 1000};
+	/* net's rate-limited connection warnings as log lines too */
+	struct net_server_config sc = {.threads = 2,
+				       .max_body = 8u << 20,
+				       .request_deadline_ms = deadline_s * 1000,
+				       .log = esim_log_net,
+				       .log_arg = &log};
 	net_server *srv = NULL;
 	esim_err err = net_server_new(&sc, &srv);
 	struct net_listener_config lc = {.max_connections = max_conns,
@@ -503,9 +507,11 @@ static int serve(op *o, const struct kv *kv)
 		if (tick > 0 && time(NULL) - last >= tick) {
 			size_t n = 0;
 			op_tick(o, &n);
-			if (n)
-				fprintf(stderr, "esim-operator: %zu deletion reminder(s) sent\n",
-					n);
+			if (n) {
+				const struct esim_log_kv f[] = {ESIM_LOG_I("count", n)};
+				esim_log_emit(&log, ESIM_LOG_INFO, NULL, "deletion reminders sent",
+					      f, 1);
+			}
 			last = time(NULL);
 		}
 	}
