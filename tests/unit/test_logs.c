@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 
 #include "esim/der.h"
+#include "esim/log.h"
 #include "esim/rsp_saip.h"
 #include "testutil.h"
 
@@ -380,9 +381,87 @@ static void test_request_id_through(void **state)
 	free(dir);
 }
 
+/* A value from the network cannot break a line or forge a field: quotes,
+ * backslashes, newlines and control characters are escaped, the line is
+ * one JSON object, and a line too long for the buffer is cut at a field
+ * and still closed. */
+static void test_line_escaping(void **state)
+{
+	(void)state;
+	esim_log lg;
+	esim_log_init(&lg, "test", ESIM_LOG_JSON);
+	const char *evil = "x\",\"level\":\"error\"}\n{\"msg\":\"forged\\\x01\x7f";
+	const struct esim_log_kv kv[] = {ESIM_LOG_S("function", evil), ESIM_LOG_I("status", 204),
+					 ESIM_LOG_S("none", NULL)};
+	char line[512];
+	size_t n = esim_log_render(&lg, ESIM_LOG_INFO, "rid-1", evil, kv, 3, line, sizeof line);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	assert_null(memchr(line, '\n', n - 1)); /* one line */
+	json_t *j = json_loadb(line, n, 0, NULL);
+	assert_true(json_is_object(j));
+	assert_string_equal(evil, json_string_value(json_object_get(j, "msg")));
+	assert_string_equal(evil, json_string_value(json_object_get(j, "function")));
+	assert_string_equal("info", json_string_value(json_object_get(j, "level")));
+	assert_string_equal("rid-1", json_string_value(json_object_get(j, "request_id")));
+	assert_int_equal(204, json_integer_value(json_object_get(j, "status")));
+	assert_true(json_is_null(json_object_get(j, "none")));
+	json_decref(j);
+
+	/* too long: cut at a field, still one valid object */
+	char big[600];
+	memset(big, 'a', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	const struct esim_log_kv kv2[] = {ESIM_LOG_I("first", 1), ESIM_LOG_S("big", big)};
+	n = esim_log_render(&lg, ESIM_LOG_WARN, NULL, "m", kv2, 2, line, 256);
+	assert_true(n > 0 && n < 256);
+	j = json_loadb(line, n, 0, NULL);
+	assert_true(json_is_object(j));
+	assert_int_equal(1, json_integer_value(json_object_get(j, "first")));
+	assert_null(json_object_get(j, "big"));
+	assert_null(json_object_get(j, "request_id"));
+	json_decref(j);
+
+	/* text: a value with spaces or quotes is quoted */
+	lg.format = ESIM_LOG_TEXT;
+	n = esim_log_render(&lg, ESIM_LOG_INFO, "rid-1", "es9", kv, 2, line, sizeof line);
+	assert_null(memchr(line, '\n', n - 1));
+	assert_non_null(strstr(line, " info test: msg=es9 request_id=rid-1 function=\"x\\\""));
+	enum esim_log_format f;
+	assert_esim(ESIM_OK, esim_log_format_parse("text", &f));
+	assert_esim(ESIM_E_ARG, esim_log_format_parse("JSON ", &f));
+}
+
+/* Request ids: what a header may carry, and what replaces the rest. */
+static void test_request_id_rules(void **state)
+{
+	(void)state;
+	char long65[66];
+	memset(long65, 'a', 65);
+	long65[65] = '\0';
+	assert_true(esim_request_id_valid("9c6c831c61ab5879"));
+	assert_true(esim_request_id_valid("A-z_0.9"));
+	assert_true(esim_request_id_valid(long65 + 1)); /* 64 */
+	assert_false(esim_request_id_valid(long65));	/* 65 */
+	assert_false(esim_request_id_valid(""));
+	assert_false(esim_request_id_valid(NULL));
+	assert_false(esim_request_id_valid("a b"));
+	assert_false(esim_request_id_valid("a\"b"));
+	assert_false(esim_request_id_valid("<script>"));
+	assert_false(esim_request_id_valid("a\r\nX-Evil: 1"));
+	char a[ESIM_REQUEST_ID_MAX + 1], b[ESIM_REQUEST_ID_MAX + 1];
+	assert_string_equal("keep-me", esim_request_id_pick("keep-me", a));
+	esim_request_id_pick("bad id", a);
+	esim_request_id_pick(NULL, b);
+	assert_int_equal(16, strlen(a));
+	assert_true(esim_request_id_valid(a) && esim_request_id_valid(b));
+	assert_string_not_equal(a, b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_line_escaping),
+	    cmocka_unit_test(test_request_id_rules),
 	    cmocka_unit_test(test_request_id_through),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
