@@ -365,12 +365,34 @@ int lpa_exit_for(esim_err err)
 	return CLI_EXIT_FAILURE;
 }
 
+/* What to do about a failure to reach a server; "" when there is nothing
+ * to say beyond the message. */
+static const char *net_hint(esim_err err)
+{
+	switch (err) {
+	case ESIM_E_NET_CONNECT:
+		return "; check the SM-DP+ address (host:port) and the network";
+	case ESIM_E_NET_TLS:
+		return "; is that address the SM-DP+'s HTTPS (TLS) port?";
+	case ESIM_E_NET_UNTRUSTED_SERVER:
+		return "; its certificate does not chain to the --ci given: pass the CI "
+		       "certificate that issued it";
+	case ESIM_E_NET_HOSTNAME:
+		return "; its certificate does not name that host: use the address the "
+		       "certificate names";
+	case ESIM_E_NET_TIMEOUT:
+		return "; the server did not answer in time (--timeout SECONDS waits longer)";
+	default:
+		return "";
+	}
+}
+
 int lpa_fail_err(struct lpa *L, esim_err err, int exit_code, const char *context)
 {
 	if (exit_code == 0)
 		exit_code = lpa_exit_for(err);
-	int rc =
-	    lpa_fail(L, exit_code, "%s: %s (%s)", context, esim_strerror(err), esim_errname(err));
+	int rc = lpa_fail(L, exit_code, "%s: %s (%s)%s", context, esim_strerror(err),
+			  esim_errname(err), net_hint(err));
 	if (L->error != NULL && json_object_get(L->error, "esim_error") == NULL)
 		lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
 	return rc;

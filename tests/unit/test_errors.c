@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,6 +196,71 @@ static void test_esim_modem_missing(void **state)
 	expect_fail_naming(out, rc, dev, "No such file or directory", NULL);
 }
 
+/* An SM-DP+ address that refuses, or that does not speak TLS: the
+ * host:port, what failed and what to check. A card is needed first (the
+ * download asks it for its challenge before calling the server). */
+static void *plain_server(void *arg)
+{
+	int s = *(int *)arg;
+	for (int i = 0; i < 4; i++) {
+		int c = accept(s, NULL, NULL);
+		if (c < 0)
+			break;
+		static const char junk[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+		if (write(c, junk, sizeof junk - 1) < 0) {
+			/* the client went: nothing to do */
+		}
+		close(c);
+	}
+	return NULL;
+}
+
+static void test_esim_smdp_unreachable(void **state)
+{
+	(void)state;
+	char db[700], pkidir[700], sock[720], sockpath[700], ci[700], bin[700];
+	snprintf(db, sizeof db, "%s/e3.db", dir);
+	snprintf(pkidir, sizeof pkidir, "%s/pki", dir);
+	snprintf(sockpath, sizeof sockpath, "%s/card3.sock", dir);
+	snprintf(sock, sizeof sock, "unix:%s", sockpath);
+	snprintf(ci, sizeof ci, "%s/ci.pem", pki);
+	snprintf(bin, sizeof bin, "%s/esim-euicc", test_bin_dir());
+	pid_t card = fork();
+	assert_true(card >= 0);
+	if (card == 0) {
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		dup2(null, 2);
+		execl(bin, bin, "--db", db, "--pki", pkidir, "--listen", sock, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 100 && access(sockpath, F_OK) != 0; i++)
+		usleep(50000);
+
+	char ac[128], addr[64], out[8192];
+	uint16_t port = closed_port();
+	snprintf(ac, sizeof ac, "LPA:1$127.0.0.1:%u$MATCHING-ID-1", port);
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+	const char *argv[] = {"esim", "profile", "download", ac,   "--yes",
+			      "--ci", ci,	 "--socket", sock, NULL};
+	int rc = run(out, sizeof out, argv);
+	expect_fail_naming(out, rc, addr, "refused", "check the SM-DP+ address", NULL);
+
+	int held = hold_port(&port);
+	pthread_t t;
+	assert_int_equal(0, pthread_create(&t, NULL, plain_server, &held));
+	snprintf(ac, sizeof ac, "LPA:1$127.0.0.1:%u$MATCHING-ID-1", port);
+	snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+	rc = run(out, sizeof out, argv);
+	shutdown(held, SHUT_RDWR);
+	close(held);
+	pthread_join(t, NULL);
+	kill(card, SIGTERM);
+	int st;
+	waitpid(card, &st, 0);
+	expect_fail_naming(out, rc, addr, "TLS", "HTTPS (TLS) port", NULL);
+}
+
 /* ---- esim-euicc ---------------------------------------------------------------- */
 
 /* "cannot open the eUICC: file or socket I/O failed" without the path. */
@@ -342,6 +408,7 @@ int main(void)
 	    cmocka_unit_test(test_esim_ci_missing),
 	    cmocka_unit_test(test_esim_reader_missing),
 	    cmocka_unit_test(test_esim_modem_missing),
+	    cmocka_unit_test(test_esim_smdp_unreachable),
 	    cmocka_unit_test(test_euicc_cert_missing),
 	    cmocka_unit_test(test_euicc_listen_in_use),
 	    cmocka_unit_test(test_smdp_file_missing),
