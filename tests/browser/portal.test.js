@@ -1,8 +1,12 @@
 /* Browser test of the esim-operator portal: the customer's termination request
- * and the staff approval, driven in headless Debian Chromium by playwright-core
- * against a live `esim-operator serve` seeded with `init-demo`. Each step
- * leaves a screenshot in ARTIFACTS for docs/journey.md and for whoever reads a
- * failed CI run. Started by run.sh, which sets the environment below. */
+ * and the staff review, in English, Dutch, French and Chinese, driven in
+ * headless Debian Chromium by playwright-core against a live `esim-operator
+ * serve` per language seeded with `init-demo`. Every page the test visits is
+ * checked (checkPage): its lang, no sideways scrolling at desktop width and at
+ * 360 px, no text of the English catalogue left on a page in another language,
+ * and axe-core with no serious or critical violation. Each step leaves a
+ * screenshot in ARTIFACTS for docs/journey.md and for whoever reads a failed
+ * CI run. Started by run.sh, which sets the environment below. */
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -10,12 +14,28 @@ const fs = require('node:fs');
 const path = require('node:path');
 const zlib = require('node:zlib');
 
-const BASE = process.env.PORTAL_BASE_URL;
+const BASES = Object.fromEntries((process.env.PORTAL_BASE_URLS || '').trim().split(/\s+/)
+	.map((kv) => kv.split('=')));
 const ART = process.env.PORTAL_ARTIFACTS;
 const MODULES = process.env.PORTAL_NODE_MODULES;
 const CHROMIUM = process.env.PORTAL_CHROMIUM || '/usr/bin/chromium';
-const MAILDIR = process.env.PORTAL_MAILDIR;
+const MAILDIR_PATTERN = process.env.PORTAL_MAILDIR; /* .../mail-LANG */
+const WEB = process.env.PORTAL_WEB;
+const LANGS = (process.env.PORTAL_LANGS || 'en nl fr zh').trim().split(/\s+/);
 const { chromium } = require(path.join(MODULES, 'playwright-core'));
+const AXE = fs.readFileSync(path.join(MODULES, 'axe-core', 'axe.min.js'), 'utf8');
+
+/* The four catalogues the pages use, and how each language formats. */
+const CAT = {};
+for (const l of ['en', 'nl', 'fr', 'zh'])
+	CAT[l] = JSON.parse(fs.readFileSync(path.join(WEB, 'i18n', l + '.json'), 'utf8'));
+const LOCALE = { en: 'en-BE', nl: 'nl-BE', fr: 'fr-BE', zh: 'zh-CN' };
+const HTML_LANG = { en: 'en', nl: 'nl', fr: 'fr', zh: 'zh-CN' };
+const PHONE = { width: 360, height: 740 };
+const DESKTOP = { width: 1000, height: 720 };
+
+let BASE = null; /* the current language's server */
+let MAILDIR = null;
 
 const JAN = { login: 'jan.peeters@example.be', password: 'jan-demo-2026' };
 const SOFIE = { login: 'sofie.janssens@example.be', password: 'sofie-demo-2026' };
@@ -29,12 +49,14 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 
 let shotNo = 0;
 const shots = [];
-async function shot(page, name) {
+/* A screenshot of the step; doc: also named DOC-<doc> for docs/img. */
+async function shot(page, name, doc) {
 	shotNo++;
-	const file = path.join(ART, String(shotNo).padStart(2, '0') + '-' + name + '.png');
+	const file = path.join(ART, String(shotNo).padStart(3, '0') + '-' + name + '.png');
 	await page.screenshot({ path: file, fullPage: true });
 	shots.push(file);
-	console.log('  screenshot ' + path.basename(file));
+	if (doc)
+		fs.copyFileSync(file, path.join(ART, 'DOC-' + doc + '.png'));
 }
 
 function step(text) {
@@ -90,11 +112,11 @@ function idCardPng() {
 /* Files that must never be accepted as the identity copy: each could run
  * script in a reviewer's session if it were served back as a page. */
 const BAD_COPIES = [
-	{ name: 'passport.html', mimeType: 'text/html', names: /HTML/,
+	{ name: 'passport.html', mimeType: 'text/html', kind: 'html',
 		buffer: Buffer.from('<!DOCTYPE html><script>fetch("/api/me")</script>') },
-	{ name: 'passport.svg', mimeType: 'image/svg+xml', names: /SVG/,
+	{ name: 'passport.svg', mimeType: 'image/svg+xml', kind: 'svg',
 		buffer: Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>') },
-	{ name: 'passport.exe', mimeType: 'application/x-msdownload', names: /executable/,
+	{ name: 'passport.exe', mimeType: 'application/x-msdownload', kind: 'exe',
 		buffer: Buffer.concat([Buffer.from('MZ\x90\x00', 'latin1'), Buffer.alloc(64)]) },
 ];
 
@@ -105,7 +127,7 @@ const headerErrors = [];
 let headersChecked = 0;
 function checkHeaders(resp) {
 	const url = resp.url();
-	if (!url.startsWith(BASE))
+	if (!BASE || !url.startsWith(BASE) || /\/static\/axe\.min\.js$/.test(url))
 		return;
 	const h = resp.headers();
 	const csp = h['content-security-policy'] || '';
@@ -133,308 +155,456 @@ function checkHeaders(resp) {
 		headerErrors.push(resp.request().method() + ' ' + url + ' (' + resp.status() + '): ' + problems.join('; '));
 }
 
-/* The reference of the newest notice in the operator's maildir: what a
- * customer would read in the e-mail and type into "Was this really us?". */
-function lastMailedReference() {
+/* The reference of the newest notice in the language's maildir: what a
+ * customer would read in the e-mail and type into "Was this really us?".
+ * Also gives the mail's text, to check its language. */
+function lastMail() {
 	const dir = path.join(MAILDIR, 'new');
 	const files = fs.readdirSync(dir).map((f) => path.join(dir, f))
 		.sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs || a.localeCompare(b, 'en', { numeric: true }));
 	assert.ok(files.length > 0, 'the operator e-mailed notices');
-	const m = /Verification reference: (OP-[A-Z0-9]{4}-[A-Z0-9]{4})/.exec(fs.readFileSync(files[files.length - 1], 'utf8'));
+	const text = fs.readFileSync(files[files.length - 1], 'utf8');
+	const m = /(OP-[A-Z0-9]{4}-[A-Z0-9]{4})/.exec(text);
 	assert.ok(m, 'the notice carries a verification reference');
-	return m[1];
+	return { reference: m[1], text };
+}
+
+/* A catalogue string with its {placeholders} filled. */
+function tr(lang, key, vars) {
+	const s = CAT[lang][key];
+	assert.ok(typeof s === 'string', 'catalogue ' + lang + ' has ' + key);
+	return s.replace(/\{(\w+)\}/g, (m, k) => (vars && vars[k] !== undefined ? String(vars[k]) : m));
+}
+
+/* The catalogue's text before its first placeholder (for hasText). */
+function lead(lang, key) {
+	return CAT[lang][key].split('{')[0].trim();
+}
+
+function esc(s) {
+	return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/* English that must not be left on a page in another language: every
+ * catalogue value that the language translates differently, whole (the text
+ * of one node or attribute) or, for texts with placeholders, their longer
+ * fixed parts. */
+function englishLeftovers(lang) {
+	const whole = new Set();
+	const parts = new Set();
+	if (lang === 'en')
+		return { whole: [], parts: [] };
+	for (const [k, en] of Object.entries(CAT.en)) {
+		if (CAT[lang][k] === en)
+			continue;
+		if (!/\{\w+\}/.test(en)) {
+			whole.add(en.trim());
+			continue;
+		}
+		for (const p of en.split(/\{\w+\}/).map((x) => x.trim()))
+			if (p.length >= 12 && !Object.values(CAT[lang]).some((v) => v.includes(p)))
+				parts.add(p);
+	}
+	return { whole: [...whole], parts: [...parts] };
+}
+const LEFTOVERS = {};
+
+/* What a reader sees: the visible text nodes and the visible elements'
+ * aria-label, alt, placeholder and title, and the page's lang. */
+async function visibleTexts(page) {
+	return page.evaluate(() => {
+		const out = [];
+		const visible = (el) => el && el.checkVisibility ? el.checkVisibility() : !!(el && el.offsetParent);
+		const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+		for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+			const t = n.nodeValue.replace(/\s+/g, ' ').trim();
+			const el = n.parentElement;
+			/* the language chooser names each language in itself */
+			if (t && visible(el) && !el.closest('select#lang') && !el.closest('script, style'))
+				out.push(t);
+		}
+		for (const el of document.querySelectorAll('[aria-label], [alt], [placeholder], [title]'))
+			if (visible(el))
+				for (const a of ['aria-label', 'alt', 'placeholder', 'title'])
+					if (el.getAttribute(a))
+						out.push(el.getAttribute(a).trim());
+		return { texts: out, lang: document.documentElement.lang, title: document.title };
+	});
+}
+
+/* Every page the test visits, in its language: lang, no sideways scroll at
+ * desktop and at 360 px, nothing left in English, axe-core clean. */
+const pageChecks = { pages: 0, axe: 0 };
+async function checkPage(page, lang, name, docPhone) {
+	pageChecks.pages++;
+	const where = lang + ' ' + name;
+	const seen = await visibleTexts(page);
+	assert.equal(seen.lang, HTML_LANG[lang], where + ': <html lang>');
+	const left = LEFTOVERS[lang] || (LEFTOVERS[lang] = englishLeftovers(lang));
+	const english = [];
+	for (const t of seen.texts.concat([seen.title])) {
+		if (left.whole.includes(t) || left.whole.includes(t.replace(/[.:]$/, '')))
+			english.push(t);
+		for (const p of left.parts)
+			if (t.includes(p))
+				english.push(t + '  [' + p + ']');
+	}
+	assert.deepEqual(english, [], where + ': English text on a ' + lang + ' page');
+
+	const vp = page.viewportSize();
+	for (const size of [DESKTOP, PHONE]) {
+		await page.setViewportSize(size);
+		const w = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+		if (w[0] > w[1]) {
+			/* name the elements that stick out, for whoever fixes it */
+			const wide = await page.evaluate(() => [...document.querySelectorAll('body *')]
+				.filter((e) => e.getBoundingClientRect().right > window.innerWidth && e.getClientRects().length)
+				.concat([...document.querySelectorAll('body *')].filter((e) => e.scrollWidth > e.clientWidth + 1 &&
+					getComputedStyle(e).overflowX === 'visible' && e.clientWidth > 0))
+				.slice(0, 8).map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
+					(e.className ? '.' + String(e.className).replace(/\s+/g, '.') : '') + ' ' +
+					e.getBoundingClientRect().right.toFixed(2) + '/' + e.scrollWidth + '>' + e.clientWidth));
+			assert.fail(where + ' at ' + size.width + ' px scrolls sideways: ' + w[0] + ' > ' + w[1] + ': ' + wide.join(', '));
+		}
+		if (size === PHONE && docPhone)
+			await shot(page, lang + '-phone-' + name, lang + '-phone-' + name);
+	}
+	await page.setViewportSize(vp);
+
+	/* axe-core from node_modules, served as a same-origin script by the
+	 * test's route (the CSP allows scripts from 'self' only) */
+	if (!(await page.evaluate(() => typeof window.axe === 'object')))
+		await page.addScriptTag({ url: BASE + '/static/axe.min.js' });
+	const res = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+	pageChecks.axe++;
+	const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+		.map((v) => v.impact + ' ' + v.id + ': ' + v.help + ' (' + v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ') + ')');
+	assert.deepEqual(bad, [], where + ': axe-core');
+}
+
+/* Money and dates as the language writes them. */
+function euro(lang, cents) {
+	return new Intl.NumberFormat(LOCALE[lang], { style: 'currency', currency: 'EUR' }).format(cents / 100);
+}
+function norm(s) {
+	return s.replace(/[\s\u00a0\u202f]/g, ' ');
 }
 
 async function customerLogin(page, who) {
 	await page.goto(BASE + '/#login');
-	await page.getByLabel('E-mail address').fill(who.login);
-	await page.getByLabel('Password').fill(who.password);
-	await page.getByRole('button', { name: 'Log in' }).click();
+	await page.locator('#view-login').waitFor({ state: 'visible' });
+	await page.locator('#login-name').fill(who.login);
+	await page.locator('#login-password').fill(who.password);
+	await page.locator('#login-form button[type=submit]').click();
 	await page.locator('#view-account').waitFor({ state: 'visible' });
 }
 
-async function main() {
-	fs.mkdirSync(ART, { recursive: true });
-	const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
-	const opts = { viewport: { width: 1000, height: 720 }, deviceScaleFactor: 1, locale: 'nl-BE',
+async function staffLogin(page) {
+	await page.goto(BASE + '/staff');
+	await page.locator('#view-login').waitFor({ state: 'visible' });
+	await page.locator('#login-name').fill(REVIEWER.login);
+	await page.locator('#login-password').fill(REVIEWER.password);
+	await page.locator('#login-form button[type=submit]').click();
+	await page.locator('#view-queue').waitFor({ state: 'visible' });
+}
+
+async function submitCase(page, lang, docType, docNumber, reason) {
+	await page.locator('#terminate-form').waitFor({ state: 'visible' });
+	await page.locator('#term-reason').fill(reason);
+	await page.locator('#term-doctype').selectOption(docType);
+	await page.locator('#term-docnumber').fill(docNumber);
+	await page.locator('#term-doccopy').setInputFiles({ name: 'copy.png', mimeType: 'image/png', buffer: idCardPng() });
+	await page.locator('#term-confirm').check();
+	await page.locator('#terminate-form button[type=submit]').click();
+	await page.locator('#case-state', { hasText: tr(lang, 'state.submitted') }).waitFor();
+	return Number(/#case\/(\d+)/.exec(page.url())[1]);
+}
+
+/* The whole journey in one language, on that language's server. */
+async function journey(browser, lang, consoleErrors, pages) {
+	BASE = BASES[lang];
+	MAILDIR = MAILDIR_PATTERN.replace(/LANG$/, lang);
+	assert.ok(BASE, 'a server for ' + lang);
+	const opts = { viewport: DESKTOP, deviceScaleFactor: 1, locale: LOCALE[lang],
 		timezoneId: 'Europe/Brussels', acceptDownloads: true };
-	const janCtx = await browser.newContext(opts);
-	const staffCtx = await browser.newContext({ ...opts, locale: 'en-BE' });
-	const sofieCtx = await browser.newContext({ ...opts, locale: 'fr-BE' });
-	const pages = [];
-	const consoleErrors = [];
-	for (const ctx of [janCtx, staffCtx, sofieCtx]) {
+	const ctxs = [];
+	const newCtx = async () => {
+		const ctx = await browser.newContext(opts);
 		ctx.setDefaultTimeout(10000);
-		ctx.on('response', checkHeaders); /* pages, scripts, styles, API, images */
+		ctx.on('response', checkHeaders);
+		await ctx.route(BASE + '/static/axe.min.js', (route) =>
+			route.fulfill({ status: 200, contentType: 'text/javascript', body: AXE }));
 		ctx.on('page', (p) => {
 			pages.push(p);
-			/* the server's CSP forbids inline script and style: a page that
-			 * relied on either would log a violation here */
 			p.on('console', (m) => {
 				if (m.type() === 'error' && /Content Security Policy|Refused to/.test(m.text()))
-					consoleErrors.push('csp: ' + m.text());
+					consoleErrors.push(lang + ' csp: ' + m.text());
 			});
+			p.on('pageerror', (e) => consoleErrors.push(lang + ': ' + e.message));
 		});
-	}
+		ctxs.push(ctx);
+		return ctx;
+	};
+	const T = (k, v) => tr(lang, k, v);
 	try {
+		const janCtx = await newCtx();
+		const staffCtx = await newCtx();
 		const jan = await janCtx.newPage();
-		jan.on('pageerror', (e) => consoleErrors.push('jan: ' + e.message));
 
-		step('customer logs in');
+		step(lang + ': the login page speaks the browser\'s language (Accept-Language ' + LOCALE[lang] + ')');
 		await jan.goto(BASE + '/#login');
 		await jan.locator('#view-login').waitFor({ state: 'visible' });
-		await shot(jan, 'customer-login');
-		await jan.getByLabel('E-mail address').fill(JAN.login);
-		await jan.getByLabel('Password').fill(JAN.password);
-		await jan.getByRole('button', { name: 'Log in' }).click();
-		await jan.locator('#view-account').waitFor({ state: 'visible' });
-		await assert.doesNotReject(jan.getByText('Jan Peeters').first().waitFor());
+		await jan.locator('#h-login', { hasText: T('login.title') }).waitFor();
+		assert.equal(await jan.locator('#lang').inputValue(), lang, 'the chooser shows the language');
+		await checkPage(jan, lang, 'login');
+		await shot(jan, lang + '-customer-login');
 
-		step('customer sees the open invoice, formatted for nl-BE');
-		const open = jan.locator('#invoices tbody tr', { hasText: 'Open' });
+		step(lang + ': customer logs in and sees the open invoice in ' + LOCALE[lang] + ' format');
+		await customerLogin(jan, JAN);
+		const me = await (await janCtx.request.get(BASE + '/api/me')).json();
+		assert.equal(me.lang, lang, 'the language of the first login is stored on the customer');
+		const open = jan.locator('#invoices tbody tr', { hasText: T('invoices.open') });
 		await open.first().waitFor();
 		assert.equal(await open.count(), 1, 'one open invoice');
-		const bal = (await jan.locator('#acc-balance').textContent()).replace(/\s/g, ' ');
-		assert.match(bal, /€\s?42,50/, 'balance shown as EUR 42,50 in nl-BE, got ' + bal);
-		await shot(jan, 'account-open-invoice');
+		assert.equal(norm(await jan.locator('#acc-balance').textContent()), norm(euro(lang, 4250)));
+		const period = await jan.locator('#invoices tbody tr td').nth(1).textContent();
+		assert.ok(/2026/.test(period) && !/^2026-10$/.test(period), 'the period is a month name: ' + period);
+		await checkPage(jan, lang, 'account', true);
+		await shot(jan, lang + '-account-open-invoice', lang + '-account');
 
-		step('customer pays the invoice (simulated payment)');
-		await open.first().getByRole('button', { name: /^Pay invoice/ }).click();
-		await jan.locator('#flash', { hasText: 'Payment of' }).waitFor();
-		await jan.locator('#invoices tbody tr', { hasText: 'Open' }).waitFor({ state: 'detached' });
-		assert.match((await jan.locator('#acc-balance').textContent()).replace(/\s/g, ' '), /€\s?0,00/);
-		await shot(jan, 'invoice-paid');
+		step(lang + ': customer pays the invoice (simulated payment)');
+		await open.first().locator('button').click();
+		await jan.locator('#flash', { hasText: lead(lang, 'pay.done') }).waitFor();
+		await jan.locator('#invoices tbody tr', { hasText: T('invoices.open') }).waitFor({ state: 'detached' });
+		assert.equal(norm(await jan.locator('#acc-balance').textContent()), norm(euro(lang, 0)));
+		await checkPage(jan, lang, 'invoice-paid');
 
-		step('customer starts the termination and sees the prechecks');
-		await jan.getByRole('link', { name: /^Terminate this line/ }).first().click();
+		step(lang + ': customer starts the termination and sees the prechecks');
+		await jan.locator('#lines a.button').first().click();
 		await jan.locator('#view-terminate').waitFor({ state: 'visible' });
 		await jan.locator('#precheck-list li').first().waitFor();
 		const checks = await jan.locator('#precheck-list').textContent();
-		assert.match(checks, /No open invoices/, 'the paid invoice no longer shows as open');
-		assert.match(checks, /Notice period: \d+ days/);
-		assert.match(checks, /equipment/i);
-		await shot(jan, 'terminate-prechecks');
+		assert.ok(checks.includes(T('pre.no_open_invoices')), 'the paid invoice no longer shows as open');
+		assert.ok(checks.includes(T('pre.notice', { days: 30 })), checks);
+		assert.ok(checks.includes(T('pre.equipment')) || checks.includes(T('pre.no_equipment')), checks);
+		await checkPage(jan, lang, 'terminate', true);
+		await shot(jan, lang + '-terminate-prechecks');
 
-		step('customer gives reason, identity document and an uploaded copy, and submits');
-		await jan.getByLabel('Why do you want to end this line?').fill('Moving abroad (Lisbon) at the end of the year.');
-		await jan.getByLabel('Document type').selectOption('id_card');
-		await jan.getByLabel('Document number').fill('592-1234567-89');
-		await jan.getByLabel(/I understand/).check();
-
-		step('an HTML page, an SVG or a program as the "copy" is refused with a visible error');
+		step(lang + ': an HTML page, an SVG or a program as the "copy" is refused, said in ' + lang);
+		await jan.locator('#term-reason').fill('Moving abroad (Lisbon) at the end of the year.');
+		await jan.locator('#term-doctype').selectOption('id_card');
+		await jan.locator('#term-docnumber').fill('592-1234567-89');
+		await jan.locator('#term-confirm').check();
 		for (const bad of BAD_COPIES) {
-			await jan.getByLabel(/Copy of the document/).setInputFiles(bad);
-			await jan.getByRole('button', { name: 'Submit termination request' }).click();
-			const err = jan.locator('#error');
-			await err.waitFor({ state: 'visible' });
-			await jan.waitForFunction(() => /refused/.test(document.getElementById('error').textContent));
-			const text = await err.textContent();
-			assert.match(text, /refused/, bad.name + ': ' + text);
-			assert.match(text, bad.names, bad.name + ' named in: ' + text);
-			assert.match(text, /JPEG, PNG or PDF/, bad.name + ': ' + text);
+			await jan.locator('#term-doccopy').setInputFiles(bad);
+			await jan.locator('#terminate-form button[type=submit]').click();
+			const want = T('err.bad_document', { why: T('doc.refused.' + bad.kind) });
+			await jan.locator('#error', { hasText: want }).waitFor();
 			assert.ok(/#terminate\//.test(jan.url()), 'still on the form after ' + bad.name + ': ' + jan.url());
-			await shot(jan, 'refused-' + bad.name.replace('.', '-'));
+			if (bad.kind === 'html') {
+				await checkPage(jan, lang, 'refused-copy');
+				await shot(jan, lang + '-refused-' + bad.name.replace('.', '-'));
+			}
 			await jan.evaluate(() => { document.getElementById('error').hidden = true; });
 		}
 		const none = await janCtx.request.get(BASE + '/api/cases');
 		assert.equal((await none.json()).cases.length, 0, 'no case was made from a refused copy');
 
-		await jan.getByLabel(/Copy of the document/).setInputFiles({ name: 'eid-front.png', mimeType: 'image/png',
-			buffer: idCardPng() });
-		await shot(jan, 'terminate-form-filled');
-		await jan.getByRole('button', { name: 'Submit termination request' }).click();
+		await jan.locator('#term-doccopy').setInputFiles({ name: 'eid-front.png', mimeType: 'image/png', buffer: idCardPng() });
+		await jan.locator('#terminate-form button[type=submit]').click();
 		await jan.locator('#view-case').waitFor({ state: 'visible' });
-		await jan.locator('#case-state', { hasText: 'Submitted' }).waitFor();
+		await jan.locator('#case-state', { hasText: T('state.submitted') }).waitFor();
 		const caseId = Number(/#case\/(\d+)/.exec(jan.url())[1]);
 		assert.ok(caseId > 0, 'case id in the URL');
-		assert.ok(await jan.locator('#events tbody tr').count() >= 1, 'the submission is an event');
-		assert.match(await jan.locator('#case-doc').textContent(), /copy on file/);
-		await shot(jan, 'case-submitted');
+		assert.ok((await jan.locator('#case-doc').textContent()).includes(T('case.copy_on_file')));
+		assert.ok(lastMail().text.includes('Subject: ' + T('notice.subject.case', { id: caseId, state: T('state.submitted') })),
+			'the confirmation e-mail is in ' + lang);
+		await checkPage(jan, lang, 'case-submitted');
+		await shot(jan, lang + '-case-submitted', lang + '-case-submitted');
 
-		step('staff logs in and sees the case in the queue with its checks');
+		step(lang + ': staff logs in, sees the case in the queue with its checks');
 		const staff = await staffCtx.newPage();
-		staff.on('pageerror', (e) => consoleErrors.push('staff: ' + e.message));
 		await staff.goto(BASE + '/staff');
-		await staff.getByLabel('Login name').fill(REVIEWER.login);
-		await staff.getByLabel('Password').fill(REVIEWER.password);
-		await staff.getByRole('button', { name: 'Log in' }).click();
+		await staff.locator('#view-login').waitFor({ state: 'visible' });
+		await checkPage(staff, lang, 'staff-login');
+		await staffLogin(staff);
 		const row = staff.locator('#queue-case-' + caseId);
 		await row.waitFor();
 		assert.match(await row.textContent(), /Jan Peeters/);
-		assert.match(await row.textContent(), /ready to approve/);
-		await shot(staff, 'staff-queue');
+		assert.ok((await row.textContent()).includes(T('staff.ready')));
+		await checkPage(staff, lang, 'staff-queue');
+		await shot(staff, lang + '-staff-queue');
 
-		step('staff opens the case: identity evidence and account checks');
-		await row.getByRole('link', { name: 'Review case ' + caseId }).click();
+		step(lang + ': staff opens the case: identity evidence and account checks');
+		await row.locator('a').click();
 		await staff.locator('#view-review').waitFor({ state: 'visible' });
 		assert.equal((await staff.locator('#rv-docnumber').textContent()).trim(), '592-1234567-89');
 		assert.match(await staff.locator('#rv-dochash').textContent(), /^[0-9a-f]{64}$/);
-		const img = staff.locator('#rv-docimg');
-		await img.waitFor();
 		await staff.waitForFunction(() => {
 			const i = document.getElementById('rv-docimg');
 			return i && i.complete && i.naturalWidth > 0;
 		});
-		assert.equal(await img.evaluate((i) => i.naturalWidth), 120, 'the uploaded copy comes back intact');
-		assert.match(await img.getAttribute('src'), /^\/api\/staff\/document\/view\?id=\d+$/, 'the image comes from the sandboxed view');
+		assert.equal(await staff.locator('#rv-docimg').evaluate((i) => i.naturalWidth), 120, 'the uploaded copy comes back intact');
 		assert.equal(await staff.locator('#rv-doccopy a[target]').count(), 0, 'the copy is never opened in a tab');
-		const dlHref = await staff.locator('#rv-docdownload').getAttribute('href');
-		const copy = await staffCtx.request.get(BASE + dlHref);
+		const copy = await staffCtx.request.get(BASE + await staff.locator('#rv-docdownload').getAttribute('href'));
 		assert.equal(copy.status(), 200);
 		assert.match(copy.headers()['content-disposition'], /^attachment;/, 'the copy is a download');
-		assert.equal(copy.headers()['content-type'], 'image/png', 'with its checked type');
-		assert.equal(copy.headers()['x-content-type-options'], 'nosniff');
 		assert.ok(Buffer.compare(await copy.body(), idCardPng()) === 0, 'the download is the uploaded copy');
-		assert.match(await staff.locator('#rv-checks').textContent(), /No open invoices/);
-		await shot(staff, 'staff-review-evidence');
+		assert.ok((await staff.locator('#rv-checks').textContent()).includes(T('staff.chk.no_invoices')));
+		await checkPage(staff, lang, 'staff-review');
+		await shot(staff, lang + '-staff-review-evidence', lang + '-staff-review');
 
-		step('staff approves');
-		await staff.getByLabel('Note (optional)').fill('Identity matches the account holder; invoices settled.');
-		await staff.getByRole('button', { name: 'Approve' }).click();
-		await staff.locator('#flash', { hasText: 'Approved.' }).waitFor();
-		await staff.locator('#rv-state', { hasText: /Approved|Service stopped|Waiting for profile deletion|Closed/ }).waitFor();
-		await shot(staff, 'staff-approved');
+		step(lang + ': staff approves');
+		await staff.locator('#approve-note').fill('Identity matches the account holder; invoices settled.');
+		await staff.locator('#approve-btn').click();
+		await staff.locator('#flash', { hasText: lead(lang, 'staff.done.approve') }).waitFor();
+		await checkPage(staff, lang, 'staff-approved');
 
-		step('customer sees the approval and every event with its reference');
+		step(lang + ': customer sees the approval and every event with its reference');
 		await jan.reload();
 		await jan.locator('#view-case').waitFor({ state: 'visible' });
+		const done = [T('state.approved'), T('state.service_stopped'), T('state.awaiting_deletion'), T('state.closed')];
 		const state = (await jan.locator('#case-state').textContent()).trim();
-		assert.match(state, /Approved|Service stopped|Waiting for profile deletion|Closed/);
+		assert.ok(done.includes(state), 'state ' + state);
 		const events = await jan.locator('#events tbody tr').allTextContents();
-		assert.ok(events.some((e) => /Approved/.test(e)), 'an approval event is listed: ' + events.join(' | '));
+		assert.ok(events.some((e) => e.includes(T('state.approved'))), 'an approval event is listed: ' + events.join(' | '));
 		const refs = (await jan.locator('#events tbody td.ref').allTextContents()).map((s) => s.trim()).filter(Boolean);
 		assert.ok(refs.length >= 2, 'each state change carries a verification reference');
-		if (/Closed/.test(state)) {
-			const dl = jan.waitForEvent('download');
-			await jan.getByRole('link', { name: /Download the signed record/ }).click();
-			const d = await dl;
-			const saved = path.join(ART, d.suggestedFilename());
-			await d.saveAs(saved);
-			assert.equal(d.suggestedFilename(), 'termination-' + caseId + '.json');
-			const rec = JSON.parse(fs.readFileSync(saved, 'utf8'));
-			assert.ok(rec.record && rec.signature && rec.signature.value && rec.certificate, 'a signed record');
-			assert.equal(rec.record['case'].id, caseId);
-			const view = await janCtx.request.get(BASE + (await jan.locator('#record-view').getAttribute('href')));
-			assert.equal(view.status(), 200);
-			assert.match(view.headers()['content-type'], /text\/html/);
-		}
-		await shot(jan, 'customer-case-approved');
+		await checkPage(jan, lang, 'case-approved');
+		await shot(jan, lang + '-customer-case-approved');
 
-		step('"Was this really us?" with the reference of the last notice the operator e-mailed');
-		const real = lastMailedReference();
-		assert.ok(refs.includes(real), real + ' is one of the case events\' references');
-		await jan.getByRole('link', { name: 'Was this really us?' }).first().click();
+		step(lang + ': "Was this really us?" with the reference of the last notice, in ' + lang);
+		const mail = lastMail();
+		assert.ok(refs.includes(mail.reference), mail.reference + ' is one of the case events\' references');
+		assert.ok(mail.text.includes(T('notice.reference', { reference: mail.reference }).split('\n')[0]),
+			'the notice\'s footer is in ' + lang);
+		await jan.locator('nav a[href="#check"]').click();
 		await jan.locator('#view-check').waitFor({ state: 'visible' });
-		await jan.getByLabel('Reference you were given').fill(real.toLowerCase().replace(/-/g, ' '));
-		await jan.getByRole('button', { name: 'Check' }).click();
-		await jan.locator('#check-result.genuine', { hasText: 'Yes, this was us.' }).waitFor();
-		await shot(jan, 'check-genuine');
+		await jan.locator('#check-ref').fill(mail.reference.toLowerCase().replace(/-/g, ' '));
+		await jan.locator('#check-form button[type=submit]').click();
+		await jan.locator('#check-result.genuine', { hasText: T('verdict.genuine') }).waitFor();
+		await checkPage(jan, lang, 'check-genuine');
+		await shot(jan, lang + '-check-genuine');
 
-		step('"Was this really us?" with a made-up reference, without logging in');
-		const anon = await sofieCtx.newPage();
-		anon.on('pageerror', (e) => consoleErrors.push('anon: ' + e.message));
+		step(lang + ': a made-up reference, without logging in');
+		const anonCtx = await newCtx();
+		const anon = await anonCtx.newPage();
 		await anon.goto(BASE + '/#check');
-		await anon.getByLabel('Reference you were given').fill('OP-FAKE-2026');
-		await anon.getByRole('button', { name: 'Check' }).click();
-		const fake = anon.locator('#check-result.fake');
-		await fake.waitFor();
-		assert.match(await fake.textContent(), /This was NOT us — hang up \/ do not act/);
-		await shot(anon, 'check-not-us');
+		await anon.locator('#check-ref').fill('OP-FAKE-2026');
+		await anon.locator('#check-form button[type=submit]').click();
+		await anon.locator('#check-result.fake', { hasText: T('verdict.fake') }).waitFor();
+		await checkPage(anon, lang, 'check-not-us');
+		await shot(anon, lang + '-check-not-us');
 
-		step('another customer cannot open this case by editing the URL');
+		step(lang + ': another customer cannot open this case by editing the URL');
 		await customerLogin(anon, SOFIE);
 		await anon.goto(BASE + '/#case/' + caseId);
-		await anon.locator('#error', { hasText: 'does not exist or does not belong to your account' }).waitFor();
+		await anon.locator('#error', { hasText: T('err.not_found') }).waitFor();
 		assert.equal(await anon.locator('#view-case').isVisible(), false, 'nothing of the case is shown');
 		assert.equal(await anon.getByText('592-1234567-89').count(), 0);
 		const api = await anon.request.get(BASE + '/api/case?id=' + caseId);
 		assert.ok(api.status() === 403 || api.status() === 404, 'API refuses: ' + api.status());
-		const rec = await anon.request.get(BASE + '/api/case/record?id=' + caseId);
-		assert.ok(rec.status() === 403 || rec.status() === 404, 'record refused: ' + rec.status());
-		await shot(anon, 'other-customer-refused');
 
-		step('second customer: staff asks for more information, she answers, staff rejects with a reason');
+		step(lang + ': second customer: staff asks for more information, she answers, staff rejects');
 		await anon.goto(BASE + '/#account');
-		await anon.getByRole('link', { name: /^Terminate this line/ }).first().click();
-		await anon.locator('#terminate-form').waitFor({ state: 'visible' });
-		await anon.getByLabel('Why do you want to end this line?').fill('Switching to a family plan.');
-		await anon.getByLabel('Document type').selectOption('passport');
-		await anon.getByLabel('Document number').fill('EP1234567');
-		await anon.getByLabel(/Copy of the document/).setInputFiles({ name: 'passport.png', mimeType: 'image/png',
-			buffer: idCardPng() });
-		await anon.getByLabel(/I understand/).check();
-		await anon.getByRole('button', { name: 'Submit termination request' }).click();
-		await anon.locator('#case-state', { hasText: 'Submitted' }).waitFor();
-		const case2 = Number(/#case\/(\d+)/.exec(anon.url())[1]);
-		assert.notEqual(case2, caseId);
-
+		await anon.locator('#lines a.button').first().click();
+		const case2 = await submitCase(anon, lang, 'passport', 'EP1234567', 'Switching to a family plan.');
 		await staff.goto(BASE + '/staff#case/' + case2);
 		await staff.locator('#rv-id', { hasText: '#' + case2 }).waitFor();
-		await staff.getByRole('button', { name: 'Take this case into review' }).click();
-		await staff.locator('#rv-state', { hasText: 'In review' }).waitFor();
-		assert.equal(await staff.locator('#take-form').isVisible(), false);
-		await staff.getByLabel('What do you need from the customer?').fill('Please upload the photo page of the passport.');
-		await staff.getByRole('button', { name: 'Ask for more information' }).click();
-		await staff.locator('#rv-state', { hasText: 'More information needed' }).waitFor();
-
+		await staff.locator('#take-btn').click();
+		await staff.locator('#rv-state', { hasText: T('state.in_review') }).waitFor();
+		await staff.locator('#info-message').fill('Please upload the photo page of the passport.');
+		await staff.locator('#info-form button[type=submit]').click();
+		await staff.locator('#rv-state', { hasText: T('state.needs_info') }).waitFor();
 		await anon.reload();
 		await anon.locator('#respond-form').waitFor({ state: 'visible' });
 		assert.match(await anon.locator('#respond-question').textContent(), /photo page/);
-		await anon.getByLabel('Your answer').fill('Here is the photo page.');
-		await anon.getByLabel(/New copy of a document/).setInputFiles({ name: 'photo-page.png', mimeType: 'image/png',
-			buffer: idCardPng() });
-		await shot(anon, 'customer-answers-question');
-		await anon.getByRole('button', { name: 'Send answer' }).click();
-		await anon.locator('#case-state', { hasText: 'In review' }).waitFor();
-
+		await anon.locator('#respond-message').fill('Here is the photo page.');
+		await anon.locator('#respond-copy').setInputFiles({ name: 'photo-page.png', mimeType: 'image/png', buffer: idCardPng() });
+		await checkPage(anon, lang, 'customer-answers');
+		await shot(anon, lang + '-customer-answers-question');
+		await anon.locator('#respond-form button[type=submit]').click();
+		await anon.locator('#case-state', { hasText: T('state.in_review') }).waitFor();
 		await staff.reload();
-		await staff.locator('#rv-state', { hasText: 'In review' }).waitFor();
-		await staff.getByLabel(/Reason for rejection/).fill('The passport number does not match our records.');
-		await staff.getByRole('button', { name: 'Reject' }).click();
-		await staff.locator('#rv-state', { hasText: 'Rejected' }).waitFor();
+		await staff.locator('#rv-state', { hasText: T('state.in_review') }).waitFor();
+		await staff.locator('#reject-reason').fill('The passport number does not match our records.');
+		await staff.locator('#reject-form button[type=submit]').click();
+		await staff.locator('#rv-state', { hasText: T('state.rejected') }).waitFor();
 		assert.equal(await staff.locator('#rv-actions').isVisible(), false, 'no decision forms on a decided case');
-
 		await anon.reload();
-		await anon.locator('#case-state', { hasText: 'Rejected' }).waitFor();
+		await anon.locator('#case-state', { hasText: T('state.rejected') }).waitFor();
 		assert.match(await anon.locator('#case-decision').textContent(), /does not match our records/);
-		await shot(anon, 'customer-sees-rejection');
+		await checkPage(anon, lang, 'customer-rejected');
+		await shot(anon, lang + '-customer-sees-rejection');
 
-		step('second customer asks again; approved, her line (with a profile) waits for the deletion');
+		step(lang + ': she asks again; approved, her line (with a profile) waits for the deletion');
 		await anon.goto(BASE + '/#account');
-		await anon.getByRole('link', { name: /^Terminate this line/ }).first().click();
-		await anon.locator('#terminate-form').waitFor({ state: 'visible' });
-		await anon.getByLabel('Why do you want to end this line?').fill('Switching to a family plan.');
-		await anon.getByLabel('Document type').selectOption('passport');
-		await anon.getByLabel('Document number').fill('EP7654321');
-		await anon.getByLabel(/Copy of the document/).setInputFiles({ name: 'passport.png', mimeType: 'image/png',
-			buffer: idCardPng() });
-		await anon.getByLabel(/I understand/).check();
-		await anon.getByRole('button', { name: 'Submit termination request' }).click();
-		await anon.locator('#case-state', { hasText: 'Submitted' }).waitFor();
-		const case3 = Number(/#case\/(\d+)/.exec(anon.url())[1]);
+		await anon.locator('#lines a.button').first().click();
+		const case3 = await submitCase(anon, lang, 'passport', 'EP7654321', 'Switching to a family plan.');
 		await staff.goto(BASE + '/staff#case/' + case3);
 		await staff.locator('#rv-id', { hasText: '#' + case3 }).waitFor();
-		await staff.getByRole('button', { name: 'Approve' }).click();
-		await staff.locator('#flash', { hasText: 'Approved.' }).waitFor();
+		await staff.locator('#approve-btn').click();
+		await staff.locator('#flash', { hasText: lead(lang, 'staff.done.approve') }).waitFor();
 		await anon.reload();
-		await anon.locator('#case-state', { hasText: 'Waiting for profile deletion' }).waitFor();
-		assert.match(await anon.locator('#case-explain').textContent(), /Delete the eSIM profile/);
+		await anon.locator('#case-state', { hasText: T('state.awaiting_deletion') }).waitFor();
+		assert.ok((await anon.locator('#case-explain').textContent()).includes(T('state.awaiting_deletion.explain')));
 		assert.equal(await anon.locator('#case-record').isVisible(), false, 'no record before the case closes');
-		await shot(anon, 'customer-awaiting-deletion');
+		await checkPage(anon, lang, 'customer-awaiting-deletion');
+		await shot(anon, lang + '-customer-awaiting-deletion');
 
-		step('a state change without the CSRF token is refused');
+		if (lang === 'en') {
+			step('en: the language is changed on the page; the choice is stored on the customer and wins on the next visit');
+			await jan.goto(BASE + '/#account');
+			await jan.locator('#view-account').waitFor({ state: 'visible' });
+			await jan.locator('#lang').selectOption('nl');
+			await jan.locator('#h-account', { hasText: tr('nl', 'account.title') }).waitFor();
+			assert.equal(await jan.evaluate(() => document.documentElement.lang), 'nl');
+			await jan.locator('#lines tbody td[data-label="' + tr('nl', 'lines.number') + '"]').first().waitFor();
+			assert.equal((await (await janCtx.request.get(BASE + '/api/me')).json()).lang, 'nl');
+			/* a new browser that asks for English still gets Dutch once logged in */
+			const again = await (await newCtx()).newPage();
+			await again.goto(BASE + '/#login');
+			await again.locator('#h-login', { hasText: T('login.title') }).waitFor();
+			await customerLogin(again, JAN);
+			await again.locator('#h-account', { hasText: tr('nl', 'account.title') }).waitFor();
+			await again.locator('#lang').selectOption('en');
+			await again.locator('#h-account', { hasText: T('account.title') }).waitFor();
+			assert.equal((await (await janCtx.request.get(BASE + '/api/me')).json()).lang, 'en');
+		}
+
+		step(lang + ': a state change without the CSRF token is refused');
 		const nocsrf = await anon.request.post(BASE + '/api/logout', { data: {} });
 		assert.equal(nocsrf.status(), 403);
 		assert.equal((await nocsrf.json()).error, 'csrf');
+	} finally {
+		for (const c of ctxs)
+			await c.close();
+	}
+}
 
+async function main() {
+	fs.mkdirSync(ART, { recursive: true });
+	const started = Date.now();
+	const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+	const pages = [];
+	const consoleErrors = [];
+	try {
+		for (const lang of LANGS) {
+			const t0 = Date.now();
+			await journey(browser, lang, consoleErrors, pages);
+			console.log('browser_portal: ' + lang + ' journey passed in ' + ((Date.now() - t0) / 1000).toFixed(1) + ' s');
+		}
 		assert.deepEqual(consoleErrors, [], 'no script errors or CSP violations in the pages');
 		assert.deepEqual(headerErrors, [], 'every answer carries the security headers');
-		assert.ok(headersChecked >= 30, 'headers checked on ' + headersChecked + ' answers');
-		console.log('browser_portal: all steps passed (' + shots.length + ' screenshots in ' + ART + ')');
+		assert.ok(headersChecked >= 30 * LANGS.length, 'headers checked on ' + headersChecked + ' answers');
+		console.log('browser_portal: all steps passed in ' + LANGS.join(', ') + ' (' + pageChecks.pages +
+			' page checks: lang, 1000 and 360 px, untranslated text, axe-core; ' + shots.length +
+			' screenshots in ' + ART + '; ' + ((Date.now() - started) / 1000).toFixed(1) + ' s)');
 	} catch (e) {
 		for (let i = 0; i < pages.length; i++) {
 			try {
-				await pages[i].screenshot({ path: path.join(ART, 'FAILED-page' + i + '.png'), fullPage: true });
+				if (!pages[i].isClosed())
+					await pages[i].screenshot({ path: path.join(ART, 'FAILED-page' + i + '.png'), fullPage: true });
 			} catch (ignored) {
 				/* a closed page has nothing to show */
 			}

@@ -3,11 +3,14 @@
 #
 #   tests/browser/run.sh BUILD_DIR [--update-docs]
 #
-# Seeds a fresh SQLite database with `esim-operator init-demo`, serves it on
-# loopback, and drives the customer's termination request and the staff
-# approval in headless Debian Chromium with playwright-core (portal.test.js).
+# Seeds a fresh SQLite database per language with `esim-operator init-demo`,
+# serves each on loopback, and drives the customer's termination request and
+# the staff review in English, Dutch, French and Chinese in headless Debian
+# Chromium with playwright-core and axe-core (portal.test.js): every page at
+# desktop and at 360 px width, checked for sideways scrolling, untranslated
+# text and accessibility. PORTAL_LANGS="nl" runs fewer languages.
 # Screenshots of every step land in BUILD_DIR/browser-artifacts/; with
-# --update-docs a few of them are also copied to docs/img/ for journey.md.
+# --update-docs the DOC-* ones are also copied to docs/img/ for journey.md.
 #
 # Exit 77 (skipped) only when Chromium is not installed, and 1 for that too
 # when CI=true; scripts/deps.sh installs it, so in CI the test always runs. Anything else missing is a
@@ -43,7 +46,7 @@ if [ ! -x "$OP" ]; then
 	exit 1
 fi
 
-# playwright-core only, from the committed lock, into the build dir (never
+# playwright-core and axe-core, from the committed lock, into the build dir (never
 # into the source tree). Re-installed only when the lock changes. No browser
 # is ever downloaded: the test launches the Debian chromium.
 mkdir -p "$NODE_DIR"
@@ -62,12 +65,12 @@ if [ ! -f "$NODE_DIR/node_modules/playwright-core/package.json" ] ||
 fi
 
 TMP="$(mktemp -d "${TMPDIR:-/tmp}/esim-browser.XXXXXX")"
-SERVER_PID=""
+SERVER_PIDS=""
 cleanup() {
-	if [ -n "$SERVER_PID" ]; then
-		kill "$SERVER_PID" 2>/dev/null || true
-		wait "$SERVER_PID" 2>/dev/null || true
-	fi
+	for pid in $SERVER_PIDS; do
+		kill "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -83,54 +86,66 @@ if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 	echo "browser_portal: FAILED: openssl could not make the operator key" >&2
 	exit 1
 fi
-"$OP" init-demo --db "$TMP/op.db" >"$ART/init-demo.log" 2>&1 || {
-	cat "$ART/init-demo.log" >&2
-	echo "browser_portal: FAILED: esim-operator init-demo" >&2
-	exit 1
-}
-"$OP" serve --db "$TMP/op.db" --listen 127.0.0.1:0 --insecure-http yes --port-file "$TMP/port" \
-	--web-dir "$SRC/src/operator/web" --maildir "$TMP/mail" \
-	--key "$TMP/operator.key" --cert "$TMP/operator.pem" >"$ART/esim-operator.log" 2>&1 &
-SERVER_PID=$!
-for _ in $(seq 1 100); do
-	[ -s "$TMP/port" ] && break
-	if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-		cat "$ART/esim-operator.log" >&2
-		echo "browser_portal: FAILED: esim-operator serve exited" >&2
+# One server per language, each on its own database fresh from init-demo, so
+# that every language runs the whole journey from the same start.
+LANGS="en nl fr zh"
+SERVER_PIDS=""
+URLS=""
+for lang in $LANGS; do
+	"$OP" init-demo --db "$TMP/op-$lang.db" >"$ART/init-demo-$lang.log" 2>&1 || {
+		cat "$ART/init-demo-$lang.log" >&2
+		echo "browser_portal: FAILED: esim-operator init-demo" >&2
+		exit 1
+	}
+	"$OP" serve --db "$TMP/op-$lang.db" --listen 127.0.0.1:0 --insecure-http yes \
+		--port-file "$TMP/port-$lang" --web-dir "$SRC/src/operator/web" --maildir "$TMP/mail-$lang" \
+		--key "$TMP/operator.key" --cert "$TMP/operator.pem" >"$ART/esim-operator-$lang.log" 2>&1 &
+	pid=$!
+	SERVER_PIDS="$SERVER_PIDS $pid"
+	for _ in $(seq 1 100); do
+		[ -s "$TMP/port-$lang" ] && break
+		if ! kill -0 "$pid" 2>/dev/null; then
+			cat "$ART/esim-operator-$lang.log" >&2
+			echo "browser_portal: FAILED: esim-operator serve exited" >&2
+			exit 1
+		fi
+		sleep 0.1
+	done
+	if [ ! -s "$TMP/port-$lang" ]; then
+		echo "browser_portal: FAILED: esim-operator serve wrote no port in 10 s" >&2
 		exit 1
 	fi
-	sleep 0.1
+	URLS="$URLS $lang=http://127.0.0.1:$(tr -d '[:space:]' <"$TMP/port-$lang")"
 done
-if [ ! -s "$TMP/port" ]; then
-	echo "browser_portal: FAILED: esim-operator serve wrote no port in 10 s" >&2
-	exit 1
-fi
-PORT="$(tr -d '[:space:]' <"$TMP/port")"
-echo "browser_portal: esim-operator on http://127.0.0.1:$PORT, screenshots in $ART"
+echo "browser_portal: esim-operator per language:$URLS; screenshots in $ART"
 
 rc=0
-PORTAL_BASE_URL="http://127.0.0.1:$PORT" PORTAL_ARTIFACTS="$ART" PORTAL_MAILDIR="$TMP/mail" \
+PORTAL_BASE_URLS="$URLS" PORTAL_ARTIFACTS="$ART" PORTAL_MAILDIR="$TMP/mail-LANG" \
 	PORTAL_NODE_MODULES="$NODE_DIR/node_modules" PORTAL_CHROMIUM="$CHROMIUM" \
-	timeout 120 node "$HERE/portal.test.js" || rc=$?
+	PORTAL_WEB="$SRC/src/operator/web" PORTAL_LANGS="${PORTAL_LANGS:-$LANGS}" \
+	timeout 400 node "$HERE/portal.test.js" || rc=$?
 if [ "$rc" -ne 0 ]; then
-	echo "--- esim-operator log (last 40 lines) ---" >&2
-	tail -n 40 "$ART/esim-operator.log" >&2 || true
+	for lang in $LANGS; do
+		echo "--- esim-operator log, $lang (last 20 lines) ---" >&2
+		tail -n 20 "$ART/esim-operator-$lang.log" >&2 || true
+	done
 	echo "browser_portal: FAILED (exit $rc); screenshots in $ART" >&2
 	exit 1
 fi
 
-# The few pictures docs/journey.md embeds; the rest stay build artefacts.
+# The pictures docs/journey.md embeds (DOC-*.png); the rest stay build
+# artefacts.
 if [ "$UPDATE_DOCS" = "--update-docs" ]; then
 	mkdir -p "$SRC/docs/img"
-	for name in account-open-invoice terminate-prechecks case-submitted staff-review-evidence \
-		customer-case-approved customer-awaiting-deletion check-not-us; do
-		f="$(ls "$ART"/[0-9][0-9]-"$name".png 2>/dev/null | head -n1)"
-		[ -n "$f" ] || continue
+	for f in "$ART"/DOC-*.png; do
+		[ -e "$f" ] || continue
+		name="$(basename "$f" .png)"
+		name="portal-${name#DOC-}.png"
 		# pngquant (optional, Debian's package) cuts them to about a third
 		if command -v pngquant >/dev/null; then
-			pngquant --quality 60-85 --speed 1 --force -o "$SRC/docs/img/portal-$name.png" "$f"
+			pngquant --quality 60-85 --speed 1 --force -o "$SRC/docs/img/$name" "$f"
 		else
-			cp "$f" "$SRC/docs/img/portal-$name.png"
+			cp "$f" "$SRC/docs/img/$name"
 		fi
 	done
 	echo "browser_portal: docs/img/ updated"

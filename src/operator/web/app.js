@@ -1,5 +1,6 @@
 /* esim-operator portal script: the shared helpers (JSON API calls with the
- * CSRF header, money and date formats for Belgium, safe DOM building) and the
+ * CSRF header, the language catalogues and money and date formats in the
+ * page's language, safe DOM building) and the
  * customer portal of index.html. staff.html loads this file too, for the
  * helpers only, then staff.js. Text from the server is always inserted as
  * text nodes, never as HTML, so a hostile reason or note cannot run script. */
@@ -7,31 +8,135 @@
 
 var Portal = (function () {
 	var csrf = null;
-	var LOCALES = ['en-BE', 'nl-BE', 'fr-BE'];
+	/* The four languages and the formats that go with each (Belgian usage
+	 * for the three national ones, mainland usage for Chinese). */
+	var LANGS = ['en', 'nl', 'fr', 'zh'];
+	var LOCALE = { en: 'en-BE', nl: 'nl-BE', fr: 'fr-BE', zh: 'zh-CN' };
+	var HTML_LANG = { en: 'en', nl: 'nl', fr: 'fr', zh: 'zh-CN' };
+	var cur = 'en';
+	var cat = {};
+	var onLangChange = null;
+	var langSaver = null;
 
 	function locale() {
+		return LOCALE[cur];
+	}
+
+	function lang() {
+		return cur;
+	}
+
+	/* The catalogue string for key with {name} placeholders filled in. A
+	 * missing key shows as the key itself (tests/i18n/check_catalogues.py
+	 * keeps that from reaching a release). */
+	function t(key, vars) {
+		var s = Object.prototype.hasOwnProperty.call(cat, key) ? cat[key] : key;
+		return s.replace(/\{(\w+)\}/g, function (m, k) {
+			return vars && vars[k] !== undefined && vars[k] !== null ? String(vars[k]) : m;
+		});
+	}
+
+	/* Elements carry data-i18n="key" (their text) and
+	 * data-i18n-attr="attr:key;attr:key" (attributes such as aria-label). */
+	function applyI18n(root) {
+		var i, n, list = (root || document).querySelectorAll('[data-i18n]');
+		for (i = 0; i < list.length; i++) {
+			n = list[i];
+			n.textContent = t(n.getAttribute('data-i18n'));
+		}
+		list = (root || document).querySelectorAll('[data-i18n-attr]');
+		for (i = 0; i < list.length; i++) {
+			n = list[i];
+			n.getAttribute('data-i18n-attr').split(';').forEach(function (pair) {
+				var kv = pair.split(':');
+				if (kv.length === 2)
+					n.setAttribute(kv[0].trim(), t(kv[1].trim()));
+			});
+		}
+		document.documentElement.setAttribute('lang', HTML_LANG[cur]);
+		var sel = $('lang');
+		if (sel)
+			sel.value = cur;
+	}
+
+	function storedChoice() {
 		var l = null;
 		try {
-			l = window.localStorage.getItem('esim-locale');
+			l = window.localStorage.getItem('esim-lang');
 		} catch (e) {
 			l = null;
 		}
-		if (LOCALES.indexOf(l) >= 0)
-			return l;
-		var nav = (navigator.language || 'en').toLowerCase();
-		if (nav.indexOf('nl') === 0)
-			return 'nl-BE';
-		if (nav.indexOf('fr') === 0)
-			return 'fr-BE';
-		return 'en-BE';
+		return LANGS.indexOf(l) >= 0 ? l : null;
 	}
 
-	function setLocale(l) {
-		try {
-			window.localStorage.setItem('esim-locale', l);
-		} catch (e) {
-			/* private mode: the choice lasts for this page only */
+	/* Loads a catalogue from the server (GET /api/i18n): with no language
+	 * the server picks one from the browser's Accept-Language. */
+	function loadLang(l) {
+		return fetch('/api/i18n' + (l ? '?lang=' + encodeURIComponent(l) : ''), {
+			credentials: 'same-origin', headers: { 'Accept': 'application/json' }
+		}).then(function (r) {
+			if (!r.ok)
+				throw new Error('catalogue ' + r.status);
+			return r.json();
+		}).then(function (j) {
+			cur = LANGS.indexOf(j.lang) >= 0 ? j.lang : 'en';
+			cat = j.messages || {};
+			applyI18n(document);
+		});
+	}
+
+	/* A language chosen on the page: kept in this browser, and for a
+	 * logged-in customer on the account too (langSaver), so that notices
+	 * follow. */
+	function chooseLang(l, remember, quiet) {
+		if (LANGS.indexOf(l) < 0 || (l === cur && Object.keys(cat).length))
+			return Promise.resolve();
+		if (remember) {
+			try {
+				window.localStorage.setItem('esim-lang', l);
+			} catch (e) {
+				/* private mode: the choice lasts for this page only */
+			}
 		}
+		return loadLang(l).then(function () {
+			if (remember && langSaver)
+				return langSaver(l);
+		}).then(function () {
+			if (onLangChange && !quiet)
+				onLangChange();
+		});
+	}
+
+	/* Each body cell of a table.data gets its column's name as data-label,
+	 * which style.css shows in front of it on narrow screens (the cards).
+	 * A column whose heading is for screen readers only gets none. */
+	function labelTables() {
+		var tables = document.querySelectorAll('table.data');
+		for (var t = 0; t < tables.length; t++) {
+			var head = tables[t].tHead && tables[t].tHead.rows[0];
+			if (!head)
+				continue;
+			var names = [];
+			for (var i = 0; i < head.cells.length; i++) {
+				var th = head.cells[i];
+				var sr = th.querySelector('.sr-only');
+				var text = th.textContent.replace(/\s+/g, ' ').trim();
+				names.push(sr && sr.textContent.trim() === text ? '' : text);
+			}
+			var rows = tables[t].tBodies[0] ? tables[t].tBodies[0].rows : [];
+			for (var r = 0; r < rows.length; r++)
+				for (var c = 0; c < rows[r].cells.length; c++) {
+					var cell = rows[r].cells[c];
+					if (cell.colSpan > 1 || !names[c])
+						cell.removeAttribute('data-label');
+					else
+						cell.setAttribute('data-label', names[c]);
+				}
+		}
+	}
+
+	function setLangSaver(fn) {
+		langSaver = fn;
 	}
 
 	function money(cents, currency) {
@@ -161,37 +266,44 @@ var Portal = (function () {
 	/* Error text for people: what happened and what to do, never a stack. */
 	function explain(err) {
 		if (!(err instanceof ApiError))
-			return 'The service could not be reached. Check your connection and try again.';
+			return t('err.network');
 		switch (err.code) {
 		case 'unauthenticated':
 		case 'bad_credentials':
-			return 'Your login or password is not right, or your session has ended.';
+			return t('err.unauthenticated');
 		case 'locked':
-			return 'Too many failed attempts. Wait a few minutes before you try again.';
+			return t('err.locked');
 		case 'csrf':
-			return 'For your safety this page must be reloaded before you can continue.';
+			return t('err.csrf');
 		case 'forbidden':
-			return 'You are not allowed to do this.';
+			return t('err.forbidden');
 		case 'not_found':
-			return 'This item does not exist or does not belong to your account.';
+			return t('err.not_found');
 		case 'conflict':
-			return 'This step is not possible now: ' + conflictText(err.message);
+			return t('err.conflict', { why: conflictText(err.message) });
 		case 'bad_document':
-			return 'Your copy of the document was refused: ' + err.message +
-				'. Please choose a photo or scan as JPEG, PNG or PDF.';
+			return t('err.bad_document', { why: documentText(err.message) });
 		default:
-			return err.message || 'Something went wrong.';
+			return err.message || t('err.other');
 		}
 	}
 
 	function conflictText(m) {
-		var t = {
-			open_invoices: 'invoices are still open.',
-			already_paid: 'this invoice is already paid.',
-			bad_state: 'the case is not in a state that allows it.',
-			case_open: 'a termination request for this line is already open.'
-		};
-		return t[m] || m || 'a rule of the process refuses it.';
+		var known = ['open_invoices', 'already_paid', 'bad_state', 'case_open', 'line_terminated'];
+		return known.indexOf(m) >= 0 ? t('conflict.' + m) : t('conflict.other');
+	}
+
+	/* The server names what a refused copy looks like (document.c, in
+	 * English for its log); the page says the same in the reader's
+	 * language. */
+	function documentText(m) {
+		var kinds = [[/SVG/, 'svg'], [/HTML/, 'html'], [/XML/, 'xml'], [/executable/, 'exe'],
+			[/GIF/, 'gif'], [/ZIP/, 'zip'], [/declared type/, 'mismatch'], [/empty/, 'empty'],
+			[/4 MiB/, 'size']];
+		for (var i = 0; i < kinds.length; i++)
+			if (kinds[i][0].test(m || ''))
+				return t('doc.refused.' + kinds[i][1]);
+		return t('doc.refused.unknown');
 	}
 
 	/* Reads a chosen file as base64 without its data: URL prefix. */
@@ -209,40 +321,43 @@ var Portal = (function () {
 		});
 	}
 
-	var STATES = {
-		submitted: ['Submitted', 'We received your request. A member of our staff will review it.'],
-		in_review: ['In review', 'A member of our staff is reviewing your request.'],
-		needs_info: ['More information needed', 'We need something more from you before we can decide. See the question below.'],
-		approved: ['Approved', 'Your request is approved. We are stopping the service.'],
-		rejected: ['Rejected', 'Your request was not accepted. The reason is below; you can submit a new request.'],
-		service_stopped: ['Service stopped', 'The line no longer works. Next, delete the eSIM profile from your device.'],
-		awaiting_deletion: ['Waiting for profile deletion', 'Delete the eSIM profile from your device (Settings › Mobile › eSIM › Delete, or "esim cancel"). The case closes when the device confirms the deletion.'],
-		closed: ['Closed', 'Your case is closed. You can download the signed record of every step below.']
-	};
+	var STATES = ['submitted', 'in_review', 'needs_info', 'approved', 'rejected', 'service_stopped',
+		'awaiting_deletion', 'closed'];
 
 	function stateLabel(s) {
-		return (STATES[s] || [s])[0];
+		return STATES.indexOf(s) >= 0 ? t('state.' + s) : s;
 	}
 
 	function stateExplain(s) {
-		return (STATES[s] || [null, ''])[1];
+		return STATES.indexOf(s) >= 0 ? t('state.' + s + '.explain') : '';
+	}
+
+	/* "2026-10" -> "October 2026" in the page's language */
+	function month(ym) {
+		var m = /^(\d{4})-(\d{2})$/.exec(ym || '');
+		if (!m)
+			return ym || '';
+		return new Intl.DateTimeFormat(locale(), { year: 'numeric', month: 'long', timeZone: 'UTC' })
+			.format(new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, 15)));
+	}
+
+	function number(n) {
+		return new Intl.NumberFormat(locale()).format(n);
 	}
 
 	function stateBadge(s) {
 		return el('span', { 'class': 'state state-' + s, text: stateLabel(s) });
 	}
 
-	function initLocale(onChange) {
-		var sel = $('locale');
-		if (!sel)
-			return;
-		sel.value = locale();
-		sel.addEventListener('change', function () {
-			/* only numbers and dates follow: the text stays English, so
-			 * the page's lang does too */
-			setLocale(sel.value);
-			onChange();
-		});
+	/* The language chooser of every page; onChange re-draws the page. */
+	function initLang(onChange) {
+		onLangChange = onChange;
+		var sel = $('lang');
+		if (sel)
+			sel.addEventListener('change', function () {
+				chooseLang(sel.value, true);
+			});
+		return loadLang(storedChoice());
 	}
 
 	return {
@@ -263,7 +378,16 @@ var Portal = (function () {
 		stateLabel: stateLabel,
 		stateExplain: stateExplain,
 		stateBadge: stateBadge,
-		initLocale: initLocale
+		month: month,
+		number: number,
+		t: t,
+		lang: lang,
+		storedChoice: storedChoice,
+		chooseLang: chooseLang,
+		setLangSaver: setLangSaver,
+		applyI18n: applyI18n,
+		labelTables: labelTables,
+		initLang: initLang
 	};
 })();
 
@@ -289,6 +413,7 @@ var Portal = (function () {
 		$('logout').hidden = !me;
 		var h = $('view-' + name).querySelector('h1');
 		document.title = (h ? h.textContent.replace(/\s+/g, ' ').trim() + ' - ' : '') + 'esimkit Mobile';
+		P.labelTables();
 	}
 
 	function fail(err) {
@@ -340,17 +465,17 @@ var Portal = (function () {
 			(a.invoices || []).forEach(function (inv) {
 				var act = inv.status === 'open' ?
 					el('button', { type: 'button', 'class': 'primary small', 'data-invoice': inv.id,
-						'aria-label': 'Pay invoice ' + inv.number,
-						onclick: function () { pay(inv); } }, 'Pay') :
-					el('span', { 'class': 'muted', text: inv.paid_at ? 'paid ' + P.dateTime(inv.paid_at) : '' });
+						'aria-label': P.t('invoices.pay_label', { number: inv.number }),
+						onclick: function () { pay(inv); } }, P.t('invoices.pay')) :
+					el('span', { 'class': 'muted', text: inv.paid_at ? P.t('invoices.paid_at', { when: P.dateTime(inv.paid_at) }) : '' });
 				tb.appendChild(el('tr', { id: 'invoice-' + inv.id },
-					td(inv.number), td(inv.period), td(P.day(inv.due)),
+					td(inv.number), td(P.month(inv.period)), td(P.day(inv.due)),
 					td(P.money(inv.amount_cents, inv.currency), 'num'),
-					el('td', null, el('span', { 'class': 'pill ' + inv.status, text: inv.status === 'open' ? 'Open' : 'Paid' })),
+					el('td', null, el('span', { 'class': 'pill ' + inv.status, text: inv.status === 'open' ? P.t('invoices.open') : P.t('invoices.paid') })),
 					el('td', null, act)));
 			});
 			if (!(a.invoices || []).length)
-				tb.appendChild(el('tr', null, el('td', { colspan: 6, 'class': 'muted', text: 'No invoices.' })));
+				tb.appendChild(el('tr', null, el('td', { colspan: 6, 'class': 'muted', text: P.t('invoices.none') })));
 
 			var lb = P.clear($('lines').tBodies[0]);
 			(a.lines || []).forEach(function (l) {
@@ -359,29 +484,30 @@ var Portal = (function () {
 				var can = l.state !== 'terminated';
 				lb.appendChild(el('tr', { id: 'line-' + l.id },
 					td(P.msisdn(l.msisdn)), td(l.plan), el('td', { 'class': 'mono', text: l.iccid || '—' }),
-					td(P.money(l.monthly_cents, 'EUR'), 'num'), td(l.state),
+					td(P.money(l.monthly_cents, 'EUR'), 'num'), td(lineState(l.state)),
 					el('td', null, can ? el('a', { href: '#terminate/' + l.id, 'class': 'button small',
-						'aria-label': 'Terminate this line: ' + P.msisdn(l.msisdn) }, 'Terminate this line') : null)));
+						'aria-label': P.t('lines.terminate_label', { msisdn: P.msisdn(l.msisdn) }) },
+						P.t('lines.terminate')) : null)));
 			});
 
 			var ub = P.clear($('usage').tBodies[0]);
 			(a.usage || []).forEach(function (u) {
 				var line = (a.lines || []).filter(function (l) { return l.id === u.line_id; })[0];
 				ub.appendChild(el('tr', null, td(P.dateTime(u.at)), td(line ? P.msisdn(line.msisdn) : String(u.line_id)),
-					td(u.kind), td(new Intl.NumberFormat(document.getElementById('locale').value).format(u.amount) + ' ' + u.unit, 'num')));
+					td(usageKind(u.kind)), td(P.number(u.amount) + ' ' + usageUnit(u.unit), 'num')));
 			});
 			if (!(a.usage || []).length)
-				ub.appendChild(el('tr', null, el('td', { colspan: 4, 'class': 'muted', text: 'No usage recorded.' })));
+				ub.appendChild(el('tr', null, el('td', { colspan: 4, 'class': 'muted', text: P.t('usage.none') })));
 			return P.api('GET', '/api/cases');
 		}).then(function (c) {
 			var cb = P.clear($('cases').tBodies[0]);
 			(c.cases || []).forEach(function (k) {
 				cb.appendChild(el('tr', null, td('#' + k.id), td(P.msisdn(k.msisdn)), td(P.dateTime(k.created)),
 					el('td', null, P.stateBadge(k.state)),
-					el('td', null, el('a', { href: '#case/' + k.id }, 'Status and steps'))));
+					el('td', null, el('a', { href: '#case/' + k.id }, P.t('cases.status_link')))));
 			});
 			if (!(c.cases || []).length)
-				cb.appendChild(el('tr', null, el('td', { colspan: 5, 'class': 'muted', text: 'No termination requests.' })));
+				cb.appendChild(el('tr', null, el('td', { colspan: 5, 'class': 'muted', text: P.t('cases.none') })));
 			show('account');
 		}).catch(fail);
 	}
@@ -391,8 +517,7 @@ var Portal = (function () {
 		P.showError('');
 		P.api('POST', '/api/invoices/pay', { invoice_id: inv.id }).then(function (r) {
 			return viewAccount().then(function () {
-				P.flash('Thank you. Payment of ' + amount + ' for invoice ' + inv.number +
-					' received (payment reference ' + r.payment.reference + ').');
+				P.flash(P.t('pay.done', { amount: amount, number: inv.number, reference: r.payment.reference }));
 			});
 		}).catch(fail);
 	}
@@ -400,7 +525,7 @@ var Portal = (function () {
 	function checkItem(ok, text, detail) {
 		return el('li', { 'class': ok ? 'ok' : 'todo' },
 			el('span', { 'class': 'mark', 'aria-hidden': 'true', text: ok ? '✓' : '!' }),
-			el('span', { 'class': 'sr-only', text: ok ? 'Done: ' : 'To do: ' }),
+			el('span', { 'class': 'sr-only', text: ok ? P.t('check.done') + ' ' : P.t('check.todo') + ' ' }),
 			el('strong', { text: text }), detail ? el('span', { 'class': 'detail', text: ' ' + detail }) : null);
 	}
 
@@ -411,20 +536,20 @@ var Portal = (function () {
 			var list = P.clear($('precheck-list'));
 			var open = p.open_invoices || [];
 			list.appendChild(open.length ?
-				checkItem(false, 'Open invoices: ' + P.money(p.open_total_cents, 'EUR') + '.',
-					'You can submit now, but we can only approve once ' +
-					open.map(function (i) { return i.number; }).join(', ') + (open.length > 1 ? ' are' : ' is') +
-					' paid. You can pay on your account page.') :
-				checkItem(true, 'No open invoices.'));
+				checkItem(false, P.t('pre.open_invoices', { amount: P.money(p.open_total_cents, 'EUR') }),
+					P.t(open.length > 1 ? 'pre.open_invoices.many' : 'pre.open_invoices.one',
+						{ numbers: open.map(function (i) { return i.number; }).join(', ') })) :
+				checkItem(true, P.t('pre.no_open_invoices')));
 			var eq = p.leased_equipment || [];
 			list.appendChild(eq.length ?
-				checkItem(false, 'Leased equipment to return:',
-					eq.map(function (e) { return e.item + (e.return_by ? ' (by ' + P.day(e.return_by) + ')' : ''); }).join('; ') + '.') :
-				checkItem(true, 'No leased equipment to return.'));
-			list.appendChild(checkItem(true, 'Notice period: ' + p.notice_period_days + ' days.',
-				'The line can end on ' + P.day(p.earliest_end) + ' at the earliest.'));
-			list.appendChild(checkItem(true, 'After approval, delete the eSIM profile from your device.',
-				'Your device then sends us a signed proof of deletion, which goes into your record.'));
+				checkItem(false, P.t('pre.equipment'),
+					eq.map(function (e) {
+						return e.item + (e.return_by ? ' ' + P.t('pre.return_by', { date: P.day(e.return_by) }) : '');
+					}).join('; ')) :
+				checkItem(true, P.t('pre.no_equipment')));
+			list.appendChild(checkItem(true, P.t('pre.notice', { days: p.notice_period_days }),
+				P.t('pre.notice.end', { date: P.day(p.earliest_end) })));
+			list.appendChild(checkItem(true, P.t('pre.delete'), P.t('pre.delete.detail')));
 			$('precheck-open-case').hidden = !p.open_case;
 			if (p.open_case)
 				$('precheck-case-link').setAttribute('href', '#case/' + p.open_case.id);
@@ -445,11 +570,11 @@ var Portal = (function () {
 		var file = $('term-doccopy').files[0];
 		P.showError('');
 		if (!file) {
-			P.showError('Please add a copy of your identity document.');
+			P.showError(P.t('terminate.no_copy'));
 			return;
 		}
 		if (file.size > 4 * 1024 * 1024) {
-			P.showError('The copy is larger than 4 MB. Please choose a smaller file.');
+			P.showError(P.t('terminate.too_big'));
 			return;
 		}
 		var btn = f.querySelector('button[type=submit]');
@@ -468,7 +593,7 @@ var Portal = (function () {
 				body.document_mime = file.type;
 			return P.api('POST', '/api/cases', body);
 		}).then(function (r) {
-			P.flash('Your termination request was submitted as case #' + r['case'].id + '. We sent you a confirmation with a reference you can check.');
+			P.flash(P.t('terminate.submitted', { id: r['case'].id }));
 			keepFlash = true;
 			location.hash = '#case/' + r['case'].id;
 		}).catch(fail).then(function () {
@@ -481,27 +606,27 @@ var Portal = (function () {
 			var c = r['case'];
 			$('case-id').textContent = '#' + c.id;
 			P.clear($('case-state')).appendChild(P.stateBadge(c.state));
-			$('case-line').textContent = P.msisdn(c.msisdn) + (c.iccid ? ' (eSIM ICCID ' + c.iccid + ')' : ' (no eSIM profile ordered)');
+			$('case-line').textContent = P.msisdn(c.msisdn) + ' ' +
+				(c.iccid ? P.t('case.iccid', { iccid: c.iccid }) : P.t('case.no_profile'));
 			$('case-reason').textContent = c.reason;
 			$('case-doc').textContent = docLabel(c.document_type) + ' ' + c.document_number +
-				(c.document_present ? ' · copy on file (encrypted)' : ' · copy erased') +
+				' · ' + (c.document_present ? P.t('case.copy_on_file') : P.t('case.copy_erased')) +
 				(c.document_sha256 ? ' · SHA-256 ' + c.document_sha256.slice(0, 16) + '…' : '');
 			$('case-created').textContent = P.dateTime(c.created);
 			$('case-updated').textContent = P.dateTime(c.updated);
 			$('case-explain').textContent = P.stateExplain(c.state);
 			var dec = $('case-decision');
 			dec.hidden = !c.decision_note;
-			dec.textContent = c.decision_note ? 'Decision note: ' + c.decision_note : '';
+			dec.textContent = c.decision_note ? P.t('case.decision', { note: c.decision_note }) : '';
 			$('respond-form').hidden = c.state !== 'needs_info';
 			$('respond-question').textContent = c.info_request || '';
 			$('respond-form').setAttribute('data-case', String(c.id));
 			$('case-record').hidden = c.state !== 'closed';
 			$('record-proof').textContent = c.deletion_proof ?
-				'It includes the signed proof, from your device\'s eSIM, that the profile was deleted.' :
-				'No proof of profile deletion is attached to this case.';
+				P.t('record.proof') : P.t('record.no_proof');
 			$('record-download').setAttribute('href', '/api/case/record?id=' + c.id);
 			$('record-download').setAttribute('download', 'termination-' + c.id + '.json');
-			$('record-view').setAttribute('href', '/api/case/record.html?id=' + c.id);
+			$('record-view').setAttribute('href', '/api/case/record.html?id=' + c.id + '&lang=' + P.lang());
 			var tb = P.clear($('events').tBodies[0]);
 			(r.events || []).forEach(function (e) {
 				tb.appendChild(el('tr', null, td(P.dateTime(e.at)), el('td', null, P.stateBadge(e.state)),
@@ -518,23 +643,31 @@ var Portal = (function () {
 	}
 
 	function docLabel(t) {
-		return {
-			id_card: 'Identity card',
-			passport: 'Passport',
-			driving_licence: 'Driving licence',
-			residence_permit: 'Residence permit'
-		}[t] || t || '';
+		return ['id_card', 'passport', 'driving_licence', 'residence_permit'].indexOf(t) >= 0 ?
+			P.t('doc.' + t) : t || '';
+	}
+
+	function lineState(s) {
+		return ['ordered', 'active', 'stopped', 'terminated'].indexOf(s) >= 0 ? P.t('line.state.' + s) : s;
+	}
+
+	function usageKind(k) {
+		return ['data', 'voice', 'sms'].indexOf(k) >= 0 ? P.t('usage.kind.' + k) : k;
+	}
+
+	function usageUnit(u) {
+		return ['min', 'sms'].indexOf(u) >= 0 ? P.t('usage.unit.' + u) : u;
 	}
 
 	function actorLabel(a) {
 		a = a || '';
 		if (a.indexOf('customer') === 0)
-			return 'You';
+			return P.t('actor.you');
 		if (a.indexOf('staff') === 0)
-			return 'Our staff';
+			return P.t('actor.staff');
 		if (a === 'smdp')
-			return 'eSIM platform';
-		return 'System';
+			return P.t('actor.smdp');
+		return P.t('actor.system');
 	}
 
 	function respond(ev) {
@@ -552,7 +685,7 @@ var Portal = (function () {
 			return P.api('POST', '/api/case/respond', body);
 		}).then(function () {
 			f.reset();
-			P.flash('Thank you. Your answer was sent to our staff.');
+			P.flash(P.t('respond.sent'));
 			return viewCase(id);
 		}).catch(fail);
 	}
@@ -566,18 +699,16 @@ var Portal = (function () {
 			out.hidden = false;
 			if (r.genuine) {
 				out.className = 'card narrow verdict genuine';
-				out.appendChild(el('h2', { text: 'Yes, this was us.' }));
-				out.appendChild(el('p', { text: 'esimkit Mobile made this contact by ' + channelLabel(r.channel) +
-					' on ' + P.dateTime(r.at) + '.' }));
+				out.appendChild(el('h2', { text: P.t('verdict.genuine') }));
+				out.appendChild(el('p', { text: P.t('verdict.genuine.how', { channel: channelLabel(r.channel),
+					when: P.dateTime(r.at) }) }));
 				if (r.purpose)
-					out.appendChild(el('p', { text: 'About: ' + r.purpose + '.' }));
-				out.appendChild(el('p', { 'class': 'hint', text: 'Even so, we never ask for your password or a code. Log in yourself to see the details.' }));
+					out.appendChild(el('p', { text: P.t('verdict.about', { purpose: purposeLabel(r.purpose) }) }));
+				out.appendChild(el('p', { 'class': 'hint', text: P.t('verdict.genuine.hint') }));
 			} else {
 				out.className = 'card narrow verdict fake';
-				out.appendChild(el('h2', { text: 'This was NOT us — hang up / do not act.' }));
-				out.appendChild(el('p', { text: 'We have no record of a contact with the reference ' + ref.trim() + '. ' +
-					'Do not pay, do not share codes or passwords, do not install anything. ' +
-					'Hang up, delete the message, and log in to your account yourself if you are worried.' }));
+				out.appendChild(el('h2', { text: P.t('verdict.fake') }));
+				out.appendChild(el('p', { text: P.t('verdict.fake.text', { reference: ref.trim() }) }));
 			}
 		}).catch(function (e) {
 			P.clear(out);
@@ -587,31 +718,66 @@ var Portal = (function () {
 	}
 
 	function channelLabel(c) {
-		return { email: 'e-mail', sms: 'SMS', letter: 'letter', call: 'phone call' }[c] || c;
+		var parts = String(c || '').split('+').map(function (x) {
+			return ['email', 'sms', 'letter', 'call'].indexOf(x) >= 0 ? P.t('channel.' + x) : x;
+		});
+		return parts.join(' + ');
+	}
+
+	/* "termination case 12: approved" (op_case_move) -> in the reader's words */
+	function purposeLabel(p) {
+		var m = /^termination case (\d+): (.+)$/.exec(p || '');
+		if (!m)
+			return p;
+		var what = m[2] === 'deletion reminder' ? P.t('purpose.reminder') : P.stateLabel(m[2]);
+		return P.t('purpose.case', { id: m[1], what: what });
 	}
 
 	function login(ev) {
 		ev.preventDefault();
 		P.showError('');
 		P.api('POST', '/api/login', { login: $('login-name').value.trim(), password: $('login-password').value }).then(function (r) {
+			return P.api('GET', '/api/me');
+		}).then(function (r) {
 			me = r;
 			P.setCsrf(r.csrf);
 			$('login-password').value = '';
+			return adoptLanguage(r);
+		}).then(function () {
 			if (!location.hash || location.hash === '#login')
 				location.hash = '#account';
 			else
 				route();
 		}).catch(function (e) {
 			P.showError(e instanceof P.ApiError && (e.status === 401) ?
-				'Your e-mail address or password is not right.' : P.explain(e));
+				P.t('login.bad') : P.explain(e));
 		});
+	}
+
+	/* Logged in: the customer's stored language wins over the browser's;
+	 * a customer who never chose one keeps the page's, stored now so that
+	 * notices go out in it. */
+	function adoptLanguage(r) {
+		if (r.lang && r.lang !== P.lang())
+			return P.chooseLang(r.lang, false, true);
+		if (!r.lang)
+			return saveLanguage(P.lang());
+		return Promise.resolve();
+	}
+
+	function saveLanguage(l) {
+		if (!me)
+			return Promise.resolve();
+		return P.api('POST', '/api/me/lang', { lang: l }).then(function () {
+			me.lang = l;
+		}).catch(fail);
 	}
 
 	function logout() {
 		P.api('POST', '/api/logout', {}).catch(function () {}).then(function () {
 			me = null;
 			P.setCsrf(null);
-			P.flash('You are logged out.');
+			P.flash(P.t('logout.done'));
 			keepFlash = true;
 			if (location.hash === '#login')
 				route();
@@ -627,11 +793,14 @@ var Portal = (function () {
 		$('check-form').addEventListener('submit', check);
 		$('logout').addEventListener('click', logout);
 		window.addEventListener('hashchange', route);
-		P.initLocale(route);
-		P.api('GET', '/api/me').then(function (r) {
+		P.setLangSaver(saveLanguage);
+		P.initLang(route).then(function () {
+			return P.api('GET', '/api/me');
+		}).then(function (r) {
 			if (r && r.role === 'customer') {
 				me = r;
 				P.setCsrf(r.csrf);
+				return adoptLanguage(r);
 			}
 		}).catch(function () {
 			me = null;

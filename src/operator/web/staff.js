@@ -21,7 +21,10 @@
 		});
 		$('nav-queue').hidden = !me;
 		$('logout').hidden = !me;
-		$('whoami').textContent = me ? me.name + ' (' + me.role + ')' : '';
+		$('whoami').textContent = me ? me.name + ' (' + roleText(me.role) + ')' : '';
+		var h = $('view-' + name).querySelector('h1');
+		document.title = (h ? h.textContent.replace(/\s+/g, ' ').trim() + ' - ' : '') + 'esimkit Mobile';
+		P.labelTables();
 	}
 
 	function fail(err) {
@@ -53,12 +56,21 @@
 		if (!k)
 			return '';
 		if (k.can_approve)
-			return 'ready to approve';
-		return 'blocked: ' + (k.blocking || []).map(blockText).join(', ');
+			return P.t('staff.ready');
+		return P.t('staff.blocked', { what: (k.blocking || []).map(blockText).join(', ') });
 	}
 
 	function blockText(b) {
-		return { open_invoices: 'open invoices', leased_equipment: 'leased equipment' }[b] || b;
+		return ['open_invoices', 'leased_equipment'].indexOf(b) >= 0 ? P.t('staff.block.' + b) : b;
+	}
+
+	function docText(t) {
+		return ['id_card', 'passport', 'driving_licence', 'residence_permit'].indexOf(t) >= 0 ?
+			P.t('doc.' + t) : t || '';
+	}
+
+	function roleText(r) {
+		return ['reviewer', 'admin'].indexOf(r) >= 0 ? P.t('staff.role.' + r) : r;
 	}
 
 	function viewQueue() {
@@ -70,10 +82,10 @@
 					td(P.dateTime(c.created)), el('td', null, P.stateBadge(c.state)),
 					el('td', { 'class': c.checks && c.checks.can_approve ? 'good' : 'warn', text: checksSummary(c.checks) }),
 					el('td', null, el('a', { href: '#case/' + c.id, 'class': 'button small',
-						'aria-label': 'Review case ' + c.id }, 'Review'))));
+						'aria-label': P.t('staff.review_label', { id: c.id }) }, P.t('staff.review')))));
 			});
 			if (!(r.cases || []).length)
-				tb.appendChild(el('tr', null, el('td', { colspan: 7, 'class': 'muted', text: 'Nothing to review.' })));
+				tb.appendChild(el('tr', null, el('td', { colspan: 7, 'class': 'muted', text: P.t('staff.nothing') })));
 			show('queue');
 		}).catch(fail);
 	}
@@ -81,7 +93,7 @@
 	function checkItem(ok, text) {
 		return el('li', { 'class': ok ? 'ok' : 'todo' },
 			el('span', { 'class': 'mark', 'aria-hidden': 'true', text: ok ? '✓' : '!' }),
-			el('span', { 'class': 'sr-only', text: ok ? 'Passed: ' : 'Blocking: ' }), text);
+			el('span', { 'class': 'sr-only', text: (ok ? P.t('staff.passed') : P.t('staff.blocking')) + ' ' }), text);
 	}
 
 	var current = null;
@@ -99,13 +111,10 @@
 			$('rv-customer').appendChild(el('span', { 'class': 'muted', text: cu.login || '' }));
 			$('rv-address').textContent = cu.address || '';
 			$('rv-account').textContent = cu.account || '';
-			$('rv-line').textContent = P.msisdn(c.msisdn) + (c.iccid ? ' · ICCID ' + c.iccid : ' · no eSIM profile ordered');
+			$('rv-line').textContent = P.msisdn(c.msisdn) + ' · ' + (c.iccid ? 'ICCID ' + c.iccid : P.t('staff.no_profile'));
 			$('rv-reason').textContent = c.reason;
 			$('rv-created').textContent = P.dateTime(c.created);
-			$('rv-doc').textContent = {
-				id_card: 'Identity card', passport: 'Passport',
-				driving_licence: 'Driving licence', residence_permit: 'Residence permit'
-			}[c.document_type] || c.document_type;
+			$('rv-doc').textContent = docText(c.document_type);
 			$('rv-docnumber').textContent = c.document_number;
 			$('rv-dochash').textContent = c.document_sha256 || '';
 			var box = P.clear($('rv-doccopy'));
@@ -117,25 +126,25 @@
 				var image = c.document_mime === 'image/jpeg' || c.document_mime === 'image/png';
 				if (image)
 					box.appendChild(el('img', { src: '/api/staff/document/view?id=' + c.id,
-						alt: 'Copy of the identity document for case ' + c.id, id: 'rv-docimg' }));
+						alt: P.t('staff.doc_alt', { id: c.id }), id: 'rv-docimg' }));
 				else
-					box.appendChild(el('p', { 'class': 'muted', text: 'The copy is a PDF: download it to read it.' }));
+					box.appendChild(el('p', { 'class': 'muted', text: P.t('staff.doc_pdf') }));
 				box.appendChild(el('p', null, el('a', { href: dl, download: '', id: 'rv-docdownload' },
-					'Download the copy')));
+					P.t('staff.doc_download'))));
 			} else {
-				box.appendChild(el('p', { 'class': 'muted', text: 'The copy has been erased (the case is closed); its hash is kept.' }));
+				box.appendChild(el('p', { 'class': 'muted', text: P.t('staff.doc_erased') }));
 			}
 
 			var ul = P.clear($('rv-checks'));
 			ul.appendChild(checkItem(!k.open_invoices, k.open_invoices ?
-				k.open_invoices + ' open invoice(s): ' + P.money(k.open_total_cents, 'EUR') +
-				(k.final_invoice_policy ? ' (final-invoice policy on: does not block)' : ' (blocks approval)') :
-				'No open invoices'));
+				P.t(k.final_invoice_policy ? 'staff.chk.invoices.policy' : 'staff.chk.invoices',
+					{ n: k.open_invoices, amount: P.money(k.open_total_cents, 'EUR') }) :
+				P.t('staff.chk.no_invoices')));
 			ul.appendChild(checkItem(!k.leased_equipment, k.leased_equipment ?
-				k.leased_equipment + ' leased item(s) to return' : 'No leased equipment'));
-			ul.appendChild(checkItem(true, 'Notice period ' + k.notice_period_days + ' days'));
-			ul.appendChild(checkItem(!!k.can_approve, k.can_approve ? 'Can be approved' :
-				'Cannot be approved yet: ' + (k.blocking || []).map(blockText).join(', ')));
+				P.t('staff.chk.equipment', { n: k.leased_equipment }) : P.t('staff.chk.no_equipment')));
+			ul.appendChild(checkItem(true, P.t('staff.chk.notice', { days: k.notice_period_days })));
+			ul.appendChild(checkItem(!!k.can_approve, k.can_approve ? P.t('staff.chk.can') :
+				P.t('staff.chk.cannot', { what: (k.blocking || []).map(blockText).join(', ') })));
 
 			var open = ['submitted', 'in_review', 'needs_info'].indexOf(c.state) >= 0;
 			$('rv-actions').hidden = !open;
@@ -157,7 +166,7 @@
 			/* the message comes once the page shows the new state, so that
 			 * what it says and what the page shows always agree */
 			return viewCase(r['case'].id).then(function () {
-				P.flash(done + ' Case #' + r['case'].id + ' is now: ' + P.stateLabel(r['case'].state) + '.');
+				P.flash(P.t(done, { id: r['case'].id, state: P.stateLabel(r['case'].state) }));
 			});
 		}).catch(fail);
 	}
@@ -171,7 +180,7 @@
 			$('login-password').value = '';
 			route();
 		}).catch(function (e) {
-			P.showError(e instanceof P.ApiError && e.status === 401 ? 'Login or password is not right.' : P.explain(e));
+			P.showError(e instanceof P.ApiError && e.status === 401 ? P.t('staff.login.bad') : P.explain(e));
 		});
 	}
 
@@ -179,19 +188,19 @@
 		$('login-form').addEventListener('submit', login);
 		$('take-form').addEventListener('submit', function (ev) {
 			ev.preventDefault();
-			act('/api/staff/case/take', { case_id: current.id }, 'Taken into review.');
+			act('/api/staff/case/take', { case_id: current.id }, 'staff.done.take');
 		});
 		$('approve-form').addEventListener('submit', function (ev) {
 			ev.preventDefault();
-			act('/api/staff/case/approve', { case_id: current.id, note: $('approve-note').value.trim() }, 'Approved.');
+			act('/api/staff/case/approve', { case_id: current.id, note: $('approve-note').value.trim() }, 'staff.done.approve');
 		});
 		$('reject-form').addEventListener('submit', function (ev) {
 			ev.preventDefault();
-			act('/api/staff/case/reject', { case_id: current.id, reason: $('reject-reason').value.trim() }, 'Rejected.');
+			act('/api/staff/case/reject', { case_id: current.id, reason: $('reject-reason').value.trim() }, 'staff.done.reject');
 		});
 		$('info-form').addEventListener('submit', function (ev) {
 			ev.preventDefault();
-			act('/api/staff/case/request-info', { case_id: current.id, message: $('info-message').value.trim() }, 'Question sent.');
+			act('/api/staff/case/request-info', { case_id: current.id, message: $('info-message').value.trim() }, 'staff.done.info');
 		});
 		$('logout').addEventListener('click', function () {
 			P.api('POST', '/api/logout', {}).catch(function () {}).then(function () {
@@ -205,8 +214,9 @@
 			P.flash('');
 			route();
 		});
-		P.initLocale(route);
-		P.api('GET', '/api/me').then(function (r) {
+		P.initLang(route).then(function () {
+			return P.api('GET', '/api/me');
+		}).then(function (r) {
 			if (r && (r.role === 'reviewer' || r.role === 'admin')) {
 				me = r;
 				P.setCsrf(r.csrf);
