@@ -140,6 +140,13 @@ static esim_err asn1_handler(const net_request *req, net_response *resp, void *a
 		err = net_response_add_header(resp, "Retry-After", "1");
 	if (err == ESIM_OK)
 		err = net_response_add_header(resp, "X-Admin-Protocol", NET_ADMIN_PROTOCOL);
+	/* logged and answered with its id; the callbacks it queues do not
+	 * carry it yet (smdp_es9_asn1 takes no request id) */
+	char ridbuf[ESIM_REQUEST_ID_MAX + 1];
+	const char *rid = request_id(req, ridbuf);
+	log_request(d, rid, "es9-asn1", NULL, err == ESIM_OK ? status : 500);
+	if (err == ESIM_OK)
+		err = net_response_add_header(resp, ESIM_REQUEST_ID_HEADER, rid);
 	free(out);
 	return err;
 }
