@@ -31,6 +31,12 @@
 struct kv {
 	char *k[MAX_KV], *v[MAX_KV];
 	size_t n;
+	/* where each came from (the config file's line; 0: the command line)
+	 * and whether the program read it, so that a setting nothing reads (a
+	 * typo) is said rather than ignored */
+	const char *path;
+	int line[MAX_KV];
+	bool read[MAX_KV];
 };
 
 static void kv_set(struct kv *kv, const char *k, const char *v)
@@ -50,8 +56,12 @@ static void kv_set(struct kv *kv, const char *k, const char *v)
 static const char *kv_get(const struct kv *kv, const char *k)
 {
 	for (size_t i = 0; i < kv->n; i++)
-		if (!strcmp(kv->k[i], k))
+		if (!strcmp(kv->k[i], k)) {
+			/* the kv is main's local: const only promises the
+			 * readers do not change the settings */
+			((struct kv *)kv)->read[i] = true;
 			return kv->v[i];
+		}
 	return NULL;
 }
 
@@ -97,7 +107,11 @@ static int load_config(struct kv *kv, const char *path)
 		}
 		*eq = '\0';
 		kv_set(kv, trim(l), trim(eq + 1));
+		for (size_t i = 0; i < kv->n; i++)
+			if (!strcmp(kv->k[i], trim(l)))
+				kv->line[i] = lineno;
 	}
+	kv->path = path;
 	fclose(f);
 	return rc;
 }
@@ -475,6 +489,24 @@ static int serve(op *o, const struct kv *kv)
 	}
 	sd_notify(0, "READY=1");
 	long tick = kv_get(kv, "tick-seconds") ? atol(kv_get(kv, "tick-seconds")) : 60;
+	/* every setting serve uses is read by now: the others are typos or
+	 * another program's, said with where they came from */
+	for (size_t i = 0; i < kv->n; i++) {
+		if (kv->read[i])
+			continue;
+		char msg[700];
+		if (kv->line[i] > 0 && kv->path)
+			snprintf(msg, sizeof msg,
+				 "%s:%d: '%s' is not a setting of esim-operator "
+				 "serve; ignored (see esim-operator --help)",
+				 kv->path, kv->line[i], kv->k[i]);
+		else
+			snprintf(msg, sizeof msg,
+				 "the command line: '%s' is not a setting of "
+				 "esim-operator serve; ignored (see esim-operator --help)",
+				 kv->k[i]);
+		esim_log_emit(&log, ESIM_LOG_WARN, NULL, msg, NULL, 0);
+	}
 	time_t last = time(NULL), last_mail = 0;
 	for (;;) {
 		struct timespec ts = {1, 0};
@@ -485,24 +517,29 @@ static int serve(op *o, const struct kv *kv)
 			sd_notify(0, "RELOADING=1");
 			int bad = -1;
 			esim_err rerr = net_server_reload_tls(srv, &bad);
-			if (rerr == ESIM_OK)
-				fprintf(stderr,
-					"esim-operator: SIGHUP: TLS certificates reloaded\n");
-			else
-				fprintf(
-				    stderr,
-				    "esim-operator: SIGHUP: TLS reload refused, listener %d: %s;"
-				    " the certificates in use are kept\n",
-				    bad, esim_strerror(rerr));
+			if (rerr == ESIM_OK) {
+				esim_log_emit(&log, ESIM_LOG_INFO, NULL,
+					      "SIGHUP: TLS certificates reloaded", NULL, 0);
+			} else {
+				const struct esim_log_kv f[] = {
+				    ESIM_LOG_I("listener", bad),
+				    ESIM_LOG_S("error", esim_strerror(rerr))};
+				esim_log_emit(&log, ESIM_LOG_ERROR, NULL,
+					      "SIGHUP: TLS reload refused; the certificates in use "
+					      "are kept",
+					      f, 2);
+			}
 			sd_notify(0, "READY=1");
 		}
 		/* the mail outbox: due e-mail notices, every few seconds */
 		if (mail_due(kv, &last_mail)) {
 			size_t sent = 0, failed = 0;
 			op_mail_deliver(o, &sent, &failed);
-			if (sent || failed)
-				fprintf(stderr, "esim-operator: mail: %zu sent, %zu to retry\n",
-					sent, failed);
+			if (sent || failed) {
+				const struct esim_log_kv f[] = {ESIM_LOG_I("sent", sent),
+								ESIM_LOG_I("retry", failed)};
+				esim_log_emit(&log, ESIM_LOG_INFO, NULL, "mail", f, 2);
+			}
 		}
 		if (tick > 0 && time(NULL) - last >= tick) {
 			size_t n = 0;
@@ -555,8 +592,12 @@ int main(int argc, char **argv)
 		return 1;
 	for (int i = 2; i + 1 < argc; i++)
 		if (!strncmp(argv[i], "--", 2)) {
-			if (strcmp(argv[i], "--config") != 0)
+			if (strcmp(argv[i], "--config") != 0) {
 				kv_set(&kv, argv[i] + 2, argv[i + 1]);
+				for (size_t j = 0; j < kv.n; j++)
+					if (!strcmp(kv.k[j], argv[i] + 2))
+						kv.line[j] = 0; /* the flag wins */
+			}
 			i++;
 		}
 	int rc = 0;

@@ -32,6 +32,12 @@
 struct kv {
 	char *key[MAX_KV], *val[MAX_KV];
 	size_t n;
+	/* where each came from, for messages: the config file's line, or 0
+	 * for the command line; and whether the program read it (kv_get), so
+	 * that a setting no code reads (a typo) is said, not ignored */
+	const char *path;
+	int line[MAX_KV];
+	bool read[MAX_KV];
 };
 
 static void usage(void)
@@ -126,9 +132,23 @@ static int kv_set(struct kv *kv, const char *k, const char *v)
 static const char *kv_get(const struct kv *kv, const char *k)
 {
 	for (size_t i = 0; i < kv->n; i++)
-		if (strcmp(kv->key[i], k) == 0)
+		if (strcmp(kv->key[i], k) == 0) {
+			/* every kv is a local of main: the const is the
+			 * readers' promise not to change the settings */
+			((struct kv *)kv)->read[i] = true;
 			return kv->val[i];
+		}
 	return NULL;
+}
+
+/* Where setting i came from: "FILE:LINE" or "the command line". */
+static const char *kv_where(const struct kv *kv, size_t i, char *buf, size_t n)
+{
+	if (kv->line[i] > 0 && kv->path != NULL)
+		snprintf(buf, n, "%s:%d", kv->path, kv->line[i]);
+	else
+		snprintf(buf, n, "the command line");
+	return buf;
 }
 
 static void kv_free(struct kv *kv)
@@ -171,10 +191,16 @@ static int kv_load(struct kv *kv, const char *path)
 		}
 		*eq = '\0';
 		if (kv_set(kv, trim(l), trim(eq + 1)) != 0) {
+			fprintf(stderr, "esim-smdp: %s:%d: more than %d settings\n", path, lineno,
+				MAX_KV);
 			rc = -1;
 			break;
 		}
+		for (size_t i = 0; i < kv->n; i++)
+			if (strcmp(kv->key[i], trim(l)) == 0)
+				kv->line[i] = lineno;
 	}
+	kv->path = path;
 	fclose(f);
 	return rc;
 }
@@ -209,8 +235,12 @@ static int parse_args(int argc, char **argv, struct kv *kv, char **pos, int max_
 		kv_free(&flags);
 		return -1;
 	}
-	for (size_t i = 0; i < flags.n; i++)
+	for (size_t i = 0; i < flags.n; i++) {
 		kv_set(kv, flags.key[i], flags.val[i]);
+		for (size_t j = 0; j < kv->n; j++)
+			if (strcmp(kv->key[j], flags.key[i]) == 0)
+				kv->line[j] = 0; /* the flag wins */
+	}
 	kv_free(&flags);
 	return npos;
 }
@@ -553,6 +583,22 @@ static int add_admin_listener(net_server *srv, smdp *d, const char *listen)
 	return 0;
 }
 
+/* Once serve has read every setting it uses: the ones it did not are
+ * not settings of esim-smdp (a typo, or one of another program), said
+ * with where they came from rather than silently ignored. */
+static void kv_report_unread(const struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		if (kv->read[i])
+			continue;
+		char where[600];
+		slog(ESIM_LOG_WARN,
+		     "%s: '%s' is not a setting of esim-smdp serve; ignored (see "
+		     "esim-smdp --help)",
+		     kv_where(kv, i, where, sizeof where), kv->key[i]);
+	}
+}
+
 static int cmd_serve(const struct kv *kv, smdp *d)
 {
 	const char *lf = kv_get(kv, "log-format");
@@ -668,6 +714,7 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 	bool purging = pthread_create(&pt, NULL, purge_thread, &oc) == 0;
 	if (!purging)
 		slog(ESIM_LOG_ERROR, "cannot start the session purge");
+	kv_report_unread(kv);
 	slog(ESIM_LOG_INFO, "ready");
 	sd_notify(0, "READY=1");
 	int sig = 0;

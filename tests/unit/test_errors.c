@@ -360,6 +360,58 @@ static void test_smdp_tls_key_unusable(void **state)
 	expect_fail_naming(out, rc, notkey, "TLS key", NULL);
 }
 
+/* Start a server (argv as for run), wait until its output holds needle
+ * (at most 20 s), stop it; its output in out. */
+static void serve_until(char *out, size_t cap, const char *const *argv, const char *needle)
+{
+	char log[700], path[1024];
+	snprintf(log, sizeof log, "%s/serve-%ld.log", dir, (long)time(NULL));
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		snprintf(path, sizeof path, "%s/%s", test_bin_dir(), argv[0]);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	out[0] = '\0';
+	for (int i = 0; i < 200 && strstr(out, needle) == NULL; i++) {
+		usleep(100000);
+		FILE *f = fopen(log, "r");
+		if (f) {
+			size_t n = fread(out, 1, cap - 1, f);
+			out[n] = '\0';
+			fclose(f);
+		}
+	}
+	kill(pid, SIGTERM);
+	int st;
+	waitpid(pid, &st, 0);
+	print_message("$ %s ...\n%s", argv[0], out);
+}
+
+/* A setting no code reads (a typo) was ignored without a word. */
+static void test_smdp_unknown_setting(void **state)
+{
+	(void)state;
+	char conf[700], extra[1400], where[720], out[8192];
+	snprintf(conf, sizeof conf, "%s/smdp-typo.conf", dir);
+	snprintf(extra, sizeof extra,
+		 "tls-cert-nist = %s/dptls.pem\ntls-key-nist = %s/dptls.key.pem\n"
+		 "max-conections = 5\n",
+		 pki, pki);
+	smdp_conf(conf, extra, closed_port());
+	snprintf(where, sizeof where, "%s:12", conf); /* the typo's line */
+	const char *argv[] = {"esim-smdp", "serve", "--config", conf, "--treads", "2", NULL};
+	serve_until(out, sizeof out, argv, "ready");
+	assert_non_null(strstr(out, "ready"));
+	assert_non_null(strstr(out, where));
+	assert_non_null(strstr(out, "'max-conections' is not a setting"));
+	assert_non_null(strstr(out, "the command line: 'treads' is not a setting"));
+}
+
 /* ---- esim-operator ---------------------------------------------------------------- */
 
 /* A line without '=' was skipped without a word. */
@@ -400,6 +452,26 @@ static void test_operator_listen_in_use(void **state)
 	expect_fail_naming(out, rc, listen, "Address already in use", NULL);
 }
 
+static void test_operator_unknown_setting(void **state)
+{
+	(void)state;
+	char conf[700], where[720], out[8192];
+	snprintf(conf, sizeof conf, "%s/operator-typo.conf", dir);
+	FILE *f = fopen(conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"db = %s/op-typo.db\nlisten = 127.0.0.1:%u\ninsecure-http = yes\n"
+		"key = %s/operator.key.pem\ncert = %s/operator.pem\nci = %s/ci.pem\n"
+		"data-key = %s/op-typo-data.key\ntick-secs = 5\n",
+		dir, closed_port(), pki, pki, pki, dir);
+	fclose(f);
+	snprintf(where, sizeof where, "%s:8", conf);
+	const char *argv[] = {"esim-operator", "serve", "--config", conf, NULL};
+	serve_until(out, sizeof out, argv, "is not a setting");
+	assert_non_null(strstr(out, where));
+	assert_non_null(strstr(out, "'tick-secs' is not a setting"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -414,8 +486,10 @@ int main(void)
 	    cmocka_unit_test(test_smdp_file_missing),
 	    cmocka_unit_test(test_smdp_listen_in_use),
 	    cmocka_unit_test(test_smdp_tls_key_unusable),
+	    cmocka_unit_test(test_smdp_unknown_setting),
 	    cmocka_unit_test(test_operator_config_line),
 	    cmocka_unit_test(test_operator_listen_in_use),
+	    cmocka_unit_test(test_operator_unknown_setting),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
