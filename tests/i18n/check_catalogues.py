@@ -5,8 +5,9 @@
 
 Fails, naming each problem, when
   - a web catalogue (src/operator/web/i18n/{en,nl,fr,zh}.json) is not a JSON
-    object of non-empty strings, lacks a key another one has, or a value's
-    {placeholders} differ from the English one's;
+    object of non-empty strings, lacks a key another one has, a value's
+    {placeholders} differ from the English one's, or a value is the English
+    text where tests/i18n/same-as-english.txt does not allow it;
   - a key the pages use has no entry: data-i18n / data-i18n-attr in the
     HTML, t('key') / P.t('key') in the scripts, and the key families the
     scripts build ('state.' + s with the list of s written next to it);
@@ -81,6 +82,25 @@ def check_same_keys(cats):
                     bad('i18n/%s.json: %r has placeholders %s, English has %s' % (
                         lang, k, sorted(set(PLACEHOLDER.findall(v))),
                         sorted(set(PLACEHOLDER.findall(en[k])))))
+
+
+def check_translated(cats, here):
+    """A value equal to the English one is an untranslated copy unless
+    same-as-english.txt says the word is the same in that language."""
+    allowed = set()
+    with open(os.path.join(here, 'same-as-english.txt'), encoding='utf-8') as f:
+        for line in f:
+            line = line.split('#', 1)[0].split()
+            if len(line) == 2:
+                allowed.add((line[0], line[1]))
+    en = cats.get('en', {})
+    for lang, c in cats.items():
+        if lang == 'en':
+            continue
+        for k, v in c.items():
+            if k in en and v == en[k] and (lang, k) not in allowed:
+                bad('i18n/%s.json: %r is the English text %r (translate it, or list "%s %s" in '
+                    'tests/i18n/same-as-english.txt when the word is the same)' % (lang, k, v, lang, k))
 
 
 def used_keys(web):
@@ -219,6 +239,7 @@ def main():
     web = os.path.join(src, 'src', 'operator', 'web')
     cats = load_catalogues(web)
     check_same_keys(cats)
+    check_translated(cats, os.path.dirname(os.path.abspath(__file__)))
     en = cats.get('en', {})
     uses = used_keys(web)
     for key, where in uses:
