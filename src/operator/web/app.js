@@ -494,10 +494,20 @@ var Portal = (function () {
 			(a.usage || []).forEach(function (u) {
 				var line = (a.lines || []).filter(function (l) { return l.id === u.line_id; })[0];
 				ub.appendChild(el('tr', null, td(P.dateTime(u.at)), td(line ? P.msisdn(line.msisdn) : String(u.line_id)),
-					td(usageKind(u.kind)), td(P.number(u.amount) + ' ' + usageUnit(u.unit), 'num')));
+					td(usageKind(u.kind) + (u.roaming ? ' · ' + P.t('usage.roaming') : '')),
+					td(P.number(u.amount) + ' ' + usageUnit(u.unit), 'num'), usageStatus(u)));
 			});
 			if (!(a.usage || []).length)
-				ub.appendChild(el('tr', null, el('td', { colspan: 4, 'class': 'muted', text: P.t('usage.none') })));
+				ub.appendChild(el('tr', null, el('td', { colspan: 5, 'class': 'muted', text: P.t('usage.none') })));
+			spendTable(a.lines || []);
+			var lt = P.clear($('letters'));
+			(a.letters || []).forEach(function (x) {
+				lt.appendChild(el('li', null, P.dateTime(x.at) + ' · ' + x.subject + ' · ',
+					el('span', { 'class': 'mono ref', text: x.reference }), ' ',
+					el('a', { href: '/api/letter?id=' + x.id, target: '_blank', rel: 'noopener' }, P.t('letters.open'))));
+			});
+			if (!(a.letters || []).length)
+				lt.appendChild(el('li', { 'class': 'muted', text: P.t('letters.none') }));
 			return P.api('GET', '/api/cases');
 		}).then(function (c) {
 			var cb = P.clear($('cases').tBodies[0]);
@@ -653,6 +663,76 @@ var Portal = (function () {
 
 	function usageKind(k) {
 		return ['data', 'voice', 'sms'].indexOf(k) >= 0 ? P.t('usage.kind.' + k) : k;
+	}
+
+	/* a charging system's record: charged, included or refused (and why) */
+	function usageStatus(u) {
+		if (u.status === 'refused')
+			return el('td', null, el('span', { 'class': 'pill open', text: P.t('usage.refused', { reason: usageReason(u.reason) }) }));
+		if (!u.record_id)
+			return td('');
+		return td(u.cents > 0 ? P.t('usage.rated', { amount: P.money(u.cents, 'EUR') }) : P.t('usage.included'));
+	}
+
+	function usageReason(r) {
+		return ['cap_reached', 'roaming_cap_reached', 'services_stopped', 'line_closed'].indexOf(r) >= 0 ?
+			P.t('usage.reason.' + r) : r || '';
+	}
+
+	function euros(cents) {
+		return cents === null || cents === undefined ? '' : (cents / 100).toFixed(2);
+	}
+
+	/* "25", "12.50", "12,50" -> cents; "" -> null (no cap); NaN when not an amount */
+	function cents(text) {
+		var v = text.trim().replace(',', '.');
+		if (!v)
+			return null;
+		return /^\d{1,6}(\.\d{1,2})?$/.test(v) ? Math.round(parseFloat(v) * 100) : NaN;
+	}
+
+	/* each line's spend this month, its caps and the stop switch */
+	function spendTable(lines) {
+		var sb = P.clear($('spend').tBodies[0]);
+		lines.forEach(function (l) {
+			var m = el('input', { id: 'cap-' + l.id, inputmode: 'decimal', size: '7', value: euros(l.cap_cents),
+				'aria-label': P.t('spend.cap_label', { msisdn: P.msisdn(l.msisdn) }) });
+			var r = el('input', { id: 'rcap-' + l.id, inputmode: 'decimal', size: '7', value: euros(l.roaming_cap_cents),
+				'aria-label': P.t('spend.roaming_label', { msisdn: P.msisdn(l.msisdn) }) });
+			var closed = l.state === 'terminated';
+			var spent = P.money(l.month_spent_cents || 0, 'EUR') + (l.month_roaming_spent_cents ?
+				' (' + P.t('spend.roaming_spent', { amount: P.money(l.month_roaming_spent_cents, 'EUR') }) + ')' : '');
+			sb.appendChild(el('tr', { id: 'spend-' + l.id }, td(P.msisdn(l.msisdn)), td(spent, 'num'),
+				el('td', null, m), el('td', null, r, ' ',
+					el('button', { type: 'button', 'class': 'small', disabled: closed ? '' : null,
+						onclick: function () { saveCaps(l, m.value, r.value); } }, P.t('spend.save'))),
+				el('td', null, el('span', { 'class': 'pill ' + (l.services_stopped ? 'open' : 'paid'),
+					text: l.services_stopped ? P.t('spend.off') : P.t('spend.on') }), ' ',
+					closed ? null : el('button', { type: 'button', 'class': l.services_stopped ? 'small' : 'small danger',
+						id: 'stop-' + l.id, onclick: function () { setStop(l, !l.services_stopped); } },
+						l.services_stopped ? P.t('spend.resume') : P.t('spend.stop')))));
+		});
+	}
+
+	function saveCaps(l, monthly, roaming) {
+		var m = cents(monthly), r = cents(roaming);
+		P.showError('');
+		if ((m !== null && isNaN(m)) || (r !== null && isNaN(r)))
+			return P.showError(P.t('spend.bad'));
+		P.api('POST', '/api/lines/caps', { line_id: l.id, cap_cents: m, roaming_cap_cents: r }).then(function () {
+			return viewAccount().then(function () {
+				P.flash(P.t('spend.saved', { msisdn: P.msisdn(l.msisdn) }));
+			});
+		}).catch(fail);
+	}
+
+	function setStop(l, stop) {
+		P.showError('');
+		P.api('POST', '/api/lines/stop', { line_id: l.id, stopped: stop }).then(function () {
+			return viewAccount().then(function () {
+				P.flash(P.t(stop ? 'spend.stopped' : 'spend.resumed', { msisdn: P.msisdn(l.msisdn) }));
+			});
+		}).catch(fail);
 	}
 
 	function usageUnit(u) {

@@ -13,13 +13,15 @@
 	if (document.body.getAttribute('data-page') !== 'staff')
 		return;
 
-	var VIEWS = ['login', 'queue', 'review'];
+	var VIEWS = ['login', 'queue', 'review', 'intake'];
+	var intake = null; /* the call-back in progress: {id, customer} */
 
 	function show(name) {
 		VIEWS.forEach(function (v) {
 			$('view-' + v).hidden = v !== name;
 		});
 		$('nav-queue').hidden = !me;
+		$('nav-intake').hidden = !me;
 		$('logout').hidden = !me;
 		$('whoami').textContent = me ? me.name + ' (' + roleText(me.role) + ')' : '';
 		var h = $('view-' + name).querySelector('h1');
@@ -49,6 +51,8 @@
 		}
 		if (h[0] === 'case' && h[1])
 			return viewCase(h[1]);
+		if (h[0] === 'intake')
+			return show('intake');
 		return viewQueue();
 	}
 
@@ -61,7 +65,7 @@
 	}
 
 	function blockText(b) {
-		return ['open_invoices', 'leased_equipment'].indexOf(b) >= 0 ? P.t('staff.block.' + b) : b;
+		return ['open_invoices', 'leased_equipment', 'equipment_due'].indexOf(b) >= 0 ? P.t('staff.block.' + b) : b;
 	}
 
 	function docText(t) {
@@ -142,6 +146,15 @@
 				P.t('staff.chk.no_invoices')));
 			ul.appendChild(checkItem(!k.leased_equipment, k.leased_equipment ?
 				P.t('staff.chk.equipment', { n: k.leased_equipment }) : P.t('staff.chk.no_equipment')));
+			(c.equipment || []).forEach(function (e) {
+				var txt = P.t('staff.equip.item', { item: e.item, ref: e.return_ref || '—' });
+				var li = checkItem(!!e.received, txt);
+				li.appendChild(document.createTextNode(' '));
+				li.appendChild(e.received ? el('span', { 'class': 'muted', text: P.t('staff.equip.received') }) :
+					el('button', { type: 'button', 'class': 'small', onclick: function () { received(e); } },
+						P.t('staff.equip.mark')));
+				ul.appendChild(li);
+			});
 			ul.appendChild(checkItem(true, P.t('staff.chk.notice', { days: k.notice_period_days })));
 			ul.appendChild(checkItem(!!k.can_approve, k.can_approve ? P.t('staff.chk.can') :
 				P.t('staff.chk.cannot', { what: (k.blocking || []).map(blockText).join(', ') })));
@@ -171,6 +184,57 @@
 		}).catch(fail);
 	}
 
+	/* a leased item back: checked against its return reference */
+	function received(e) {
+		P.showError('');
+		P.api('POST', '/api/staff/equipment/received', { equipment_id: e.id, return_ref: e.return_ref }).then(function () {
+			return viewCase(current.id).then(function () {
+				P.flash(P.t('staff.equip.done', { item: e.item }));
+			});
+		}).catch(fail);
+	}
+
+	/* assisted intake: code to the customer, read back, then the request */
+	function intakeStart(ev) {
+		ev.preventDefault();
+		P.showError('');
+		var cust = parseInt($('intake-customer').value, 10);
+		P.api('POST', '/api/staff/intake/start', { customer_id: cust }).then(function (r) {
+			intake = { id: r.intake_id, customer: r.customer_id };
+			$('intake-verify-form').hidden = false;
+			$('intake-case-form').hidden = true;
+			P.flash(P.t('staff.intake.sent', { when: P.dateTime(r.expires) }));
+		}).catch(fail);
+	}
+
+	function intakeVerify(ev) {
+		ev.preventDefault();
+		P.showError('');
+		P.api('POST', '/api/staff/intake/verify', { intake_id: intake && intake.id, code: $('intake-code').value }).then(function () {
+			$('intake-code').value = '';
+			$('intake-verify-form').hidden = true;
+			$('intake-case-form').hidden = false;
+			P.flash(P.t('staff.intake.verified'));
+		}).catch(function (e) {
+			if (e instanceof P.ApiError && e.code === 'code_mismatch')
+				return P.showError(P.t('staff.intake.wrong'));
+			fail(e);
+		});
+	}
+
+	function intakeCase(ev) {
+		ev.preventDefault();
+		P.showError('');
+		P.api('POST', '/api/staff/intake/case', { intake_id: intake && intake.id,
+			line_id: parseInt($('intake-line').value, 10), reason: $('intake-reason').value.trim(),
+			document_type: $('intake-doctype').value, document_number: $('intake-docnumber').value.trim() }).then(function (r) {
+			intake = null;
+			$('intake-case-form').hidden = true;
+			location.hash = '#case/' + r['case'].id;
+			P.flash(P.t('staff.intake.opened', { id: r['case'].id }));
+		}).catch(fail);
+	}
+
 	function login(ev) {
 		ev.preventDefault();
 		P.showError('');
@@ -186,6 +250,9 @@
 
 	document.addEventListener('DOMContentLoaded', function () {
 		$('login-form').addEventListener('submit', login);
+		$('intake-start-form').addEventListener('submit', intakeStart);
+		$('intake-verify-form').addEventListener('submit', intakeVerify);
+		$('intake-case-form').addEventListener('submit', intakeCase);
 		$('take-form').addEventListener('submit', function (ev) {
 			ev.preventDefault();
 			act('/api/staff/case/take', { case_id: current.id }, 'staff.done.take');
