@@ -9,10 +9,14 @@
  * "authenticated" once CERT.DPauth chains to a trusted CI and
  * serverSignature1 covers our challenge, PrepareDownload to "prepared"
  * once CERT.DPpb (same CI) signed smdpSigned2 || euiccSignature1. Each step
- * accepts exactly one call: a replayed or out-of-order request finds the
- * session in another state and fails (noSessionContext), a request for
- * another transaction fails with invalidTransactionId. A failed step ends
- * the session, so a new attempt starts from a fresh challenge.
+ * accepts exactly one call, but for PrepareDownload, which may come again
+ * while prepared and before any BPP (the LPA retrying a confirmation code
+ * the SM-DP+ refused, SGP.22 3.1.3 / 5.6.2, SGP.23 CC retry): it signs a new
+ * euiccSigned2 with the new hashCc and a fresh one-time key. A replayed or
+ * out-of-order request finds the session in another state and fails
+ * (noSessionContext), a request for another transaction fails with
+ * invalidTransactionId. A failed step ends the session, so a new attempt
+ * starts from a fresh challenge.
  *
  * Declared capabilities (EUICCInfo2): SGP.22 v2.2.2, SAIP 2.3.1; the
  * profile package is checked and stored, not executed, so uiccCapability
@@ -330,7 +334,10 @@ static esim_err parse_prep(der_cursor *req, struct prep_req *r)
 static int64_t prep_check(euicc *e, const struct prep_req *r, const crypto_cert **dppb)
 {
 	struct euicc_session *s = &e->sess;
-	if (s->state != SESS_AUTHENTICATED)
+	/* Once more while prepared and no BPP has started: the SM-DP+ refused
+	 * the confirmation code (8.2.7 / 3.8) and keeps the session, the LPA
+	 * asks the user again and needs a euiccSigned2 with the new hashCc. */
+	if (s->state != SESS_AUTHENTICATED && s->state != SESS_PREPARED)
 		return 4;
 	if (euicc_cert_get(e, r->cert.tlv.p, r->cert.tlv.len, dppb) != ESIM_OK)
 		return 1;
@@ -364,19 +371,28 @@ static int64_t prep_check(euicc *e, const struct prep_req *r, const crypto_cert 
 	return 0;
 }
 
-/* otSK.EUICC: the retained one when the SM-DP+ names its public key
- * (a retry of an already bound BPP), else a fresh pair on CERT.DPpb's curve. */
+static bool key_is(EVP_PKEY *k, der_span otpk)
+{
+	uint8_t pt[CRYPTO_EC_POINT_LEN];
+	return k != NULL && otpk.len == sizeof pt && crypto_key_public_point(k, pt) == ESIM_OK &&
+	       memcmp(pt, otpk.p, sizeof pt) == 0;
+}
+
+/* otSK.EUICC: the one this session already holds (a second PrepareDownload)
+ * or the one retained from an earlier session when the SM-DP+ names its
+ * public key (a retry of an already bound BPP), else a fresh pair on
+ * CERT.DPpb's curve. */
 static esim_err one_time_key(euicc *e, const struct prep_req *r, const crypto_cert *dppb,
 			     EVP_PKEY **out)
 {
-	if (r->has_otpk && e->retry_otsk != NULL) {
-		uint8_t pt[CRYPTO_EC_POINT_LEN];
-		if (crypto_key_public_point(e->retry_otsk, pt) == ESIM_OK &&
-		    r->otpk.len == sizeof pt && memcmp(pt, r->otpk.p, sizeof pt) == 0) {
-			*out = e->retry_otsk;
-			e->retry_otsk = NULL;
-			return ESIM_OK;
-		}
+	if (r->has_otpk && key_is(e->sess.otsk, r->otpk)) {
+		*out = e->sess.otsk;
+		return ESIM_OK;
+	}
+	if (r->has_otpk && key_is(e->retry_otsk, r->otpk)) {
+		*out = e->retry_otsk;
+		e->retry_otsk = NULL;
+		return ESIM_OK;
 	}
 	crypto_curve curve;
 	esim_err err = crypto_cert_curve(dppb, &curve);
@@ -441,10 +457,16 @@ esim_err es10b_prepare_download(euicc *e, der_cursor *req, der_builder *b)
 	}
 	der_builder_free(&sb);
 	if (err != ESIM_OK) {
-		EVP_PKEY_free(otsk);
+		if (otsk != s->otsk)
+			EVP_PKEY_free(otsk);
 		euicc_session_clear(e);
 		return err;
 	}
+	/* A second PrepareDownload with a fresh pair: the first otSK.EUICC was
+	 * never used for a BPP and goes now (EVP_PKEY_free clears the private
+	 * scalar, BN_clear_free). */
+	if (s->otsk != otsk)
+		EVP_PKEY_free(s->otsk);
 	s->dppb = dppb;
 	s->otsk = otsk;
 	s->state = SESS_PREPARED;

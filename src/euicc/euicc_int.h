@@ -41,7 +41,8 @@ enum euicc_sess_state {
 	SESS_NONE = 0,
 	SESS_CHALLENGE,	    /* GetEUICCChallenge done */
 	SESS_AUTHENTICATED, /* AuthenticateServer done */
-	SESS_PREPARED,	    /* PrepareDownload done: otSK.EUICC held */
+	SESS_PREPARED,	    /* PrepareDownload done: otSK.EUICC held; PrepareDownload
+			       may come again (confirmation code retry) */
 	SESS_BPP,	    /* LoadBoundProfilePackage in progress */
 	SESS_BPP_DONE,	    /* PIR sent: remaining pieces are dropped */
 };

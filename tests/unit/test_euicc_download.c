@@ -615,6 +615,91 @@ static void test_bpp_wrong_txid_and_metadata(void **state)
 	free(meta_c);
 }
 
+/* The confirmation code retry on one session (SGP.22 3.1.3, SGP.23 CC
+ * retry): the SM-DP+ answered 8.2.7 / 3.8 and kept the session, the LPA
+ * sends PrepareDownload again with the new hashCc. The card signs a new
+ * euiccSigned2 (verified with the new hashCc) with a fresh one-time key,
+ * or the one it holds when bppEuiccOtpk names it, and the package bound to
+ * the last key installs. Another transaction, a BPP already started, no
+ * session: refused. On 195e680 the second PrepareDownload got 4. */
+static void test_prepare_again(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t hash1[32], hash2[32], hash3[32], otpk1[RSP_OTPK_LEN], otpk2[RSP_OTPK_LEN];
+	memset(hash1, 0x11, sizeof hash1);
+	memset(hash2, 0x22, sizeof hash2);
+	memset(hash3, 0x33, sizeof hash3);
+	uint8_t *upp = NULL, *meta = NULL, *bpp = NULL, *req = NULL;
+	size_t ul, ml, bl, rl;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(ICCID_A, &upp, &ul));
+	h_metadata(ICCID_A, -1, 0, NULL, &meta, &ml);
+
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash1), 0);
+	memcpy(otpk1, f->dp.otpk, sizeof otpk1);
+	/* the retry: euiccSigned2 carries hash2 (h_prepare_send verifies the
+	 * signature and the hashCc as the SM-DP+ does), and a new key */
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash2), 0);
+	memcpy(otpk2, f->dp.otpk, sizeof otpk2);
+	assert_memory_not_equal(otpk1, otpk2, sizeof otpk1);
+	/* bppEuiccOtpk naming the key the card holds: kept */
+	h_prepare_req(&f->dp, true, hash3, otpk2, 0, &req, &rl);
+	assert_int_equal(h_prepare_send(&f->h, &f->dp, req, rl, hash3), 0);
+	free(req);
+	assert_memory_equal(f->dp.otpk, otpk2, sizeof otpk2);
+	/* a package bound to that key installs */
+	h_build_bpp(&f->dp, &f->dp.txid, meta, ml, upp, ul, NULL, &bpp, &bl);
+	esim_buf r = ESIM_BUF_INIT;
+	h_load_bpp(&f->h, bpp, bl, NULL, &r);
+	struct rsp_pir pir;
+	assert_esim(ESIM_OK, rsp_pir_verify(r.data, r.len, f->dp.euicc_pub, f->dp.oid, &pir));
+	assert_true(pir.success);
+	rsp_pir_free(&pir);
+	free(bpp);
+	assert_int_equal(profile_state(&f->h, ICCID_A), 0);
+	/* after the PIR the session is over */
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash1), 4);
+
+	/* another transaction on a prepared session: invalidTransactionId,
+	 * and the session is gone */
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash1), 0);
+	rsp_txid mine = f->dp.txid;
+	assert_esim(ESIM_OK, rsp_txid_random(&f->dp.txid));
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash2), 5);
+	f->dp.txid = mine;
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash2), 4);
+
+	/* once LoadBoundProfilePackage has begun (BF23 accepted), no more */
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, false, NULL), 0);
+	uint8_t *meta_c = NULL, *upp_c = NULL;
+	size_t mcl, ucl;
+	assert_esim(ESIM_OK, rsp_saip_make_test_upp(ICCID_C, &upp_c, &ucl));
+	h_metadata(ICCID_C, -1, 0, NULL, &meta_c, &mcl);
+	h_build_bpp(&f->dp, &f->dp.txid, meta_c, mcl, upp_c, ucl, NULL, &bpp, &bl);
+	der_span *chunks = NULL;
+	size_t n = 0;
+	assert_esim(ESIM_OK, rsp_bpp_split(bpp, bl, &chunks, &n));
+	assert_true(n > 2);
+	h_es10(&f->h, chunks[0].p, chunks[0].len, &r);
+	assert_int_equal(r.len, 0); /* BF23 taken, the BPP has begun */
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash1), 4);
+	free(chunks);
+	free(bpp);
+	assert_int_equal(profile_state(&f->h, ICCID_C), -1);
+
+	/* a retry without the hashCc the SM-DP+ requires: undefinedError */
+	assert_int_equal(h_authenticate(&f->h, &f->dp), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash1), 0);
+	assert_int_equal(h_prepare(&f->h, &f->dp, true, NULL), 127);
+	esim_buf_free(&r);
+	free(upp);
+	free(meta);
+	free(upp_c);
+	free(meta_c);
+}
+
 static void test_ppk_path(void **state)
 {
 	struct fixture *f = *state;
@@ -708,6 +793,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_state_rules_and_policies, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tampered_segment, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bpp_wrong_txid_and_metadata, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_prepare_again, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ppk_path, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_small_card, setup_small, teardown),
 	};
