@@ -321,8 +321,13 @@ static void test_prepare_refusals(void **state)
 	uint8_t hash[32];
 	assert_esim(ESIM_OK, rsp_hash_cc("12345678", 8, &f->dp.txid, hash));
 	assert_int_equal(h_prepare(&f->h, &f->dp, true, hash), 0);
-	/* a replayed PrepareDownload after the session moved on */
+	/* the same request again is a confirmation code retry, accepted
+	 * (test_euicc_download test_prepare_again); replayed once a new
+	 * session has begun, it is refused */
 	h_prepare_req(&f->dp, true, hash, NULL, 0, &req, &len);
+	assert_int_equal(h_prepare_send(&f->h, &f->dp, req, len, hash), 0);
+	uint8_t ch[16];
+	h_challenge(&f->h, ch);
 	assert_int_equal(h_prepare_send(&f->h, &f->dp, req, len, hash), 4);
 	free(req);
 	/* DPpb from another CI */
