@@ -130,6 +130,9 @@ static void usage(void)
 	    "  order-esim LOGIN           ES2+ order; prints the activation code and QR\n"
 	    "  set KEY VALUE              final_invoice_policy 0|1, deletion_reminder_seconds N\n"
 	    "  tick                       send due deletion reminders\n"
+	    "  mail                       send the e-mail notices due (smtp-host)\n"
+	    "  set-contract LINE DAYS prorated|full_month   notice period, final invoice\n"
+	    "  add-equipment LINE ITEM RETURN-BY RETURN-REF leased equipment to return\n"
 	    "  audit-verify               check the audit log's hash chain and signed head\n"
 	    "  verify-record FILE [--ci CI.pem] [--operator-cert CERT.pem]\n"
 	    "  demo-template FILE         write a minimal SAIP profile template (demo, tests)\n"
@@ -736,6 +739,23 @@ int main(int argc, char **argv)
 			print_qr(ac);
 		}
 		rc = err == ESIM_OK ? 0 : fail("order-esim", err);
+	} else if (!strcmp(cmd, "mail")) {
+		size_t sent = 0, failed = 0;
+		err = op_mail_deliver(o, &sent, &failed);
+		rc = err == ESIM_OK ? 0 : fail("mail (needs smtp-host)", err);
+		if (!rc)
+			printf("%zu sent, %zu to retry\n", sent, failed);
+	} else if (!strcmp(cmd, "set-contract") && npos == 3) {
+		err = op_set_contract(o, atoll(pos[0]), atoi(pos[1]), pos[2]);
+		rc = err == ESIM_OK
+			 ? 0
+			 : fail("set-contract (LINE, DAYS 0-365, prorated|full_month)", err);
+	} else if (!strcmp(cmd, "add-equipment") && npos == 4) {
+		int64_t eid = 0;
+		err = op_add_equipment(o, atoll(pos[0]), pos[1], pos[2], pos[3], &eid);
+		rc = err == ESIM_OK ? 0 : fail("add-equipment", err);
+		if (!rc)
+			printf("equipment %lld\n", (long long)eid);
 	} else if (!strcmp(cmd, "tick")) {
 		size_t n = 0;
 		err = op_tick(o, &n);
