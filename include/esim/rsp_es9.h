@@ -225,8 +225,10 @@ struct rsp_es9_dl {
 	char address[RSP_ES9_MAX_TEXT + 1]; /* the SM-DP+ / SM-DS contacted */
 	uint8_t challenge[16];		    /* euiccChallenge sent */
 	rsp_txid txid;			    /* from initiateAuthentication */
-	bool cc_required;		    /* smdpSigned2's ccRequiredFlag */
-	bool bound_otpk;		    /* smdpSigned2 carries the otPK (a retry) */
+	/* the serverAddress serverSigned1 named (printable, may be cut) */
+	char signed_address[RSP_ES9_MAX_TEXT + 1];
+	bool cc_required; /* smdpSigned2's ccRequiredFlag */
+	bool bound_otpk;  /* smdpSigned2 carries the otPK (a retry) */
 	/* the authenticateClient answer, kept for PrepareDownload */
 	struct rsp_es9_response auth;
 };

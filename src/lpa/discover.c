@@ -79,41 +79,22 @@ static int pick_address(struct lpa *L, struct disc *d)
 	return CLI_OK;
 }
 
-static int b64(struct lpa *L, json_t *doc, const char *field, uint8_t **out, size_t *len)
-{
-	struct net_json_error je;
-	if (net_json_get_base64(doc, field, 64 * 1024, out, len, &je) != ESIM_OK)
-		return lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS answer has no valid '%s'", field);
-	return CLI_OK;
-}
-
-/* The ES11 AuthenticateClient answer's eventEntries (SGP.22 5.8.2) as a
- * new array of {event_id, smdp_address} in *out (always set; the caller
- * owns it): CLI_EXIT_SERVER, and the events read so far, when the list is
- * not a list or an entry lacks eventId or rspServerAddress. No list: no
- * events. */
-int lpa_es11_events(struct lpa *L, const json_t *resp, json_t **out)
+/* The ES11 AuthenticateClient answer's eventEntries (SGP.22 5.8.2), as
+ * the codec decoded them, as a new array of {event_id, smdp_address} in
+ * *out (always set; the caller owns it). */
+int lpa_es11_events(struct lpa *L, const struct rsp_es9_response *resp, json_t **out)
 {
 	*out = json_array();
 	if (*out == NULL)
 		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
-	json_t *entries = json_object_get(resp, "eventEntries"); /* borrowed */
-	if (entries == NULL)
-		return CLI_OK;
-	if (!json_is_array(entries))
-		return lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS eventEntries is not a list");
-	size_t i;
-	json_t *e;
-	json_array_foreach(entries, i, e)
-	{
-		const char *id = json_string_value(json_object_get(e, "eventId"));
-		const char *dp = json_string_value(json_object_get(e, "rspServerAddress"));
-		if (id == NULL || dp == NULL)
-			return lpa_fail(L, CLI_EXIT_SERVER,
-					"an SM-DS event lacks eventId or rspServerAddress");
+	for (size_t i = 0; i < resp->u.es11.n_events; i++) {
+		const struct rsp_es11_event *e = &resp->u.es11.events[i];
 		json_t *o = json_object();
-		json_object_set_new(o, "event_id", json_string(id));
-		json_object_set_new(o, "smdp_address", json_string(dp));
+		json_object_set_new(o, "event_id",
+				    json_stringn((const char *)e->event_id.p, e->event_id.len));
+		json_object_set_new(
+		    o, "smdp_address",
+		    json_stringn((const char *)e->rsp_server_address.p, e->rsp_server_address.len));
 		json_array_append_new(*out, o);
 	}
 	return CLI_OK;
@@ -128,70 +109,43 @@ static int discover(struct lpa *L, struct disc *d)
 		return rc;
 	json_object_set_new(L->result, "smds_address", json_string(d->addr));
 	esim_buf chal = ESIM_BUF_INIT, info1 = ESIM_BUF_INIT, auth = ESIM_BUF_INIT;
-	uint8_t challenge[RSP_CHALLENGE_LEN];
-	json_t *req = NULL, *resp = NULL, *resp2 = NULL;
-	uint8_t *s1 = NULL, *sig1 = NULL, *pkid = NULL, *cert = NULL;
-	size_t s1_len = 0, sig1_len = 0, pkid_len = 0, cert_len = 0;
-	rsp_txid txid;
-	char txid_hex[2 * RSP_TXID_MAX + 1] = "";
+	struct rsp_es9_dl dl;
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp, resp2;
+	struct lpa_es9_status st;
+	memset(&dl, 0, sizeof dl);
+	memset(&resp, 0, sizeof resp);
+	memset(&resp2, 0, sizeof resp2);
 	rc = es10_empty(L, RSP_ES10_GET_EUICC_CHALLENGE, &chal);
-	if (rc == CLI_OK && rsp_challenge_parse(chal.data, chal.len, challenge) != ESIM_OK)
-		rc = lpa_fail(L, CLI_EXIT_CARD, "GetEUICCChallenge: malformed answer");
 	if (rc == CLI_OK)
 		rc = es10_empty(L, RSP_ES10_GET_EUICC_INFO1, &info1);
-	if (rc == CLI_OK) {
-		req = json_object();
-		json_object_set_new(req, "smdpAddress", json_string(d->addr));
-		net_json_set_base64(req, "euiccChallenge", challenge, sizeof challenge);
-		net_json_set_base64(req, "euiccInfo1", info1.data, info1.len);
-		rc = lpa_es9_post(L, d->addr, "initiateAuthentication", req, true, &resp);
-	}
-	if (rc == CLI_OK) {
-		const char *t = json_string_value(json_object_get(resp, "transactionId"));
-		if (t == NULL || rsp_txid_from_hex(t, &txid) != ESIM_OK)
-			rc = lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS answer has no transactionId");
-		else
-			rsp_txid_to_hex(&txid, txid_hex);
-	}
+	if (rc == CLI_OK &&
+	    (rsp_es9_dl_init(&dl, d->addr) != ESIM_OK ||
+	     rsp_es9_dl_initiate(&dl, chal.data, chal.len, info1.data, info1.len, &rq) != ESIM_OK))
+		rc = lpa_fail(L, CLI_EXIT_CARD, "GetEUICCChallenge: malformed answer");
 	if (rc == CLI_OK)
-		rc = b64(L, resp, "serverSigned1", &s1, &s1_len);
-	if (rc == CLI_OK)
-		rc = b64(L, resp, "serverSignature1", &sig1, &sig1_len);
-	if (rc == CLI_OK)
-		rc = b64(L, resp, "euiccCiPKIdToBeUsed", &pkid, &pkid_len);
-	if (rc == CLI_OK)
-		rc = b64(L, resp, "serverCertificate", &cert, &cert_len);
+		rc = lpa_es9_call(L, d->addr, &rq, true, &resp, &st);
 	if (rc == CLI_OK) {
-		/* the same checks as for an SM-DP+ (digest 15.3) */
-		der_cursor c, in;
-		der_span t, ch, addr;
-		der_cursor_init(&c, s1, s1_len);
-		esim_err err = der_get_sequence(&c, DER_TAG_SEQUENCE, &in);
-		if (err == ESIM_OK)
-			err = der_get_octet_string(&in, 0x80, &t);
-		if (err == ESIM_OK)
-			err = der_get_octet_string(&in, 0x81, &ch);
-		if (err == ESIM_OK)
-			err = der_get_utf8(&in, 0x83, &addr);
-		rsp_txid st;
-		if (err != ESIM_OK)
-			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER, "serverSigned1 is malformed");
-		else if (rsp_txid_set(&st, t.p, t.len) != ESIM_OK || !rsp_txid_equal(&st, &txid))
-			rc = lpa_fail(L, CLI_EXIT_SERVER,
-				      "the SM-DS transactionId differs from serverSigned1's");
-		else if (addr.len != strlen(d->addr) ||
-			 strncasecmp((const char *)addr.p, d->addr, addr.len) != 0)
-			rc = lpa_fail(L, CLI_EXIT_SERVER,
-				      "the SM-DS calls itself '%.*s', but %s was contacted",
-				      (int)addr.len, (const char *)addr.p, d->addr);
-	}
-	if (rc == CLI_OK) {
+		/* the same checks and the same AuthenticateServer as for an
+		 * SM-DP+ (SGP.22 3.1.2), with no matchingId */
 		uint8_t *as = NULL;
 		size_t as_len = 0;
 		struct rsp_device_info dev = {.tac = {0x35, 0x29, 0x06, 0x11}};
-		esim_err err = rsp_auth_server_req_build(s1, s1_len, sig1, sig1_len, pkid, pkid_len,
-							 cert, cert_len, NULL, &dev, &as, &as_len);
-		rc = lpa_es10_owned(L, err, as, as_len, &auth);
+		esim_err err = rsp_es9_dl_authenticate_server(&dl, &resp, NULL, &dev, &as, &as_len);
+		if (err == ESIM_E_RSP_TXID_MISMATCH)
+			rc = lpa_fail(L, CLI_EXIT_SERVER,
+				      "the SM-DS transactionId differs from serverSigned1's");
+		else if (err == ESIM_E_RSP_CHALLENGE_MISMATCH)
+			rc = lpa_fail(L, CLI_EXIT_SERVER,
+				      "the SM-DS signed another eUICC challenge");
+		else if (err == ESIM_E_RSP_ADDRESS_MISMATCH)
+			rc = lpa_fail(L, CLI_EXIT_SERVER,
+				      "the SM-DS calls itself '%s', but %s was contacted",
+				      dl.signed_address, d->addr);
+		else if (err != ESIM_OK)
+			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER, "serverSigned1 is malformed");
+		else
+			rc = lpa_es10_owned(L, ESIM_OK, as, as_len, &auth);
 	}
 	if (rc == CLI_OK) {
 		struct rsp_auth_server_resp ar;
@@ -204,16 +158,19 @@ static int discover(struct lpa *L, struct disc *d)
 		else if (err != ESIM_OK)
 			rc = lpa_fail_err(L, err, CLI_EXIT_CARD, "AuthenticateServer");
 	}
+	if (rc == CLI_OK &&
+	    rsp_es9_dl_authenticate_client(&dl, auth.data, auth.len, &rq) != ESIM_OK)
+		rc = lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
 	if (rc == CLI_OK) {
-		json_decref(req);
-		req = json_object();
-		json_object_set_new(req, "transactionId", json_string(txid_hex));
-		net_json_set_base64(req, "authenticateServerResponse", auth.data, auth.len);
-		rc = lpa_es9_post(L, d->addr, "authenticateClient", req, false, &resp2);
+		rq.fn = RSP_ES11_AUTHENTICATE_CLIENT; /* the same request, the ES11 answer */
+		rc = lpa_es9_call(L, d->addr, &rq, false, &resp2, &st);
 	}
+	if (rc == CLI_OK && rsp_es9_dl_check_txid(&dl, &resp2) != ESIM_OK)
+		rc = lpa_fail(L, CLI_EXIT_SERVER,
+			      "the SM-DS answered authenticateClient for another transaction");
 	if (rc == CLI_OK) {
 		json_t *out = NULL;
-		rc = lpa_es11_events(L, resp2, &out);
+		rc = lpa_es11_events(L, &resp2, &out);
 		size_t i;
 		json_t *e;
 		json_object_set_new(L->result, "events", out);
@@ -227,13 +184,9 @@ static int discover(struct lpa *L, struct disc *d)
 			    json_string_value(json_object_get(e, "event_id")));
 		}
 	}
-	free(s1);
-	free(sig1);
-	free(pkid);
-	free(cert);
-	json_decref(req);
-	json_decref(resp);
-	json_decref(resp2);
+	rsp_es9_response_clear(&resp);
+	rsp_es9_response_clear(&resp2);
+	rsp_es9_dl_clear(&dl);
 	esim_buf_free(&chal);
 	esim_buf_free(&info1);
 	esim_buf_free(&auth);

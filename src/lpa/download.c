@@ -14,6 +14,11 @@
  *   ES9+ handleNotification of the PIR    (safe to repeat)
  *   card RemoveNotificationFromList once the server accepted it
  *
+ * Each ES9+ message and the LPA's checks of the answers (serverSigned1
+ * names our transaction, challenge and address; smdpSigned2 our
+ * transaction) are the library's (rsp_es9_dl_*, the rsp_es9 codec), the
+ * code the test driver runs too; this file is the user's side of it.
+ *
  * When something fails after the card opened its session, the card's
  * session is cancelled (ES10b CancelSession) with the reason of digest 6.7
  * and, when the server still has its session, the signed cancellation is
@@ -29,8 +34,6 @@
 #include "esim/rsp_bpp.h"
 #include "lpa/lpa.h"
 
-#define DL_MAX_FIELD (64 * 1024)
-
 enum { OPT_SMDP = 0x200, OPT_MATCHING_ID, OPT_CC, OPT_IMEI };
 
 struct dl {
@@ -45,6 +48,7 @@ struct dl {
 	const char *imei;
 	struct rsp_device_info dev;
 
+	struct rsp_es9_dl s; /* the library's LPA steps: messages and checks */
 	rsp_txid txid;
 	char txid_hex[2 * RSP_TXID_MAX + 1];
 	bool card_session;   /* AuthenticateServer succeeded */
@@ -136,30 +140,17 @@ static int resolve_inputs(struct dl *d)
 	return CLI_OK;
 }
 
-/* A base64 field of an ES9+ answer; failure recorded as a server error. */
-static int get_b64(struct dl *d, json_t *doc, const char *fn, const char *field, uint8_t **out,
-		   size_t *len, size_t max)
+/* A successful answer is for the session's transaction. */
+static int check_txid(struct dl *d, const struct rsp_es9_response *r, const rsp_txid *got,
+		      const char *fn)
 {
-	struct net_json_error je;
-	esim_err err = net_json_get_base64(doc, field, max, out, len, &je);
-	if (err != ESIM_OK)
-		return lpa_fail(d->L, CLI_EXIT_SERVER, "the %s answer has no valid '%s' (%s)", fn,
-				field, esim_strerror(err));
-	return CLI_OK;
-}
-
-static int check_txid(struct dl *d, json_t *doc, const char *fn)
-{
-	const char *t = json_string_value(json_object_get(doc, "transactionId"));
-	rsp_txid got;
-	if (t == NULL || rsp_txid_from_hex(t, &got) != ESIM_OK)
-		return lpa_fail(d->L, CLI_EXIT_SERVER, "the %s answer has no valid transactionId",
-				fn);
-	if (!rsp_txid_equal(&got, &d->txid))
-		return lpa_fail(d->L, CLI_EXIT_SERVER,
-				"the %s answer carries transactionId %s, not the session's %s", fn,
-				t, d->txid_hex);
-	return CLI_OK;
+	if (rsp_es9_dl_check_txid(&d->s, r) == ESIM_OK)
+		return CLI_OK;
+	char hex[2 * RSP_TXID_MAX + 1] = "?";
+	rsp_txid_to_hex(got, hex);
+	return lpa_fail(d->L, CLI_EXIT_SERVER,
+			"the %s answer carries transactionId %s, not the session's %s", fn, hex,
+			d->txid_hex);
 }
 
 /* Cancel the card's session with reason and, when the server still has
@@ -185,14 +176,15 @@ static void cancel(struct dl *d, enum rsp_cancel_reason reason)
 		else if (err != ESIM_OK)
 			lpa_fail_err(L, err, CLI_EXIT_CARD, "CancelSession");
 		else if (d->server_session) {
-			json_t *body = json_object(), *ans = NULL;
-			json_object_set_new(body, "transactionId", json_string(d->txid_hex));
-			net_json_set_base64(body, "cancelSessionResponse", resp.data, resp.len);
-			if (lpa_es9_post(L, d->smdp, "cancelSession", body, false, &ans) == CLI_OK)
+			struct rsp_es9_request rq;
+			struct rsp_es9_response ans;
+			struct lpa_es9_status st;
+			memset(&ans, 0, sizeof ans);
+			if (rsp_es9_dl_cancel(&d->s, resp.data, resp.len, &rq) == ESIM_OK &&
+			    lpa_es9_call(L, d->smdp, &rq, false, &ans, &st) == CLI_OK)
 				json_object_set_new(L->result, "cancelled_with_server",
 						    json_true());
-			json_decref(ans);
-			json_decref(body);
+			rsp_es9_response_clear(&ans);
 		}
 	}
 	d->server_session = false;
@@ -209,44 +201,32 @@ static int card_simple(struct dl *d, uint32_t tag, esim_buf *resp)
 	return lpa_es10_owned(d->L, err, req, len, resp);
 }
 
-/* serverSigned1 = 30 { 80 txId, 81 euiccChallenge, 83 serverAddress, 84 serverChallenge } */
-static int check_server_signed1(struct dl *d, const uint8_t *p, size_t len,
-				const uint8_t challenge[RSP_CHALLENGE_LEN])
+/* What rsp_es9_dl_authenticate_server found wrong in the
+ * initiateAuthentication answer, said for the user. */
+static int signed1_failed(struct dl *d, esim_err err, const char *txid_hex)
 {
 	struct lpa *L = d->L;
-	der_cursor c, in;
-	der_span txid, ch, addr;
-	der_cursor_init(&c, p, len);
-	esim_err err = der_get_sequence(&c, DER_TAG_SEQUENCE, &in);
-	if (err == ESIM_OK)
-		err = der_get_octet_string(&in, 0x80, &txid);
-	if (err == ESIM_OK)
-		err = der_get_octet_string(&in, 0x81, &ch);
-	if (err == ESIM_OK)
-		err = der_get_utf8(&in, 0x83, &addr);
-	if (err != ESIM_OK)
-		return lpa_fail_err(L, err, CLI_EXIT_SERVER,
-				    "initiateAuthentication: serverSigned1 is malformed");
-	rsp_txid signed_txid;
-	if (rsp_txid_set(&signed_txid, txid.p, txid.len) != ESIM_OK ||
-	    !rsp_txid_equal(&signed_txid, &d->txid))
+	switch (err) {
+	case ESIM_E_RSP_TXID_MISMATCH:
 		return lpa_fail(
 		    L, CLI_EXIT_SERVER,
 		    "initiateAuthentication: the JSON transactionId %s differs from the "
 		    "one in serverSigned1",
-		    d->txid_hex);
-	if (ch.len != RSP_CHALLENGE_LEN || memcmp(ch.p, challenge, RSP_CHALLENGE_LEN) != 0)
+		    txid_hex);
+	case ESIM_E_RSP_CHALLENGE_MISMATCH:
 		return lpa_fail(
 		    L, CLI_EXIT_SERVER,
 		    "initiateAuthentication: the server signed another eUICC challenge");
-	if (addr.len != strlen(d->smdp) ||
-	    strncasecmp((const char *)addr.p, d->smdp, addr.len) != 0)
-		return lpa_fail(
-		    L, CLI_EXIT_SERVER,
-		    "initiateAuthentication: the server calls itself '%.*s', but %s was "
-		    "contacted",
-		    (int)addr.len, (const char *)addr.p, d->smdp);
-	return CLI_OK;
+	case ESIM_E_RSP_ADDRESS_MISMATCH:
+		return lpa_fail(L, CLI_EXIT_SERVER,
+				"initiateAuthentication: the server calls itself '%s', but %s was "
+				"contacted",
+				d->s.signed_address, d->smdp);
+	default:
+		return lpa_fail_err(L, err, CLI_EXIT_SERVER,
+				    "initiateAuthentication: serverSigned1 is malformed or the "
+				    "answer cannot be passed to the eUICC");
+	}
 }
 
 /* Phase 1 and the card's half of phase 2: leaves the AuthenticateServer
@@ -265,61 +245,39 @@ static int authenticate(struct dl *d, const char *matching_id, esim_buf *auth_re
 	}
 	if (rc == CLI_OK)
 		rc = card_simple(d, RSP_ES10_GET_EUICC_INFO1, &info1);
-	json_t *req = NULL, *resp = NULL;
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
+	struct lpa_es9_status st;
+	memset(&resp, 0, sizeof resp);
 	if (rc == CLI_OK) {
-		req = json_object();
-		json_object_set_new(req, "smdpAddress", json_string(d->smdp));
-		net_json_set_base64(req, "euiccChallenge", challenge, sizeof challenge);
-		net_json_set_base64(req, "euiccInfo1", info1.data, info1.len);
-		rc = lpa_es9_post(L, d->smdp, "initiateAuthentication", req, true, &resp);
-	}
-	uint8_t *signed1 = NULL, *sig1 = NULL, *pkid = NULL, *cert = NULL;
-	size_t signed1_len = 0, sig1_len = 0, pkid_len = 0, cert_len = 0;
-	if (rc == CLI_OK) {
-		const char *t = json_string_value(json_object_get(resp, "transactionId"));
-		if (t == NULL || rsp_txid_from_hex(t, &d->txid) != ESIM_OK)
-			rc = lpa_fail(
-			    L, CLI_EXIT_SERVER,
-			    "initiateAuthentication: no valid transactionId in the answer");
-		else
-			rsp_txid_to_hex(&d->txid, d->txid_hex);
+		esim_err err = rsp_es9_dl_init(&d->s, d->smdp);
+		if (err == ESIM_OK)
+			err = rsp_es9_dl_initiate(&d->s, chal.data, chal.len, info1.data, info1.len,
+						  &rq);
+		if (err != ESIM_OK)
+			rc = lpa_fail_err(L, err, CLI_EXIT_CARD, "GetEUICCChallenge");
 	}
 	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "initiateAuthentication", "serverSigned1", &signed1,
-			     &signed1_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "initiateAuthentication", "serverSignature1", &sig1,
-			     &sig1_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "initiateAuthentication", "euiccCiPKIdToBeUsed", &pkid,
-			     &pkid_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "initiateAuthentication", "serverCertificate", &cert,
-			     &cert_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = check_server_signed1(d, signed1, signed1_len, challenge);
+		rc = lpa_es9_call(L, d->smdp, &rq, true, &resp, &st);
 	if (rc == CLI_OK) {
-		json_object_set_new(L->result, "transaction_id", json_string(d->txid_hex));
+		char hex[2 * RSP_TXID_MAX + 1];
+		rsp_txid_to_hex(&resp.u.initiate.txid, hex);
 		uint8_t *as = NULL;
 		size_t as_len = 0;
-		esim_err err =
-		    rsp_auth_server_req_build(signed1, signed1_len, sig1, sig1_len, pkid, pkid_len,
-					      cert, cert_len, matching_id, &d->dev, &as, &as_len);
-		if (err != ESIM_OK)
-			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER,
-					  "initiateAuthentication: the server's answer cannot be "
-					  "passed to the eUICC");
-		else
+		esim_err err = rsp_es9_dl_authenticate_server(&d->s, &resp, matching_id, &d->dev,
+							      &as, &as_len);
+		if (err != ESIM_OK) {
+			rc = signed1_failed(d, err, hex);
+		} else {
+			d->txid = d->s.txid;
+			memcpy(d->txid_hex, hex, sizeof hex);
+			json_object_set_new(L->result, "transaction_id", json_string(d->txid_hex));
 			rc = lpa_es10_owned(L, ESIM_OK, as, as_len, auth_resp);
-		if (rc == CLI_OK)
-			d->server_session = true;
+			if (rc == CLI_OK)
+				d->server_session = true;
+		}
 	}
-	free(signed1);
-	free(sig1);
-	free(pkid);
-	free(cert);
-	json_decref(req);
-	json_decref(resp);
+	rsp_es9_response_clear(&resp);
 	esim_buf_free(&chal);
 	esim_buf_free(&info1);
 	return rc;
@@ -327,17 +285,21 @@ static int authenticate(struct dl *d, const char *matching_id, esim_buf *auth_re
 
 /* Tell the server that the eUICC refused (it ends its session), then fail
  * with the card's code. */
-static int forward_card_refusal(struct dl *d, const char *fn, const char *field,
-				const esim_buf *resp, uint32_t tag, int64_t code)
+static int forward_card_refusal(struct dl *d, enum rsp_es9_fn fn, const esim_buf *resp,
+				uint32_t tag, int64_t code)
 {
 	struct lpa *L = d->L;
 	L->soft++;
-	json_t *req = json_object(), *ans = NULL;
-	json_object_set_new(req, "transactionId", json_string(d->txid_hex));
-	net_json_set_base64(req, field, resp->data, resp->len);
-	(void)lpa_es9_post(L, d->smdp, fn, req, false, &ans);
-	json_decref(req);
-	json_decref(ans);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response ans;
+	struct lpa_es9_status st;
+	memset(&ans, 0, sizeof ans);
+	esim_err err = fn == RSP_ES9_AUTHENTICATE_CLIENT
+			   ? rsp_es9_dl_authenticate_client(&d->s, resp->data, resp->len, &rq)
+			   : rsp_es9_dl_get_bpp(&d->s, resp->data, resp->len, &rq);
+	if (err == ESIM_OK)
+		(void)lpa_es9_call(L, d->smdp, &rq, false, &ans, &st);
+	rsp_es9_response_clear(&ans);
 	L->soft--;
 	d->server_session = false;
 	return lpa_fail_card_result(L, tag, code);
@@ -357,27 +319,6 @@ static json_t *metadata_json(const struct rsp_metadata *m)
 					    ? classes[m->profile_class]
 					    : "operational"));
 	return o;
-}
-
-/* smdpSigned2 = 30 { 80 txId, 01 ccRequiredFlag, [5F49 otPK] } */
-static int smdp_signed2(struct dl *d, const uint8_t *p, size_t len, bool *cc_required)
-{
-	der_cursor c, in;
-	der_span txid;
-	der_cursor_init(&c, p, len);
-	esim_err err = der_get_sequence(&c, DER_TAG_SEQUENCE, &in);
-	if (err == ESIM_OK)
-		err = der_get_octet_string(&in, 0x80, &txid);
-	if (err == ESIM_OK)
-		err = der_get_bool(&in, DER_TAG_BOOLEAN, cc_required);
-	if (err != ESIM_OK)
-		return lpa_fail_err(d->L, err, CLI_EXIT_SERVER,
-				    "authenticateClient: smdpSigned2 is malformed");
-	rsp_txid t;
-	if (rsp_txid_set(&t, txid.p, txid.len) != ESIM_OK || !rsp_txid_equal(&t, &d->txid))
-		return lpa_fail(d->L, CLI_EXIT_SERVER,
-				"authenticateClient: smdpSigned2 is for another transaction");
-	return CLI_OK;
 }
 
 static int ask_cc(struct dl *d)
@@ -406,48 +347,45 @@ static int authorise(struct dl *d, const esim_buf *auth_resp, uint8_t **pd, size
 	int64_t code = ar.error_code;
 	rsp_auth_server_resp_clear(&ar);
 	if (err == ESIM_E_RSP_EUICC_ERROR)
-		return forward_card_refusal(d, "authenticateClient", "authenticateServerResponse",
-					    auth_resp, RSP_ES10_AUTHENTICATE_SERVER, code);
+		return forward_card_refusal(d, RSP_ES9_AUTHENTICATE_CLIENT, auth_resp,
+					    RSP_ES10_AUTHENTICATE_SERVER, code);
 	if (err != ESIM_OK)
 		return lpa_fail_err(L, err, CLI_EXIT_CARD, "AuthenticateServer");
 	d->card_session = true;
 
 	lpa_progress(L, "[2/6] authenticating the eUICC to %s", d->smdp);
-	json_t *req = json_object(), *resp = NULL;
-	json_object_set_new(req, "transactionId", json_string(d->txid_hex));
-	net_json_set_base64(req, "authenticateServerResponse", auth_resp->data, auth_resp->len);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
 	struct lpa_es9_status st;
-	int rc = lpa_es9_post_status(L, d->smdp, "authenticateClient", req, false, &resp, &st);
-	json_decref(req);
+	memset(&resp, 0, sizeof resp);
+	memset(&st, 0, sizeof st);
+	err = rsp_es9_dl_authenticate_client(&d->s, auth_resp->data, auth_resp->len, &rq);
+	int rc = err == ESIM_OK ? lpa_es9_call(L, d->smdp, &rq, false, &resp, &st)
+				: lpa_fail_err(L, err, CLI_EXIT_FAILURE, "authenticateClient");
 	if (rc != CLI_OK) {
+		rsp_es9_response_clear(&resp);
 		if (st.subject[0] != '\0')
 			d->server_session = false; /* the server ended it */
 		cancel(d, st.err != ESIM_OK ? RSP_CANCEL_TIMEOUT : RSP_CANCEL_UNDEFINED);
 		return rc;
 	}
-	uint8_t *meta = NULL, *signed2 = NULL, *sig2 = NULL, *cert = NULL;
-	size_t meta_len = 0, signed2_len = 0, sig2_len = 0, cert_len = 0;
-	rc = check_txid(d, resp, "authenticateClient");
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "authenticateClient", "profileMetadata", &meta, &meta_len,
-			     DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "authenticateClient", "smdpSigned2", &signed2, &signed2_len,
-			     DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "authenticateClient", "smdpSignature2", &sig2, &sig2_len,
-			     DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "authenticateClient", "smdpCertificate", &cert, &cert_len,
-			     DL_MAX_FIELD);
-	bool cc_required = false;
-	if (rc == CLI_OK)
-		rc = smdp_signed2(d, signed2, signed2_len, &cc_required);
+	err = rsp_es9_dl_accept_authenticate(&d->s, &resp);
+	rsp_es9_response_clear(&resp);
+	if (err == ESIM_E_RSP_TXID_MISMATCH)
+		rc = lpa_fail(L, CLI_EXIT_SERVER,
+			      "authenticateClient: the answer or its smdpSigned2 is for another "
+			      "transaction than %s",
+			      d->txid_hex);
+	else if (err != ESIM_OK)
+		rc = lpa_fail_err(L, err, CLI_EXIT_SERVER,
+				  "authenticateClient: smdpSigned2 is malformed");
+	bool cc_required = rc == CLI_OK && d->s.cc_required;
 	if (rc != CLI_OK) {
 		cancel(d, RSP_CANCEL_UNDEFINED);
 	} else {
 		struct rsp_metadata m;
-		err = rsp_metadata_decode(meta, meta_len, &m);
+		const der_span meta = d->s.auth.u.authenticate.profile_metadata;
+		err = rsp_metadata_decode(meta.p, meta.len, &m);
 		if (err != ESIM_OK) {
 			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER,
 					  "authenticateClient: the profile metadata is malformed");
@@ -471,20 +409,16 @@ static int authorise(struct dl *d, const esim_buf *auth_resp, uint8_t **pd, size
 		}
 	}
 	json_object_set_new(L->result, "confirmation_code_required", json_boolean(cc_required));
-	uint8_t hash_cc[32];
 	if (rc == CLI_OK && cc_required) {
 		rc = ask_cc(d);
 		if (rc != CLI_OK)
 			cancel(d, RSP_CANCEL_POSTPONED);
-		else
-			rsp_hash_cc(d->cc, strlen(d->cc), &d->txid, hash_cc);
 	} else if (rc == CLI_OK && d->cc != NULL) {
 		lpa_warn(L, "the profile needs no confirmation code; the one given is not used");
 	}
 	if (rc == CLI_OK) {
-		err = rsp_prepare_download_req_build(signed2, signed2_len, sig2, sig2_len,
-						     cc_required ? hash_cc : NULL, cert, cert_len,
-						     pd, pd_len);
+		/* hashCc of the code over the transaction, wiped once used */
+		err = rsp_es9_dl_prepare_download(&d->s, cc_required ? d->cc : NULL, pd, pd_len);
 		if (err != ESIM_OK) {
 			rc = lpa_fail_err(L, err, CLI_EXIT_SERVER,
 					  "authenticateClient: the answer cannot be passed to the "
@@ -492,12 +426,6 @@ static int authorise(struct dl *d, const esim_buf *auth_resp, uint8_t **pd, size
 			cancel(d, RSP_CANCEL_UNDEFINED);
 		}
 	}
-	esim_wipe(hash_cc, sizeof hash_cc);
-	free(meta);
-	free(signed2);
-	free(sig2);
-	free(cert);
-	json_decref(resp);
 	return rc;
 }
 
@@ -518,8 +446,8 @@ static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size
 	esim_err err = rsp_prepare_download_resp_parse(resp.data, resp.len, &pr);
 	if (err == ESIM_E_RSP_EUICC_ERROR) {
 		d->card_session = false; /* the eUICC ended it */
-		rc = forward_card_refusal(d, "getBoundProfilePackage", "prepareDownloadResponse",
-					  &resp, RSP_ES10_PREPARE_DOWNLOAD, pr.error_code);
+		rc = forward_card_refusal(d, RSP_ES9_GET_BOUND_PROFILE_PACKAGE, &resp,
+					  RSP_ES10_PREPARE_DOWNLOAD, pr.error_code);
 		esim_buf_free(&resp);
 		return rc;
 	}
@@ -530,24 +458,34 @@ static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size
 		return rc;
 	}
 	lpa_progress(L, "[4/6] fetching the bound profile package");
-	json_t *req = json_object(), *ans = NULL;
-	json_object_set_new(req, "transactionId", json_string(d->txid_hex));
-	net_json_set_base64(req, "prepareDownloadResponse", resp.data, resp.len);
-	esim_buf_free(&resp);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response ans;
 	struct lpa_es9_status st;
-	rc = lpa_es9_post_status(L, d->smdp, "getBoundProfilePackage", req, false, &ans, &st);
-	json_decref(req);
+	memset(&ans, 0, sizeof ans);
+	memset(&st, 0, sizeof st);
+	err = rsp_es9_dl_get_bpp(&d->s, resp.data, resp.len, &rq);
+	rc = err == ESIM_OK ? lpa_es9_call(L, d->smdp, &rq, false, &ans, &st)
+			    : lpa_fail_err(L, err, CLI_EXIT_FAILURE, "getBoundProfilePackage");
+	esim_buf_free(&resp);
 	if (rc != CLI_OK) {
+		rsp_es9_response_clear(&ans);
 		if (st.subject[0] != '\0')
 			d->server_session = false;
 		cancel(d, st.err != ESIM_OK ? RSP_CANCEL_TIMEOUT : RSP_CANCEL_UNDEFINED);
 		return rc;
 	}
-	rc = check_txid(d, ans, "getBoundProfilePackage");
-	if (rc == CLI_OK)
-		rc = get_b64(d, ans, "getBoundProfilePackage", "boundProfilePackage", bpp, bpp_len,
-			     LPA_MAX_BPP);
-	json_decref(ans);
+	rc = check_txid(d, &ans, &ans.u.get_bpp.txid, "getBoundProfilePackage");
+	if (rc == CLI_OK) {
+		const der_span b = ans.u.get_bpp.bound_profile_package;
+		*bpp = malloc(b.len);
+		if (*bpp == NULL) {
+			rc = lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
+		} else {
+			memcpy(*bpp, b.p, b.len);
+			*bpp_len = b.len;
+		}
+	}
+	rsp_es9_response_clear(&ans);
 	if (rc != CLI_OK)
 		cancel(d, RSP_CANCEL_UNDEFINED);
 	return rc;
@@ -685,6 +623,7 @@ static int download(struct dl *d)
 	if (rc == CLI_OK)
 		rc = finish(d, &pir);
 	cancel(d, RSP_CANCEL_UNDEFINED); /* no-op unless a session is left */
+	rsp_es9_dl_clear(&d->s);
 	lpa_progress_end(L);
 	free(bpp);
 	esim_buf_free(&auth);

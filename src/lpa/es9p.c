@@ -5,6 +5,11 @@
  * functionExecutionStatus of the answer. A "Failed" answer is reported
  * with its subjectCode / reasonCode named and explained.
  *
+ * Bodies are encoded and answers decoded by the rsp_es9 codec
+ * (include/esim/rsp_es9.h), the one the SM-DP+, the SM-DS and the tests
+ * use; lpa_es9_post_status is left for callers that build a document of
+ * their own.
+ *
  * Retries: only functions the caller marks safe to repeat are retried
  * (initiateAuthentication, handleNotification); authenticateClient,
  * getBoundProfilePackage and cancelSession change server state and are
@@ -222,29 +227,22 @@ int lpa_es9_answer(struct lpa *L, const char *address, const char *function, con
 	return CLI_OK;
 }
 
-int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
-			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
+/* POST the body text of function; *resp the checked answer document (NULL
+ * for 204). */
+static int post_body(struct lpa *L, const char *address, const char *function, const char *body,
+		     size_t len, bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
 {
-	memset(st, 0, sizeof *st);
-	*resp = NULL;
-	int rc = lpa_http(L);
-	if (rc != CLI_OK)
-		return rc;
 	char url[600];
 	snprintf(url, sizeof url, "https://%s/gsma/rsp2/es9plus/%s", address, function);
-	char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (body == NULL)
-		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
-	trace_http(L, ">>", url, body, strlen(body));
+	trace_http(L, ">>", url, body, len);
 	struct net_retry policy = {.safe_to_repeat = safe_to_repeat, .max_attempts = 3};
 	struct net_client_response r;
 	unsigned attempts = 0;
-	esim_err err =
-	    net_client_post_json_retry(L->http, url, body, strlen(body), &policy, &r, &attempts);
-	free(body);
+	esim_err err = net_client_post_json_retry(L->http, url, body, len, &policy, &r, &attempts);
 	st->err = err;
 	st->http_status = r.status;
 	trace_http(L, "<<", function, (const char *)r.body.data, r.body.len);
+	int rc;
 	if (err == ESIM_E_NET_HTTP_STATUS) {
 		rc = lpa_fail(L, CLI_EXIT_SERVER, "%s at %s: HTTP status %ld", function, address,
 			      r.status);
@@ -266,6 +264,65 @@ int lpa_es9_post_status(struct lpa *L, const char *address, const char *function
 	return rc;
 }
 
+int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
+			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
+{
+	memset(st, 0, sizeof *st);
+	*resp = NULL;
+	int rc = lpa_http(L);
+	if (rc != CLI_OK)
+		return rc;
+	char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (body == NULL)
+		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
+	rc = post_body(L, address, function, body, strlen(body), safe_to_repeat, resp, st);
+	free(body);
+	return rc;
+}
+
+int lpa_es9_decode(struct lpa *L, const json_t *doc, struct rsp_es9_response *resp)
+{
+	const char *field = NULL;
+	const char *fn = rsp_es9_fn_name(resp->fn);
+	json_t *ev = json_object_get(doc, "eventEntries");
+	if (resp->fn == RSP_ES11_AUTHENTICATE_CLIENT && ev != NULL && !json_is_array(ev))
+		return lpa_fail(L, CLI_EXIT_SERVER, "the SM-DS eventEntries is not a list");
+	esim_err err = rsp_es9_response_from_jdoc(resp->fn, doc, resp, &field);
+	if (err == ESIM_OK)
+		return CLI_OK;
+	int rc = lpa_fail(L, CLI_EXIT_SERVER, "the %s answer has no valid '%s' (%s)", fn,
+			  field ? field : "body", esim_strerror(err));
+	lpa_error_set(L, "field", lpa_jstr(field));
+	return rc;
+}
+
+int lpa_es9_call(struct lpa *L, const char *address, const struct rsp_es9_request *rq,
+		 bool safe_to_repeat, struct rsp_es9_response *resp, struct lpa_es9_status *st)
+{
+	memset(st, 0, sizeof *st);
+	memset(resp, 0, sizeof *resp);
+	resp->fn = rq->fn;
+	const char *fn = rsp_es9_fn_name(rq->fn);
+	int rc = lpa_http(L);
+	if (rc != CLI_OK)
+		return rc;
+	char *body = NULL;
+	size_t len = 0;
+	esim_err err = rsp_es9_request_to_json(rq, &body, &len);
+	if (err != ESIM_OK) {
+		char ctx[128];
+		snprintf(ctx, sizeof ctx, "%s: the request cannot be encoded", fn);
+		return lpa_fail_err(L, err, CLI_EXIT_FAILURE, ctx);
+	}
+	json_t *doc = NULL;
+	rc = post_body(L, address, fn, body, len, safe_to_repeat, &doc, st);
+	free(body);
+	if (rc == CLI_OK && doc != NULL)
+		rc = lpa_es9_decode(L, doc, resp);
+	json_decref(doc);
+	return rc;
+}
+
 int lpa_es9_post(struct lpa *L, const char *address, const char *function, json_t *req,
 		 bool safe_to_repeat, json_t **resp)
 {
@@ -277,16 +334,12 @@ int lpa_deliver_notification(struct lpa *L, const uint8_t *p, size_t len, const 
 			     uint64_t seq, bool *delivered, struct lpa_es9_status *st)
 {
 	*delivered = false;
-	json_t *req = json_object();
-	if (req == NULL || net_json_set_base64(req, "pendingNotification", p, len) != ESIM_OK) {
-		json_decref(req);
-		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
-	}
-	json_t *resp = NULL;
-	/* handleNotification may be repeated: the SM-DP+ de-duplicates (digest 8.4) */
-	int rc = lpa_es9_post_status(L, address, "handleNotification", req, true, &resp, st);
-	json_decref(req);
-	json_decref(resp);
+	struct rsp_es9_request rq;
+	struct rsp_es9_response resp;
+	rsp_es9_dl_notification(p, len, &rq);
+	/* handleNotification may be repeated: the SM-DP+ de-duplicates (SGP.22 5.6.4) */
+	int rc = lpa_es9_call(L, address, &rq, true, &resp, st);
+	rsp_es9_response_clear(&resp);
 	if (rc != CLI_OK)
 		return rc;
 	*delivered = true;

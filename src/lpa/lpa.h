@@ -22,6 +22,7 @@
 #include "esim/net.h"
 #include "esim/rsp.h"
 #include "esim/rsp_es10.h"
+#include "esim/rsp_es9.h"
 #include "lpa/cli.h"
 
 #define LPA_MAX_CI		   16
@@ -172,10 +173,19 @@ esim_err lpa_es9_parse(const uint8_t *body, size_t len, json_t **doc, struct net
  * reading of what the server sent, and fuzz_lpa_es9's input. */
 int lpa_es9_answer(struct lpa *L, const char *address, const char *function, const uint8_t *body,
 		   size_t len, json_t **resp, struct lpa_es9_status *st);
-/* ES11 AuthenticateClient's eventEntries as a new array of {event_id,
- * smdp_address} in *out (always set, caller decrefs); CLI_EXIT_SERVER when
- * the list or an entry is malformed (discover.c). */
-int lpa_es11_events(struct lpa *L, const json_t *resp, json_t **out);
+/* One ES9+ / ES11 call through the rsp_es9 codec: rq encoded, posted as
+ * lpa_es9_post_status does, and the answer decoded into *resp (always
+ * initialised; caller clears with rsp_es9_response_clear; no fields for
+ * 204). A field the answer lacks or has malformed is recorded naming it. */
+int lpa_es9_call(struct lpa *L, const char *address, const struct rsp_es9_request *rq,
+		 bool safe_to_repeat, struct rsp_es9_response *resp, struct lpa_es9_status *st);
+/* Decode a checked answer document of resp->fn (set by the caller) with
+ * the codec; a failure is recorded with the field named. */
+int lpa_es9_decode(struct lpa *L, const json_t *doc, struct rsp_es9_response *resp);
+/* ES11 AuthenticateClient's eventEntries, as the codec decoded them, as a
+ * new array of {event_id, smdp_address} in *out (always set, caller
+ * decrefs; discover.c). */
+int lpa_es11_events(struct lpa *L, const struct rsp_es9_response *resp, json_t **out);
 
 /* Explanations of ES9+ status codes (codes.c). */
 const char *lpa_subject_name(const char *subject);

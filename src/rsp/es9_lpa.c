@@ -71,6 +71,11 @@ esim_err rsp_es9_dl_authenticate_server(struct rsp_es9_dl *s, const struct rsp_e
 		err = der_get_utf8(&in, 0x83, &addr);
 	if (err != ESIM_OK)
 		return err == ESIM_E_DER_UNEXPECTED_TAG ? ESIM_E_RSP_BAD_STRUCTURE : err;
+	size_t k = 0; /* what the server calls itself, for the LPA's message */
+	for (size_t i = 0; i < addr.len && k < sizeof s->signed_address - 1; i++)
+		s->signed_address[k++] =
+		    addr.p[i] >= 0x20 && addr.p[i] < 0x7F ? (char)addr.p[i] : '?';
+	s->signed_address[k] = '\0';
 	rsp_txid signed_txid;
 	if (rsp_txid_set(&signed_txid, txid.p, txid.len) != ESIM_OK ||
 	    !rsp_txid_equal(&signed_txid, &r->u.initiate.txid))

@@ -4,15 +4,18 @@
  * SM-DP+ or SM-DS address (after TLS) is not trusted. The input is the
  * answer body of one function, read the way the LPA reads it:
  * lpa_es9_answer (the JSON, its header and a "Failed" status with its
- * codes), then the function's own fields with download.c's code, which
- * this target compiles in (it lives in the esim program, not a library):
+ * codes), then the function's message with the rsp_es9 codec
+ * (lpa_es9_decode) and the LPA's checks and steps of the library
+ * (rsp_es9_dl_*), with download.c's reporting, which this target compiles
+ * in (it lives in the esim program, not a library):
  *
- *  0 initiateAuthentication: transactionId, serverSigned1 and the other
- *    base64 fields, check_server_signed1 (transaction, challenge, address);
- *  1 authenticateClient: check_txid, profileMetadata / smdpSigned2 /
- *    smdpSignature2 / smdpCertificate, smdp_signed2, rsp_metadata_decode;
- *  2 getBoundProfilePackage: check_txid, boundProfilePackage, rsp_bpp_split;
- *  3 ES11 authenticateClient: lpa_es11_events (the SM-DS event list);
+ *  0 initiateAuthentication: rsp_es9_dl_authenticate_server (serverSigned1
+ *    names our transaction, challenge and address; AuthenticateServer
+ *    built), signed1_failed;
+ *  1 authenticateClient: profileMetadata decoded, rsp_es9_dl_accept_-
+ *    authenticate (smdpSigned2), PrepareDownload built;
+ *  2 getBoundProfilePackage: check_txid, rsp_bpp_split of the package;
+ *  3 ES11 authenticateClient: eventEntries, lpa_es11_events;
  *  4 handleNotification, 5 cancelSession: the answer alone.
  *
  * Input: [function:1][body]. The session's transaction is 16 bytes
@@ -35,88 +38,91 @@ static const char *const fns[6] = {"initiateAuthentication", "authenticateClient
 				   "getBoundProfilePackage", "authenticateClient",
 				   "handleNotification",     "cancelSession"};
 
-static void initiate(struct dl *d, json_t *resp)
+/* The answer decoded by the codec as the LPA decodes it (lpa_es9_decode):
+ * either a recorded failure and a cleared struct, or every span inside
+ * the decoded message. */
+static int decode(struct dl *d, json_t *doc, enum rsp_es9_fn fn, struct rsp_es9_response *r)
 {
-	uint8_t challenge[RSP_CHALLENGE_LEN];
-	for (size_t i = 0; i < sizeof challenge; i++)
-		challenge[i] = (uint8_t)(0xC0 + i);
-	struct lpa *L = d->L;
-	int rc = CLI_OK;
-	uint8_t *signed1 = NULL, *sig1 = NULL, *pkid = NULL, *cert = NULL;
-	size_t signed1_len = 0, sig1_len = 0, pkid_len = 0, cert_len = 0;
-	const char *t = json_string_value(json_object_get(resp, "transactionId"));
-	if (t == NULL || rsp_txid_from_hex(t, &d->txid) != ESIM_OK)
-		rc = lpa_fail(L, CLI_EXIT_SERVER, "no valid transactionId");
-	else
-		rsp_txid_to_hex(&d->txid, d->txid_hex);
-	const char *fn = "initiateAuthentication";
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "serverSigned1", &signed1, &signed1_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "serverSignature1", &sig1, &sig1_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "euiccCiPKIdToBeUsed", &pkid, &pkid_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "serverCertificate", &cert, &cert_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		(void)check_server_signed1(d, signed1, signed1_len, challenge);
-	free(signed1);
-	free(sig1);
-	free(pkid);
-	free(cert);
+	memset(r, 0, sizeof *r);
+	r->fn = fn;
+	int rc = lpa_es9_decode(d->L, doc, r);
+	if (rc != CLI_OK && (r->own_ != NULL || d->L->exit_code == CLI_OK))
+		abort();
+	return rc;
 }
 
-static void authenticate_client(struct dl *d, json_t *resp)
+static void initiate(struct dl *d, json_t *doc)
 {
-	const char *fn = "authenticateClient";
-	uint8_t *meta = NULL, *signed2 = NULL, *sig2 = NULL, *cert = NULL;
-	size_t meta_len = 0, signed2_len = 0, sig2_len = 0, cert_len = 0;
-	int rc = check_txid(d, resp, fn);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "profileMetadata", &meta, &meta_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "smdpSigned2", &signed2, &signed2_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "smdpSignature2", &sig2, &sig2_len, DL_MAX_FIELD);
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, fn, "smdpCertificate", &cert, &cert_len, DL_MAX_FIELD);
-	bool cc_required = false;
-	if (rc == CLI_OK)
-		rc = smdp_signed2(d, signed2, signed2_len, &cc_required);
-	/* the metadata is decoded (and shown) whatever smdpSigned2 said */
-	if (meta) {
-		struct rsp_metadata m;
-		if (rsp_metadata_decode(meta, meta_len, &m) == ESIM_OK) {
-			json_decref(metadata_json(&m));
-			rsp_metadata_free(&m);
-		}
+	struct rsp_es9_response r;
+	if (decode(d, doc, RSP_ES9_INITIATE_AUTHENTICATION, &r) != CLI_OK)
+		return;
+	for (size_t i = 0; i < RSP_CHALLENGE_LEN; i++)
+		d->s.challenge[i] = (uint8_t)(0xC0 + i);
+	char hex[2 * RSP_TXID_MAX + 1];
+	rsp_txid_to_hex(&r.u.initiate.txid, hex);
+	uint8_t *as = NULL;
+	size_t as_len = 0;
+	esim_err err = rsp_es9_dl_authenticate_server(&d->s, &r, "MID", &d->dev, &as, &as_len);
+	if (err != ESIM_OK)
+		(void)signed1_failed(d, err, hex);
+	else if (!as || !rsp_txid_equal(&d->s.txid, &r.u.initiate.txid))
+		abort();
+	free(as);
+	rsp_es9_response_clear(&r);
+}
+
+static void authenticate_client(struct dl *d, json_t *doc)
+{
+	struct rsp_es9_response r;
+	if (decode(d, doc, RSP_ES9_AUTHENTICATE_CLIENT, &r) != CLI_OK)
+		return;
+	/* the metadata is decoded (and shown) whatever smdpSigned2 says */
+	struct rsp_metadata m;
+	const der_span meta = r.u.authenticate.profile_metadata;
+	if (rsp_metadata_decode(meta.p, meta.len, &m) == ESIM_OK) {
+		json_decref(metadata_json(&m));
+		rsp_metadata_free(&m);
 	}
-	free(meta);
-	free(signed2);
-	free(sig2);
-	free(cert);
+	if (rsp_es9_dl_accept_authenticate(&d->s, &r) == ESIM_OK) {
+		uint8_t *pd = NULL;
+		size_t pd_len = 0;
+		if (rsp_es9_dl_prepare_download(&d->s, d->s.cc_required ? "1234" : NULL, &pd,
+						&pd_len) == ESIM_OK)
+			free(pd);
+	}
+	rsp_es9_response_clear(&r);
 }
 
-static void bound_profile_package(struct dl *d, json_t *resp)
+static void bound_profile_package(struct dl *d, json_t *doc)
 {
-	uint8_t *bpp = NULL;
-	size_t bpp_len = 0;
-	int rc = check_txid(d, resp, "getBoundProfilePackage");
-	if (rc == CLI_OK)
-		rc = get_b64(d, resp, "getBoundProfilePackage", "boundProfilePackage", &bpp,
-			     &bpp_len, LPA_MAX_BPP);
-	if (rc == CLI_OK) {
+	struct rsp_es9_response r;
+	if (decode(d, doc, RSP_ES9_GET_BOUND_PROFILE_PACKAGE, &r) != CLI_OK)
+		return;
+	if (check_txid(d, &r, &r.u.get_bpp.txid, "getBoundProfilePackage") == CLI_OK) {
+		const der_span b = r.u.get_bpp.bound_profile_package;
 		der_span *chunks = NULL;
 		size_t n = 0;
-		if (rsp_bpp_split(bpp, bpp_len, &chunks, &n) == ESIM_OK) {
+		if (rsp_bpp_split(b.p, b.len, &chunks, &n) == ESIM_OK) {
 			for (size_t i = 0; i < n; i++)
-				if (chunks[i].p < bpp ||
-				    chunks[i].p + chunks[i].len > bpp + bpp_len)
+				if (chunks[i].p < b.p || chunks[i].p + chunks[i].len > b.p + b.len)
 					abort(); /* a segment outside the package */
 		}
 		free(chunks);
 	}
-	free(bpp);
+	rsp_es9_response_clear(&r);
+}
+
+static void events(struct dl *d, json_t *doc)
+{
+	struct rsp_es9_response r;
+	if (decode(d, doc, RSP_ES11_AUTHENTICATE_CLIENT, &r) != CLI_OK)
+		return;
+	json_t *ev = NULL;
+	(void)lpa_es11_events(d->L, &r, &ev);
+	if (!json_is_array(ev) || json_array_size(ev) != r.u.es11.n_events)
+		abort();
+	json_object_set_new(d->L->result, "events", ev);
+	rsp_es9_response_clear(&r);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -131,8 +137,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t tx[16];
 	for (size_t i = 0; i < sizeof tx; i++)
 		tx[i] = (uint8_t)(i + 1);
-	if (rsp_txid_set(&d.txid, tx, sizeof tx) != ESIM_OK)
+	if (rsp_txid_set(&d.txid, tx, sizeof tx) != ESIM_OK ||
+	    rsp_es9_dl_init(&d.s, d.smdp) != ESIM_OK)
 		abort();
+	d.s.txid = d.txid;
 	rsp_txid_to_hex(&d.txid, d.txid_hex);
 
 	/* the fast parse gives what jansson alone gives: both refuse, or both
@@ -163,13 +171,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (which == 2) {
 		bound_profile_package(&d, resp);
 	} else if (which == 3) {
-		json_t *ev = NULL;
-		rc = lpa_es11_events(&L, resp, &ev);
-		if (!json_is_array(ev))
-			abort();
-		json_object_set_new(L.result, "events", ev);
+		events(&d, resp);
+	} else {
+		struct rsp_es9_response r;
+		(void)decode(&d, resp,
+			     which == 4 ? RSP_ES9_HANDLE_NOTIFICATION : RSP_ES9_CANCEL_SESSION, &r);
+		rsp_es9_response_clear(&r);
 	}
 	json_decref(resp);
+	rsp_es9_dl_clear(&d.s);
 	json_decref(L.result);
 	json_decref(L.error);
 	return 0;

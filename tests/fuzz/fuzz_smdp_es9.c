@@ -8,9 +8,11 @@
  * Input: [function:1][body...]; the first byte picks the ES9+ function
  * (modulo 7; 5 is an unknown name, 6 the ASN.1 binding with a DER body).
  * Every JSON answer must be 204 without a body (handleNotification), 404
- * (unknown function), or 200 with a JSON object whose header carries a
- * functionExecutionStatus.status; every ASN.1 answer 204 or 400 without a
- * body, or 200 with exactly one A2 element.
+ * (unknown function), or 200 with an answer the rsp_es9 codec decodes;
+ * every ASN.1 answer 204 or 400 without a body, or 200 with a
+ * RemoteProfileProvisioningResponse the codec decodes. The input also goes
+ * through the codec's request decoders (the server's first reading of it):
+ * what they accept must encode, and decode again to the same message.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -24,6 +26,7 @@
 
 #include "esim/der.h"
 #include "esim/pki.h"
+#include "esim/rsp_es9.h"
 #include "esim/smdp.h"
 #include "fuzz_asan_options.h"
 
@@ -121,10 +124,41 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* A request the codec accepted encodes, and its encoding decodes to the
+ * same JSON text. */
+static void check_request(const struct rsp_es9_request *r)
+{
+	char *a = NULL, *b = NULL;
+	size_t al = 0, bl = 0;
+	uint8_t *der = NULL;
+	size_t der_len = 0;
+	struct rsp_es9_request again;
+	if (rsp_es9_request_to_json(r, &a, &al) != ESIM_OK ||
+	    rsp_es9_request_to_asn1(r, &der, &der_len) != ESIM_OK ||
+	    rsp_es9_request_from_asn1(der, der_len, &again, NULL) != ESIM_OK)
+		abort();
+	again.fn = r->fn;
+	if (rsp_es9_request_to_json(&again, &b, &bl) != ESIM_OK || al != bl || memcmp(a, b, al))
+		abort();
+	rsp_es9_request_clear(&again);
+	free(a);
+	free(b);
+	free(der);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
+	struct rsp_es9_request rq = {0};
+	struct rsp_es9_response rs;
+	unsigned which = data[0] % 7;
+	if (which == 6
+		? rsp_es9_request_from_asn1(data + 1, size - 1, &rq, NULL) == ESIM_OK
+		: which < 5 && rsp_es9_fn_from_name(functions[which], &rq.fn) &&
+		      rsp_es9_request_from_json(rq.fn, data + 1, size - 1, &rq, NULL) == ESIM_OK)
+		check_request(&rq);
+	rsp_es9_request_clear(&rq);
 	if (data[0] % 7 == 6) {
 		int status = 0;
 		uint8_t *der = NULL;
@@ -134,8 +168,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (status == 200) {
 			if (!der || der_parse_single(der, der_len, &el) != ESIM_OK ||
-			    el.tag != 0xA2)
+			    el.tag != 0xA2 ||
+			    rsp_es9_response_from_asn1(der, der_len, &rs, NULL) != ESIM_OK)
 				abort();
+			rsp_es9_response_clear(&rs);
 		} else if ((status != 204 && status != 400) || der) {
 			abort();
 		}
@@ -154,12 +190,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (status != 200 || !out)
 		abort();
-	json_t *j = json_loads(out, 0, NULL);
-	json_t *st = json_object_get(
-	    json_object_get(json_object_get(j, "header"), "functionExecutionStatus"), "status");
-	if (!json_is_object(j) || !json_is_string(st))
+	enum rsp_es9_fn fn_id;
+	if (!rsp_es9_fn_from_name(fn, &fn_id) ||
+	    rsp_es9_response_from_json(fn_id, (const uint8_t *)out, strlen(out), &rs, NULL) !=
+		ESIM_OK)
 		abort();
-	json_decref(j);
+	rsp_es9_response_clear(&rs);
 	free(out);
 	return 0;
 }
