@@ -442,7 +442,7 @@ static void outmail_free(struct outmail *m)
 }
 
 /* Claim the due e-mails: a short transaction under the lock. */
-static esim_err claim(op *o, struct outmail *m, size_t *n)
+static esim_err claim_once(op *o, struct outmail *m, size_t *n)
 {
 	*n = 0;
 	pthread_mutex_lock(&o->lock);
@@ -498,7 +498,7 @@ static esim_err claim(op *o, struct outmail *m, size_t *n)
 	return err;
 }
 
-static esim_err settle(op *o, const struct outmail *m, bool ok, const char *why)
+static esim_err settle_once(op *o, const struct outmail *m, bool ok, const char *why)
 {
 	pthread_mutex_lock(&o->lock);
 	esim_err err = store_begin(o->s);
@@ -541,6 +541,24 @@ static esim_err settle(op *o, const struct outmail *m, bool ok, const char *why)
 		store_rollback(o->s);
 	pthread_mutex_unlock(&o->lock);
 	return err;
+}
+
+/* Both steps again when PostgreSQL's SERIALIZABLE isolation rolls one back
+ * (another instance touched the same rows), as a request is (http.c). */
+static esim_err claim(op *o, struct outmail *m, size_t *n)
+{
+	esim_err err;
+	for (int attempt = 0;; attempt++)
+		if ((err = claim_once(o, m, n)) != ESIM_E_STORE_BUSY || attempt >= 20)
+			return err;
+}
+
+static esim_err settle(op *o, const struct outmail *m, bool ok, const char *why)
+{
+	esim_err err;
+	for (int attempt = 0;; attempt++)
+		if ((err = settle_once(o, m, ok, why)) != ESIM_E_STORE_BUSY || attempt >= 20)
+			return err;
 }
 
 esim_err op_mail_deliver(op *o, size_t *sent, size_t *failed)

@@ -7,10 +7,12 @@
  * the notice stays in the outbox with the error and a later try, then is
  * delivered once when the server is back (and never twice); a wrong
  * password, a server without STARTTLS and an untrusted certificate:
- * nothing sent, the reason kept. On SQLite and PostgreSQL (the claim).
+ * nothing sent, the reason kept. On SQLite and PostgreSQL; on PostgreSQL
+ * two instances delivering at once send each notice once (the claim).
  * Without python3-aiosmtpd the test skips (77), or fails under CI=true.
  */
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <dirent.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -306,12 +308,72 @@ static void test_refusals(void **state)
 	smtp_stop(&s);
 }
 
+struct deliverer {
+	op *o;
+	size_t sent;
+	esim_err err;
+};
+
+static void *deliver_thread(void *arg)
+{
+	struct deliverer *d = arg;
+	size_t failed = 0;
+	d->err = op_mail_deliver(d->o, &d->sent, &failed);
+	return NULL;
+}
+
+/* Two instances on one PostgreSQL deliver the outbox at the same moment:
+ * each notice claimed by one of them (SKIP LOCKED), sent once. */
+static void test_two_instances(void **state)
+{
+	struct fx *f = *state;
+	SKIP_IF_NO_SMTP(f);
+	struct smtp_srv s = {0};
+	uint16_t port = free_port();
+	smtp_start(f, &s, port, NULL);
+	reopen_smtp(f, port, "s3cret pw", "ci.pem");
+	for (int i = 0; i < 6; i++)
+		one_notice(f, i % 2 == 0);
+	int64_t n = outbox(f);
+	assert_true(n >= 6);
+	op *b = NULL;
+	char pwf[700], cafile[700];
+	snprintf(pwf, sizeof pwf, "%s/smtp.pw", f->dir);
+	snprintf(cafile, sizeof cafile, "%s/ci.pem", f->pki);
+	struct op_config cfg = {.db = f->db,
+				.web_dir = f->dir,
+				.smtp_host = "127.0.0.1",
+				.smtp_port = port,
+				.smtp_user = "care-relay",
+				.smtp_password_file = pwf,
+				.smtp_ca = cafile,
+				.fast_hash = true,
+				.now = fake_now,
+				.now_arg = f};
+	assert_esim(ESIM_OK, op_open(&cfg, &b));
+	struct deliverer da = {.o = f->o}, db = {.o = b};
+	pthread_t ta, tb;
+	pthread_create(&ta, NULL, deliver_thread, &da);
+	pthread_create(&tb, NULL, deliver_thread, &db);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	assert_esim(ESIM_OK, da.err);
+	assert_esim(ESIM_OK, db.err);
+	op_close(b);
+	assert_int_equal(n, (int64_t)(da.sent + db.sent));
+	assert_int_equal(0, outbox(f));
+	assert_int_equal((int)n, inbox_count(&s));
+	assert_int_equal(n, qint(f, "SELECT COUNT(*) FROM op_audit WHERE action = 'mail.sent'"));
+	smtp_stop(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    BOTH(test_delivered),
 	    BOTH(test_server_down_then_up),
 	    BOTH(test_refusals),
+	    cmocka_unit_test_setup_teardown(test_two_instances, setup_pg, teardown),
 	};
 	int rc = fixture_main(tests, sizeof tests / sizeof tests[0]);
 	if (rc == 0 && missing_smtp)
