@@ -732,6 +732,144 @@ static void test_json_malformed(void **state)
 	assert_string_equal(f, "eventEntries");
 }
 
+/* ---- the LPA's download steps (rsp_es9_dl_*) ------------------------------------------ */
+
+#define CHAL "C0C1C2C3C4C5C6C7C8C9CACBCCCDCECF"
+
+/* An initiateAuthentication answer whose serverSigned1 names signed_txid
+ * (2 bytes), the challenge chal (16) and the address addr (12 bytes):
+ * 30 36 { 80 02 txid, 81 10 chal, 83 0C addr, 84 10 00.. }: 4 + 18 + 14 + 18 = 54 */
+static void init_answer(struct rsp_es9_response *r, const char *signed_txid, const char *chal,
+			const char *addr)
+{
+	memset(r, 0, sizeof *r);
+	r->fn = RSP_ES9_INITIATE_AUTHENTICATION;
+	set_txid(&r->u.initiate.txid);
+	char hex[200];
+	char addr_hex[25];
+	for (size_t i = 0; i < 12; i++)
+		snprintf(addr_hex + 2 * i, 3, "%02X", (unsigned char)addr[i]);
+	snprintf(hex, sizeof hex, "30368002%s8110%s830C%s8410%s", signed_txid, chal, addr_hex,
+		 "00000000000000000000000000000000");
+	r->u.initiate.server_signed1 = span_hex(hex);
+	r->u.initiate.server_signature1 = span_hex("5F37021122");
+	r->u.initiate.euicc_ci_pkid = span_hex("04023344");
+	r->u.initiate.server_certificate = span_hex("30020500");
+}
+
+static void free_init_answer(struct rsp_es9_response *r)
+{
+	free((void *)r->u.initiate.server_signed1.p);
+	free((void *)r->u.initiate.server_signature1.p);
+	free((void *)r->u.initiate.euicc_ci_pkid.p);
+	free((void *)r->u.initiate.server_certificate.p);
+}
+
+static esim_err auth_server(struct rsp_es9_dl *s, const struct rsp_es9_response *r)
+{
+	struct rsp_device_info dev = {.tac = {1, 2, 3, 4}};
+	uint8_t *cmd = NULL;
+	size_t len = 0;
+	esim_err err = rsp_es9_dl_authenticate_server(s, r, "MID", &dev, &cmd, &len);
+	if (err == ESIM_OK) {
+		assert_true(len > 2 && cmd[0] == 0xBF && cmd[1] == 0x38);
+		free(cmd);
+	} else {
+		assert_null(cmd);
+	}
+	return err;
+}
+
+static void test_download_steps(void **state)
+{
+	(void)state;
+	struct rsp_es9_dl s;
+	assert_esim(ESIM_OK, rsp_es9_dl_init(&s, "smdp.example"));
+	/* GetEUICCChallenge's answer BF2E 12 { 80 10 challenge } */
+	der_span ch = span_hex("BF2E128010" CHAL), info1 = span_hex("BF2003820102");
+	struct rsp_es9_request rq;
+	assert_esim(ESIM_OK, rsp_es9_dl_initiate(&s, ch.p, ch.len, info1.p, info1.len, &rq));
+	assert_int_equal(rq.fn, RSP_ES9_INITIATE_AUTHENTICATION);
+	assert_span_hex(rq.u.initiate.euicc_challenge, CHAL);
+	assert_span_hex(rq.u.initiate.smdp_address, "736D64702E6578616D706C65");
+
+	/* the server signed our transaction, challenge and address (its case aside) */
+	struct rsp_es9_response r;
+	init_answer(&r, "0102", CHAL, "SMDP.example");
+	assert_esim(ESIM_OK, auth_server(&s, &r));
+	assert_txid(&s.txid);
+	free_init_answer(&r);
+	/* another transaction inside serverSigned1 than the answer names */
+	init_answer(&r, "0103", CHAL, "smdp.example");
+	assert_esim(ESIM_E_RSP_TXID_MISMATCH, auth_server(&s, &r));
+	free_init_answer(&r);
+	/* another eUICC challenge */
+	init_answer(&r, "0102", "C0C1C2C3C4C5C6C7C8C9CACBCCCDCE00", "smdp.example");
+	assert_esim(ESIM_E_RSP_CHALLENGE_MISMATCH, auth_server(&s, &r));
+	free_init_answer(&r);
+	/* another address: named for the user */
+	init_answer(&r, "0102", CHAL, "evil.example");
+	assert_esim(ESIM_E_RSP_ADDRESS_MISMATCH, auth_server(&s, &r));
+	assert_string_equal(s.signed_address, "evil.example");
+	free_init_answer(&r);
+
+	/* authenticateClient's answer: smdpSigned2 = 30 07 { 80 02 01 02, 01 01 FF } */
+	struct rsp_es9_response a = {.fn = RSP_ES9_AUTHENTICATE_CLIENT};
+	set_txid(&a.u.authenticate.txid);
+	a.u.authenticate.profile_metadata = span_hex("BF25035A0198");
+	/* first for another transaction (01 03 inside): refused, s unchanged */
+	a.u.authenticate.smdp_signed2 = span_hex("3007800201030101FF");
+	a.u.authenticate.smdp_signature2 = span_hex("5F37021122");
+	a.u.authenticate.smdp_certificate = span_hex("30020500");
+	uint8_t *own[4] = {(uint8_t *)a.u.authenticate.profile_metadata.p,
+			   (uint8_t *)a.u.authenticate.smdp_signed2.p,
+			   (uint8_t *)a.u.authenticate.smdp_signature2.p,
+			   (uint8_t *)a.u.authenticate.smdp_certificate.p};
+	assert_esim(ESIM_E_RSP_TXID_MISMATCH, rsp_es9_dl_accept_authenticate(&s, &a));
+	assert_false(s.cc_required);
+	uint8_t *cmd = NULL;
+	size_t len = 0;
+	assert_esim(ESIM_E_ARG, rsp_es9_dl_prepare_download(&s, NULL, &cmd, &len));
+	/* the answer itself for another transaction */
+	struct rsp_es9_response other = a;
+	other.u.authenticate.txid.b[1] = 0x03;
+	assert_esim(ESIM_E_RSP_TXID_MISMATCH, rsp_es9_dl_accept_authenticate(&s, &other));
+	/* ours: kept (moved into s), ccRequiredFlag read */
+	a.u.authenticate.smdp_signed2 = span_hex("3007800201020101FF");
+	uint8_t *signed2 = (uint8_t *)a.u.authenticate.smdp_signed2.p;
+	assert_esim(ESIM_OK, rsp_es9_dl_accept_authenticate(&s, &a));
+	assert_true(s.cc_required);
+	assert_false(s.bound_otpk);
+	assert_null(a.u.authenticate.smdp_signed2.p);
+	/* PrepareDownload carries hashCc = SHA-256(SHA-256(cc) | txid) */
+	uint8_t hash[32];
+	assert_esim(ESIM_OK, rsp_hash_cc("1234", 4, &s.txid, hash));
+	assert_esim(ESIM_OK, rsp_es9_dl_prepare_download(&s, "1234", &cmd, &len));
+	bool found = false;
+	for (size_t i = 0; i + 32 <= len; i++)
+		found = found || memcmp(cmd + i, hash, 32) == 0;
+	assert_true(found);
+	assert_true(cmd[0] == 0xBF && cmd[1] == 0x21);
+	free(cmd);
+	/* the getBoundProfilePackage request names the session's transaction */
+	assert_esim(ESIM_OK, rsp_es9_dl_get_bpp(&s, info1.p, info1.len, &rq));
+	assert_txid(&rq.u.get_bpp.txid);
+	/* its answer for another transaction is refused */
+	struct rsp_es9_response b = {.fn = RSP_ES9_GET_BOUND_PROFILE_PACKAGE};
+	assert_esim(ESIM_OK, rsp_txid_set(&b.u.get_bpp.txid, (const uint8_t *)"\x01\x03", 2));
+	assert_esim(ESIM_E_RSP_TXID_MISMATCH, rsp_es9_dl_check_txid(&s, &b));
+	set_txid(&b.u.get_bpp.txid);
+	assert_esim(ESIM_OK, rsp_es9_dl_check_txid(&s, &b));
+	rsp_es9_dl_clear(&s);
+	/* the answer moved into s had no own_ (its bytes are this test's):
+	 * rsp_es9_dl_clear left them to their owner */
+	free(signed2);
+	for (size_t i = 0; i < 4; i++)
+		free(own[i]);
+	free((void *)ch.p);
+	free((void *)info1.p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +887,7 @@ int main(void)
 	    cmocka_unit_test(test_json_requests),
 	    cmocka_unit_test(test_json_responses),
 	    cmocka_unit_test(test_json_malformed),
+	    cmocka_unit_test(test_download_steps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
