@@ -76,10 +76,14 @@ static void no_reader_why(esim_errctx *why, const char *spec, const char *reader
 	else if (spec[0] == '\0')
 		esim_errctx_set(why, "no reader holds a card (%s); readers: %s",
 				pcsc_stringify_error(rv), list);
+	else if (rv == SCARD_E_UNKNOWN_READER)
+		esim_errctx_set(why,
+				"no reader matches '%s' (by index or part of its name); "
+				"readers: %s",
+				spec, list);
 	else
 		esim_errctx_set(why,
-				"no card in a reader matching '%s' (%s); readers: %s (give "
-				"--reader with an index or part of a name)",
+				"the reader matching '%s' has no usable card (%s); readers: %s",
 				spec, pcsc_stringify_error(rv), list);
 }
 

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pcscd_helper.h"
 #include "testutil.h"
 
 #define EID "89049032123451234512345678901235"
@@ -184,6 +185,30 @@ static void test_esim_reader_missing(void **state)
 	int rc = run(out, sizeof out, argv);
 	expect_fail_naming(out, rc, "NoSuchReader-4711", NULL);
 	assert_true(strstr(out, "pcscd") != NULL || strstr(out, "readers:") != NULL);
+}
+
+/* With pcscd running: the readers there are, by index and name. */
+static int pcsc_missing_status; /* 77 (or 1 under CI=true) when PC/SC cannot run */
+
+static void test_esim_reader_list(void **state)
+{
+	(void)state;
+	struct pcscd_env env;
+	int r = pcscd_start(&env);
+	if (r == TEST_SKIP_CODE) {
+		pcsc_missing_status = test_component_missing_status("pcscd", env.why);
+		return;
+	}
+	if (r != 0)
+		pcscd_stop(&env);
+	assert_int_equal(0, r);
+	char out[8192];
+	const char *argv[] = {"esim", "chip", "info", "--reader", "NoSuchReader-4711", NULL};
+	int rc = run(out, sizeof out, argv);
+	char listed[80];
+	snprintf(listed, sizeof listed, "'%.40s", env.reader); /* '0: 'esimkit vpcd 00 00' */
+	pcscd_stop(&env);
+	expect_fail_naming(out, rc, "NoSuchReader-4711", "readers:", listed, NULL);
 }
 
 static void test_esim_modem_missing(void **state)
@@ -479,6 +504,7 @@ int main(void)
 	    cmocka_unit_test(test_esim_no_euicc_tcp),
 	    cmocka_unit_test(test_esim_ci_missing),
 	    cmocka_unit_test(test_esim_reader_missing),
+	    cmocka_unit_test(test_esim_reader_list),
 	    cmocka_unit_test(test_esim_modem_missing),
 	    cmocka_unit_test(test_esim_smdp_unreachable),
 	    cmocka_unit_test(test_euicc_cert_missing),
@@ -491,5 +517,6 @@ int main(void)
 	    cmocka_unit_test(test_operator_listen_in_use),
 	    cmocka_unit_test(test_operator_unknown_setting),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	int rc = cmocka_run_group_tests(tests, setup, teardown);
+	return rc != 0 ? rc : pcsc_missing_status;
 }
