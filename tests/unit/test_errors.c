@@ -184,7 +184,9 @@ static void test_esim_reader_missing(void **state)
 	const char *argv[] = {"esim", "chip", "info", "--reader", "NoSuchReader-4711", NULL};
 	int rc = run(out, sizeof out, argv);
 	expect_fail_naming(out, rc, "NoSuchReader-4711", NULL);
-	assert_true(strstr(out, "pcscd") != NULL || strstr(out, "readers:") != NULL);
+	/* why: no pcscd, no reader at all, or the readers there are */
+	assert_true(strstr(out, "pcscd") != NULL || strstr(out, "readers:") != NULL ||
+		    strstr(out, "no PC/SC reader is connected") != NULL);
 }
 
 /* With pcscd running: the readers there are, by index and name. */
