@@ -22,7 +22,9 @@ static void profile_usage(FILE *out)
 		"       esim profile delete ICCID|AID [--disable-first]\n"
 		"       esim profile nickname ICCID NICKNAME   (\"\" clears it)\n"
 		"       esim profile download ACTIVATION-CODE | --smdp ADDRESS --matching-id ID\n"
-		"                             [--confirmation-code CC] [--imei IMEI]\n"
+		"                             [--confirmation-code CC | --cc CC | --cc -]\n"
+		"                             [--imei IMEI]   (--cc -: codes from stdin, one a\n"
+		"                             line, the next one after a refused code)\n"
 		"       esim profile download --discover [--smds ADDRESS] [--event ID]\n"
 		"                             (the SM-DP+ and matching ID from an SM-DS event)\n"
 		"       esim profile discover [--smds ADDRESS]\n\n");

@@ -9,7 +9,13 @@
  *   ES9+ authenticateClient               (sent once)
  *   user consent, confirmation code -> hashCc
  *   card PrepareDownload
- *   ES9+ getBoundProfilePackage           (sent once)
+ *   ES9+ getBoundProfilePackage           (sent once per code)
+ *     8.2.7 / 3.8, a wrong confirmation code: the SM-DP+ counts it and
+ *     keeps the session, so the user is asked again (or the next line of
+ *     stdin with --cc -) and PrepareDownload + getBoundProfilePackage run
+ *     again on the same transactionId (SGP.22 5.6.2, SGP.23 CC retry); no
+ *     other code: both sessions cancelled, postponed; 8.2.7 / 6.4: the
+ *     order is blocked
  *   card LoadBoundProfilePackage in the pieces of digest 3.5
  *   ES9+ handleNotification of the PIR    (safe to repeat)
  *   card RemoveNotificationFromList once the server accepted it
@@ -42,8 +48,10 @@ struct dl {
 	char smdp[RSP_ADDRESS_MAX + 1];
 	char matching_id[RSP_AC_MATCHING_ID_MAX + 1];
 	bool have_smdp, have_matching_id;
-	const char *cc; /* --confirmation-code */
+	const char *cc; /* --confirmation-code / --cc, or the last one read */
+	bool cc_stdin;	/* --cc -: one code per line from stdin */
 	char cc_buf[128];
+	int cc_attempts; /* getBoundProfilePackage calls carrying a code */
 	bool ac_cc_required;
 	const char *imei;
 	struct rsp_device_info dev;
@@ -72,7 +80,8 @@ static int dl_opt(struct lpa *L, int id, const char *arg, void *user)
 		d->have_matching_id = true;
 		break;
 	case OPT_CC:
-		d->cc = arg;
+		d->cc_stdin = strcmp(arg, "-") == 0;
+		d->cc = d->cc_stdin ? NULL : arg;
 		break;
 	case OPT_IMEI:
 		d->imei = arg;
@@ -321,19 +330,58 @@ static json_t *metadata_json(const struct rsp_metadata *m)
 	return o;
 }
 
+/* The next confirmation code into cc_buf: a line of stdin (--cc -, the
+ * question on stderr unless empty) or typed on the terminal, not echoed.
+ * 1: a code; 0: the input ended or the line was empty; -1: too long (the
+ * rest of the line is skipped). The previous code is wiped first. */
+static int read_cc(struct dl *d, const char *question)
+{
+	esim_wipe(d->cc_buf, sizeof d->cc_buf);
+	d->cc = NULL;
+	lpa_progress_end(d->L);
+	if (!d->cc_stdin)
+		return lpa_prompt(d->L, question, true, d->cc_buf, sizeof d->cc_buf) &&
+			       d->cc_buf[0] != '\0'
+			   ? 1
+			   : 0;
+	if (question[0] != '\0') {
+		fputs(question, stderr);
+		fputc('\n', stderr);
+	}
+	if (fgets(d->cc_buf, (int)sizeof d->cc_buf, stdin) == NULL)
+		return 0;
+	size_t n = strcspn(d->cc_buf, "\r\n");
+	if (d->cc_buf[n] == '\0' && n == sizeof d->cc_buf - 1) {
+		int c;
+		while ((c = getchar()) != EOF && c != '\n')
+			;
+		esim_wipe(d->cc_buf, sizeof d->cc_buf);
+		return -1;
+	}
+	d->cc_buf[n] = '\0';
+	if (n == 0)
+		return 0;
+	d->cc = d->cc_buf;
+	return 1;
+}
+
 static int ask_cc(struct dl *d)
 {
 	struct lpa *L = d->L;
 	if (d->cc != NULL)
 		return CLI_OK;
-	if (!L->stdin_tty || L->o.json)
+	if (!d->cc_stdin && (!L->stdin_tty || L->o.json))
 		return lpa_fail(L, CLI_EXIT_USAGE,
-				"this profile needs a confirmation code: pass --confirmation-code");
-	lpa_progress_end(L);
-	if (!lpa_prompt(L, "Confirmation code: ", true, d->cc_buf, sizeof d->cc_buf) ||
-	    d->cc_buf[0] == '\0')
-		return lpa_fail(L, CLI_EXIT_USAGE, "no confirmation code given");
-	d->cc = d->cc_buf;
+				"this profile needs a confirmation code: pass --confirmation-code "
+				"CODE, or --cc - to read it from stdin");
+	int got = read_cc(d, d->cc_stdin ? "" : "Confirmation code: ");
+	if (got < 0)
+		return lpa_fail(L, CLI_EXIT_USAGE, "the confirmation code is longer than %zu bytes",
+				sizeof d->cc_buf - 2);
+	if (got == 0)
+		return lpa_fail(L, CLI_EXIT_USAGE,
+				d->cc_stdin ? "no confirmation code on stdin (--cc -)"
+					    : "no confirmation code given");
 	return CLI_OK;
 }
 
@@ -429,10 +477,19 @@ static int authorise(struct dl *d, const esim_buf *auth_resp, uint8_t **pd, size
 	return rc;
 }
 
-/* Phase 3 (card) and 4: the BPP in *bpp. */
-static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size_t *bpp_len)
+static bool status_is(const struct lpa_es9_status *st, const char *subject, const char *reason)
+{
+	return strcmp(st->subject, subject) == 0 && strcmp(st->reason, reason) == 0;
+}
+
+/* Phase 3 (card) and 4 once: the BPP in *bpp; *st says how the server
+ * refused. A wrong confirmation code (8.2.7 / 3.8) leaves both sessions
+ * open for another try (cc_again); any other failure cancels them. */
+static int fetch_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size_t *bpp_len,
+		     struct lpa_es9_status *st)
 {
 	struct lpa *L = d->L;
+	memset(st, 0, sizeof *st);
 	lpa_progress(L, "[3/6] preparing the eUICC");
 	esim_buf resp = ESIM_BUF_INIT;
 	int rc = lpa_es10_owned(L, ESIM_OK, pd, pd_len, &resp);
@@ -460,18 +517,25 @@ static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size
 	lpa_progress(L, "[4/6] fetching the bound profile package");
 	struct rsp_es9_request rq;
 	struct rsp_es9_response ans;
-	struct lpa_es9_status st;
 	memset(&ans, 0, sizeof ans);
-	memset(&st, 0, sizeof st);
 	err = rsp_es9_dl_get_bpp(&d->s, resp.data, resp.len, &rq);
-	rc = err == ESIM_OK ? lpa_es9_call(L, d->smdp, &rq, false, &ans, &st)
+	if (d->s.cc_required)
+		d->cc_attempts++;
+	rc = err == ESIM_OK ? lpa_es9_call(L, d->smdp, &rq, false, &ans, st)
 			    : lpa_fail_err(L, err, CLI_EXIT_FAILURE, "getBoundProfilePackage");
 	esim_buf_free(&resp);
 	if (rc != CLI_OK) {
 		rsp_es9_response_clear(&ans);
-		if (st.subject[0] != '\0')
+		/* a wrong code is counted and the server keeps the session */
+		if (d->s.cc_required && status_is(st, "8.2.7", "3.8"))
+			return rc;
+		if (st->subject[0] != '\0')
 			d->server_session = false;
-		cancel(d, st.err != ESIM_OK ? RSP_CANCEL_TIMEOUT : RSP_CANCEL_UNDEFINED);
+		if (status_is(st, "8.2.7", "6.4"))
+			lpa_fail(L, CLI_EXIT_SERVER,
+				 "too many wrong confirmation codes: the SM-DP+ has blocked this "
+				 "order; contact the operator for a new activation code");
+		cancel(d, st->err != ESIM_OK ? RSP_CANCEL_TIMEOUT : RSP_CANCEL_UNDEFINED);
 		return rc;
 	}
 	rc = check_txid(d, &ans, &ans.u.get_bpp.txid, "getBoundProfilePackage");
@@ -489,6 +553,74 @@ static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size
 	if (rc != CLI_OK)
 		cancel(d, RSP_CANCEL_UNDEFINED);
 	return rc;
+}
+
+/* How many times a refused confirmation code is asked for again. The
+ * SM-DP+ has its own limit (esim-smdp: cc-attempts, 3 by default) and
+ * blocks the order when it is reached; this one only ends the loop. */
+#define DL_CC_RETRIES 3
+
+/* After 8.2.7 / 3.8: the next code (a line of stdin with --cc -, else
+ * asked on the terminal), its PrepareDownload request in *pd. When there
+ * is none, both sessions are cancelled as postponed, so that the SM-DP+
+ * does not keep one and the order stays downloadable. */
+static int cc_again(struct dl *d, int retries_left, uint8_t **pd, size_t *pd_len)
+{
+	struct lpa *L = d->L;
+	bool can_ask = d->cc_stdin || (L->stdin_tty && !L->o.json);
+	int got = 0;
+	if (can_ask && retries_left > 0) {
+		char q[160];
+		snprintf(q, sizeof q,
+			 "Confirmation code was not accepted; up to %d attempts may remain. Enter "
+			 "it again: ",
+			 retries_left);
+		got = read_cc(d, q);
+	}
+	if (got != 1) {
+		const char *why = !can_ask ? "the code given was wrong and cannot be asked for "
+					     "again here (--cc - reads codes from stdin)"
+				  : retries_left <= 0 ? "no more attempts are asked for"
+				  : got < 0	      ? "the confirmation code is too long"
+						      : "no other confirmation code was given";
+		cancel(d, RSP_CANCEL_POSTPONED);
+		/* the 8.2.7 / 3.8 failure stays the result; this explains it */
+		return lpa_fail(L, CLI_EXIT_SERVER,
+				"%s: the download was cancelled, nothing was installed; the order "
+				"stays downloadable with the right code",
+				why);
+	}
+	/* the refusal is forgotten: what counts is how the next try ends */
+	L->exit_code = CLI_OK;
+	json_decref(L->error);
+	L->error = NULL;
+	esim_err err = rsp_es9_dl_prepare_download(&d->s, d->cc, pd, pd_len);
+	if (err != ESIM_OK) {
+		int rc = lpa_fail_err(L, err, CLI_EXIT_FAILURE, "PrepareDownload");
+		cancel(d, RSP_CANCEL_UNDEFINED);
+		return rc;
+	}
+	return CLI_OK;
+}
+
+/* Phases 3 and 4, again with another confirmation code while the SM-DP+
+ * refuses the code and keeps the session (SGP.22 5.6.2): the eUICC signs
+ * a new euiccSigned2 with the new hashCc on the same transactionId. */
+static int get_bpp(struct dl *d, uint8_t *pd, size_t pd_len, uint8_t **bpp, size_t *bpp_len)
+{
+	for (int retries_left = DL_CC_RETRIES;; retries_left--) {
+		struct lpa_es9_status st;
+		int rc = fetch_bpp(d, pd, pd_len, bpp, bpp_len, &st); /* takes pd */
+		if (d->s.cc_required)
+			json_object_set_new(d->L->result, "confirmation_code_attempts",
+					    json_integer(d->cc_attempts));
+		if (rc == CLI_OK || !d->s.cc_required || !status_is(&st, "8.2.7", "3.8"))
+			return rc;
+		pd = NULL;
+		rc = cc_again(d, retries_left, &pd, &pd_len);
+		if (rc != CLI_OK)
+			return rc;
+	}
 }
 
 /* Phase 5: feed the BPP; the PIR (BF37) into *pir. */
@@ -639,6 +771,7 @@ int lpa_profile_download(int argc, char **argv)
 	    {"smdp", required_argument, NULL, OPT_SMDP},
 	    {"matching-id", required_argument, NULL, OPT_MATCHING_ID},
 	    {"confirmation-code", required_argument, NULL, OPT_CC},
+	    {"cc", required_argument, NULL, OPT_CC},
 	    {"imei", required_argument, NULL, OPT_IMEI},
 	    {NULL, 0, NULL, 0},
 	};
@@ -648,9 +781,14 @@ int lpa_profile_download(int argc, char **argv)
 	d.L = &L;
 	int rc = lpa_init(&L, "profile download", argc, argv, 2, opts, dl_opt, &d);
 	if (rc < 0) {
-		printf("usage: esim profile download ACTIVATION-CODE | --smdp ADDRESS "
-		       "[--matching-id ID]\n"
-		       "                            [--confirmation-code CC] [--imei IMEI]\n\n");
+		printf(
+		    "usage: esim profile download ACTIVATION-CODE | --smdp ADDRESS "
+		    "[--matching-id ID]\n"
+		    "                            [--confirmation-code CC | --cc CC | --cc -] "
+		    "[--imei IMEI]\n"
+		    "  --cc -   read the confirmation code from stdin, one per line: a code\n"
+		    "           the SM-DP+ refuses (8.2.7 / 3.8) is followed by the next line,\n"
+		    "           up to 3 more; no more lines cancels the download (postponed)\n\n");
 		lpa_usage_globals(stdout);
 		L.exit_code = CLI_OK;
 	} else if (rc == CLI_OK) {
