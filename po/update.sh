@@ -4,7 +4,8 @@
 # i18n_catalogues fails until each has its translation). docs/i18n.md.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-xgettext --from-code=UTF-8 -k_ -kN_ -kngettext:1,2 --add-comments=TRANSLATORS: \
+xgettext --from-code=UTF-8 -k_ -kN_ -kngettext:1,2 -klpa_fail:3 -klpa_warn:2 \
+	--flag=lpa_fail:3:c-format --flag=lpa_warn:2:c-format --add-comments=TRANSLATORS: \
 	--package-name=esimkit --msgid-bugs-address=maintainers@esimkit.invalid \
 	--sort-by-file -o po/esim.pot src/lpa/*.c
 sed -i 's/^"Content-Type: text\/plain; charset=CHARSET\\n"/"Content-Type: text\/plain; charset=UTF-8\\n"/' po/esim.pot

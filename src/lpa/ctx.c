@@ -16,6 +16,7 @@
 
 #include <openssl/crypto.h>
 
+#include "esim/i18n.h"
 #include "esim/log.h"
 #include "esim/pki.h"
 #include "lpa/lpa.h"
@@ -71,30 +72,35 @@ bool lpa_is_global_option(const char *arg, bool *takes_value)
 
 void lpa_usage_globals(FILE *out)
 {
-	fprintf(
-	    out,
-	    "global options (before or anywhere after the command name):\n"
-	    "  --transport socket|pcsc|at   how to reach the eUICC ($ESIM_TRANSPORT; default "
-	    "pcsc)\n"
-	    "  --device SPEC                the transport's device ($ESIM_DEVICE): unix:PATH or\n"
-	    "                               tcp:HOST:PORT (socket), reader name or index (pcsc),\n"
-	    "                               /dev/ttyUSB2[,baud=N][,mode=cgla|csim] (at)\n"
-	    "  --socket SPEC                same as --transport socket --device SPEC\n"
-	    "  --reader NAME                same as --transport pcsc --device NAME\n"
-	    "  --mss N                      short STORE DATA blocks of N bytes, 1..255 (default:\n"
-	    "                               extended length where the card declares it, else 255;\n"
-	    "                               120 on the at transport)\n"
-	    "  --basic-channel              talk on channel 0 (no MANAGE CHANNEL)\n"
-	    "  --ci FILE                    trusted CI certificate for ES9+/ES11 TLS (repeatable;\n"
-	    "                               $ESIM_CI: files separated by ':')\n"
-	    "  --timeout SECONDS            HTTP timeout per request (default 60)\n"
-	    "  --json                       print one JSON document (docs/usage.md)\n"
-	    "  --trace                      print APDUs and HTTP exchanges on stderr\n"
-	    "  --yes                        do not ask before destructive steps\n"
-	    "  --request-id ID              X-Request-Id sent on every ES9+/ES11 request, to find\n"
-	    "                               this command in the servers' logs (1..64 of\n"
-	    "                               A-Z a-z 0-9 . _ -; default: 16 random hex digits)\n"
-	    "  --help                       this help (after a command: the command's)\n");
+	fputs(
+	    _("global options (before or anywhere after the command name):\n"
+	      "  --transport socket|pcsc|at   how to reach the eUICC ($ESIM_TRANSPORT; default "
+	      "pcsc)\n"
+	      "  --device SPEC                the transport's device ($ESIM_DEVICE): unix:PATH or\n"
+	      "                               tcp:HOST:PORT (socket), reader name or index "
+	      "(pcsc),\n"
+	      "                               /dev/ttyUSB2[,baud=N][,mode=cgla|csim] (at)\n"
+	      "  --socket SPEC                same as --transport socket --device SPEC\n"
+	      "  --reader NAME                same as --transport pcsc --device NAME\n"
+	      "  --mss N                      short STORE DATA blocks of N bytes, 1..255 "
+	      "(default:\n"
+	      "                               extended length where the card declares it, else "
+	      "255;\n"
+	      "                               120 on the at transport)\n"
+	      "  --basic-channel              talk on channel 0 (no MANAGE CHANNEL)\n"
+	      "  --ci FILE                    trusted CI certificate for ES9+/ES11 TLS "
+	      "(repeatable;\n"
+	      "                               $ESIM_CI: files separated by ':')\n"
+	      "  --timeout SECONDS            HTTP timeout per request (default 60)\n"
+	      "  --json                       print one JSON document (docs/usage.md)\n"
+	      "  --trace                      print APDUs and HTTP exchanges on stderr\n"
+	      "  --yes                        do not ask before destructive steps\n"
+	      "  --request-id ID              X-Request-Id sent on every ES9+/ES11 request, to "
+	      "find\n"
+	      "                               this command in the servers' logs (1..64 of\n"
+	      "                               A-Z a-z 0-9 . _ -; default: 16 random hex digits)\n"
+	      "  --help                       this help (after a command: the command's)\n"),
+	    out);
 }
 
 static json_t *warnings_of(struct lpa *L)
@@ -283,15 +289,28 @@ static const char *category(int exit_code)
 static int fail_v(struct lpa *L, int exit_code, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
+/* A warning: on stderr in the user's language (shown), in the JSON
+ * document in English (msg), which scripts may match. */
+static void warn_text(struct lpa *L, const char *msg, const char *shown)
+{
+	fprintf(stderr, _("esim: warning: %s\n"), shown);
+	if (L->result != NULL)
+		json_array_append_new(warnings_of(L), json_string(msg));
+}
+
 static int fail_v(struct lpa *L, int exit_code, const char *fmt, va_list ap)
 {
-	char msg[1024];
+	char msg[1024], shown[1024];
+	va_list ap2;
+	va_copy(ap2, ap);
 	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(shown, sizeof shown, _(fmt), ap2);
+	va_end(ap2);
 	if (L->soft > 0) {
-		lpa_warn(L, "%s", msg);
+		warn_text(L, msg, shown);
 		return exit_code;
 	}
-	fprintf(stderr, "esim: %s\n", msg);
+	fprintf(stderr, "esim: %s\n", shown);
 	if (L->exit_code == CLI_OK) {
 		L->exit_code = exit_code;
 		json_decref(L->error);
@@ -321,14 +340,15 @@ void lpa_error_set(struct lpa *L, const char *key, json_t *value)
 
 void lpa_warn(struct lpa *L, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], shown[1024];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "esim: warning: %s\n", msg);
-	if (L->result != NULL)
-		json_array_append_new(warnings_of(L), json_string(msg));
+	va_start(ap, fmt);
+	vsnprintf(shown, sizeof shown, _(fmt), ap);
+	va_end(ap);
+	warn_text(L, msg, shown);
 }
 
 int lpa_exit_for(esim_err err)

@@ -201,7 +201,8 @@ def check_po(src):
         fresh = os.path.join(tmp, 'esim.pot')
         files = sorted(os.path.join('src', 'lpa', f) for f in os.listdir(os.path.join(src, 'src', 'lpa'))
                        if f.endswith('.c'))
-        r = subprocess.run(['xgettext', '--from-code=UTF-8', '-k_', '-kN_', '-kngettext:1,2', '--omit-header',
+        r = subprocess.run(['xgettext', '--from-code=UTF-8', '-k_', '-kN_', '-kngettext:1,2', '-klpa_fail:3',
+                            '-klpa_warn:2', '--omit-header',
                             '--no-location', '-o', fresh] + files, cwd=src, capture_output=True,
                            text=True)
         if r.returncode != 0:

@@ -51,6 +51,17 @@ check "LANG=zh_CN.UTF-8, der dump of a missing file" "esim der dump：无法读�
 check "LC_ALL wins over LANG" "usage : esim [options globales]" LANG=nl_BE.UTF-8 LC_ALL=fr_BE.UTF-8 -- --help
 check "LC_MESSAGES wins over LANG" "esim：未知命令 'bogus'" LANG=nl_BE.UTF-8 LC_MESSAGES=zh_CN.UTF-8 -- bogus
 check "nl without a region" "gebruik: esim [algemene opties]" LANG=nl -- --help
+check "an error of a command (lpa_fail)" "esim: profile list neemt geen argumenten" \
+	LANG=nl_BE.UTF-8 -- profile list extra
+check "the global options in --help" "options globales (avant le nom de la commande" LANG=fr_BE.UTF-8 -- chip --help
+# --json: the document stays English for scripts, stderr speaks the language
+json="$(env -u LC_ALL -u LC_MESSAGES -u LANGUAGE LANG=zh_CN.UTF-8 "$ESIM" --json profile list extra 2>/dev/null)"
+if [[ "$json" == *'"message": "profile list takes no arguments"'* ]]; then
+	echo "i18n_esim: ok: --json message stays English"
+else
+	echo "i18n_esim: FAILED: --json message not English: $json" >&2
+	fail=1
+fi
 check "German has no catalogue: English" "esim: unknown command 'bogus'" LANG=de_DE.UTF-8 -- bogus
 check "C: English" "usage: esim [global options] <command>" LANG=C -- --help
 check "nothing set: English" "esim: unknown command 'bogus'" -- bogus
