@@ -2,8 +2,9 @@
  * Structured log lines (include/esim/log.h): one event, one line, JSON or
  * text, built in a stack buffer and written with one fputs so that lines
  * from different threads never interleave. JSON strings are escaped here
- * (quote, backslash, every control character as \u00XX) so that a value
- * from the network cannot break the line or forge a field; text values
+ * (quote, backslash, every control character as \u00XX, bytes that are
+ * not UTF-8 as U+FFFD) so that a value from the network cannot break the
+ * line, forge a field or make it invalid JSON; text values
  * with spaces, quotes or control characters are quoted the same way.
  * Request ids (X-Request-Id) are checked and made here too.
  */
@@ -79,7 +80,40 @@ static void putf(struct wbuf *w, const char *fmt, ...)
 		put(w, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* s as a quoted JSON string (NULL: null). */
+/* The length of the well-formed UTF-8 sequence at c (1..4), or 0 when it
+ * is not one (a stray continuation byte, an overlong form, a surrogate,
+ * beyond U+10FFFF, or cut short by the end of the string). */
+static size_t utf8_len(const unsigned char *c)
+{
+	if (c[0] < 0x80)
+		return 1;
+	size_t n;
+	unsigned cp;
+	if ((c[0] & 0xE0) == 0xC0) {
+		n = 2;
+		cp = c[0] & 0x1Fu;
+	} else if ((c[0] & 0xF0) == 0xE0) {
+		n = 3;
+		cp = c[0] & 0x0Fu;
+	} else if ((c[0] & 0xF8) == 0xF0) {
+		n = 4;
+		cp = c[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((c[i] & 0xC0) != 0x80) /* the NUL ends it too */
+			return 0;
+		cp = cp << 6 | (c[i] & 0x3Fu);
+	}
+	static const unsigned min[5] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return n;
+}
+
+/* s as a quoted JSON string (NULL: null); bytes that are not UTF-8 become
+ * U+FFFD, so that the line stays valid JSON whatever came in. */
 static void put_json_str(struct wbuf *w, const char *s)
 {
 	if (s == NULL) {
@@ -87,7 +121,13 @@ static void put_json_str(struct wbuf *w, const char *s)
 		return;
 	}
 	puts_(w, "\"");
-	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+	for (const unsigned char *c = (const unsigned char *)s; *c;) {
+		size_t n = utf8_len(c);
+		if (n == 0) {
+			puts_(w, "\\ufffd");
+			c++;
+			continue;
+		}
 		if (*c == '"')
 			puts_(w, "\\\"");
 		else if (*c == '\\')
@@ -95,7 +135,8 @@ static void put_json_str(struct wbuf *w, const char *s)
 		else if (*c < 0x20 || *c == 0x7f)
 			putf(w, "\\u%04x", *c);
 		else
-			put(w, (const char *)c, 1);
+			put(w, (const char *)c, n);
+		c += n;
 	}
 	puts_(w, "\"");
 }
@@ -109,7 +150,7 @@ static void put_text_value(struct wbuf *w, const char *s)
 	}
 	bool plain = *s != '\0';
 	for (const unsigned char *c = (const unsigned char *)s; *c && plain; c++)
-		plain = *c > 0x20 && *c != 0x7f && *c != '"' && *c != '\\' && *c != '=';
+		plain = *c > 0x20 && *c < 0x7f && *c != '"' && *c != '\\' && *c != '=';
 	if (plain)
 		puts_(w, s);
 	else

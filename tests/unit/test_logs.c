@@ -407,6 +407,20 @@ static void test_line_escaping(void **state)
 	assert_true(json_is_null(json_object_get(j, "none")));
 	json_decref(j);
 
+	/* bytes that are not UTF-8 become U+FFFD; UTF-8 stays as it is */
+	const struct esim_log_kv kv3[] = {ESIM_LOG_S("bad", "a\xff\xc0\xaf"
+							    "b\xed\xa0\x80"),
+					  ESIM_LOG_S("good", "Ma\xc3\xafs \xe2\x82\xac")};
+	n = esim_log_render(&lg, ESIM_LOG_INFO, NULL, "utf8", kv3, 2, line, sizeof line);
+	j = json_loadb(line, n, 0, NULL);
+	assert_true(json_is_object(j));
+	assert_string_equal("a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+			    "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd",
+			    json_string_value(json_object_get(j, "bad")));
+	assert_string_equal("Ma\xc3\xafs \xe2\x82\xac",
+			    json_string_value(json_object_get(j, "good")));
+	json_decref(j);
+
 	/* too long: cut at a field, still one valid object */
 	char big[600];
 	memset(big, 'a', sizeof big - 1);
