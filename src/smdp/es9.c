@@ -32,6 +32,13 @@
 
 #include "es9_int.h"
 
+esim_err smdp_es9_answer(struct es9 *x, const struct rsp_es9_response *r)
+{
+	free(x->answer);
+	x->answer = NULL;
+	return rsp_es9_response_to_json(r, &x->answer, NULL);
+}
+
 const char *smdp_es9_opt_str(const json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);
@@ -127,11 +134,15 @@ esim_err smdp_es9_req(smdp *d, const char *function, const uint8_t *body, size_t
 		err = fn(&x, s);
 	}
 	smdp_store_put(d, s);
-	if (err == ESIM_OK) {
-		if (x.no_content) {
-			*status = 204;
+	if (err == ESIM_OK && x.no_content) {
+		*status = 204;
+	} else if (err == ESIM_OK) {
+		*status = x.busy ? 503 : 200;
+		if (!x.st.subject && x.answer) { /* encoded by the codec (smdp_es9_answer) */
+			atomic_fetch_add(&d->ok_es9, 1);
+			*out = x.answer;
+			x.answer = NULL;
 		} else {
-			*status = x.busy ? 503 : 200;
 			json_t *o = smdp_json_header(&x.st);
 			if (!x.st.subject)
 				json_object_update(o, x.resp);
@@ -148,6 +159,7 @@ esim_err smdp_es9_req(smdp *d, const char *function, const uint8_t *body, size_t
 	}
 	json_decref(x.req);
 	json_decref(x.resp);
+	free(x.answer);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	long us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000L;
 	atomic_fetch_add(&d->latency_us, (unsigned long)(us > 0 ? us : 0));

@@ -262,11 +262,13 @@ esim_err smdp_es9_initiate_authentication(struct es9 *x, store *s)
 		size_t cert_len;
 		const uint8_t *cert = crypto_cert_der(id->dpauth, &cert_len);
 		rsp_sig_tlv(sig1, sig_tlv);
-		json_object_set_new(x->resp, "transactionId", json_string(hex));
-		net_json_set_base64(x->resp, "serverSigned1", signed1, signed1_len);
-		net_json_set_base64(x->resp, "serverSignature1", sig_tlv, sizeof sig_tlv);
-		net_json_set_base64(x->resp, "euiccCiPKIdToBeUsed", pk, 2 + sign_ci_len);
-		net_json_set_base64(x->resp, "serverCertificate", cert, cert_len);
+		struct rsp_es9_response r = {.fn = RSP_ES9_INITIATE_AUTHENTICATION};
+		r.u.initiate.txid = txid;
+		r.u.initiate.server_signed1 = (der_span){signed1, signed1_len};
+		r.u.initiate.server_signature1 = (der_span){sig_tlv, sizeof sig_tlv};
+		r.u.initiate.euicc_ci_pkid = (der_span){pk, 2 + sign_ci_len};
+		r.u.initiate.server_certificate = (der_span){cert, cert_len};
+		err = smdp_es9_answer(x, &r);
 		smdp_logf(d, "session_start", "txid=%s curve=%s", hex,
 			  crypto_curve_name(id->curve));
 	}
@@ -914,11 +916,13 @@ esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
 		size_t cert_len;
 		const uint8_t *cert = crypto_cert_der(id->dppb, &cert_len);
 		rsp_sig_tlv(a.sig2, sig_tlv);
-		json_object_set_new(x->resp, "transactionId", json_string(ss.txid_hex));
-		net_json_set_base64(x->resp, "profileMetadata", meta, meta_len);
-		net_json_set_base64(x->resp, "smdpSigned2", a.signed2, a.signed2_len);
-		net_json_set_base64(x->resp, "smdpSignature2", sig_tlv, sizeof sig_tlv);
-		net_json_set_base64(x->resp, "smdpCertificate", cert, cert_len);
+		struct rsp_es9_response ans = {.fn = RSP_ES9_AUTHENTICATE_CLIENT};
+		ans.u.authenticate.txid = ss.txid;
+		ans.u.authenticate.profile_metadata = (der_span){meta, meta_len};
+		ans.u.authenticate.smdp_signed2 = (der_span){a.signed2, a.signed2_len};
+		ans.u.authenticate.smdp_signature2 = (der_span){sig_tlv, sizeof sig_tlv};
+		ans.u.authenticate.smdp_certificate = (der_span){cert, cert_len};
+		err = smdp_es9_answer(x, &ans);
 		smdp_logf(d, "authenticated", "txid=%s eid=%s iccid=%s cc=%d", ss.txid_hex, eid,
 			  a.iccid, a.cc_required);
 	}

@@ -207,7 +207,8 @@ static esim_err bpp_tx2(store *s, void *arg)
 	 * after it, whose results are not read, go with the COMMIT */
 	struct smdp_status ok = SMDP_OK_STATUS;
 	if (err == ESIM_OK)
-		err = smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id, 3, &ok, NULL, 0);
+		err =
+		    smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id, 3, &ok, NULL, 0);
 	store_stmt *st;
 	if (err == ESIM_OK)
 		err = store_prepare(s,
@@ -431,8 +432,11 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 		goto out;
 	}
 	atomic_fetch_add(&d->downloads, 1);
-	json_object_set_new(x->resp, "transactionId", json_string(ss->txid_hex));
-	net_json_set_base64(x->resp, "boundProfilePackage", bpp, bpp_len);
+	struct rsp_es9_response r = {.fn = RSP_ES9_GET_BOUND_PROFILE_PACKAGE};
+	r.u.get_bpp.txid = ss->txid;
+	r.u.get_bpp.bound_profile_package = (der_span){bpp, bpp_len};
+	if ((err = smdp_es9_answer(x, &r)) != ESIM_OK)
+		goto out;
 	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss->txid_hex, a->iccid,
 		  a->old_bpp != NULL, bpp_len);
 out:

@@ -9,6 +9,7 @@
 #ifndef ESIM_SMDP_ES9_INT_H
 #define ESIM_SMDP_ES9_INT_H
 
+#include "esim/rsp_es9.h"
 #include "smdp_int.h"
 
 #define ES9_MAX_BODY  (256 * 1024)
@@ -29,6 +30,9 @@ struct es9 {
 	smdp *d;
 	json_t *req;
 	json_t *resp; /* fields added on success */
+	/* the success answer as the rsp_es9 codec encoded it (smdp_es9_answer;
+	 * NULL: the header alone) */
+	char *answer;
 	struct smdp_status st;
 	bool no_content; /* 204 */
 	bool busy;	 /* 503 with st: the session cap is reached */
@@ -69,6 +73,9 @@ struct session {
 #define ES9_TX (STORE_TX_LAZY | STORE_TX_READ_COMMITTED)
 
 /* es9.c */
+/* Encode a handler's success answer r (its spans are only read) with the
+ * rsp_es9 codec into x->answer, the body the dispatcher sends. */
+esim_err smdp_es9_answer(struct es9 *x, const struct rsp_es9_response *r);
 /* A string member of o, NULL when absent or not a string (borrowed). */
 const char *smdp_es9_opt_str(const json_t *o, const char *k);
 /* A base64 field of at most max bytes; false with x->st set when absent
