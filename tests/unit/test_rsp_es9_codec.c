@@ -4,7 +4,8 @@
  * alternative of its CHOICEs, with the expected bytes worked out by hand
  * from SGP.22's RSPDefinitions (DEFINITIONS AUTOMATIC TAGS) and X.680's
  * tagging rules, never produced by our encoder: decode(expected) gives the
- * fields, encode(fields) gives exactly expected. Then the JSON binding
+ * fields, encode(fields) gives exactly expected, and the message sent
+ * through the JSON binding and back encodes to expected again. Then the JSON binding
  * (round trips, member names) and malformed input of both bindings,
  * refused with the error and the field named.
  *
@@ -73,6 +74,18 @@ static void check_request(const struct rsp_es9_request *r, const char *hex,
 	const char *field = "unset";
 	assert_esim(ESIM_OK, rsp_es9_request_from_asn1(want, n, dec, &field));
 	assert_null(field);
+	/* the same message through the JSON binding comes back to the same bytes */
+	char *text = NULL;
+	size_t tl = 0;
+	struct rsp_es9_request j;
+	assert_esim(ESIM_OK, rsp_es9_request_to_json(r, &text, &tl));
+	assert_esim(ESIM_OK, rsp_es9_request_from_json(r->fn, (const uint8_t *)text, tl, &j, NULL));
+	assert_esim(ESIM_OK, rsp_es9_request_to_asn1(&j, &out, &len));
+	assert_int_equal(len, n);
+	assert_memory_equal(out, want, n);
+	free(out);
+	free(text);
+	rsp_es9_request_clear(&j);
 	free(want);
 	assert_int_equal(
 	    dec->fn, r->fn == RSP_ES11_AUTHENTICATE_CLIENT ? RSP_ES9_AUTHENTICATE_CLIENT : r->fn);
@@ -92,6 +105,19 @@ static void check_response(const struct rsp_es9_response *r, const char *hex,
 	const char *field = "unset";
 	assert_esim(ESIM_OK, rsp_es9_response_from_asn1(want, n, dec, &field));
 	assert_null(field);
+	/* the same message through the JSON binding comes back to the same bytes */
+	char *text = NULL;
+	size_t tl = 0;
+	struct rsp_es9_response j;
+	assert_esim(ESIM_OK, rsp_es9_response_to_json(r, &text, &tl));
+	assert_esim(ESIM_OK,
+		    rsp_es9_response_from_json(r->fn, (const uint8_t *)text, tl, &j, NULL));
+	assert_esim(ESIM_OK, rsp_es9_response_to_asn1(&j, &out, &len));
+	assert_int_equal(len, n);
+	assert_memory_equal(out, want, n);
+	free(out);
+	free(text);
+	rsp_es9_response_clear(&j);
 	free(want);
 	assert_int_equal(dec->fn, r->fn);
 	assert_int_equal(dec->status,
