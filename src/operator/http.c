@@ -1228,6 +1228,13 @@ static esim_err review_json(op *o, int64_t id, json_t **out)
 		  " c.line_id = e.line_id WHERE c.id = ?1 ORDER BY e.id",
 		  id, equip_json, &items);
 	json_object_set_new(*out, "equipment", items);
+	/* the customer's letters, for staff to print and post */
+	json_t *letters = NULL;
+	list_json(o,
+		  "SELECT id, subject, reference, at FROM op_notices WHERE customer_id = ?1 AND"
+		  " channel = 'letter' ORDER BY id",
+		  owner, letter_json, &letters);
+	json_object_set_new(*out, "letters", letters);
 	json_object_set_new(*out, "checks",
 			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:o}", "open_invoices",
 				      (json_int_t)n, "open_total_cents", (json_int_t)total,

@@ -156,6 +156,13 @@
 				ul.appendChild(li);
 			});
 			ul.appendChild(checkItem(true, P.t('staff.chk.notice', { days: k.notice_period_days })));
+			(c.letters || []).forEach(function (x) {
+				var li = checkItem(true, P.t('staff.letter', { subject: x.subject, reference: x.reference }));
+				li.appendChild(document.createTextNode(' '));
+				li.appendChild(el('a', { href: '/api/staff/letter?id=' + x.id, target: '_blank', rel: 'noopener' },
+					P.t('letters.open')));
+				ul.appendChild(li);
+			});
 			ul.appendChild(checkItem(!!k.can_approve, k.can_approve ? P.t('staff.chk.can') :
 				P.t('staff.chk.cannot', { what: (k.blocking || []).map(blockText).join(', ') })));
 
