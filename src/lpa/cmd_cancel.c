@@ -110,10 +110,12 @@ static int cancel_profile(struct lpa *L)
 	if (!L->o.yes) {
 		char q[400];
 		snprintf(q, sizeof q,
-			 "Delete profile %s (%s, %s)%s from eUICC %s? This cannot be undone. "
-			 "[y/N] ",
-			 iccid, p->spn ? p->spn : "-", p->name ? p->name : "-",
-			 enabled ? ", which is ENABLED," : "", eid);
+			 enabled
+			     ? _("Delete profile %s (%s, %s), which is ENABLED, from eUICC %s? "
+				 "This cannot be undone. [y/N] ")
+			     : _("Delete profile %s (%s, %s) from eUICC %s? This cannot be undone. "
+				 "[y/N] "),
+			 iccid, p->spn ? p->spn : "-", p->name ? p->name : "-", eid);
 		rsp_profile_list_free(&pl);
 		if (!L->stdin_tty || L->o.json)
 			return lpa_fail(L, CLI_EXIT_USAGE,

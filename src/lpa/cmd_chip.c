@@ -292,11 +292,11 @@ static int chip_reset(struct lpa *L, uint32_t options)
 					"running on a terminal");
 		char q[256], answer[64];
 		snprintf(q, sizeof q,
-			 "This erases %s%s%son the eUICC %s.\nType the last 4 digits of the EID "
-			 "to confirm: ",
-			 options & RSP_RESET_OPERATIONAL ? "all operational profiles, " : "",
-			 options & RSP_RESET_TEST ? "test profiles, " : "",
-			 options & RSP_RESET_DEFAULT_SMDP ? "the default SM-DP+ address " : "",
+			 _("This erases %s%s%son the eUICC %s.\nType the last 4 digits of the "
+			   "EID to confirm: "),
+			 options & RSP_RESET_OPERATIONAL ? _("all operational profiles, ") : "",
+			 options & RSP_RESET_TEST ? _("test profiles, ") : "",
+			 options & RSP_RESET_DEFAULT_SMDP ? _("the default SM-DP+ address ") : "",
 			 eid);
 		if (!lpa_prompt(L, q, false, answer, sizeof answer) ||
 		    strcmp(answer, eid + RSP_EID_DIGITS - 4) != 0)

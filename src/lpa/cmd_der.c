@@ -18,15 +18,15 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: esim der dump [options] FILE|-\n"
-		"\n"
-		"Print the TLV tree of DER data (a file, or standard input for -).\n"
-		"\n"
-		"options:\n"
-		"  --hex             the input is hex text (whitespace and ':' ignored)\n"
-		"  --full            print every value byte (default: the first 64)\n"
-		"  --names=KIND      tag name hints: sgp22 (default), saip, none\n"
-		"  --max-depth=N     nesting levels to descend (default %d, max %d)\n",
+		_("usage: esim der dump [options] FILE|-\n"
+		  "\n"
+		  "Print the TLV tree of DER data (a file, or standard input for -).\n"
+		  "\n"
+		  "options:\n"
+		  "  --hex             the input is hex text (whitespace and ':' ignored)\n"
+		  "  --full            print every value byte (default: the first 64)\n"
+		  "  --names=KIND      tag name hints: sgp22 (default), saip, none\n"
+		  "  --max-depth=N     nesting levels to descend (default %d, max %d)\n"),
 		DER_DEFAULT_MAX_DEPTH, DER_MAX_DEPTH_LIMIT);
 }
 

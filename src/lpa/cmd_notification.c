@@ -15,9 +15,10 @@
 
 static void notif_usage(FILE *out)
 {
-	fprintf(out, "usage: esim notification list\n"
-		     "       esim notification process [SEQ...]\n"
-		     "       esim notification remove SEQ... | --all\n\n");
+	fputs(_("usage: esim notification list\n"
+		"       esim notification process [SEQ...]\n"
+		"       esim notification remove SEQ... | --all\n\n"),
+	      out);
 	lpa_usage_globals(out);
 }
 
@@ -154,10 +155,12 @@ static int process(struct lpa *L, const uint64_t *want, size_t n_want, const uin
 					*first_rc = drc;
 			}
 			if (L->tty)
-				printf("notification %llu (%s) to %s: %s\n",
-				       (unsigned long long)m->seq, rsp_event_name(m->event),
-				       m->address,
-				       delivered ? "delivered and removed" : "kept on the eUICC");
+				printf(
+				    delivered
+					? _("notification %llu (%s) to %s: delivered and removed\n")
+					: _("notification %llu (%s) to %s: kept on the eUICC\n"),
+				    (unsigned long long)m->seq, rsp_event_name(m->event),
+				    m->address);
 		}
 		esim_buf_free(&resp);
 		json_array_append_new(out, o);

@@ -15,8 +15,7 @@
 
 static void profile_usage(FILE *out)
 {
-	fprintf(out,
-		"usage: esim profile list\n"
+	fputs(_("usage: esim profile list\n"
 		"       esim profile enable ICCID|AID [--refresh]\n"
 		"       esim profile disable ICCID|AID [--refresh]\n"
 		"       esim profile delete ICCID|AID [--disable-first]\n"
@@ -27,7 +26,8 @@ static void profile_usage(FILE *out)
 		"                             line, the next one after a refused code)\n"
 		"       esim profile download --discover [--smds ADDRESS] [--event ID]\n"
 		"                             (the SM-DP+ and matching ID from an SM-DS event)\n"
-		"       esim profile discover [--smds ADDRESS]\n\n");
+		"       esim profile discover [--smds ADDRESS]\n\n"),
+	      out);
 	lpa_usage_globals(out);
 }
 
@@ -144,8 +144,17 @@ static void describe(struct lpa *L, const struct rsp_profile_info *p, const char
 	json_object_set_new(L->result, "aid",
 			    p->aid_len ? lpa_jhex(p->aid, p->aid_len) : json_null());
 	json_object_set_new(L->result, "action", json_string(action));
-	if (!L->o.json)
-		printf("profile %s %s\n", p->has_iccid ? p->iccid : "?", action);
+	if (!L->o.json) {
+		const char *iccid = p->has_iccid ? p->iccid : "?";
+		if (!strcmp(action, "enabled"))
+			printf(_("profile %s enabled\n"), iccid);
+		else if (!strcmp(action, "disabled"))
+			printf(_("profile %s disabled\n"), iccid);
+		else if (!strcmp(action, "deleted"))
+			printf(_("profile %s deleted\n"), iccid);
+		else
+			printf("profile %s %s\n", iccid, action);
+	}
 }
 
 static int enable_disable(struct lpa *L, bool enable, bool refresh)
@@ -251,9 +260,12 @@ static int nickname(struct lpa *L)
 	rsp_iccid_from_bcd(ref.iccid, RSP_ICCID_LEN, iccid);
 	json_object_set_new(L->result, "iccid", json_string(iccid));
 	json_object_set_new(L->result, "nickname", json_string(L->pos[1]));
-	if (!L->o.json)
-		printf("profile %s nickname %s%s%s\n", iccid, *L->pos[1] ? "set to '" : "cleared",
-		       L->pos[1], *L->pos[1] ? "'" : "");
+	if (!L->o.json) {
+		if (*L->pos[1])
+			printf(_("profile %s nickname set to '%s'\n"), iccid, L->pos[1]);
+		else
+			printf(_("profile %s nickname cleared\n"), iccid);
+	}
 	return CLI_OK;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -624,7 +625,13 @@ bool lpa_confirm(struct lpa *L, const char *question)
 	char buf[16];
 	if (!lpa_prompt(L, question, false, buf, sizeof buf))
 		return false;
-	return strcmp(buf, "y") == 0 || strcmp(buf, "Y") == 0 || strcmp(buf, "yes") == 0;
+	/* y / yes always; also the answer the question's language asks for */
+	/* TRANSLATORS: the short yes answer of the [y/N] questions */
+	const char *y = _("y");
+	/* TRANSLATORS: the long yes answer of the [y/N] questions */
+	const char *yes = _("yes");
+	return strcmp(buf, "y") == 0 || strcmp(buf, "Y") == 0 || strcmp(buf, "yes") == 0 ||
+	       strcasecmp(buf, y) == 0 || strcasecmp(buf, yes) == 0;
 }
 
 void lpa_progress(struct lpa *L, const char *fmt, ...)

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "esim/i18n.h"
 #include "esim/rsp_ac.h"
 #include "esim/rsp_auth.h"
 #include "lpa/lpa.h"
@@ -176,9 +177,10 @@ static int discover(struct lpa *L, struct disc *d)
 		json_object_set_new(L->result, "events", out);
 		if (rc == CLI_OK && !L->o.json && !d->quiet) {
 			if (json_array_size(out) == 0)
-				printf("no events for this eUICC at %s\n", d->addr);
+				printf(_("no events for this eUICC at %s\n"), d->addr);
 			else
-				printf("%-40s %s\n", "SM-DP+ ADDRESS", "EVENT ID (matching ID)");
+				printf("%-40s %s\n", _("SM-DP+ ADDRESS"),
+				       _("EVENT ID (matching ID)"));
 			json_array_foreach(out, i, e) printf(
 			    "%-40s %s\n", json_string_value(json_object_get(e, "smdp_address")),
 			    json_string_value(json_object_get(e, "event_id")));
@@ -203,7 +205,7 @@ int lpa_profile_discover(int argc, char **argv)
 	struct disc d = {NULL, "", false};
 	int rc = lpa_init(&L, "profile discover", argc, argv, 2, opts, disc_opt, &d);
 	if (rc < 0) {
-		printf("usage: esim profile discover [--smds ADDRESS]\n\n");
+		fputs(_("usage: esim profile discover [--smds ADDRESS]\n\n"), stdout);
 		lpa_usage_globals(stdout);
 		L.exit_code = CLI_OK;
 	} else if (rc == CLI_OK) {
@@ -236,7 +238,7 @@ int lpa_profile_download_discover(int argc, char **argv)
 	if (!dargv || !largv) {
 		free(dargv);
 		free(largv);
-		fprintf(stderr, "esim: out of memory\n");
+		fprintf(stderr, "%s\n", _("esim: out of memory"));
 		return CLI_EXIT_FAILURE;
 	}
 	dargv[0] = largv[0] = argv[0];
@@ -250,7 +252,7 @@ int lpa_profile_download_discover(int argc, char **argv)
 			if (!v && i + 1 < argc)
 				v = argv[++i];
 			if (!v) {
-				fprintf(stderr, "esim: %s needs a value\n", argv[i]);
+				fprintf(stderr, _("esim: %s needs a value\n"), argv[i]);
 				goto out;
 			}
 			*(ev ? &event : &smds) = v;
@@ -312,7 +314,7 @@ int lpa_profile_download_discover(int argc, char **argv)
 		goto out;
 	}
 	if (!L.o.json)
-		fprintf(stderr, "esim: SM-DS %s: event %s at %s\n", d.addr, id, addr);
+		fprintf(stderr, _("esim: SM-DS %s: event %s at %s\n"), d.addr, id, addr);
 	L.o.json = false; /* the download prints the one document */
 	lpa_done(&L);
 	largv[ln++] = "--smdp";

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "esim/i18n.h"
 #include "esim/rsp_ac.h"
 #include "esim/rsp_auth.h"
 #include "esim/rsp_bpp.h"
@@ -443,11 +444,11 @@ static int authorise(struct dl *d, const esim_buf *auth_resp, uint8_t **pd, size
 			json_object_set_new(L->result, "profile", mj);
 			lpa_progress_end(L);
 			if (L->tty)
-				printf("profile: %s (%s), ICCID %s\n", m.name ? m.name : "-",
+				printf(_("profile: %s (%s), ICCID %s\n"), m.name ? m.name : "-",
 				       m.spn ? m.spn : "-",
 				       json_string_value(json_object_get(mj, "iccid")));
 			if (!L->o.yes && L->stdin_tty && !L->o.json &&
-			    !lpa_confirm(L, "Download and install this profile? [y/N] ")) {
+			    !lpa_confirm(L, _("Download and install this profile? [y/N] "))) {
 				rc = lpa_fail(L, CLI_EXIT_FAILURE,
 					      "download declined: nothing was "
 					      "installed");
@@ -572,8 +573,8 @@ static int cc_again(struct dl *d, int retries_left, uint8_t **pd, size_t *pd_len
 	if (can_ask && retries_left > 0) {
 		char q[160];
 		snprintf(q, sizeof q,
-			 "Confirmation code was not accepted; up to %d attempts may remain. Enter "
-			 "it again: ",
+			 _("Confirmation code was not accepted; up to %d attempts may remain. "
+			   "Enter it again: "),
 			 retries_left);
 		got = read_cc(d, q);
 	}
@@ -710,10 +711,9 @@ static int finish(struct dl *d, const esim_buf *pir)
 		json_object_set_new(L->result, "installed", json_true());
 		json_object_set_new(L->result, "aid", lpa_jhex(r.aid, r.aid_len));
 		if (!L->o.json)
-			printf(
-			    "profile %s installed (disabled); enable it with 'esim profile enable "
-			    "%s'\n",
-			    iccid, iccid);
+			printf(_("profile %s installed (disabled); enable it with 'esim profile "
+				 "enable %s'\n"),
+			       iccid, iccid);
 	} else {
 		json_object_set_new(L->result, "installed", json_false());
 		const char *cmd = lpa_bpp_command_name(r.bpp_command_id);
@@ -781,14 +781,16 @@ int lpa_profile_download(int argc, char **argv)
 	d.L = &L;
 	int rc = lpa_init(&L, "profile download", argc, argv, 2, opts, dl_opt, &d);
 	if (rc < 0) {
-		printf(
-		    "usage: esim profile download ACTIVATION-CODE | --smdp ADDRESS "
-		    "[--matching-id ID]\n"
-		    "                            [--confirmation-code CC | --cc CC | --cc -] "
-		    "[--imei IMEI]\n"
-		    "  --cc -   read the confirmation code from stdin, one per line: a code\n"
-		    "           the SM-DP+ refuses (8.2.7 / 3.8) is followed by the next line,\n"
-		    "           up to 3 more; no more lines cancels the download (postponed)\n\n");
+		fputs(
+		    _("usage: esim profile download ACTIVATION-CODE | --smdp ADDRESS "
+		      "[--matching-id ID]\n"
+		      "                            [--confirmation-code CC | --cc CC | --cc -] "
+		      "[--imei IMEI]\n"
+		      "  --cc -   read the confirmation code from stdin, one per line: a code\n"
+		      "           the SM-DP+ refuses (8.2.7 / 3.8) is followed by the next line,\n"
+		      "           up to 3 more; no more lines cancels the download "
+		      "(postponed)\n\n"),
+		    stdout);
 		lpa_usage_globals(stdout);
 		L.exit_code = CLI_OK;
 	} else if (rc == CLI_OK) {
