@@ -50,16 +50,27 @@ done
 t0=$SECONDS
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 "$@"; }
 
+# ESIM_DEB_KEEP=1 keeps the root; ESIM_DEB_REUSE=1 then starts at step 4
+# with it (debugging the services without rebuilding)
+reuse=
+if [ -n "${ESIM_DEB_REUSE:-}" ] && [ -x "$root/usr/bin/esim-smdp" ]; then
+	reuse=1
+	for m in proc sys dev; do
+		mount --bind "/$m" "$root/$m"
+		mounted+=("$root/$m")
+	done
+fi
+pkgs=(libesim0 libesim-dev esim esim-euicc esim-smdp esim-smds esim-operator)
+if [ -z "$reuse" ]; then
 echo "== 1. the packages (packaging/deb.sh)"
 bash "$src/packaging/deb.sh" "$out/debs" >/dev/null || fail "packaging/deb.sh"
-pkgs=(libesim0 libesim-dev esim esim-euicc esim-smdp esim-smds esim-operator)
 for p in "${pkgs[@]}"; do
 	ls "$out/debs/${p}_"*.deb >/dev/null 2>&1 || fail "no $p package"
 done
 echo "   $(cd "$out/debs" && ls ./*.deb | tr '\n' ' ') ($((SECONDS - t0)) s)"
 
 echo "== 2. lintian"
-lintian --no-tag-display-limit "$out/debs/"*.deb >"$out/lintian.txt" 2>&1 || true
+lintian --tag-display-limit 0 "$out/debs/"*.deb >"$out/lintian.txt" 2>&1 || true
 sed 's/^/   /' "$out/lintian.txt"
 if grep -q '^E:' "$out/lintian.txt"; then fail "lintian reports errors"; fi
 echo "   no error ($(grep -c '^W:' "$out/lintian.txt" || true) warnings)"
@@ -85,7 +96,7 @@ cp /etc/resolv.conf "$root/etc/resolv.conf"
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"
 mkdir -p "$root/tmp/debs"
-cp "$out/debs/"*.deb "$root/tmp/debs/"
+for p in "${pkgs[@]}"; do cp "$out/debs/${p}_"*.deb "$root/tmp/debs/"; done
 in_root apt-get update -qq >"$out/apt.log" 2>&1 || skip "apt-get update in the root (no mirror?)"
 in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	$(cd "$root/tmp/debs" && printf '/tmp/debs/%s ' ./*.deb | sed 's|/\./|/|g') \
@@ -101,6 +112,7 @@ for u in esim-smdp esim-operator esim-euicc; do
 	in_root getent passwd "$u" >/dev/null || fail "the postinst made no user $u"
 done
 echo "   installed with apt ($((SECONDS - t0)) s)"
+fi
 
 echo "== 4. the services, as their units run them"
 # unit_get UNIT KEY: a key of the installed unit (the last one given)
@@ -161,6 +173,7 @@ stop() { # stop UNIT PID: SIGTERM, exit 0
 }
 EID=89049032123451234512345678901235
 # the settings an operator would write under /etc (ConfigurationDirectory)
+in_root mkdir -p /etc/esim-smdp
 in_root esim-pki init /etc/esim-smdp/pki --eid "$EID" >/dev/null
 in_root mkdir -p /etc/esim-operator /var/lib/esim-euicc
 cp -a "$root/etc/esim-smdp/pki" "$root/var/lib/esim-euicc/pki"
