@@ -62,7 +62,61 @@ struct es2_ctx {
 	char msg[160]; /* a status message built for this call */
 	json_t *resp_fields;
 	char *replayed;
+	/* ConfirmOrder with an smdsAddress: what its RegisterEvent's step 3
+	 * needs (es12.c) to settle it, or to put the order back */
+	struct smdp_es12_pending pend;
+	enum smdp_es12_outcome outcome;
+	int64_t profile_id;
+	enum smdp_state prev_state, set_state;
+	char *prev_eid, *prev_mid, *prev_smds;
+	uint8_t prev_cc[32];
+	bool prev_has_cc;
 };
+
+/* Forget a ConfirmOrder's pending RegisterEvent and the order as it was. */
+static void pending_clear(struct es2_ctx *c)
+{
+	smdp_es12_pending_clear(&c->pend);
+	free(c->prev_eid);
+	free(c->prev_mid);
+	free(c->prev_smds);
+	c->prev_eid = c->prev_mid = c->prev_smds = NULL;
+	esim_wipe(c->prev_cc, sizeof c->prev_cc);
+	c->prev_has_cc = false;
+}
+
+/* The order's fields ConfirmOrder changes, kept to put them back when the
+ * SM-DS refuses the event (step 3 of es12.c). */
+static esim_err keep_order(struct es2_ctx *c, store *s, int64_t order_id)
+{
+	store_stmt *st;
+	esim_err err = store_prepare(s,
+				     "SELECT eid, matching_id, cc_hash, smds_address FROM"
+				     " smdp_orders WHERE id = ?1",
+				     &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, order_id);
+	bool row = false;
+	err = store_step(st, &row);
+	if (err == ESIM_OK && row) {
+		const char *v;
+		size_t n = 0;
+		if ((v = store_col_text(st, 0)) && !(c->prev_eid = strdup(v)))
+			err = ESIM_E_NOMEM;
+		if ((v = store_col_text(st, 1)) && !(c->prev_mid = strdup(v)))
+			err = ESIM_E_NOMEM;
+		if ((v = store_col_text(st, 3)) && !(c->prev_smds = strdup(v)))
+			err = ESIM_E_NOMEM;
+		const uint8_t *h = store_col_blob(st, 2, &n);
+		if (h && n == sizeof c->prev_cc) {
+			memcpy(c->prev_cc, h, n);
+			c->prev_has_cc = true;
+		}
+	}
+	store_finalize(st);
+	return err;
+}
 
 /* Profile + open order of an ICCID, checked to belong to the caller. */
 struct prof {
@@ -335,6 +389,8 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 	unsigned int hl = 0;
 	if (cc && EVP_Digest(cc, strlen(cc), cch, &hl, EVP_sha256(), NULL) != 1)
 		return ESIM_E_CRYPTO_OPENSSL;
+	if (smds && (err = keep_order(c, s, p.order_id)) != ESIM_OK)
+		return err;
 	store_stmt *st;
 	err = store_prepare(s,
 			    "UPDATE smdp_orders SET eid = ?1, matching_id = ?2, cc_hash = ?3,"
@@ -364,12 +420,18 @@ static esim_err confirm_order(struct es2_ctx *c, store *s)
 				 release ? SMDP_RELEASED : SMDP_CONFIRMED, c->now, "ConfirmOrder");
 	if (err != ESIM_OK)
 		return err;
-	/* ES12 RegisterEvent (es12.c): a refusal rolls the order back */
-	if (smds &&
-	    (err = smdp_es12_register(c->d, s, c->op_id, smds, final_eid, mid, &c->st)) != ESIM_OK)
-		return err;
-	if (c->st.subject)
-		return ESIM_OK;
+	/* ES12 RegisterEvent (es12.c), step 1: queued held with the order;
+	 * sent after this transaction commits (smdp_es2_auth), settled in a
+	 * second one (confirm_settle_tx) */
+	if (smds) {
+		c->profile_id = p.id;
+		c->prev_state = p.state;
+		c->set_state = release ? SMDP_RELEASED : SMDP_CONFIRMED;
+		err = smdp_es12_reserve(c->d, s, c->op_id, p.order_id, smds, final_eid, mid,
+					&c->pend, &c->st);
+		if (err != ESIM_OK || c->st.subject)
+			return err;
+	}
 	if (final_eid)
 		json_object_set_new(c->resp_fields, "eid", json_string(final_eid));
 	json_object_set_new(c->resp_fields, "matchingId", json_string(mid));
@@ -493,6 +555,7 @@ static esim_err es2_tx(store *s, void *arg)
 	c->resp_fields = json_object();
 	free(c->replayed);
 	c->replayed = NULL;
+	pending_clear(c);
 	if (!c->resp_fields)
 		return ESIM_E_NOMEM;
 	store_stmt *st;
@@ -558,6 +621,78 @@ static esim_err es2_tx(store *s, void *arg)
 		store_finalize(st);
 	}
 	free(text);
+	return err;
+}
+
+/* Step 3 of ConfirmOrder's RegisterEvent (es12.c), a short transaction of
+ * its own (store_tx_fn: database effects only). The SM-DS refused: the
+ * order goes back to its previous state and fields and the call is
+ * forgotten, as if the ConfirmOrder had never run; unless the order was
+ * ended meanwhile (nothing left to put back) or a download has already
+ * taken it (it stays confirmed, and the answer says so). */
+static esim_err confirm_settle_tx(store *s, void *arg)
+{
+	struct es2_ctx *c = arg;
+	c->st = SMDP_OK_STATUS;
+	bool gone = false;
+	esim_err err = smdp_es12_settle(c->d, s, &c->pend, c->outcome, &gone);
+	if (err != ESIM_OK || c->outcome == SMDP_ES12_REGISTERED ||
+	    c->outcome == SMDP_ES12_UNREACHABLE)
+		return err;
+	struct smdp_status refused =
+	    c->outcome == SMDP_ES12_REFUSED
+		? SMDP_FAIL("8.9", "4.2", "the SM-DS refused the event registration")
+		: SMDP_FAIL("8.9", "5.1", "SM-DS not accessible");
+	if (!gone) {
+		err = smdp_db_transition(s, c->profile_id, SMDP_BIT(c->set_state), c->prev_state,
+					 c->now, "ConfirmOrder undone: SM-DS event not registered");
+		if (err == ESIM_E_SMDP_TRANSITION) {
+			smdp_logf(c->d, "es12_register",
+				  "event=%s refused but the order is already downloading: it"
+				  " stays confirmed",
+				  c->pend.event_id);
+			return ESIM_OK;
+		}
+		if (err != ESIM_OK)
+			return err;
+		store_stmt *st;
+		err =
+		    store_prepare(s,
+				  "UPDATE smdp_orders SET eid = ?1, matching_id = ?2, cc_hash = ?3,"
+				  " smds_address = ?4, updated = ?5 WHERE id = ?6",
+				  &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_text(st, 1, c->prev_eid);
+		store_bind_text(st, 2, c->prev_mid);
+		if (c->prev_has_cc)
+			store_bind_blob(st, 3, c->prev_cc, sizeof c->prev_cc);
+		else
+			store_bind_null(st, 3);
+		store_bind_text(st, 4, c->prev_smds);
+		store_bind_int64(st, 5, (int64_t)c->now);
+		store_bind_int64(st, 6, c->pend.order_id);
+		err = store_run(st);
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+	}
+	/* a refused call is not remembered (a resend runs it again), as
+	 * when it was refused inside its own transaction */
+	store_stmt *st;
+	err = store_prepare(s,
+			    "DELETE FROM smdp_calls WHERE operator_id = ?1 AND function = ?2 AND"
+			    " call_id = ?3",
+			    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(st, 1, c->op_id);
+	store_bind_text(st, 2, c->function);
+	store_bind_text(st, 3, c->call_id);
+	err = store_run(st);
+	store_finalize(st);
+	if (err == ESIM_OK)
+		c->st = refused;
 	return err;
 }
 
@@ -698,6 +833,13 @@ esim_err smdp_es2_auth(smdp *d, const char *function, const uint8_t *client_sha2
 		c.replayed = NULL;
 		goto done;
 	}
+	if (c.pend.row_id && !c.st.subject) {
+		/* ConfirmOrder's RegisterEvent, steps 2 and 3 (es12.c): the
+		 * network call outside any transaction */
+		c.outcome = smdp_es12_send(d, &c.pend);
+		if ((err = store_transaction(s, confirm_settle_tx, &c, 0)) != ESIM_OK)
+			goto done;
+	}
 	st = c.st;
 answer:;
 	json_t *o = smdp_json_header(&st);
@@ -712,6 +854,7 @@ answer:;
 done:
 	json_decref(c.resp_fields);
 	free(c.replayed);
+	pending_clear(&c);
 	json_decref(req);
 	smdp_store_put(d, s);
 	return err;
@@ -1008,7 +1151,28 @@ struct due {
 	long http;			   /* 0: no answer (network, TLS, timeout) */
 	bool posted;			   /* false: not tried in this pass, handed back */
 	char rid[ESIM_REQUEST_ID_MAX + 1]; /* X-Request-Id to send; "" none */
+	int64_t order_id;		   /* kind 1: the order of the event; 0 unknown */
+	enum smdp_es12_verdict es12;	   /* kind 1: judged by the answer's header */
+	char why[40];			   /* kind 1: subject/reason of a Failed answer */
 };
+
+/* A row's verdict: the HTTP status, and for an SM-DS row (kind 1) its
+ * answer's functionExecutionStatus too (es12.c smdp_es12_answer): a 200
+ * with a Failed header is not a delivery. */
+static enum outbox_verdict due_verdict(const struct due *it)
+{
+	if (it->es12 == SMDP_ES12_RETRY)
+		return OUTBOX_RETRY;
+	if (it->es12 == SMDP_ES12_REFUSED_FOR_GOOD)
+		return OUTBOX_REFUSED;
+	return outbox_verdict(it->http);
+}
+
+static bool is_register(const struct due *it)
+{
+	size_t n = strlen(it->url), k = strlen("/registerEvent");
+	return n > k && strcmp(it->url + n - k, "/registerEvent") == 0;
+}
 
 /* One pass's batch, shared by its posting threads. */
 struct outbox_batch {
@@ -1054,6 +1218,9 @@ static void *outbox_post_thread(void *arg)
 		esim_err e = net_client_post_json(w->cl, it->url, it->body, strlen(it->body), &r);
 		if (e == ESIM_OK || e == ESIM_E_NET_HTTP_STATUS)
 			it->http = r.status;
+		if (e == ESIM_OK && b->snd->es12)
+			it->es12 = smdp_es12_answer(it->url, it->http, r.body.data, r.body.len,
+						    it->why, sizeof it->why);
 		net_client_response_clear(&r);
 	}
 	return NULL;
@@ -1069,7 +1236,7 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 				     " WHERE done = 0 AND failed = 0 AND next_try <= ?3"
 				     " AND (lease_until IS NULL OR lease_until < ?3) AND kind = ?5"
 				     " ORDER BY id LIMIT ?4 {{SKIP_LOCKED}})"
-				     " RETURNING id, attempts, url, body, request_id",
+				     " RETURNING id, attempts, url, body, request_id, order_id",
 				     &st);
 	if (err != ESIM_OK)
 		return err;
@@ -1089,11 +1256,37 @@ static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 		it->body = strdup(store_col_text(st, 3));
 		if (!store_col_is_null(st, 4) && esim_request_id_valid(store_col_text(st, 4)))
 			snprintf(it->rid, sizeof it->rid, "%s", store_col_text(st, 4));
+		it->order_id = store_col_is_null(st, 5) ? 0 : store_col_int64(st, 5);
 		if (!it->url || !it->body)
 			err = ESIM_E_NOMEM;
 	}
 	store_finalize(st);
 	return err;
+}
+
+/* A RegisterEvent the SM-DS refused for good from the outbox: the order
+ * stays confirmed (the operator confirmed it and the device may still get
+ * it by its activation code), but no event leads a device to it; the
+ * profile's history says so (esim-smdp history ICCID), beside the log line
+ * and the smdp_es12_refused_total metric. */
+static esim_err es12_refused_history(store *s, const struct due *it, int64_t now)
+{
+	store_stmt *q;
+	esim_err err = store_prepare(s, "SELECT profile_id FROM smdp_orders WHERE id = ?1", &q);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_int64(q, 1, it->order_id);
+	bool row = false;
+	err = store_step(q, &row);
+	int64_t pid = row ? store_col_int64(q, 0) : 0;
+	store_finalize(q);
+	if (err != ESIM_OK || !row)
+		return err;
+	char detail[600];
+	snprintf(detail, sizeof detail,
+		 "RegisterEvent refused by the SM-DS (%s): %.400s; no event announces this order",
+		 it->why[0] ? it->why : "HTTP error", it->url);
+	return smdp_db_history(s, pid, (time_t)now, "smds", detail);
 }
 
 /* The verdicts of one batch, in one transaction (store_tx_fn: only
@@ -1127,7 +1320,7 @@ static esim_err outbox_mark_tx(store *s, void *arg)
 			err = store_run(back);
 			continue;
 		}
-		enum outbox_verdict v = outbox_verdict(it->http);
+		enum outbox_verdict v = due_verdict(it);
 		int64_t backoff = 1LL << (it->attempts < 12 ? it->attempts : 12);
 		store_reset(done);
 		store_bind_int64(done, 1, v == OUTBOX_DELIVERED);
@@ -1138,6 +1331,9 @@ static esim_err outbox_mark_tx(store *s, void *arg)
 		store_bind_int64(done, 5, it->id);
 		store_bind_text(done, 6, b->owner);
 		err = store_run(done);
+		if (err == ESIM_OK && store_changes(s) == 1 && v == OUTBOX_REFUSED &&
+		    b->snd->es12 && it->order_id && is_register(it))
+			err = es12_refused_history(s, it, b->now);
 	}
 	store_finalize(done);
 	store_finalize(back);
@@ -1195,12 +1391,20 @@ esim_err smdp_outbox_deliver(smdp *d, smdp_outbox_sender *snd, size_t *claimed, 
 	for (size_t i = 0; i < b.n; i++) {
 		struct due *it = &b.items[i];
 		if (it->posted && err == ESIM_OK) {
-			enum outbox_verdict v = outbox_verdict(it->http);
+			enum outbox_verdict v = due_verdict(it);
 			if (v == OUTBOX_DELIVERED) {
 				atomic_fetch_add(&d->outbox_delivered, 1);
 				ok++;
 			} else if (v == OUTBOX_REFUSED) {
 				atomic_fetch_add(&d->outbox_refused, 1);
+				if (snd->es12 && is_register(it)) {
+					atomic_fetch_add(&d->es12_refused, 1);
+					smdp_logf(d, "es12_refused",
+						  "id=%lld url=%s status=%ld why=%s order=%lld",
+						  (long long)it->id, it->url, it->http,
+						  it->why[0] ? it->why : "http",
+						  (long long)it->order_id);
+				}
 			} else {
 				atomic_fetch_add(&d->outbox_retried, 1);
 			}

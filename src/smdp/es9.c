@@ -83,6 +83,10 @@ esim_err smdp_es9_fail_order(smdp *d, store *s, int64_t order_id, int64_t profil
 		err = store_run(q);
 		store_finalize(q);
 	}
+	/* the order is over: its SM-DS event goes too, in this transaction
+	 * (es12.c), or a device would keep finding an order it can never get */
+	if (err == ESIM_OK)
+		err = smdp_es12_queue_delete(d, s, order_id);
 	if (err == ESIM_OK)
 		err = smdp_outbox_queue(d, s, order_id, point, st, NULL, 0);
 	return err;

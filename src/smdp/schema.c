@@ -146,6 +146,11 @@ static const char *const migrations[] = {
      * (es2.c), sent with it so that the operator's log shows the same id
      * as the LPA's and the SM-DP+'s (include/esim/log.h); NULL: none. */
     "ALTER TABLE smdp_outbox ADD COLUMN request_id TEXT;",
+    /* 12: the order of an SM-DS row (kind 1, es12.c), so that the
+     * DeleteEvent queued when an order ends drops a RegisterEvent of it not
+     * yet sent, and a refused RegisterEvent is told in the order's
+     * profile's history; NULL for rows queued before. */
+    "ALTER TABLE smdp_outbox ADD COLUMN order_id {{INT}};",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

@@ -355,6 +355,9 @@ esim_err smdp_metrics(smdp *d, char **out)
 	METRIC("smdp_outbox_failed_total",
 	       "operator callbacks refused for good (other 4xx), not sent again",
 	       atomic_load(&d->outbox_refused));
+	METRIC("smdp_es12_refused_total",
+	       "SM-DS event registrations from the outbox refused for good (Failed or 4xx)",
+	       atomic_load(&d->es12_refused));
 #undef METRIC
 	n = snprintf(line, sizeof line,
 		     "# HELP smdp_failures_by_subject_total Failed responses by subject code\n"

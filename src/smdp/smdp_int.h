@@ -97,6 +97,8 @@ struct smdp {
 	/* outbox attempts by outcome (es2.c): delivered, to be retried, and
 	 * refused for good by the operator (a 4xx other than 408 / 429) */
 	atomic_ulong outbox_delivered, outbox_retried, outbox_refused;
+	/* RegisterEvents an SM-DS refused for good from the outbox (es2.c) */
+	atomic_ulong es12_refused;
 	pthread_mutex_t metric_lock;
 	char fail_subject[SMDP_METRIC_SUBJECTS][16];
 	unsigned long fail_count[SMDP_METRIC_SUBJECTS];
@@ -129,8 +131,8 @@ esim_err smdp_schema_migrate_upto(store *s, size_t n);
 void smdp_logf(const smdp *d, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* The same for one request: request_id (NULL: none) goes with the line. */
-void smdp_logf_rid(const smdp *d, const char *request_id, const char *event, const char *fmt,
-		   ...) __attribute__((format(printf, 4, 5)));
+void smdp_logf_rid(const smdp *d, const char *request_id, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 /* A response object with the header filled in (status.c); caller decrefs. */
 json_t *smdp_json_header(const struct smdp_status *st);
@@ -207,12 +209,48 @@ esim_err smdp_upp_take_keys(uint8_t *upp, size_t len, uint8_t ki[16], uint8_t op
 void smdp_smds_free(struct smdp_smds *m);
 /* An SM-DS this SM-DP+ is configured with (es12.c). */
 bool smdp_smds_known(const smdp *d, const char *address);
-/* ConfirmOrder's RegisterEvent (es12.c), inside the order's transaction:
- * *st set (8.9 / 5.1 or 4.2) when the order must not be confirmed; an
- * unreachable SM-DS gets the call queued in the outbox instead. */
-esim_err smdp_es12_register(smdp *d, store *s, int64_t operator_id, const char *smds,
-			    const char *eid, const char *event_id, struct smdp_status *st);
-/* Queue the DeleteEvent of order_id's SM-DS event, if it has one. */
+/* ConfirmOrder's RegisterEvent in three steps (es12.c), so that no
+ * transaction waits on the SM-DS: reserve (in the order's transaction),
+ * send (no transaction), settle (a second short transaction). */
+struct smdp_es12_pending {
+	int64_t row_id;	  /* the held outbox row (kind 1); 0: nothing pending */
+	int64_t order_id; /* the order it registers */
+	char *smds, *event_id, *body;
+};
+enum smdp_es12_outcome {
+	SMDP_ES12_REGISTERED,
+	SMDP_ES12_REFUSED,	/* Failed, or an HTTP 4xx: 8.9 / 4.2 */
+	SMDP_ES12_INACCESSIBLE, /* TLS refused either way: 8.9 / 5.1 */
+	SMDP_ES12_UNREACHABLE,	/* connect, timeout, 5xx: left to the outbox */
+};
+/* Step 1: *st 8.9 / 5.1 (nothing stored) for an SM-DS not configured;
+ * else the RegisterEvent queued held, *p filled (clear it with
+ * smdp_es12_pending_clear). */
+esim_err smdp_es12_reserve(smdp *d, store *s, int64_t operator_id, int64_t order_id,
+			   const char *smds, const char *eid, const char *event_id,
+			   struct smdp_es12_pending *p, struct smdp_status *st);
+/* Step 2: the call, outside any transaction. */
+enum smdp_es12_outcome smdp_es12_send(smdp *d, const struct smdp_es12_pending *p);
+/* Step 3, inside a transaction: the held row dropped (registered, refused,
+ * inaccessible) or made due (unreachable). *row_gone: the order was ended
+ * meanwhile (its DeleteEvent queued and the row dropped with it); a
+ * registration that landed then gets another DeleteEvent queued. */
+esim_err smdp_es12_settle(smdp *d, store *s, const struct smdp_es12_pending *p,
+			  enum smdp_es12_outcome o, bool *row_gone);
+void smdp_es12_pending_clear(struct smdp_es12_pending *p);
+/* How the outbox judges an answer to a kind-1 row (es12.c): by its
+ * functionExecutionStatus when the HTTP status is 2xx. why gets
+ * "subject/reason" of a Failed answer. */
+enum smdp_es12_verdict {
+	SMDP_ES12_NOT_JUDGED, /* not 2xx: judged by the HTTP status alone */
+	SMDP_ES12_DONE,
+	SMDP_ES12_RETRY,
+	SMDP_ES12_REFUSED_FOR_GOOD,
+};
+enum smdp_es12_verdict smdp_es12_answer(const char *url, long http, const uint8_t *body, size_t len,
+					char *why, size_t why_len);
+/* Queue the DeleteEvent of order_id's SM-DS event, if it has one, and drop
+ * a RegisterEvent of it not yet sent. */
 esim_err smdp_es12_queue_delete(smdp *d, store *s, int64_t order_id);
 
 /* Lower-case SHA-256 hex of 32 bytes into out (65 bytes). */

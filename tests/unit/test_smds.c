@@ -18,13 +18,31 @@
  * a replayed and an expired ES11 session (8.10.1 / 3.9); CancelOrder
  * deletes the event.
  */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 #include "test_lpa_fixture.h"
 
 #include "esim/net.h"
+#include "esim/store.h"
 #include "lpa_driver.h"
 #include "pg_helper.h"
 
 #define SESSION_TTL_S 2
+/* the SM-DP+'s smds-timeout-ms here: ConfirmOrder's RegisterEvent waits
+ * this long at most, and its held outbox row is due 4 + 2 s later */
+#define SMDS_TIMEOUT_MS 4000
+
+/* A test SM-DS for the SM-DP+ (ES12 over TLS with CERT.DStls, no client
+ * check): answers each call after delay_ms, Executed-Success or, with
+ * refuse, Failed 8.9.5 / 3.3. Runs in this process on its own threads. */
+struct fake_smds {
+	net_server *srv;
+	atomic_int delay_ms;
+	atomic_bool refuse;
+	atomic_int registers, deletes;
+};
 
 struct senv {
 	struct lenv l; /* dir, pki, card socket, SM-DP+ config, esim runs */
@@ -35,7 +53,61 @@ struct senv {
 	char smds_conf[700];
 	pid_t smds;
 	int calls;
+	uint16_t fake_port;
+	char fake_addr[64];
+	char smdp_db[700]; /* the SM-DP+'s store (a URL for store_open) */
+	struct fake_smds fake;
 };
+
+static esim_err fake_es12(const net_request *req, net_response *resp, void *arg)
+{
+	struct fake_smds *f = arg;
+	atomic_fetch_add(strstr(req->path, "registerEvent") ? &f->registers : &f->deletes, 1);
+	int ms = atomic_load(&f->delay_ms);
+	if (ms > 0)
+		usleep((useconds_t)ms * 1000);
+	json_t *o = atomic_load(&f->refuse)
+			? json_pack("{s:{s:{s:s,s:{s:s,s:s}}}}", "header",
+				    "functionExecutionStatus", "status", "Failed", "statusCodeData",
+				    "subjectCode", "8.9.5", "reasonCode", "3.3")
+			: json_pack("{s:{s:{s:s}}}", "header", "functionExecutionStatus", "status",
+				    "Executed-Success");
+	esim_err err = net_response_json(resp, 200, o);
+	json_decref(o);
+	return err;
+}
+
+static void fake_start(struct senv *e, int delay_ms, bool refuse)
+{
+	struct fake_smds *f = &e->fake;
+	atomic_store(&f->delay_ms, delay_ms);
+	atomic_store(&f->refuse, refuse);
+	atomic_store(&f->registers, 0);
+	atomic_store(&f->deletes, 0);
+	char cert[700], key[700];
+	snprintf(cert, sizeof cert, "%s/dstls.pem", e->l.dir);
+	snprintf(key, sizeof key, "%s/dstls.key.pem", e->l.dir);
+	struct net_server_config sc = {.threads = 2, .shutdown_grace_ms = 200};
+	assert_esim(ESIM_OK, net_server_new(&sc, &f->srv));
+	struct net_listener_config lc = {.address = "127.0.0.1",
+					 .port = e->fake_port,
+					 .tls = true,
+					 .cert_chain_file = cert,
+					 .key_file = key};
+	int id = -1;
+	assert_esim(ESIM_OK, net_server_add_listener(f->srv, &lc, &id));
+	assert_esim(ESIM_OK, net_server_add_route(f->srv, id, "POST",
+						  "/gsma/rsp2/es12/registerEvent", fake_es12, f));
+	assert_esim(ESIM_OK, net_server_add_route(f->srv, id, "POST", "/gsma/rsp2/es12/deleteEvent",
+						  fake_es12, f));
+	assert_esim(ESIM_OK, net_server_start(f->srv));
+}
+
+static void fake_stop(struct senv *e)
+{
+	net_server_free(e->fake.srv);
+	e->fake.srv = NULL;
+}
 
 static void start_smds(struct senv *e)
 {
@@ -110,9 +182,13 @@ static struct senv *env_start(const char *curve, const char *db_smds, const char
 		e->es2_port = l_free_port();
 		e->es11_port = l_free_port();
 		e->es12_port = l_free_port();
+		e->fake_port = l_free_port();
 	} while (e->es2_port == l->port || e->es11_port == l->port || e->es12_port == l->port ||
 		 e->es11_port == e->es2_port || e->es12_port == e->es2_port ||
-		 e->es11_port == e->es12_port);
+		 e->es11_port == e->es12_port || e->fake_port == l->port ||
+		 e->fake_port == e->es2_port || e->fake_port == e->es11_port ||
+		 e->fake_port == e->es12_port);
+	snprintf(e->fake_addr, sizeof e->fake_addr, "127.0.0.1:%u", e->fake_port);
 	snprintf(l->addr, sizeof l->addr, "127.0.0.1:%u", l->port);
 	snprintf(e->es11_addr, sizeof e->es11_addr, "127.0.0.1:%u", e->es11_port);
 	snprintf(e->es12_addr, sizeof e->es12_addr, "127.0.0.1:%u", e->es12_port);
@@ -124,6 +200,7 @@ static struct senv *env_start(const char *curve, const char *db_smds, const char
 		 db_smds ? "" : "/smds.db");
 	snprintf(dbp, sizeof dbp, "%s%s%s", db_smdp ? "" : "sqlite:", db_smdp ? db_smdp : dir,
 		 db_smdp ? "" : "/smdp.db");
+	snprintf(e->smdp_db, sizeof e->smdp_db, "%s", dbp);
 	snprintf(e->smds_conf, sizeof e->smds_conf, "%s/smds.conf", dir);
 	FILE *f = fopen(e->smds_conf, "w");
 	assert_non_null(f);
@@ -138,8 +215,9 @@ static struct senv *env_start(const char *curve, const char *db_smds, const char
 		dir, dir, l->addr, d, SESSION_TTL_S);
 	fclose(f);
 
-	/* the SM-DP+: two SM-DSs known, the real one (ES12) and an address
-	 * that answers HTTPS but not ES12 (the SM-DS's ES11 listener) */
+	/* the SM-DP+: three SM-DSs known, the real one (ES12), an address
+	 * that answers HTTPS but not ES12 (the SM-DS's ES11 listener) and the
+	 * test's own (fake_start); one confirmation code attempt */
 	snprintf(l->conf, sizeof l->conf, "%s/smdp.conf", dir);
 	f = fopen(l->conf, "w");
 	assert_non_null(f);
@@ -150,10 +228,11 @@ static struct senv *env_start(const char *curve, const char *db_smds, const char
 		"ci = %s/ci.der\nlisten-%s = %s\ntls-cert-%s = %s/dptls.pem\n"
 		"tls-key-%s = %s/dptls.key.pem\nlisten-es2 = 127.0.0.1:%u\n"
 		"es2-cert = %s/dptls.pem\nes2-key = %s/dptls.key.pem\n"
-		"smds = %s, %s\nsmds-ca = %s/ci.pem\nsmds-client-cert = %s/dptls.pem\n"
-		"smds-client-key = %s/dptls.key.pem\noutbox-idle-ms = 50\nlog = 1\n",
+		"smds = %s, %s, %s\nsmds-ca = %s/ci.pem\nsmds-client-cert = %s/dptls.pem\n"
+		"smds-client-key = %s/dptls.key.pem\nsmds-timeout-ms = %d\ncc-attempts = 1\n"
+		"outbox-idle-ms = 50\nlog = 1\n",
 		dbp, l->addr, c, d, c, d, c, d, c, d, d, c, l->addr, c, d, c, d, e->es2_port, d, d,
-		e->es12_addr, e->es11_addr, d, d, d);
+		e->es12_addr, e->es11_addr, e->fake_addr, d, d, d, SMDS_TIMEOUT_MS);
 	fclose(f);
 	uint8_t *upp = NULL;
 	size_t upp_len = 0;
@@ -187,6 +266,7 @@ static struct senv *env_start(const char *curve, const char *db_smds, const char
 
 static void env_stop(struct senv *e)
 {
+	fake_stop(e);
 	if (e->smds > 0) {
 		kill(e->smds, SIGTERM);
 		waitpid(e->smds, NULL, 0);
@@ -668,6 +748,269 @@ static void test_es11_initiate_refusals(void **state)
 	}
 }
 
+/* ---- the SM-DP+ and a slow or refusing SM-DS (the test's own) --------------- */
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ConfirmOrder on a thread of its own (no cmocka asserts there): the
+ * status ("" success, "subject/reason", "error" without an answer) and
+ * how long it took. */
+struct bg_confirm {
+	struct senv *e;
+	char iccid[32], smds[64], call_id[32];
+	char st[32];
+	double secs;
+	pthread_t th;
+};
+
+static void *bg_confirm_run(void *arg)
+{
+	struct bg_confirm *b = arg;
+	struct senv *e = b->e;
+	char cf[800], kf[800], url[300];
+	snprintf(cf, sizeof cf, "%s/operator.pem", e->cdir);
+	snprintf(kf, sizeof kf, "%s/operator.key.pem", e->cdir);
+	struct net_client_config cc = {
+	    .ca_file = e->l.ci, .timeout_ms = 30000, .client_cert_file = cf, .client_key_file = kf};
+	json_t *body =
+	    json_pack("{s:{s:s,s:s},s:s,s:s,s:s,s:b}", "header", "functionRequesterIdentifier",
+		      "OP", "functionCallIdentifier", b->call_id, "iccid", b->iccid, "eid", H_EID,
+		      "smdsAddress", b->smds, "releaseFlag", 1);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	snprintf(url, sizeof url, "https://127.0.0.1:%u/gsma/rsp2/es2plus/confirmOrder",
+		 e->es2_port);
+	snprintf(b->st, sizeof b->st, "error");
+	double t0 = now_s();
+	net_client *c = NULL;
+	struct net_client_response r;
+	memset(&r, 0, sizeof r);
+	if (text && net_client_new(&cc, &c) == ESIM_OK &&
+	    net_client_post_json(c, url, text, strlen(text), &r) == ESIM_OK) {
+		json_t *doc = NULL;
+		if (net_json_parse(r.body.data, r.body.len, 1 << 20, 16, &doc, NULL) == ESIM_OK) {
+			json_t *fes = json_object_get(json_object_get(doc, "header"),
+						      "functionExecutionStatus");
+			const char *s = json_string_value(json_object_get(fes, "status"));
+			json_t *scd = json_object_get(fes, "statusCodeData");
+			if (s && strcmp(s, "Executed-Success") == 0)
+				b->st[0] = '\0';
+			else if (s)
+				snprintf(b->st, sizeof b->st, "%s/%s",
+					 json_string_value(json_object_get(scd, "subjectCode")),
+					 json_string_value(json_object_get(scd, "reasonCode")));
+		}
+		json_decref(doc);
+	}
+	b->secs = now_s() - t0;
+	net_client_response_clear(&r);
+	net_client_free(c);
+	free(text);
+	return NULL;
+}
+
+static void bg_confirm_start(struct bg_confirm *b, struct senv *e, const char *iccid,
+			     const char *smds)
+{
+	memset(b, 0, sizeof *b);
+	b->e = e;
+	snprintf(b->iccid, sizeof b->iccid, "%s", iccid);
+	snprintf(b->smds, sizeof b->smds, "%s", smds);
+	snprintf(b->call_id, sizeof b->call_id, "call-%d", ++e->calls);
+	assert_int_equal(pthread_create(&b->th, NULL, bg_confirm_run, b), 0);
+}
+
+/* Wait (up to ms) until the test SM-DS has seen want RegisterEvents. */
+static bool fake_wait_registers(struct senv *e, int want, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (atomic_load(&e->fake.registers) >= want)
+			return true;
+		usleep(20000);
+	}
+	return atomic_load(&e->fake.registers) >= want;
+}
+
+/* The SM-DS rows (kind 1) of the SM-DP+'s outbox for registerEvent:
+ * how many, and how many are done / failed. */
+static void smds_rows(struct senv *e, int *n, int *done, int *failed)
+{
+	store *s = NULL;
+	assert_esim(ESIM_OK, store_open(e->smdp_db, &s));
+	store_stmt *st;
+	assert_esim(ESIM_OK, store_prepare(s,
+					   "SELECT COUNT(*), COALESCE(SUM(done), 0),"
+					   " COALESCE(SUM(failed), 0) FROM smdp_outbox WHERE"
+					   " kind = 1 AND url LIKE '%/registerEvent'",
+					   &st));
+	bool row = false;
+	assert_esim(ESIM_OK, store_step(st, &row));
+	assert_true(row);
+	*n = (int)store_col_int64(st, 0);
+	*done = (int)store_col_int64(st, 1);
+	*failed = (int)store_col_int64(st, 2);
+	store_finalize(st);
+	store_close(s);
+}
+
+/* ConfirmOrder's RegisterEvent to a slow SM-DS holds no transaction:
+ * another ES2+ call (DownloadOrder, a write) completes at once while it
+ * waits. Registered: the order is confirmed and its held outbox row gone
+ * (no second RegisterEvent). Refused after the wait: the order is back
+ * to Allocated, no SM-DS row is left, and it can be confirmed again. */
+static void test_slow_smds_blocks_nothing(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], other[32], st[32], s2[32];
+	int n0, d0, f0, n, dn, fl;
+	smds_rows(e, &n0, &d0, &f0);
+	fake_start(e, 3000, false);
+	download_order(e, iccid);
+	struct bg_confirm b;
+	bg_confirm_start(&b, e, iccid, e->fake_addr);
+	assert_true(fake_wait_registers(e, 1, 5000)); /* the SM-DP+ waits on it now */
+	double t0 = now_s();
+	download_order(e, other); /* an ES2+ write meanwhile */
+	double took = now_s() - t0;
+	assert_int_equal(pthread_join(b.th, NULL), 0);
+	if (took > 1.5)
+		fail_msg("DownloadOrder took %.2f s while the SM-DS was slow", took);
+	assert_string_equal(b.st, "");
+	assert_true(b.secs >= 2.5); /* it did wait for the SM-DS */
+	assert_string_equal(smdp_state(e, iccid, s2), "Released");
+	smds_rows(e, &n, &dn, &fl);
+	assert_int_equal(n, n0); /* registered: the held row went */
+	usleep(300000);
+	assert_int_equal(atomic_load(&e->fake.registers), 1);
+
+	/* refused after the wait: the order is put back, nothing queued */
+	atomic_store(&e->fake.refuse, true);
+	bg_confirm_start(&b, e, other, e->fake_addr);
+	assert_true(fake_wait_registers(e, 2, 5000));
+	t0 = now_s();
+	download_order(e, iccid);
+	took = now_s() - t0;
+	assert_int_equal(pthread_join(b.th, NULL), 0);
+	if (took > 1.5)
+		fail_msg("DownloadOrder took %.2f s while the SM-DS was slow", took);
+	assert_string_equal(b.st, "8.9/4.2");
+	assert_string_equal(smdp_state(e, other, s2), "Allocated");
+	smds_rows(e, &n, &dn, &fl);
+	assert_int_equal(n, n0);
+	/* and the order confirms now that the SM-DS takes it */
+	atomic_store(&e->fake.refuse, false);
+	atomic_store(&e->fake.delay_ms, 0);
+	confirm(e, other, e->fake_addr, NULL, st, NULL);
+	assert_string_equal(st, "");
+	assert_string_equal(smdp_state(e, other, s2), "Released");
+	fake_stop(e);
+}
+
+/* The SM-DP+ killed while its ConfirmOrder waits on the SM-DS (after the
+ * first transaction, before the second): the order is confirmed and its
+ * RegisterEvent is in the outbox, held; the restarted SM-DP+ sends it
+ * once the hold has passed. No order is confirmed without its event
+ * queued, none is left half-way. */
+static void test_crash_between_steps(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], s2[32];
+	int n0, d0, f0, n, dn, fl;
+	smds_rows(e, &n0, &d0, &f0);
+	fake_start(e, 3000, false);
+	download_order(e, iccid);
+	struct bg_confirm b;
+	bg_confirm_start(&b, e, iccid, e->fake_addr);
+	assert_true(fake_wait_registers(e, 1, 5000));
+	kill(e->l.smdp, SIGKILL);
+	waitpid(e->l.smdp, NULL, 0);
+	e->l.smdp = 0;
+	assert_int_equal(pthread_join(b.th, NULL), 0);
+	assert_string_equal(b.st, "error"); /* no answer */
+	assert_string_equal(smdp_state(e, iccid, s2), "Released");
+	smds_rows(e, &n, &dn, &fl);
+	assert_int_equal(n - n0, 1);
+	assert_int_equal(dn - d0, 0);
+	atomic_store(&e->fake.delay_ms, 0);
+	l_start_smdp(&e->l);
+	/* due SMDS_TIMEOUT_MS / 1000 + 2 s after the first transaction */
+	assert_true(fake_wait_registers(e, 2, 15000));
+	for (int i = 0; i < 100; i++) {
+		smds_rows(e, &n, &dn, &fl);
+		if (dn - d0 == 1)
+			break;
+		usleep(50000);
+	}
+	assert_int_equal(dn - d0, 1);
+	assert_int_equal(fl - f0, 0);
+	fake_stop(e);
+}
+
+/* A RegisterEvent from the outbox (the SM-DS was down at ConfirmOrder)
+ * that the SM-DS then refuses with HTTP 200 and a Failed header: not
+ * delivered but failed for good (not sent again), and the profile's
+ * history says the event was refused and why. */
+static void test_outbox_register_refused(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], s2[32], args[64], *hist = NULL;
+	int n0, d0, f0, n, dn, fl;
+	smds_rows(e, &n0, &d0, &f0);
+	download_order(e, iccid);
+	confirm(e, iccid, e->fake_addr, NULL, st, NULL); /* nobody listens there yet */
+	assert_string_equal(st, "");
+	assert_string_equal(smdp_state(e, iccid, s2), "Released");
+	fake_start(e, 0, true);
+	assert_true(fake_wait_registers(e, 1, 15000));
+	for (int i = 0; i < 100; i++) {
+		smds_rows(e, &n, &dn, &fl);
+		if (fl - f0 == 1)
+			break;
+		usleep(50000);
+	}
+	assert_int_equal(n - n0, 1);
+	assert_int_equal(fl - f0, 1);
+	assert_int_equal(dn - d0, 0);
+	snprintf(args, sizeof args, "history %s", iccid);
+	assert_int_equal(l_smdp_cmd(&e->l, args, &hist), 0);
+	if (!strstr(hist, "RegisterEvent refused by the SM-DS (8.9.5/3.3)"))
+		fail_msg("history without the refusal:\n%s", hist);
+	free(hist);
+	usleep(2500000); /* the outbox's back-off would have retried by now */
+	assert_int_equal(atomic_load(&e->fake.registers), 1);
+	fake_stop(e);
+}
+
+/* An order that fails for good in ES9+ (here its one confirmation code
+ * attempt spent on a wrong code) loses its SM-DS event with it. */
+static void test_failed_order_deletes_event(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], s2[32], args[400], mid[80];
+	size_t before = smds_events(e, H_EID);
+	download_order(e, iccid);
+	json_t *r =
+	    es2(e, "confirmOrder",
+		json_pack("{s:s,s:s,s:s,s:s,s:b}", "iccid", iccid, "eid", H_EID, "smdsAddress",
+			  e->es12_addr, "confirmationCode", "7294", "releaseFlag", 1));
+	assert_string_equal(status_of(r, st), "");
+	snprintf(mid, sizeof mid, "%s", json_string_value(json_object_get(r, "matchingId")));
+	json_decref(r);
+	assert_int_equal(smds_events(e, H_EID), before + 1);
+	snprintf(args, sizeof args,
+		 "profile download --discover --smds %s --event %s --confirmation-code 1111",
+		 e->es11_addr, mid);
+	assert_int_not_equal(l_esim(&e->l, args), 0);
+	assert_non_null(strstr(e->l.err, "8.2.7"));
+	assert_string_equal(smdp_state(e, iccid, s2), "Error");
+	assert_true(wait_events(e, H_EID, before));
+}
+
 int main(void)
 {
 	const struct CMUnitTest nist[] = {
@@ -678,6 +1021,10 @@ int main(void)
 	    cmocka_unit_test(test_es11_replay_and_expiry),
 	    cmocka_unit_test(test_es11_initiate_refusals),
 	    cmocka_unit_test(test_smds_unreachable_queued),
+	    cmocka_unit_test(test_slow_smds_blocks_nothing),
+	    cmocka_unit_test(test_crash_between_steps),
+	    cmocka_unit_test(test_outbox_register_refused),
+	    cmocka_unit_test(test_failed_order_deletes_event),
 	};
 	const struct CMUnitTest brp[] = {
 	    cmocka_unit_test(test_register_discover_download),
