@@ -205,9 +205,10 @@ esim_err net_server_new(const struct net_server_config *cfg, net_server **out);
  * address cannot be bound. *id (may be NULL) is the listener's id. Only
  * before net_server_start. */
 esim_err net_server_add_listener(net_server *srv, const struct net_listener_config *lc, int *id);
-/* What the last failed net_server_add_listener failed on, with the address
- * or file and the reason ("cannot listen on 0.0.0.0:443 (Address already in
- * use): ..."); "" when it gave none. Borrowed, valid until the next call. */
+/* What the last failed net_server_add_listener (or net_server_reload_tls)
+ * failed on, with the address or file and the reason ("cannot listen on
+ * 0.0.0.0:443 (Address already in use): ..."); "" when it gave none.
+ * Borrowed, valid until the next call. */
 const char *net_server_errmsg(const net_server *srv);
 /* The bound port of listener id (0 when no such listener). */
 uint16_t net_server_port(const net_server *srv, int id);

@@ -525,6 +525,16 @@ static esim_err tls_ctx_new(struct net_listener *l, const struct net_listener_co
 		goto fail;
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 				     SSL_OP_NO_COMPRESSION);
+	/* a file that cannot be opened: the system's reason, not OpenSSL's */
+	const char *unreadable = access(lc->cert_chain_file, R_OK) != 0 ? lc->cert_chain_file
+				 : access(lc->key_file, R_OK) != 0	? lc->key_file
+									: NULL;
+	if (unreadable != NULL) {
+		esim_errctx_set(&l->srv->why, "cannot read the TLS %s %s (%s)",
+				unreadable == lc->key_file ? "key" : "certificate chain",
+				unreadable, strerror(errno));
+		goto fail;
+	}
 	if (SSL_CTX_use_certificate_chain_file(ctx, lc->cert_chain_file) != 1) {
 		esim_errctx_set(&l->srv->why, "cannot use the TLS certificate chain %s (%s)",
 				lc->cert_chain_file, ossl_reason());
@@ -734,6 +744,7 @@ fail:
 
 esim_err net_server_reload_tls(net_server *srv, int *bad_id)
 {
+	esim_errctx_clear(&srv->why); /* net_server_errmsg: this reload's failure */
 	if (bad_id != NULL)
 		*bad_id = -1;
 	SSL_CTX **fresh = calloc(srv->n_listeners + 1, sizeof(*fresh));

@@ -263,6 +263,35 @@ static const char *installed_web_dir(char *buf, size_t n)
 	return NULL;
 }
 
+/* Every setting that names a file to read (a key, certificate or CA
+ * bundle, the SMTP password file) names a readable one; else say which
+ * setting, the path and the system's reason. data-key is created when
+ * absent, db and the maildir too: not checked here. */
+static int check_files(const struct kv *kv)
+{
+	for (size_t i = 0; i < kv->n; i++) {
+		const char *k = kv->k[i];
+		size_t n = strlen(k);
+		bool file =
+		    strcmp(k, "key") == 0 || strcmp(k, "cert") == 0 || strcmp(k, "ci") == 0 ||
+		    (n > 5 && strcmp(k + n - 5, "-cert") == 0) ||
+		    (n > 4 && strcmp(k + n - 4, "-key") == 0 && strcmp(k, "data-key") != 0) ||
+		    (n > 3 && strcmp(k + n - 3, "-ca") == 0) ||
+		    strcmp(k, "smtp-password-file") == 0;
+		if (!file)
+			continue;
+		FILE *f = fopen(kv->v[i], "rb");
+		if (f != NULL) {
+			fclose(f);
+			continue;
+		}
+		fprintf(stderr, "esim-operator: setting %s: cannot read %s (%s)\n", k, kv->v[i],
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int fail(const char *what, esim_err err)
 {
 	fprintf(stderr, "esim-operator: %s: %s (%s)\n", what, esim_strerror(err),
@@ -702,11 +731,12 @@ int main(int argc, char **argv)
 	    .smtp_ca = kv_get(&kv, "smtp-ca"),
 	};
 	op *o = NULL;
-	esim_err err = op_open(&cfg, &o);
+	bool files_ok = check_files(&kv) == 0; /* says which one otherwise */
+	esim_err err = files_ok ? op_open(&cfg, &o) : ESIM_E_IO;
 	if (err != ESIM_OK) {
 		esim_wipe(pw, sizeof pw);
 		kv_free(&kv);
-		return fail("open", err);
+		return files_ok ? fail("open", err) : 1;
 	}
 	if (!strcmp(cmd, "serve")) {
 		rc = serve(o, &kv);

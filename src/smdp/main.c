@@ -731,7 +731,9 @@ static int cmd_serve(const struct kv *kv, smdp *d)
 			slog(ESIM_LOG_ERROR,
 			     "SIGHUP: TLS reload refused, listener %d: %s; the "
 			     "certificates in use are kept",
-			     bad, esim_strerror(rerr));
+			     bad,
+			     net_server_errmsg(srv)[0] ? net_server_errmsg(srv)
+						       : esim_strerror(rerr));
 		sd_notify(0, "READY=1");
 	}
 	slog(ESIM_LOG_INFO, "signal %d, shutting down", sig);

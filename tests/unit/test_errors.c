@@ -479,6 +479,48 @@ static void test_operator_listen_in_use(void **state)
 	expect_fail_naming(out, rc, listen, "Address already in use", NULL);
 }
 
+/* "open: file or socket I/O failed": which file? And a TLS chain that is
+ * not there: "(system lib)" was OpenSSL's whole reason. */
+static void test_operator_file_missing(void **state)
+{
+	(void)state;
+	char db[700], key[700], cert[700], ci[700], dk[700], out[8192];
+	snprintf(db, sizeof db, "%s/op-files.db", dir);
+	snprintf(key, sizeof key, "%s/no-such-operator.key.pem", dir);
+	snprintf(cert, sizeof cert, "%s/operator.pem", pki);
+	snprintf(ci, sizeof ci, "%s/ci.pem", pki);
+	snprintf(dk, sizeof dk, "%s/op-files-data.key", dir);
+	const char *argv[] = {"esim-operator",
+			      "serve",
+			      "--db",
+			      db,
+			      "--listen",
+			      "127.0.0.1:0",
+			      "--insecure-http",
+			      "yes",
+			      "--key",
+			      key,
+			      "--cert",
+			      cert,
+			      "--ci",
+			      ci,
+			      "--data-key",
+			      dk,
+			      NULL};
+	int rc = run(out, sizeof out, argv);
+	expect_fail_naming(out, rc, "setting key", key, "No such file or directory", NULL);
+
+	char okkey[700], tls[700];
+	snprintf(okkey, sizeof okkey, "%s/operator.key.pem", pki);
+	snprintf(tls, sizeof tls, "%s/no-such-portal.pem", dir);
+	const char *argv2[] = {
+	    "esim-operator", "serve", "--db",  db,    "--listen", "127.0.0.1:0", "--tls-cert", tls,
+	    "--tls-key",     okkey,   "--key", okkey, "--cert",	  cert,		 "--ci",       ci,
+	    "--data-key",    dk,      NULL};
+	rc = run(out, sizeof out, argv2);
+	expect_fail_naming(out, rc, tls, "No such file or directory", NULL);
+}
+
 static void test_operator_unknown_setting(void **state)
 {
 	(void)state;
@@ -517,6 +559,7 @@ int main(void)
 	    cmocka_unit_test(test_smdp_unknown_setting),
 	    cmocka_unit_test(test_operator_config_line),
 	    cmocka_unit_test(test_operator_listen_in_use),
+	    cmocka_unit_test(test_operator_file_missing),
 	    cmocka_unit_test(test_operator_unknown_setting),
 	};
 	int rc = cmocka_run_group_tests(tests, setup, teardown);
