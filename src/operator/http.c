@@ -1097,8 +1097,10 @@ static esim_err h_record(struct ctx *c, bool html)
 	esim_buf b = ESIM_BUF_INIT;
 	char head[1024];
 	snprintf(head, sizeof head,
-		 "<!DOCTYPE html><html lang=\"%s\"><head><meta charset=\"utf-8\"><title>%s"
-		 "</title></head><body><h1>%s</h1><p>%s <code>esim-operator verify-record"
+		 "<!DOCTYPE html><html lang=\"%s\"><head><meta charset=\"utf-8\"><meta "
+		 "name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>%s"
+		 "</title><link rel=\"stylesheet\" href=\"/static/style.css\"></head><body "
+		 "class=\"record\"><main><h1>%s</h1><p>%s <code>esim-operator verify-record"
 		 "</code>.</p><pre>",
 		 !strcmp(lang, "zh") ? "zh-CN" : lang, title, title,
 		 op_tr(c->o, lang, "record.print.signed",
@@ -1112,7 +1114,7 @@ static esim_err h_record(struct ctx *c, bool html)
 		err = e ? esim_buf_append(&b, e, strlen(e)) : esim_buf_append_byte(&b, (uint8_t)*p);
 	}
 	if (err == ESIM_OK)
-		err = esim_buf_append(&b, "</pre></body></html>\n", 21);
+		err = esim_buf_append(&b, "</pre></main></body></html>\n", 28);
 	free(rec);
 	if (err == ESIM_OK)
 		err = net_response_set(c->resp, 200, "text/html; charset=utf-8");

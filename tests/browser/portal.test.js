@@ -470,6 +470,27 @@ async function journey(browser, lang, consoleErrors, pages) {
 		assert.ok(events.some((e) => e.includes(T('state.approved'))), 'an approval event is listed: ' + events.join(' | '));
 		const refs = (await jan.locator('#events tbody td.ref').allTextContents()).map((s) => s.trim()).filter(Boolean);
 		assert.ok(refs.length >= 2, 'each state change carries a verification reference');
+		if (state === T('state.closed')) {
+			/* the signed record, and its printable view in the page's language */
+			step(lang + ': the case is closed: the signed record and its printable view in ' + lang);
+			const dl = jan.waitForEvent('download');
+			await jan.locator('#record-download').click();
+			const d = await dl;
+			assert.equal(d.suggestedFilename(), 'termination-' + caseId + '.json');
+			const rec = JSON.parse(fs.readFileSync(await d.path(), 'utf8'));
+			assert.ok(rec.record && rec.signature && rec.signature.value && rec.certificate, 'a signed record');
+			const href = await jan.locator('#record-view').getAttribute('href');
+			assert.ok(href.endsWith('&lang=' + lang), href);
+			const view = await janCtx.request.get(BASE + href);
+			assert.equal(view.status(), 200);
+			const html = await view.text();
+			assert.ok(html.includes('<html lang="' + HTML_LANG[lang] + '">'), 'the record view is in ' + lang);
+			assert.ok(html.includes(T('record.print.title', { id: caseId })), 'its heading in ' + lang);
+			const printable = await janCtx.newPage();
+			await printable.goto(BASE + href);
+			await checkPage(printable, lang, 'record');
+			await printable.close();
+		}
 		await checkPage(jan, lang, 'case-approved');
 		await shot(jan, lang + '-customer-case-approved');
 
