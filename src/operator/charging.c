@@ -132,7 +132,11 @@ static esim_err line_read(op *o, const char *sql, const char *msisdn, int64_t id
 
 static esim_err line_by_msisdn(op *o, const char *msisdn, struct line *l, bool *found)
 {
-	return line_read(o, LINE_SQL "WHERE msisdn = ?1 {{FOR_UPDATE}}", msisdn, 0, l, found);
+	/* a number given to a new line after an old one ended: the live line */
+	return line_read(o,
+			 LINE_SQL "WHERE msisdn = ?1 ORDER BY state = 'terminated', id DESC LIMIT 1"
+				  " {{FOR_UPDATE}}",
+			 msisdn, 0, l, found);
 }
 
 static esim_err line_by_id(op *o, int64_t id, struct line *l, bool *found)

@@ -314,6 +314,13 @@ static void close_jan(struct fx *f, const char *policy, long expect_fee)
 	json_t *use = json_object_get(acc, "usage");
 	json_t *last = json_array_get(use, json_array_size(use) - 1);
 	assert_string_equal("j-2", jstr(last, "record_id"));
+	/* the number goes to a new line later: its usage is the new line's */
+	int64_t nl = 0;
+	assert_esim(ESIM_OK, op_add_line(f->o, 2, JAN_MSISDN, NULL, "Mobile 5 GB", false, &nl));
+	assert_true(accepted(f, "j-3", JAN_MSISDN, "sms", false, 1));
+	char q[120];
+	snprintf(q, sizeof q, "SELECT line_id FROM op_usage WHERE record_id = 'j-3'");
+	assert_int_equal(nl, qint(f, q));
 	assert_string_equal("refused", jstr(last, "status"));
 	json_t *letters = json_object_get(acc, "letters");
 	assert_int_equal(1, json_array_size(letters));
