@@ -293,6 +293,35 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+#define OPT_STR_(x) #x
+#define OPT_STR(x)  OPT_STR_(x)
+
+/* Why parse_args refused option a with value v: the option and value,
+ * and what it takes. */
+static void option_refused(const char *a, const char *v)
+{
+	static const struct {
+		const char *name, *takes;
+	} limits[] = {
+	    {"--capacity", "a whole number of bytes above 0"},
+	    {"--max-notifications", "a whole number from 1 to 99999"},
+	    {"--max-block", "a whole number from 1 to 65535"},
+	    {"--stats", "one file (given once)"},
+	    {"--cert", "one file per identity, at most " OPT_STR(EUICC_MAX_IDENTITIES)},
+	    {"--key", "one file per identity, at most " OPT_STR(EUICC_MAX_IDENTITIES)},
+	    {"--eum", "one file per identity, at most " OPT_STR(EUICC_MAX_IDENTITIES)},
+	    {"--ci", "at most " OPT_STR(EUICC_MAX_CI) " files"},
+	    {"--listen", "at most " OPT_STR(MAX_LISTEN) " addresses"},
+	};
+	for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++)
+		if (strcmp(a, limits[i].name) == 0) {
+			fprintf(stderr, "esim-euicc: %s '%s': %s takes %s\n", a, v ? v : "", a,
+				limits[i].takes);
+			return;
+		}
+	fprintf(stderr, "esim-euicc: unknown option '%s'\n", a);
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
 	size_t n_cert = 0, n_key = 0, n_eum = 0;
@@ -346,7 +375,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
 			   n <= 65535) {
 			o->max_block = (size_t)n;
 		} else {
-			fprintf(stderr, "esim-euicc: bad or repeated option '%s'\n", a);
+			option_refused(a, v);
 			return -1;
 		}
 		i++;
@@ -424,8 +453,13 @@ int main(int argc, char **argv)
 		esim_print_version("esim-euicc");
 		return 0;
 	}
-	if (parse_args(argc, argv, &o) != 0) {
+	if (argc < 2) {
 		usage(stderr);
+		return 2;
+	}
+	if (parse_args(argc, argv, &o) != 0) {
+		/* the message said what was wrong; the whole usage would bury it */
+		fprintf(stderr, "esim-euicc: see esim-euicc --help\n");
 		return 2;
 	}
 	struct card card = {.trace = o.trace, .stats = {.fd = -1}};

@@ -324,6 +324,21 @@ static void test_euicc_listen_in_use(void **state)
 	expect_fail_naming(out, rc, addr, "Address already in use", NULL);
 }
 
+/* "bad or repeated option '--capacity'" and the whole usage: which value,
+ * and what the option takes? */
+static void test_euicc_option_value(void **state)
+{
+	(void)state;
+	char db[700], out[8192];
+	snprintf(db, sizeof db, "%s/e4.db", dir);
+	const char *argv[] = {"esim-euicc", "--db", db, "--max-block", "70000", NULL};
+	int rc = run(out, sizeof out, argv);
+	expect_fail_naming(out, rc, "--max-block '70000'", "1 to 65535", NULL);
+	const char *argv2[] = {"esim-euicc", "--db", db, "--capcity", "5", NULL};
+	rc = run(out, sizeof out, argv2);
+	expect_fail_naming(out, rc, "unknown option '--capcity'", NULL);
+}
+
 /* ---- esim-smdp ------------------------------------------------------------------ */
 
 static void smdp_conf(const char *path, const char *extra, uint16_t es9)
@@ -553,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(test_esim_smdp_unreachable),
 	    cmocka_unit_test(test_euicc_cert_missing),
 	    cmocka_unit_test(test_euicc_listen_in_use),
+	    cmocka_unit_test(test_euicc_option_value),
 	    cmocka_unit_test(test_smdp_file_missing),
 	    cmocka_unit_test(test_smdp_listen_in_use),
 	    cmocka_unit_test(test_smdp_tls_key_unusable),
