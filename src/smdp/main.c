@@ -263,8 +263,13 @@ static int kv_limit(const struct kv *kv, const char *k, unsigned max, unsigned *
 	errno = 0;
 	unsigned long n = strtoul(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || v[0] == '-' || n == 0 || n > max) {
-		fprintf(stderr, "esim-smdp: %s: expected a whole number from 1 to %u, not '%s'\n",
-			k, max, v);
+		char where[600] = "";
+		for (size_t i = 0; i < kv->n; i++)
+			if (strcmp(kv->key[i], k) == 0)
+				kv_where(kv, i, where, sizeof where);
+		fprintf(stderr,
+			"esim-smdp: %s: %s: expected a whole number from 1 to %u, not '%s'\n",
+			where, k, max, v);
 		return -1;
 	}
 	*out = (unsigned)n;

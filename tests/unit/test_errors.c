@@ -454,6 +454,23 @@ static void test_smdp_unknown_setting(void **state)
 	assert_non_null(strstr(out, "the command line: 'treads' is not a setting"));
 }
 
+/* A value out of range: the setting, its value and where it was set. */
+static void test_smdp_bad_value(void **state)
+{
+	(void)state;
+	char conf[700], extra[1400], where[720], out[8192];
+	snprintf(conf, sizeof conf, "%s/smdp-value.conf", dir);
+	snprintf(extra, sizeof extra,
+		 "tls-cert-nist = %s/dptls.pem\ntls-key-nist = %s/dptls.key.pem\n"
+		 "max-connections = lots\n",
+		 pki, pki);
+	smdp_conf(conf, extra, closed_port());
+	snprintf(where, sizeof where, "%s:12: max-connections", conf);
+	const char *argv[] = {"esim-smdp", "serve", "--config", conf, NULL};
+	int rc = run(out, sizeof out, argv);
+	expect_fail_naming(out, rc, where, "'lots'", NULL);
+}
+
 /* ---- esim-operator ---------------------------------------------------------------- */
 
 /* A line without '=' was skipped without a word. */
@@ -573,6 +590,7 @@ int main(void)
 	    cmocka_unit_test(test_smdp_listen_in_use),
 	    cmocka_unit_test(test_smdp_tls_key_unusable),
 	    cmocka_unit_test(test_smdp_unknown_setting),
+	    cmocka_unit_test(test_smdp_bad_value),
 	    cmocka_unit_test(test_operator_config_line),
 	    cmocka_unit_test(test_operator_listen_in_use),
 	    cmocka_unit_test(test_operator_file_missing),
