@@ -201,6 +201,37 @@ esim_err rsp_es9_response_to_asn1(const struct rsp_es9_response *r, uint8_t **ou
 esim_err rsp_es9_response_from_asn1(const uint8_t *body, size_t len, struct rsp_es9_response *r,
 				    const char **field);
 
+/* --- a server's ASN.1 binding (es9_binding.c) ------------------------------------------- */
+
+/* The server's JSON handler of one function (function: the last element of
+ * its JSON URL, "initiateAuthentication"); *status the HTTP status, *answer
+ * the JSON answer (malloc'd, freed by the caller). */
+typedef esim_err (*rsp_es9_json_handler)(void *ctx, const char *function, const uint8_t *body,
+					 size_t len, int *status, char **answer);
+struct rsp_es9_asn1_server {
+	bool es11;		      /* an SM-DS: initiateAuthentication and authenticateClient
+				       * only, the latter answered as BF40 */
+	size_t max_body;	      /* bodies beyond it are a protocol fault; 0: no cap */
+	rsp_es9_json_handler handler; /* runs each request */
+	void *ctx;
+};
+/* A request whose function's structure did not decode (the handler got
+ * "{}"): for the caller's log. */
+struct rsp_es9_asn1_fault {
+	bool malformed;
+	enum rsp_es9_fn fn;
+	const char *field; /* static, may be NULL */
+	esim_err err;
+};
+/* Serve one POST /gsma/rsp2/asn1 body through the server's JSON handler
+ * (SGP.22 6.6). Not a RemoteProfileProvisioningRequest of a function
+ * offered: *status 400 and no body. Else *status is the handler's; on 200
+ * *out is the RemoteProfileProvisioningResponse (malloc'd; caller frees),
+ * on another status there is none. fault may be NULL. */
+esim_err rsp_es9_asn1_serve(const struct rsp_es9_asn1_server *srv, const uint8_t *body, size_t len,
+			    int *status, uint8_t **out, size_t *out_len,
+			    struct rsp_es9_asn1_fault *fault);
+
 /* --- error codes ---------------------------------------------------------------------- */
 
 /* The function's error INTEGER (SGP.22 RSPDefinitions) for a JSON subject /

@@ -5,7 +5,8 @@
  * ([2] CHOICE, tag A2) holding one function's request, and whose answer is a
  * RemoteProfileProvisioningResponse (A2) holding that function's response.
  *
- * The binding is a translation only, and the translating is the codec's
+ * The binding is a translation only (rsp_es9_asn1_serve, src/rsp/es9_binding.c,
+ * shared with the SM-DS), and the translating is the codec's
  * (include/esim/rsp_es9.h, src/rsp/es9_asn1.c, which derives every tag from
  * RSPDefinitions' automatic tagging: CancelSessionRequestEs9 carries the
  * eUICC's answer as [1] A1, HandleNotification its notification inside
@@ -30,30 +31,11 @@
 
 #define ASN1_MAX_BODY (256 * 1024)
 
-/* The function a RemoteProfileProvisioningRequest holds; false when the
- * body is not A2 around exactly one element of a known function's tag. */
-static bool envelope_fn(const uint8_t *body, size_t len, enum rsp_es9_fn *fn)
+/* smdp_es9 as the binding's JSON handler. */
+static esim_err es9_json(void *ctx, const char *function, const uint8_t *body, size_t len,
+			 int *status, char **answer)
 {
-	static const struct {
-		uint32_t tag;
-		enum rsp_es9_fn fn;
-	} map[] = {
-	    {0xBF39, RSP_ES9_INITIATE_AUTHENTICATION},	 {0xBF3B, RSP_ES9_AUTHENTICATE_CLIENT},
-	    {0xBF3A, RSP_ES9_GET_BOUND_PROFILE_PACKAGE}, {0xBF41, RSP_ES9_CANCEL_SESSION},
-	    {0xBF3D, RSP_ES9_HANDLE_NOTIFICATION},
-	};
-	der_cursor top, outer;
-	der_element fe;
-	der_cursor_init(&top, body, len);
-	if (der_get_sequence(&top, 0xA2, &outer) != ESIM_OK || der_expect_end(&top) != ESIM_OK ||
-	    der_get_any(&outer, &fe) != ESIM_OK || der_expect_end(&outer) != ESIM_OK)
-		return false;
-	for (size_t i = 0; i < sizeof map / sizeof *map; i++)
-		if (map[i].tag == fe.tag) {
-			*fn = map[i].fn;
-			return true;
-		}
-	return false;
+	return smdp_es9(ctx, function, body, len, status, answer);
 }
 
 esim_err smdp_es9_asn1(smdp *d, const uint8_t *body, size_t len, int *status, uint8_t **out,
@@ -61,41 +43,14 @@ esim_err smdp_es9_asn1(smdp *d, const uint8_t *body, size_t len, int *status, ui
 {
 	if (!d || !status || !out || !out_len || (!body && len))
 		return ESIM_E_ARG;
-	*out = NULL;
-	*out_len = 0;
-	*status = 400;
-	enum rsp_es9_fn fn;
-	if (len > ASN1_MAX_BODY || !envelope_fn(body, len, &fn))
-		return ESIM_OK; /* not a RemoteProfileProvisioningRequest: protocol fault */
-	struct rsp_es9_request rq;
-	const char *field = NULL;
-	char *text = NULL;
-	size_t text_len = 0;
-	esim_err err = rsp_es9_request_from_asn1(body, len, &rq, &field);
-	if (err == ESIM_OK) {
-		err = rsp_es9_request_to_json(&rq, &text, &text_len);
-	} else {
+	/* the envelope and the translation are the library's (es9_binding.c),
+	 * shared with the SM-DS's ES11 */
+	struct rsp_es9_asn1_server srv = {
+	    .es11 = false, .max_body = ASN1_MAX_BODY, .handler = es9_json, .ctx = d};
+	struct rsp_es9_asn1_fault f = {0};
+	esim_err err = rsp_es9_asn1_serve(&srv, body, len, status, out, out_len, &f);
+	if (f.malformed)
 		smdp_logf(d, "es9_asn1_malformed", "function=%s field=%s error=%s",
-			  rsp_es9_fn_name(fn), field ? field : "-", esim_errname(err));
-		text = strdup("{}"); /* the handler names what is missing */
-		text_len = 2;
-		err = text ? ESIM_OK : ESIM_E_NOMEM;
-	}
-	rsp_es9_request_clear(&rq);
-	if (err != ESIM_OK)
-		return err;
-	char *answer = NULL;
-	err = smdp_es9(d, rsp_es9_fn_name(fn), (const uint8_t *)text, text_len, status, &answer);
-	free(text);
-	if (err != ESIM_OK || *status != 200) {
-		free(answer);
-		return err;
-	}
-	struct rsp_es9_response rs;
-	err = rsp_es9_response_from_json(fn, (const uint8_t *)answer, strlen(answer), &rs, &field);
-	free(answer);
-	if (err == ESIM_OK)
-		err = rsp_es9_response_to_asn1(&rs, out, out_len);
-	rsp_es9_response_clear(&rs);
+			  rsp_es9_fn_name(f.fn), f.field ? f.field : "-", esim_errname(f.err));
 	return err;
 }

@@ -24,7 +24,9 @@
 
 #include "test_lpa_fixture.h"
 
+#include "esim/der.h"
 #include "esim/net.h"
+#include "esim/rsp_es9.h"
 #include "esim/store.h"
 #include "lpa_driver.h"
 #include "pg_helper.h"
@@ -77,9 +79,16 @@ static esim_err fake_es12(const net_request *req, net_response *resp, void *arg)
 	return err;
 }
 
+static void fake_stop(struct senv *e)
+{
+	net_server_free(e->fake.srv);
+	e->fake.srv = NULL;
+}
+
 static void fake_start(struct senv *e, int delay_ms, bool refuse)
 {
 	struct fake_smds *f = &e->fake;
+	fake_stop(e); /* one a failed test left running */
 	atomic_store(&f->delay_ms, delay_ms);
 	atomic_store(&f->refuse, refuse);
 	atomic_store(&f->registers, 0);
@@ -101,12 +110,6 @@ static void fake_start(struct senv *e, int delay_ms, bool refuse)
 	assert_esim(ESIM_OK, net_server_add_route(f->srv, id, "POST", "/gsma/rsp2/es12/deleteEvent",
 						  fake_es12, f));
 	assert_esim(ESIM_OK, net_server_start(f->srv));
-}
-
-static void fake_stop(struct senv *e)
-{
-	net_server_free(e->fake.srv);
-	e->fake.srv = NULL;
 }
 
 static void start_smds(struct senv *e)
@@ -690,6 +693,140 @@ static void test_es11_replay_and_expiry(void **state)
 	free(c.answer);
 }
 
+/* ---- ES11 in the ASN.1 binding (SGP.22 6.6) -------------------------------- */
+
+/* The LPA's ES11 calls as RemoteProfileProvisioningRequest DER (the rsp_es9
+ * codec), posted to /gsma/rsp2/asn1; the DER answer kept (last) and given
+ * back to the driver as JSON. */
+struct asn1_cap {
+	net_client *c;
+	char url[128];
+	uint8_t *last;
+	size_t last_len;
+};
+
+static esim_err asn1_es11(void *ctx, const char *function, const char *json, int *status,
+			  char **out)
+{
+	struct asn1_cap *a = ctx;
+	*out = NULL;
+	enum rsp_es9_fn fn;
+	if (!rsp_es9_fn_from_name(function, &fn))
+		return ESIM_E_ARG;
+	struct rsp_es9_request rq;
+	const char *field = NULL;
+	uint8_t *der = NULL;
+	size_t der_len = 0, n = 0;
+	esim_err err =
+	    rsp_es9_request_from_json(fn, (const uint8_t *)json, strlen(json), &rq, &field);
+	if (err == ESIM_OK)
+		err = rsp_es9_request_to_asn1(&rq, &der, &der_len);
+	rsp_es9_request_clear(&rq);
+	if (err != ESIM_OK)
+		return err;
+	struct net_header h = {"Content-Type", NET_CONTENT_TYPE_ASN1};
+	struct net_client_response r;
+	err = net_client_request(a->c, "POST", a->url, &h, 1, der, der_len, &r);
+	free(der);
+	*status = (int)r.status;
+	free(a->last);
+	a->last = NULL;
+	a->last_len = 0;
+	if (err == ESIM_OK && r.status == 200) {
+		a->last = malloc(r.body.len);
+		memcpy(a->last, r.body.data, r.body.len);
+		a->last_len = r.body.len;
+		struct rsp_es9_response rs;
+		err = rsp_es9_response_from_asn1(r.body.data, r.body.len, &rs, &field);
+		if (err == ESIM_OK)
+			err = rsp_es9_response_to_json(&rs, out, &n);
+		rsp_es9_response_clear(&rs);
+	}
+	net_client_response_clear(&r);
+	return err;
+}
+
+/* An eUICC's ES11 session in the ASN.1 binding: initiateAuthentication
+ * (BF39) and authenticateClient answered as AuthenticateClientResponseEs11
+ * (A2 { BF40 { A0 { 80 transactionId, A1 { 30 { 80 eventId, 81
+ * rspServerAddress } } } } }, read here tag by tag) with the event the
+ * SM-DP+ registered; a getBoundProfilePackage (an SM-DP+ function) and
+ * another Content-Type are protocol faults (HTTP 400). */
+static void test_es11_asn1(void **state)
+{
+	struct senv *e = *state;
+	char real[700], st[32];
+	snprintf(real, sizeof real, "%s/dptls", e->cdir);
+	assert_esim(ESIM_OK, register_event(e, real, H_EID, e->l.addr, "EVT-ASN1", st));
+	assert_string_equal(st, "");
+
+	struct net_client_config cc = {.ca_file = e->l.ci};
+	struct asn1_cap a = {0};
+	assert_esim(ESIM_OK, net_client_new(&cc, &a.c));
+	snprintf(a.url, sizeof a.url, "https://%s/gsma/rsp2/asn1", e->es11_addr);
+	apdu_session *card = h_connect_retry(e->l.sock, 5000);
+	struct lpa_driver drv = {card_es10, card, asn1_es11, &a, e->es11_addr};
+	struct lpa_session s;
+	lpa_session_init(&s, &drv);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_false(s.failed);
+	lpa_dl_authenticate(&s, NULL); /* not an SM-DP+ answer: the driver stops there */
+	assert_false(s.failed);
+	lpa_session_clear(&s);
+
+	/* the DER answer, by hand */
+	assert_non_null(a.last);
+	der_cursor top, rsp, ok, entries, entry;
+	der_element el;
+	der_cursor_init(&top, a.last, a.last_len);
+	assert_esim(ESIM_OK, der_get_sequence(&top, 0xA2, &rsp));
+	assert_esim(ESIM_OK, der_expect_end(&top));
+	der_cursor bf40;
+	assert_esim(ESIM_OK, der_get_sequence(&rsp, 0xBF40, &bf40));
+	assert_esim(ESIM_OK, der_get_sequence(&bf40, 0xA0, &ok));
+	assert_esim(ESIM_OK, der_get_tlv(&ok, 0x80, &el)); /* transactionId */
+	assert_esim(ESIM_OK, der_get_sequence(&ok, 0xA1, &entries));
+	bool found = false;
+	while (der_get_sequence(&entries, 0x30, &entry) == ESIM_OK) {
+		assert_esim(ESIM_OK, der_get_tlv(&entry, 0x80, &el));
+		bool mine = el.value.len == 8 && memcmp(el.value.p, "EVT-ASN1", 8) == 0;
+		assert_esim(ESIM_OK, der_get_tlv(&entry, 0x81, &el));
+		if (mine) {
+			assert_int_equal(el.value.len, strlen(e->l.addr));
+			assert_memory_equal(el.value.p, e->l.addr, el.value.len);
+			found = true;
+		}
+	}
+	assert_true(found);
+
+	/* protocol faults */
+	const uint8_t gbpp[] = {0xA2, 0x03, 0xBF, 0x3A, 0x00};
+	struct net_header h = {"Content-Type", NET_CONTENT_TYPE_ASN1};
+	struct net_client_response r;
+	assert_int_equal(net_client_request(a.c, "POST", a.url, &h, 1, gbpp, sizeof gbpp, &r),
+			 ESIM_E_NET_HTTP_STATUS);
+	assert_int_equal(r.status, 400);
+	net_client_response_clear(&r);
+	const uint8_t init[] = {0xA2, 0x03, 0xBF, 0x39, 0x00};
+	h.value = "application/json";
+	assert_int_equal(net_client_request(a.c, "POST", a.url, &h, 1, init, sizeof init, &r),
+			 ESIM_E_NET_HTTP_STATUS);
+	assert_int_equal(r.status, 400);
+	net_client_response_clear(&r);
+
+	apdu_session_close(card);
+	net_client_free(a.c);
+	free(a.last);
+	/* the event goes again */
+	json_t *b =
+	    json_pack("{s:{s:s,s:s},s:s,s:s}", "header", "functionRequesterIdentifier", "test",
+		      "functionCallIdentifier", "t-del", "eid", H_EID, "eventId", "EVT-ASN1");
+	json_t *o = NULL;
+	assert_esim(ESIM_OK, post(e, e->es12_addr, "/gsma/rsp2/es12/deleteEvent", real, b, &o));
+	assert_string_equal(status_of(o, st), "");
+	json_decref(o);
+}
+
 /* initiateAuthentication refused before any session: another address
  * (8.9.1 / 3.8), no signing CI we trust (8.9.2 / 3.1), no CERT.DSauth the
  * eUICC can verify (8.9.4 / 3.7), SGP.22 v3 (8.9.3 / 3.1). */
@@ -960,9 +1097,10 @@ static void test_outbox_register_refused(void **state)
 	struct senv *e = *state;
 	char iccid[32], st[32], s2[32], args[64], *hist = NULL;
 	int n0, d0, f0, n, dn, fl;
+	fake_stop(e); /* nobody listens there yet */
 	smds_rows(e, &n0, &d0, &f0);
 	download_order(e, iccid);
-	confirm(e, iccid, e->fake_addr, NULL, st, NULL); /* nobody listens there yet */
+	confirm(e, iccid, e->fake_addr, NULL, st, NULL);
 	assert_string_equal(st, "");
 	assert_string_equal(smdp_state(e, iccid, s2), "Released");
 	fake_start(e, 0, true);
@@ -1025,10 +1163,12 @@ int main(void)
 	    cmocka_unit_test(test_crash_between_steps),
 	    cmocka_unit_test(test_outbox_register_refused),
 	    cmocka_unit_test(test_failed_order_deletes_event),
+	    cmocka_unit_test(test_es11_asn1),
 	};
 	const struct CMUnitTest brp[] = {
 	    cmocka_unit_test(test_register_discover_download),
 	    cmocka_unit_test(test_es12_wrong_certificate),
+	    cmocka_unit_test(test_es11_asn1),
 	};
 	const struct CMUnitTest on_pg[] = {
 	    cmocka_unit_test(test_register_discover_download),
