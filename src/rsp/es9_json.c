@@ -30,69 +30,124 @@ static void set_field(const char **field, const char *name)
 		*field = name;
 }
 
-/* ---- encoding ---------------------------------------------------------------------------- */
+/* ---- encoding ----------------------------------------------------------------------------
+ *
+ * The text is written directly, in jansson's compact form (no spaces, '/'
+ * not escaped), not built as a jansson document and dumped: a bound
+ * profile package is tens of kilobytes of base64, which needs no escaping
+ * and which json_dumps would examine character by character (~1.6 M
+ * instructions for 16 kB). Strings that may need escaping (addresses,
+ * event ids, status codes and message) go through jansson.
+ */
 
-static esim_err put_b64(json_t *o, const char *name, der_span v)
+struct jw {
+	esim_buf b;
+	esim_err err;
+	bool first; /* no member yet in the innermost object */
+};
+
+static void w_raw(struct jw *w, const char *p, size_t n)
 {
+	if (w->err == ESIM_OK)
+		w->err = esim_buf_append(&w->b, p, n);
+}
+
+static void w_str(struct jw *w, const char *s)
+{
+	w_raw(w, s, strlen(s));
+}
+
+static void w_open(struct jw *w)
+{
+	w_raw(w, "{", 1);
+	w->first = true;
+}
+
+static void w_close(struct jw *w)
+{
+	w_raw(w, "}", 1);
+	w->first = false;
+}
+
+/* "name": (names are ours: plain ASCII) */
+static void w_name(struct jw *w, const char *name)
+{
+	if (!w->first)
+		w_raw(w, ",", 1);
+	w->first = false;
+	w_raw(w, "\"", 1);
+	w_str(w, name);
+	w_raw(w, "\":", 2);
+}
+
+/* A string value escaped as jansson escapes it (UTF-8 checked). */
+static void w_text(struct jw *w, const char *name, const char *p, size_t n)
+{
+	if (w->err != ESIM_OK)
+		return;
+	if (n > RSP_ES9_MAX_TEXT + 256 || !der_utf8_valid((const uint8_t *)p, n)) {
+		w->err = ESIM_E_ARG;
+		return;
+	}
+	json_t *v = json_stringn(p, n);
+	char *q = v ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT) : NULL;
+	json_decref(v);
+	if (!q) {
+		w->err = ESIM_E_NOMEM;
+		return;
+	}
+	w_name(w, name);
+	w_str(w, q);
+	free(q);
+}
+
+static void w_b64(struct jw *w, const char *name, der_span v)
+{
+	if (w->err != ESIM_OK)
+		return;
+	if (!v.p && v.len) {
+		w->err = ESIM_E_ARG;
+		return;
+	}
 	char *text = NULL;
-	esim_err err = esim_base64_encode(v.p, v.len, &text);
-	if (err != ESIM_OK)
-		return err;
-	json_t *s = json_string_nocheck(text);
+	if ((w->err = esim_base64_encode(v.p, v.len, &text)) != ESIM_OK)
+		return;
+	w_name(w, name);
+	w_raw(w, "\"", 1);
+	w_str(w, text);
+	w_raw(w, "\"", 1);
 	free(text);
-	if (!s || json_object_set_new_nocheck(o, name, s) != 0)
-		return ESIM_E_NOMEM;
-	return ESIM_OK;
 }
 
-static esim_err put_str(json_t *o, const char *name, der_span v)
-{
-	if (v.len > RSP_ES9_MAX_TEXT || !der_utf8_valid(v.p, v.len))
-		return ESIM_E_ARG;
-	json_t *s = json_stringn((const char *)v.p, v.len);
-	if (!s || json_object_set_new_nocheck(o, name, s) != 0)
-		return ESIM_E_NOMEM;
-	return ESIM_OK;
-}
-
-static esim_err put_txid(json_t *o, const rsp_txid *t)
+static void w_txid(struct jw *w, const rsp_txid *t)
 {
 	char hex[2 * RSP_TXID_MAX + 1];
-	esim_err err = rsp_txid_to_hex(t, hex);
-	if (err != ESIM_OK)
-		return err;
-	if (json_object_set_new_nocheck(o, "transactionId", json_string_nocheck(hex)) != 0)
-		return ESIM_E_NOMEM;
-	return ESIM_OK;
+	if (w->err == ESIM_OK && (w->err = rsp_txid_to_hex(t, hex)) == ESIM_OK) {
+		w_name(w, "transactionId");
+		w_raw(w, "\"", 1);
+		w_str(w, hex);
+		w_raw(w, "\"", 1);
+	}
 }
 
 /* The byte fields of a table, read from the struct at base. */
-static esim_err put_fields(json_t *o, const struct es9_field *f, size_t n, const void *base)
+static void w_fields(struct jw *w, const struct es9_field *f, size_t n, const void *base)
 {
-	esim_err err = ESIM_OK;
-	for (size_t i = 0; err == ESIM_OK && i < n; i++) {
-		const der_span *v = (const der_span *)((const uint8_t *)base + f[i].offset);
-		if (!v->p && v->len)
-			return ESIM_E_ARG;
-		err = put_b64(o, f[i].name, *v);
-	}
-	return err;
+	for (size_t i = 0; i < n; i++)
+		w_b64(w, f[i].name, *(const der_span *)((const uint8_t *)base + f[i].offset));
 }
 
-static esim_err dump(json_t *o, esim_err err, char **out, size_t *len)
+static esim_err w_finish(struct jw *w, char **out, size_t *len)
 {
-	if (err == ESIM_OK) {
-		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (!text) {
-			err = ESIM_E_NOMEM;
-		} else {
-			*out = text;
-			if (len)
-				*len = strlen(text);
-		}
+	w_raw(w, "", 1); /* the NUL */
+	if (w->err != ESIM_OK) {
+		esim_buf_free(&w->b);
+		return w->err;
 	}
-	json_decref(o);
-	return err;
+	*out = (char *)w->b.data;
+	if (len)
+		*len = w->b.len - 1;
+	return ESIM_OK;
 }
 
 esim_err rsp_es9_request_to_json(const struct rsp_es9_request *r, char **out, size_t *len)
@@ -100,29 +155,26 @@ esim_err rsp_es9_request_to_json(const struct rsp_es9_request *r, char **out, si
 	if (!r || !out || (unsigned)r->fn >= RSP_ES9_FN_COUNT)
 		return ESIM_E_ARG;
 	*out = NULL;
-	json_t *o = json_object();
-	if (!o)
-		return ESIM_E_NOMEM;
-	esim_err err = ESIM_OK;
+	struct jw w = {ESIM_BUF_INIT, ESIM_OK, true};
+	w_open(&w);
 	if (r->fn == RSP_ES9_INITIATE_AUTHENTICATION) {
-		if (r->u.initiate.euicc_challenge.len != 16)
-			err = ESIM_E_ARG;
-		if (err == ESIM_OK)
-			err = put_b64(o, "euiccChallenge", r->u.initiate.euicc_challenge);
-		if (err == ESIM_OK)
-			err = put_b64(o, "euiccInfo1", r->u.initiate.euicc_info1);
-		if (err == ESIM_OK)
-			err = put_str(o, "smdpAddress", r->u.initiate.smdp_address);
-		return dump(o, err, out, len);
+		der_span a = r->u.initiate.smdp_address;
+		if (r->u.initiate.euicc_challenge.len != 16 || a.len == 0 ||
+		    a.len > RSP_ES9_MAX_TEXT)
+			w.err = ESIM_E_ARG;
+		w_b64(&w, "euiccChallenge", r->u.initiate.euicc_challenge);
+		w_b64(&w, "euiccInfo1", r->u.initiate.euicc_info1);
+		w_text(&w, "smdpAddress", (const char *)a.p, a.len);
+	} else {
+		size_t n;
+		bool txid;
+		const struct es9_field *f = es9__request_fields(r->fn, &n, &txid);
+		if (txid)
+			w_txid(&w, es9__request_txid((struct rsp_es9_request *)r));
+		w_fields(&w, f, n, r);
 	}
-	size_t n;
-	bool txid;
-	const struct es9_field *f = es9__request_fields(r->fn, &n, &txid);
-	if (txid)
-		err = put_txid(o, es9__request_txid((struct rsp_es9_request *)r));
-	if (err == ESIM_OK)
-		err = put_fields(o, f, n, r);
-	return dump(o, err, out, len);
+	w_close(&w);
+	return w_finish(&w, out, len);
 }
 
 static const char *const status_names[] = {"Executed-Success", "Executed-WithWarning", "Failed",
@@ -134,56 +186,57 @@ esim_err rsp_es9_response_to_json(const struct rsp_es9_response *r, char **out, 
 	    (unsigned)r->status > RSP_ES9_EXPIRED)
 		return ESIM_E_ARG;
 	*out = NULL;
-	json_t *o = json_object(), *hdr = json_object(), *fes = json_object();
-	if (!o || !hdr || !fes || json_object_set_new(o, "header", hdr) != 0) {
-		json_decref(o);
-		json_decref(fes);
-		return ESIM_E_NOMEM;
-	}
-	json_object_set_new(hdr, "functionExecutionStatus", fes);
-	json_object_set_new(fes, "status", json_string(status_names[r->status]));
-	if (r->status == RSP_ES9_FAILED || r->status == RSP_ES9_EXPIRED) {
+	bool failed = r->status == RSP_ES9_FAILED || r->status == RSP_ES9_EXPIRED;
+	if (!failed && r->fn == RSP_ES9_HANDLE_NOTIFICATION)
+		return ESIM_E_ARG; /* no answer body: HTTP 204 */
+	struct jw w = {ESIM_BUF_INIT, ESIM_OK, true};
+	w_str(&w, "{\"header\":{\"functionExecutionStatus\":{\"status\":\"");
+	w_str(&w, status_names[r->status]);
+	w_raw(&w, "\"", 1);
+	if (failed) {
 		struct rsp_es9_response c = *r; /* subject / reason from the error if need be */
 		c.own_ = NULL;
 		es9__complete_status(r->fn, &c);
-		json_t *scd = json_object();
-		json_object_set_new(fes, "statusCodeData", scd);
-		json_object_set_new(scd, "subjectCode", json_string(c.subject));
-		json_object_set_new(scd, "reasonCode", json_string(c.reason));
+		w_str(&w, ",\"statusCodeData\":");
+		w_open(&w);
+		w_text(&w, "subjectCode", c.subject, strnlen(c.subject, sizeof c.subject));
+		w_text(&w, "reasonCode", c.reason, strnlen(c.reason, sizeof c.reason));
 		if (c.message[0])
-			json_object_set_new(scd, "message", json_string(c.message));
-		return dump(o, ESIM_OK, out, len);
+			w_text(&w, "message", c.message, strnlen(c.message, sizeof c.message));
+		w_close(&w);
+		w_str(&w, "}}}");
+		return w_finish(&w, out, len);
 	}
-	esim_err err = ESIM_OK;
+	w_str(&w, "}}");
+	w.first = false;
 	size_t n;
 	bool txid;
 	const struct es9_field *f = es9__response_fields(r->fn, &n, &txid);
-	if (r->fn == RSP_ES9_HANDLE_NOTIFICATION) {
-		json_decref(o);
-		return ESIM_E_ARG; /* no answer body: HTTP 204 */
-	}
 	if (txid)
-		err = put_txid(o, es9__response_txid((struct rsp_es9_response *)r));
-	if (err == ESIM_OK)
-		err = put_fields(o, f, n, r);
-	if (err == ESIM_OK && r->fn == RSP_ES11_AUTHENTICATE_CLIENT) {
-		json_t *a = json_array();
-		if (!a || json_object_set_new(o, "eventEntries", a) != 0)
-			err = ESIM_E_NOMEM;
+		w_txid(&w, es9__response_txid((struct rsp_es9_response *)r));
+	w_fields(&w, f, n, r);
+	if (r->fn == RSP_ES11_AUTHENTICATE_CLIENT) {
 		if (r->u.es11.n_events && !r->u.es11.events)
-			err = ESIM_E_ARG;
-		for (size_t i = 0; err == ESIM_OK && i < r->u.es11.n_events; i++) {
-			json_t *e = json_object();
-			if (!e || json_array_append_new(a, e) != 0)
-				err = ESIM_E_NOMEM;
-			if (err == ESIM_OK)
-				err = put_str(e, "eventId", r->u.es11.events[i].event_id);
-			if (err == ESIM_OK)
-				err = put_str(e, "rspServerAddress",
-					      r->u.es11.events[i].rsp_server_address);
+			w.err = ESIM_E_ARG;
+		w_name(&w, "eventEntries");
+		w_raw(&w, "[", 1);
+		for (size_t i = 0; w.err == ESIM_OK && i < r->u.es11.n_events; i++) {
+			const struct rsp_es11_event *e = &r->u.es11.events[i];
+			if (e->event_id.len > RSP_ES9_MAX_TEXT ||
+			    e->rsp_server_address.len > RSP_ES9_MAX_TEXT)
+				w.err = ESIM_E_ARG;
+			if (i)
+				w_raw(&w, ",", 1);
+			w_open(&w);
+			w_text(&w, "eventId", (const char *)e->event_id.p, e->event_id.len);
+			w_text(&w, "rspServerAddress", (const char *)e->rsp_server_address.p,
+			       e->rsp_server_address.len);
+			w_close(&w);
 		}
+		w_raw(&w, "]", 1);
 	}
-	return dump(o, err, out, len);
+	w_close(&w);
+	return w_finish(&w, out, len);
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
