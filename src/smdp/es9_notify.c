@@ -220,18 +220,22 @@ esim_err smdp_es9_handle_notification(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	x->no_content = true; /* always 204, digest 8.4 */
-	uint8_t *p = NULL;
-	size_t len = 0;
 	esim_err err = ESIM_OK;
 	atomic_fetch_add(&d->notifications, 1);
-	if (!smdp_es9_get_b64(x, "pendingNotification", 64 * 1024, &p, &len)) {
-		x->st = SMDP_OK_STATUS;
-		smdp_logf(d, "notification_dropped", "why=no-or-bad-field");
-		return ESIM_OK;
-	}
+	/* the request as the rsp_es9 codec reads it: pendingNotification one
+	 * complete BF37 or 30 TLV of at most 64 KiB */
+	struct rsp_es9_request rq;
+	const char *field = NULL;
+	esim_err de = rsp_es9_request_from_jdoc(RSP_ES9_HANDLE_NOTIFICATION, x->req, &rq, &field);
 	enum rsp_pending_kind kind;
-	if (rsp_pending_kind(p, len, &kind) != ESIM_OK) {
-		smdp_logf(d, "notification_dropped", "why=unknown-kind");
+	const uint8_t *p = rq.u.notify.pending_notification.p;
+	size_t len = rq.u.notify.pending_notification.len;
+	if (de != ESIM_OK || rsp_pending_kind(p, len, &kind) != ESIM_OK) {
+		x->st = SMDP_OK_STATUS;
+		smdp_logf(d, "notification_dropped", "why=%s error=%s",
+			  de == ESIM_E_RSP_BAD_STRUCTURE || de == ESIM_OK ? "unknown-kind"
+									  : "no-or-bad-field",
+			  esim_errname(de));
 		goto out;
 	}
 	struct notif_tx a;
@@ -289,7 +293,7 @@ esim_err smdp_es9_handle_notification(struct es9 *x, store *s)
 			  a.event, a.duplicate);
 	}
 out:
-	free(p);
+	rsp_es9_request_clear(&rq);
 	/* A notification is never refused visibly (digest 8.4: 204 whatever its
 	 * content). But one that verified and could not be recorded must not be
 	 * acknowledged: the LPA would remove it from the eUICC and the PIR or
