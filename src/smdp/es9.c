@@ -39,6 +39,18 @@ esim_err smdp_es9_answer(struct es9 *x, const struct rsp_es9_response *r)
 	return rsp_es9_response_to_json(r, &x->answer, NULL);
 }
 
+bool smdp_es9_decode(struct es9 *x, enum rsp_es9_fn fn, struct rsp_es9_request *rq)
+{
+	const char *field = NULL;
+	esim_err err = rsp_es9_request_from_jdoc(fn, x->req, rq, &field);
+	if (err == ESIM_OK)
+		return true;
+	x->st = err == ESIM_E_NOT_FOUND ? ES9_MISSING : ES9_BADFIELD;
+	smdp_logf_rid(x->d, x->request_id, "es9_request_refused", "function=%s field=%s error=%s",
+		      rsp_es9_fn_name(fn), field ? field : "-", esim_errname(err));
+	return false;
+}
+
 const char *smdp_es9_opt_str(const json_t *o, const char *k)
 {
 	json_t *v = json_object_get(o, k);

@@ -76,6 +76,11 @@ struct session {
 /* Encode a handler's success answer r (its spans are only read) with the
  * rsp_es9 codec into x->answer, the body the dispatcher sends. */
 esim_err smdp_es9_answer(struct es9 *x, const struct rsp_es9_response *r);
+/* The request of fn read with the rsp_es9 codec into *rq (cleared by the
+ * caller, also after a failure); false with x->st set: a member missing is
+ * "mandatory element missing", one malformed (not base64, not the one
+ * complete TLV of its tag, over its size) "element invalid". */
+bool smdp_es9_decode(struct es9 *x, enum rsp_es9_fn fn, struct rsp_es9_request *rq);
 /* A string member of o, NULL when absent or not a string (borrowed). */
 const char *smdp_es9_opt_str(const json_t *o, const char *k);
 /* A base64 field of at most max bytes; false with x->st set when absent

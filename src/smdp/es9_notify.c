@@ -366,8 +366,8 @@ esim_err smdp_es9_cancel_session(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = smdp_es9_opt_str(x->req, "transactionId");
-	uint8_t *csr = NULL;
-	size_t csr_len = 0;
+	struct rsp_es9_request rq;
+	memset(&rq, 0, sizeof rq);
 	EVP_PKEY *euicc = NULL;
 	if (!txhex) {
 		x->st = ES9_MISSING;
@@ -382,8 +382,16 @@ esim_err smdp_es9_cancel_session(struct es9 *x, store *s)
 		x->st = ES9_UNKNOWN_TX;
 		goto out;
 	}
-	if (!smdp_es9_get_b64(x, "cancelSessionResponse", 4096, &csr, &csr_len))
+	/* the request as the codec reads it: cancelSessionResponse one complete
+	 * BF41 TLV, here of at most 4 KiB */
+	if (!smdp_es9_decode(x, RSP_ES9_CANCEL_SESSION, &rq))
 		goto out;
+	const uint8_t *csr = rq.u.cancel.cancel_session_response.p;
+	size_t csr_len = rq.u.cancel.cancel_session_response.len;
+	if (csr_len > 4096) {
+		x->st = ES9_BADFIELD;
+		goto out;
+	}
 	if ((err = smdp_es9_euicc_pub_of(d, &ss, &euicc)) != ESIM_OK)
 		goto out;
 	struct rsp_cancel_session_resp r;
@@ -409,7 +417,7 @@ esim_err smdp_es9_cancel_session(struct es9 *x, store *s)
 	smdp_logf(d, "cancel", "txid=%s reason=%lld", ss.txid_hex, (long long)r.reason);
 out:
 	EVP_PKEY_free(euicc);
-	free(csr);
+	rsp_es9_request_clear(&rq);
 	smdp_es9_session_clear(&ss);
 	return err;
 }
