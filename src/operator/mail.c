@@ -14,8 +14,8 @@
  *
  * The SMTP client (RFC 5321) speaks: greeting, EHLO, STARTTLS (required:
  * the server's certificate is verified against smtp_ca, or the system's
- * trust, and the host name), EHLO again, AUTH PLAIN (RFC 4616; only over
- * TLS), MAIL FROM, RCPT TO, DATA with CRLF line ends and dot-stuffing,
+ * trust, and the host name), EHLO again, AUTH PLAIN (RFC 4616) or LOGIN
+ * (only over TLS), MAIL FROM, RCPT TO, DATA with CRLF line ends and dot-stuffing,
  * QUIT. Header fields never take a CR or LF from data; a non-ASCII
  * subject is RFC 2047 encoded; the body is UTF-8 (8BITMIME when offered,
  * else base64). Every failure names the step and the server's reply.
@@ -53,7 +53,7 @@ struct smtp {
 	SSL *ssl;
 	char buf[4096];
 	size_t have, off;
-	bool eightbit, auth_plain, starttls;
+	bool eightbit, auth_plain, auth_login, starttls;
 	char *why;
 	size_t wn;
 };
@@ -175,6 +175,8 @@ static esim_err smtp_reply(struct smtp *s, int *code, char *last, size_t ln)
 			s->starttls = true;
 		if (k > 4 && !strncasecmp(kw, "AUTH", 4) && strstr(kw, "PLAIN"))
 			s->auth_plain = true;
+		if (k > 4 && !strncasecmp(kw, "AUTH", 4) && strstr(kw, "LOGIN"))
+			s->auth_login = true;
 		if (line[3] != '-') {
 			snprintf(last, ln, "%s", line);
 			return ESIM_OK;
@@ -347,6 +349,65 @@ static esim_err build_message(op *o, bool eightbit, const char *to, const char *
 	return err;
 }
 
+/* base64 of p (n bytes) after prefix, as one command line (malloc'd;
+ * the caller wipes it: it may hold the password). */
+static char *b64_line(const char *prefix, const void *p, size_t n, size_t *len)
+{
+	size_t pl = strlen(prefix);
+	size_t bl = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+	char *line = malloc(pl + bl);
+	if (!line)
+		return NULL;
+	memcpy(line, prefix, pl);
+	sodium_bin2base64(line + pl, bl, p, n, sodium_base64_VARIANT_ORIGINAL);
+	*len = pl + bl;
+	return line;
+}
+
+static esim_err send_secret(struct smtp *s, const char *step, const char *prefix, const void *p,
+			    size_t n, int want)
+{
+	size_t len = 0;
+	char *line = b64_line(prefix, p, n, &len);
+	if (!line)
+		return ESIM_E_NOMEM;
+	esim_err err = smtp_cmd(s, step, line, want, want);
+	sodium_memzero(line, len);
+	free(line);
+	return err;
+}
+
+/* AUTH PLAIN (RFC 4616), or LOGIN when that is all the server offers;
+ * only ever inside STARTTLS. */
+static esim_err smtp_auth(struct smtp *s, op *o)
+{
+	size_t ul = strlen(o->smtp_user), pl = strlen(o->smtp_pass);
+	if (s->auth_plain) {
+		/* "\0user\0password" */
+		size_t rl = ul + pl + 2;
+		uint8_t *raw = malloc(rl);
+		if (!raw)
+			return ESIM_E_NOMEM;
+		raw[0] = 0;
+		memcpy(raw + 1, o->smtp_user, ul);
+		raw[1 + ul] = 0;
+		memcpy(raw + 2 + ul, o->smtp_pass, pl);
+		esim_err err = send_secret(s, "AUTH PLAIN", "AUTH PLAIN ", raw, rl, 235);
+		sodium_memzero(raw, rl);
+		free(raw);
+		return err;
+	}
+	if (!s->auth_login)
+		return smtp_fail(s, ESIM_E_OP_CONFIG,
+				 "SMTP server offers neither AUTH PLAIN nor LOGIN after STARTTLS");
+	esim_err err = smtp_cmd(s, "AUTH LOGIN", "AUTH LOGIN", 334, 334);
+	if (err == ESIM_OK)
+		err = send_secret(s, "AUTH LOGIN user", "", o->smtp_user, ul, 334);
+	if (err == ESIM_OK)
+		err = send_secret(s, "AUTH LOGIN password", "", o->smtp_pass, pl, 235);
+	return err;
+}
+
 /* One message over one SMTP session. why: the step and the server's word. */
 static esim_err smtp_send(op *o, int64_t id, const char *to, const char *subject, const char *text,
 			  time_t at, char *why, size_t wn)
@@ -369,38 +430,11 @@ static esim_err smtp_send(op *o, int64_t id, const char *to, const char *subject
 		err = smtp_cmd(&s, "STARTTLS", "STARTTLS", 220, 220);
 	if (err == ESIM_OK)
 		err = smtp_starttls(&s, o);
-	s.eightbit = s.auth_plain = false;
+	s.eightbit = s.auth_plain = s.auth_login = false;
 	if (err == ESIM_OK)
 		err = smtp_cmd(&s, "EHLO after STARTTLS", "EHLO esim-operator", 250, 250);
-	if (err == ESIM_OK && o->smtp_user) {
-		if (!s.auth_plain) {
-			err = smtp_fail(&s, ESIM_E_OP_CONFIG,
-					"SMTP server offers no AUTH PLAIN after STARTTLS");
-		} else {
-			/* "\0user\0password", base64; wiped after use */
-			size_t ul = strlen(o->smtp_user), pl = strlen(o->smtp_pass);
-			size_t rl = ul + pl + 2;
-			size_t bl = sodium_base64_ENCODED_LEN(rl, sodium_base64_VARIANT_ORIGINAL);
-			uint8_t *raw = malloc(rl);
-			char *line = malloc(bl + 12);
-			if (!raw || !line) {
-				err = ESIM_E_NOMEM;
-			} else {
-				raw[0] = 0;
-				memcpy(raw + 1, o->smtp_user, ul);
-				raw[1 + ul] = 0;
-				memcpy(raw + 2 + ul, o->smtp_pass, pl);
-				memcpy(line, "AUTH PLAIN ", 11);
-				sodium_bin2base64(line + 11, bl, raw, rl,
-						  sodium_base64_VARIANT_ORIGINAL);
-				err = smtp_cmd(&s, "AUTH PLAIN", line, 235, 235);
-				sodium_memzero(raw, rl);
-				sodium_memzero(line, bl + 12);
-			}
-			free(raw);
-			free(line);
-		}
-	}
+	if (err == ESIM_OK && o->smtp_user)
+		err = smtp_auth(&s, o);
 	if (err == ESIM_OK) {
 		snprintf(cmd, sizeof cmd, "MAIL FROM:<%s>%s", o->smtp_from,
 			 s.eightbit ? " BODY=8BITMIME" : "");

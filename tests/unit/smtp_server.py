@@ -6,7 +6,7 @@ accepted message written to OUT/N.eml (written to a temp name first, then
 renamed). Exit 77 when aiosmtpd is not installed.
 
 usage: smtp_server.py --port N --out DIR --ready FILE [--cert C --key K]
-                      [--user U --password P] [--no-tls]
+                      [--user U --password P] [--no-tls] [--login-only]
 """
 import argparse
 import os
@@ -31,10 +31,19 @@ ap.add_argument("--key")
 ap.add_argument("--user")
 ap.add_argument("--password")
 ap.add_argument("--no-tls", action="store_true")
+ap.add_argument("--login-only", action="store_true")
 a = ap.parse_args()
 
+# a server started again on the same folder numbers on from what is there
 lock = threading.Lock()
-count = [0]
+count = [len([n for n in os.listdir(a.out) if n.endswith(".eml")])]
+
+# die with the test that started us, even if it is killed
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+except (OSError, AttributeError):
+    pass
 
 
 class Sink:
@@ -65,6 +74,8 @@ if not a.no_tls:
     kw.update(tls_context=ctx, require_starttls=True)
 if a.user:
     kw.update(authenticator=check, auth_required=True, auth_require_tls=not a.no_tls)
+    if a.login_only:
+        kw.update(auth_exclude_mechanism=["PLAIN"])
 
 ctl = Controller(Sink(), hostname="127.0.0.1", port=a.port, **kw)
 ctl.start()

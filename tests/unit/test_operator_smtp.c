@@ -2,7 +2,7 @@
  * Real mail (mail.c): the notices' outbox delivered over SMTP to a real
  * server on loopback, aiosmtpd (Debian's python3-aiosmtpd, driven by
  * smtp_server.py), which requires STARTTLS before anything and AUTH after
- * it. Delivered with STARTTLS and AUTH PLAIN, a line of only "." in the
+ * it. Delivered with STARTTLS and AUTH PLAIN (and LOGIN), a line of only "." in the
  * text intact (dot-stuffing); the server down:
  * the notice stays in the outbox with the error and a later try, then is
  * delivered once when the server is back (and never twice); a wrong
@@ -33,6 +33,30 @@ struct smtp_srv {
 	pid_t pid;
 	char out[700];
 };
+
+/* servers still running when a test fails half-way: stopped by its
+ * teardown, so none outlives the test (and holds ctest's pipe) */
+static pid_t live[4];
+
+static void live_set(pid_t pid, bool on)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (on ? live[i] == 0 : live[i] == pid) {
+			live[i] = on ? pid : 0;
+			return;
+		}
+}
+
+static int teardown_smtp(void **state)
+{
+	for (size_t i = 0; i < 4; i++)
+		if (live[i] > 0) {
+			kill(live[i], SIGTERM);
+			waitpid(live[i], NULL, 0);
+			live[i] = 0;
+		}
+	return teardown(state);
+}
 
 static uint16_t free_port(void)
 {
@@ -74,6 +98,7 @@ static void smtp_start(struct fx *f, struct smtp_srv *s, uint16_t port, const ch
 			"--ready", ready,	 "--cert",     cert,	    "--key",	   key,
 			"--user",  "care-relay", "--password", "s3cret pw", (char *)extra, NULL};
 	assert_int_equal(0, posix_spawn(&s->pid, PY, NULL, NULL, argv, environ));
+	live_set(s->pid, true);
 	for (int i = 0; i < 200 && access(ready, F_OK) != 0; i++) {
 		int st;
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid)
@@ -88,6 +113,7 @@ static void smtp_stop(struct smtp_srv *s)
 	if (s->pid > 0) {
 		kill(s->pid, SIGTERM);
 		waitpid(s->pid, NULL, 0);
+		live_set(s->pid, false);
 		s->pid = 0;
 	}
 }
@@ -239,6 +265,18 @@ static void test_delivered(void **state)
 			      "SELECT COUNT(*) FROM op_notices WHERE channel = 'email' AND sent = 1"
 			      " AND sent_at IS NOT NULL"));
 	smtp_stop(&s);
+	/* a relay that offers only AUTH LOGIN */
+	smtp_start(f, &s, port, "--login-only");
+	int before_login = inbox_count(&s);
+	login_sofie(f);
+	assert_int_equal(200, call(f, "POST", "/api/lines/stop", NULL,
+				   "{\"line_id\":2,\"stopped\":false}", NULL));
+	deliver(f, 1, 0);
+	assert_int_equal(before_login + 1, inbox_count(&s));
+	m = inbox_read(&s, before_login + 1);
+	assert_non_null(strstr(m, "X-Authenticated: yes"));
+	free(m);
+	smtp_stop(&s);
 }
 
 static void test_server_down_then_up(void **state)
@@ -369,11 +407,14 @@ static void test_two_instances(void **state)
 
 int main(void)
 {
+#define BOTH_SMTP(t)                                                                               \
+	cmocka_unit_test_setup_teardown(t, setup_sqlite, teardown_smtp),                           \
+	    cmocka_unit_test_setup_teardown(t, setup_pg, teardown_smtp)
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_delivered),
-	    BOTH(test_server_down_then_up),
-	    BOTH(test_refusals),
-	    cmocka_unit_test_setup_teardown(test_two_instances, setup_pg, teardown),
+	    BOTH_SMTP(test_delivered),
+	    BOTH_SMTP(test_server_down_then_up),
+	    BOTH_SMTP(test_refusals),
+	    cmocka_unit_test_setup_teardown(test_two_instances, setup_pg, teardown_smtp),
 	};
 	int rc = fixture_main(tests, sizeof tests / sizeof tests[0]);
 	if (rc == 0 && missing_smtp)
