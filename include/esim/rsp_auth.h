@@ -62,6 +62,59 @@ esim_err rsp_server_choose(const der_span *signing, size_t n_signing, const der_
 
 /* --- SM-DP+: AuthenticateClient ------------------------------------------- */
 
+/* A server's cache of verified CERT.EUMs (optional; the SM-DP+ keeps one).
+ * find: a verified EUM whose DER equals der, or NULL (borrowed from the
+ * cache, which never drops an entry while the server runs). keep: take a
+ * freshly verified EUM: *cert becomes NULL when the cache took it (or
+ * freed it for an equal entry), stays with the caller when the cache is
+ * full; returns the certificate to use from now on. Thread-safe as the
+ * server needs. */
+struct rsp_eum_cache {
+	const crypto_cert *(*find)(void *ctx, const uint8_t *der, size_t len);
+	const crypto_cert *(*keep)(void *ctx, crypto_cert **cert);
+	void *ctx;
+};
+
+/* What rsp_server_check_chain checks against. */
+struct rsp_chain_check {
+	const crypto_trust *trust; /* required */
+	const uint8_t *ci_pkid;	   /* the CI the session agreed on (required) */
+	size_t ci_pkid_len;
+	bool check_time; /* validity periods against now */
+	time_t now;
+	const struct rsp_eum_cache *cache; /* NULL: none */
+};
+
+/* Why an eUICC chain was refused; rsp_chain_fault_status gives its
+ * authenticateClient subject / reason (the same for ES9+ and ES11). */
+enum rsp_chain_fault {
+	RSP_CHAIN_OK = 0,
+	RSP_CHAIN_EUM_INVALID,	       /* 8.1.2 / 6.1 */
+	RSP_CHAIN_EUM_EXPIRED,	       /* 8.1.2 / 6.3 */
+	RSP_CHAIN_EUM_NOT_YET_VALID,   /* 8.1.2 / 6.1 */
+	RSP_CHAIN_EUM_WRONG_CI,	       /* 8.11.1 / 3.9 */
+	RSP_CHAIN_EUICC_INVALID,       /* 8.1.3 / 6.1 */
+	RSP_CHAIN_EUICC_EXPIRED,       /* 8.1.3 / 6.3 */
+	RSP_CHAIN_EUICC_NOT_YET_VALID, /* 8.1.3 / 6.1 */
+	RSP_CHAIN_EID_OUT_OF_RANGE,    /* 8.1.3 / 6.1 */
+};
+
+struct rsp_auth_server_resp; /* below */
+
+/* SM-DP+ and SM-DS: the eUICC chain of a parsed AuthenticateServerResponse
+ * (rsp_auth_server_resp_parse), step by step (server_auth.c). ESIM_OK with
+ * *fault RSP_CHAIN_OK, *euicc_out the verified CERT.EUICC (caller frees
+ * with crypto_cert_free) and eid its EID; or ESIM_OK with *fault saying
+ * what failed (*euicc_out NULL). Other errors: bad arguments. The EID's
+ * SGP.29 check digits are the caller's (rsp_eid_check). */
+esim_err rsp_server_check_chain(const struct rsp_chain_check *c,
+				const struct rsp_auth_server_resp *r, enum rsp_chain_fault *fault,
+				crypto_cert **euicc_out, char eid[RSP_EID_DIGITS + 1]);
+/* The subject / reason codes and a message (static strings) of a fault;
+ * all NULL for RSP_CHAIN_OK. */
+void rsp_chain_fault_status(enum rsp_chain_fault f, const char **subject, const char **reason,
+			    const char **message);
+
 /* What the SM-DP+ expects of an AuthenticateServerResponse. */
 struct rsp_auth_expect {
 	const crypto_trust *trust;		    /* required */

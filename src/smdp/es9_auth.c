@@ -391,80 +391,53 @@ static void eum_record(smdp *d, store *s, const crypto_cert *eum, bool cache_ful
 		smdp_logf(d, "eum_record_failed", "error=%s", esim_strerror(err));
 }
 
-/* The eUICC chain, step by step, so that each failure gets its code. */
+/* The cache of verified EUMs as the library's chain check sees it (its
+ * ctx: struct eum_ctx); keep also records a new EUM in smdp_eum_certs. */
+struct eum_ctx {
+	smdp *d;
+	store *s;
+};
+
+static const crypto_cert *eum_find_cb(void *ctx, const uint8_t *der, size_t len)
+{
+	const struct eum_ctx *c = ctx;
+	der_span span = {der, len};
+	return eum_cached(c->d, &span);
+}
+
+static const crypto_cert *eum_keep_cb(void *ctx, crypto_cert **cert)
+{
+	const struct eum_ctx *c = ctx;
+	bool record;
+	const crypto_cert *use = eum_keep(c->d, cert, &record);
+	if (record)
+		eum_record(c->d, c->s, use, *cert != NULL);
+	return use;
+}
+
+/* The eUICC chain (rsp_server_check_chain, shared with the SM-DS), each
+ * failure with its code, with this SM-DP+'s EUM cache. */
 static bool check_chain(smdp *d, store *s, const struct session *ss,
 			const struct rsp_auth_server_resp *r, struct smdp_status *st,
 			crypto_cert **euicc_out, char eid[RSP_EID_DIGITS + 1])
 {
-	crypto_cert *own_eum = NULL, *euicc = NULL;
-	const crypto_cert *eum = eum_cached(d, &r->eum_cert);
-	time_t now = smdp_now(d);
-	bool ok = false;
-	if (!eum && crypto_cert_load(r->eum_cert.p, r->eum_cert.len, &own_eum) != ESIM_OK) {
-		*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
-		goto out;
-	}
-	if (!eum)
-		eum = own_eum;
-	if (crypto_cert_load(r->euicc_cert.p, r->euicc_cert.len, &euicc) != ESIM_OK) {
-		*st = SMDP_FAIL("8.1.3", "6.1", "eUICC certificate invalid");
-		goto out;
-	}
-	uint8_t aki[CRYPTO_KEY_ID_MAX], ski[CRYPTO_KEY_ID_MAX];
-	size_t aki_len, ski_len;
-	if (crypto_cert_aki(eum, aki, &aki_len) != ESIM_OK || aki_len != ss->ci_pkid_len ||
-	    memcmp(aki, ss->ci_pkid, aki_len) != 0) {
-		*st = SMDP_FAIL("8.11.1", "3.9", "EUM not issued by the CI to be used");
-		goto out;
-	}
-	crypto_rsp_role role;
-	if (own_eum) {
-		const crypto_cert *ci = crypto_trust_find(d->trust, ss->ci_pkid, ss->ci_pkid_len);
-		if (!ci || crypto_cert_verify_signed_by(own_eum, ci) != ESIM_OK ||
-		    crypto_cert_check_ca(own_eum) != ESIM_OK ||
-		    crypto_cert_role(own_eum, &role) != ESIM_OK || role != CRYPTO_ROLE_EUM) {
-			*st = SMDP_FAIL("8.1.2", "6.1", "EUM certificate invalid");
-			goto out;
-		}
-		/* verified: from now on the cache's copy (if it took ours, it
-		 * owns it; if another thread's came first, ours goes) */
-		bool record;
-		eum = eum_keep(d, &own_eum, &record);
-		if (record)
-			eum_record(d, s, eum, own_eum != NULL);
-	}
-	if (d->check_time) {
-		esim_err e = crypto_cert_check_time(eum, now);
-		if (e != ESIM_OK) {
-			*st = e == ESIM_E_CERT_EXPIRED
-				  ? SMDP_FAIL("8.1.2", "6.3", "EUM certificate expired")
-				  : SMDP_FAIL("8.1.2", "6.1", "EUM certificate not yet valid");
-			goto out;
-		}
-	}
-	if (crypto_cert_aki(euicc, aki, &aki_len) != ESIM_OK ||
-	    crypto_cert_ski(eum, ski, &ski_len) != ESIM_OK || aki_len != ski_len ||
-	    memcmp(aki, ski, aki_len) != 0 || crypto_cert_verify_signed_by(euicc, eum) != ESIM_OK ||
-	    crypto_cert_role(euicc, &role) != ESIM_OK || role != CRYPTO_ROLE_EUICC ||
-	    crypto_cert_check_digital_signature(euicc) != ESIM_OK) {
-		*st = SMDP_FAIL("8.1.3", "6.1", "eUICC certificate invalid");
-		goto out;
-	}
-	if (d->check_time) {
-		esim_err e = crypto_cert_check_time(euicc, now);
-		if (e != ESIM_OK) {
-			*st = e == ESIM_E_CERT_EXPIRED
-				  ? SMDP_FAIL("8.1.3", "6.3", "eUICC certificate expired")
-				  : SMDP_FAIL("8.1.3", "6.1", "eUICC certificate not yet valid");
-			goto out;
-		}
-	}
-	/* digest 5.4 (impl): an EID outside the EUM's range makes the eUICC
-	 * certificate invalid for that EUM */
-	if (crypto_cert_eid(euicc, eid) != ESIM_OK ||
-	    crypto_cert_eid_permitted(eum, eid) != ESIM_OK) {
-		*st = SMDP_FAIL("8.1.3", "6.1", "EID outside the EUM's permitted range");
-		goto out;
+	struct eum_ctx ec = {.d = d, .s = s};
+	struct rsp_eum_cache cache = {.find = eum_find_cb, .keep = eum_keep_cb, .ctx = &ec};
+	struct rsp_chain_check cc = {.trust = d->trust,
+				     .ci_pkid = ss->ci_pkid,
+				     .ci_pkid_len = ss->ci_pkid_len,
+				     .check_time = d->check_time,
+				     .now = smdp_now(d),
+				     .cache = &cache};
+	enum rsp_chain_fault f = RSP_CHAIN_EUICC_INVALID;
+	crypto_cert *euicc = NULL;
+	if (rsp_server_check_chain(&cc, r, &f, &euicc, eid) != ESIM_OK || f != RSP_CHAIN_OK) {
+		const char *sc, *rc, *msg;
+		rsp_chain_fault_status(f == RSP_CHAIN_OK ? RSP_CHAIN_EUICC_INVALID : f, &sc, &rc,
+				       &msg);
+		*st = SMDP_FAIL(sc, rc, msg);
+		crypto_cert_free(euicc);
+		return false;
 	}
 	/* SGP.29 check digits: not a chain rule (cert.c), but no EID that
 	 * breaks them is one; the SM-DP+ refuses it as an invalid EID */
@@ -473,15 +446,11 @@ static bool check_chain(smdp *d, store *s, const struct session *ss,
 				"EID of the eUICC certificate: wrong check digits (SGP.29: the "
 				"32-digit number mod 97 must be 1)");
 		smdp_logf(d, "eid_refused", "eid=%s rule=sgp29-mod97", eid);
-		goto out;
+		crypto_cert_free(euicc);
+		return false;
 	}
 	*euicc_out = euicc;
-	euicc = NULL;
-	ok = true;
-out:
-	crypto_cert_free(own_eum);
-	crypto_cert_free(euicc);
-	return ok;
+	return true;
 }
 
 /* forbiddenProfilePolicyRules (99) of EUICCInfo2, 0 when absent. */

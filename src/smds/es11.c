@@ -310,20 +310,38 @@ static esim_err authenticate_client(struct es11 *x)
 			  ss.found ? "expired" : "unknown-or-spent");
 		goto out;
 	}
-	struct crypto_chain_opts co = {.check_time = d->check_time, .now = smds_now(d)};
-	struct rsp_auth_expect ex = {
-	    .trust = d->trust,
-	    .chain_opts = &co,
-	    .txid = &txid,
-	    .server_challenge = ss.server_challenge,
-	    .ci_pkid = ss.ci_pkid,
-	    .ci_pkid_len = ss.ci_pkid_len,
-	};
+	/* the eUICC's chain as the SM-DP+ checks it (rsp_server_check_chain,
+	 * each failure with its code), then euiccSignature1, the
+	 * transactionId and the serverChallenge of this session */
+	struct rsp_chain_check cc = {.trust = d->trust,
+				     .ci_pkid = ss.ci_pkid,
+				     .ci_pkid_len = ss.ci_pkid_len,
+				     .check_time = d->check_time,
+				     .now = smds_now(d)};
 	struct rsp_auth_server_resp r;
 	memset(&r, 0, sizeof r);
-	esim_err ve = rsp_auth_server_resp_verify(asr, asr_len, &ex, &r);
+	enum rsp_chain_fault f = RSP_CHAIN_OK;
+	crypto_cert *euicc = NULL;
+	esim_err ve = rsp_auth_server_resp_parse(asr, asr_len, &r);
+	if (ve == ESIM_OK && (ve = rsp_server_check_chain(&cc, &r, &f, &euicc, r.eid)) == ESIM_OK &&
+	    f == RSP_CHAIN_OK) {
+		if (crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p,
+					r.euicc_signed1.len, r.euicc_signature1,
+					RSP_SIG_LEN) != ESIM_OK)
+			ve = ESIM_E_RSP_BAD_SIGNATURE;
+		else if (!rsp_txid_equal(&r.txid, &txid))
+			ve = ESIM_E_RSP_TXID_MISMATCH;
+		else if (memcmp(r.server_challenge, ss.server_challenge, RSP_CHALLENGE_LEN) != 0)
+			ve = ESIM_E_RSP_CHALLENGE_MISMATCH;
+	}
+	crypto_cert_free(euicc);
 	if (ve == ESIM_E_RSP_EUICC_ERROR) {
 		x->st = SMDS_FAIL("8.1", "3.8", "eUICC refused the authentication");
+	} else if (ve == ESIM_OK && f != RSP_CHAIN_OK) {
+		const char *sc, *rc, *msg;
+		rsp_chain_fault_status(f, &sc, &rc, &msg);
+		x->st = SMDS_FAIL(sc, rc, msg);
+		smds_logf(d, "auth_refused", "txid=%s why=%s", hex, msg);
 	} else if (ve != ESIM_OK) {
 		x->st = verify_status(ve);
 		smds_logf(d, "auth_refused", "txid=%s why=%s", hex, esim_errname(ve));

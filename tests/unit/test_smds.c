@@ -827,6 +827,131 @@ static void test_es11_asn1(void **state)
 	json_decref(o);
 }
 
+/* ---- the eUICC chain: one check for both servers ----------------------------- */
+
+/* authenticateClient with the eUICC's answer as the card gave it, but
+ * another certificate in place of CERT.EUM (the certificates are outside
+ * euiccSigned1, so the rest still verifies). */
+struct swap_eum {
+	struct lpa_http h;
+	const uint8_t *eum;
+	size_t eum_len;
+	char *answer;
+};
+
+static esim_err swap_eum_es9(void *ctx, const char *function, const char *json, int *status,
+			     char **out)
+{
+	struct swap_eum *w = ctx;
+	if (strcmp(function, "authenticateClient") != 0)
+		return lpa_es9_http(&w->h, function, json, status, out);
+	json_t *req = json_loads(json, 0, NULL);
+	uint8_t *asr = NULL, *nasr = NULL;
+	size_t asr_len = 0, nasr_len = 0;
+	if (!req || net_json_get_base64(req, "authenticateServerResponse", 1 << 16, &asr, &asr_len,
+					NULL) != ESIM_OK)
+		return ESIM_E_ARG;
+	der_cursor top, bf38, a0;
+	der_element signed1, sig1, ecert, eum;
+	der_cursor_init(&top, asr, asr_len);
+	der_builder b;
+	der_builder_init(&b);
+	esim_err err = der_get_sequence(&top, 0xBF38, &bf38);
+	if (err == ESIM_OK)
+		err = der_get_sequence(&bf38, 0xA0, &a0);
+	if (err == ESIM_OK)
+		err = der_get_tlv(&a0, 0x30, &signed1);
+	if (err == ESIM_OK)
+		err = der_get_tlv(&a0, 0x5F37, &sig1);
+	if (err == ESIM_OK)
+		err = der_get_tlv(&a0, 0x30, &ecert);
+	if (err == ESIM_OK)
+		err = der_get_tlv(&a0, 0x30, &eum);
+	if (err == ESIM_OK)
+		err = der_builder_open(&b, 0xBF38);
+	if (err == ESIM_OK)
+		err = der_builder_open(&b, 0xA0);
+	if (err == ESIM_OK)
+		err = der_add_raw(&b, signed1.tlv.p, signed1.tlv.len);
+	if (err == ESIM_OK)
+		err = der_add_raw(&b, sig1.tlv.p, sig1.tlv.len);
+	if (err == ESIM_OK)
+		err = der_add_raw(&b, ecert.tlv.p, ecert.tlv.len);
+	if (err == ESIM_OK)
+		err = der_add_raw(&b, w->eum, w->eum_len);
+	if (err == ESIM_OK)
+		err = der_builder_close(&b);
+	if (err == ESIM_OK)
+		err = der_builder_close(&b);
+	if (err == ESIM_OK)
+		err = der_builder_finish(&b, &nasr, &nasr_len);
+	der_builder_free(&b);
+	char *text = NULL;
+	if (err == ESIM_OK)
+		err = net_json_set_base64(req, "authenticateServerResponse", nasr, nasr_len);
+	if (err == ESIM_OK && !(text = json_dumps(req, JSON_COMPACT)))
+		err = ESIM_E_NOMEM;
+	if (err == ESIM_OK)
+		err = lpa_es9_http(&w->h, function, text, status, out);
+	if (err == ESIM_OK && *out) {
+		free(w->answer);
+		w->answer = strdup(*out);
+	}
+	free(text);
+	free(asr);
+	free(nasr);
+	json_decref(req);
+	return err;
+}
+
+/* One session at addr with the EUM swapped for cert_path's certificate:
+ * the authenticateClient status. */
+static void swapped_eum_status(struct senv *e, const char *addr, const char *cert_path, char st[32])
+{
+	char base[96];
+	snprintf(base, sizeof base, "https://%s", addr);
+	crypto_cert *c = NULL;
+	assert_esim(ESIM_OK, crypto_cert_load_file(cert_path, &c));
+	struct net_client_config cc = {.ca_file = e->l.ci};
+	struct swap_eum w = {0};
+	w.eum = crypto_cert_der(c, &w.eum_len);
+	assert_esim(ESIM_OK, net_client_new(&cc, &w.h.client));
+	w.h.base_url = base;
+	apdu_session *card = h_connect_retry(e->l.sock, 5000);
+	struct lpa_driver drv = {card_es10, card, swap_eum_es9, &w, addr};
+	struct lpa_session s;
+	lpa_session_init(&s, &drv);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_false(s.failed);
+	lpa_dl_authenticate(&s, NULL);
+	lpa_session_clear(&s);
+	assert_non_null(w.answer);
+	json_t *a = json_loads(w.answer, 0, NULL);
+	status_of(a, st);
+	assert_null(json_object_get(a, "eventEntries"));
+	json_decref(a);
+	apdu_session_close(card);
+	net_client_free(w.h.client);
+	free(w.answer);
+	crypto_cert_free(c);
+}
+
+/* The SM-DS checks the eUICC's chain with the SM-DP+'s own function
+ * (rsp_server_check_chain), step by step: a CERT.EUM that is no EUM (here
+ * the SM-DP+'s CERT.DPauth, issued by the same CI but no CA) is "EUM
+ * certificate invalid", 8.1.2 / 6.1, at both servers (the SM-DS answered
+ * 8.1.3 / 6.1, the eUICC's code, before). */
+static void test_es11_chain_same_codes(void **state)
+{
+	struct senv *e = *state;
+	char dpauth[700], st[32];
+	snprintf(dpauth, sizeof dpauth, "%s/dpauth.der", e->cdir);
+	swapped_eum_status(e, e->es11_addr, dpauth, st);
+	assert_string_equal(st, "8.1.2/6.1");
+	swapped_eum_status(e, e->l.addr, dpauth, st);
+	assert_string_equal(st, "8.1.2/6.1");
+}
+
 /* initiateAuthentication refused before any session: another address
  * (8.9.1 / 3.8), no signing CI we trust (8.9.2 / 3.1), no CERT.DSauth the
  * eUICC can verify (8.9.4 / 3.7), SGP.22 v3 (8.9.3 / 3.1). */
@@ -1164,6 +1289,7 @@ int main(void)
 	    cmocka_unit_test(test_outbox_register_refused),
 	    cmocka_unit_test(test_failed_order_deletes_event),
 	    cmocka_unit_test(test_es11_asn1),
+	    cmocka_unit_test(test_es11_chain_same_codes),
 	};
 	const struct CMUnitTest brp[] = {
 	    cmocka_unit_test(test_register_discover_download),
