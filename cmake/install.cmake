@@ -60,7 +60,7 @@ file(GLOB ESIM_EXAMPLES ${CMAKE_SOURCE_DIR}/packaging/examples/*.conf)
 install(FILES ${ESIM_EXAMPLES} DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 
 # systemd units, with the installed programs' paths.
-foreach(unit esim-smdp esim-operator esim-euicc)
+foreach(unit esim-smdp esim-smds esim-operator esim-euicc)
   if(TARGET ${unit} AND EXISTS ${CMAKE_SOURCE_DIR}/packaging/systemd/${unit}.service.in)
     configure_file(${CMAKE_SOURCE_DIR}/packaging/systemd/${unit}.service.in
       ${CMAKE_BINARY_DIR}/systemd/${unit}.service @ONLY)

@@ -10,9 +10,9 @@
 #  4. each service is started the way its installed unit says (ExecStart
 #     as the unit's User, its StateDirectory made as systemd would, a
 #     NOTIFY_SOCKET listening): there is no systemd as PID 1 in a chroot.
-#     It must report READY=1 through sd_notify and answer (esim-smdp's
-#     /healthz, esim-operator's portal over TLS, esim-euicc's socket with
-#     `esim chip info`), then exit 0 on SIGTERM;
+#     It must report READY=1 through sd_notify and answer (esim-smdp's and
+#     esim-smds's /healthz, esim-operator's portal over TLS, esim-euicc's
+#     socket with `esim chip info`), then exit 0 on SIGTERM;
 #  5. dpkg --purge removes everything: no package, user, file or
 #     directory of ours is left (dpkg -S, getent, find).
 # 77 when this cannot run here (not root, no debootstrap, no mirror), a
@@ -108,7 +108,7 @@ rm -rf "$root/tmp/debs"
 for p in "${pkgs[@]}"; do
 	in_root dpkg-query -W -f='${Status}\n' "$p" | grep -q "install ok installed" || fail "$p not installed"
 done
-for u in esim-smdp esim-operator esim-euicc; do
+for u in esim-smdp esim-smds esim-operator esim-euicc; do
 	in_root getent passwd "$u" >/dev/null || fail "the postinst made no user $u"
 done
 echo "   installed with apt ($((SECONDS - t0)) s)"
@@ -218,6 +218,33 @@ code=$(curl -s -o "$out/portal.html" -w '%{http_code}' --cacert "$root$p/ci.pem"
 	fail "esim-operator's portal over TLS: HTTP $code, not /usr/share/esim-operator/web/index.html"
 echo "   esim-operator: READY=1, the portal over HTTPS from /usr/share/esim-operator/web"
 
+in_root mkdir -p /etc/esim-smds
+cp "$root$p/ci.pem" "$root/etc/esim-smds/ci.pem" # each service reads only its own /etc
+for role in dsauth dstls; do
+	in_root esim-pki issue "$role" --out "/etc/esim-smds/$role" --issuer-cert "$p/ci.pem" \
+		--issuer-key "$p/ci.key.pem" --host 127.0.0.1 >/dev/null 2>&1 ||
+		fail "esim-pki issue $role"
+done
+es11=$(free_port)
+admin_ds=$(free_port)
+cat >"$root/etc/esim-smds/esim-smds.conf" <<CONF
+db = sqlite:/var/lib/esim-smds/smds.db
+fqdn = 127.0.0.1:$es11
+dsauth-cert-nist = /etc/esim-smds/dsauth.pem
+dsauth-key-nist = /etc/esim-smds/dsauth.key.pem
+ci = /etc/esim-smds/ci.pem
+listen-nist = 127.0.0.1:$es11
+tls-cert-nist = /etc/esim-smds/dstls.pem
+tls-key-nist = /etc/esim-smds/dstls.key.pem
+admin-listen = 127.0.0.1:$admin_ds
+CONF
+in_root chown -R root:esim-smds /etc/esim-smds
+in_root chmod -R g+rX,o-rwx /etc/esim-smds
+start esim-smds
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin_ds/healthz")
+[ "$code" = 200 ] || fail "esim-smds /healthz answered $code"
+echo "   esim-smds: READY=1, /healthz 200"
+
 in_root chown -R esim-euicc:esim-euicc /var/lib/esim-euicc
 start esim-euicc
 in_root esim chip info --socket unix:/run/esim-euicc/card.sock --json >"$out/chip.json" 2>&1 ||
@@ -227,11 +254,13 @@ echo "   esim-euicc: READY=1, esim chip info on /run/esim-euicc/card.sock: EID $
 # shellcheck disable=SC2154
 stop esim-smdp "$esim_smdp_pid"
 # shellcheck disable=SC2154
+stop esim-smds "$esim_smds_pid"
+# shellcheck disable=SC2154
 stop esim-operator "$esim_operator_pid"
 # shellcheck disable=SC2154
 stop esim-euicc "$esim_euicc_pid"
 rm -rf "$root/run/esim-euicc" # RuntimeDirectory: systemd removes it at stop
-echo "   the three exit 0 on SIGTERM"
+echo "   the four exit 0 on SIGTERM"
 
 echo "== 5. dpkg --purge"
 in_root dpkg --purge "${pkgs[@]}" >"$out/purge.log" 2>&1 || {
@@ -243,7 +272,7 @@ for p in "${pkgs[@]}"; do
 		fail "$p is still known to dpkg after --purge"
 	fi
 done
-for u in esim-smdp esim-operator esim-euicc; do
+for u in esim-smdp esim-smds esim-operator esim-euicc; do
 	if in_root getent passwd "$u" >/dev/null; then fail "user $u left after purge"; fi
 	if in_root getent group "$u" >/dev/null; then fail "group $u left after purge"; fi
 done

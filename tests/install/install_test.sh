@@ -80,7 +80,13 @@ done
 for c in esim-smdp.conf esim-operator.conf; do
 	[ -f "$root/share/doc/esimkit/examples/$c" ] || fail "example $c not installed"
 done
-for u in esim-smdp esim-operator esim-euicc; do
+units=(esim-smdp esim-operator esim-euicc)
+[ -e "$build/esim-smds" ] && units+=(esim-smds)
+for c in "${units[@]}"; do
+	[ "$c" = esim-euicc ] || [ -f "$root/share/doc/esimkit/examples/$c.conf" ] ||
+		fail "example $c.conf not installed"
+done
+for u in "${units[@]}"; do
 	f=$(find "$dest" -name "$u.service" | head -n 1)
 	[ -n "$f" ] || fail "unit $u.service not installed"
 	grep -q "^ExecStart=$prefix/bin/$u " "$f" || fail "$u.service does not start $prefix/bin/$u"

@@ -24,7 +24,9 @@ DESTDIR=$dest cmake --install "$build" >"$work/install.log" || {
 	cat "$work/install.log" >&2
 	fail "cmake --install"
 }
-for u in esim-smdp esim-operator esim-euicc; do
+units=(esim-smdp esim-operator esim-euicc)
+[ -e "$build/esim-smds" ] && units+=(esim-smds)
+for u in "${units[@]}"; do
 	f=$(find "$dest" -path "*/systemd/system/$u.service" | head -n 1)
 	[ -n "$f" ] || fail "$u.service not installed"
 	# the same unit, its program at the DESTDIR's path
