@@ -12,9 +12,10 @@
 #  4. the installed esim-smdp reloads its DPtls certificate on SIGHUP (a
 #     new certificate is served afterwards, the old one before), keeps the
 #     old one when the new files do not load, and exits 0 on SIGTERM;
-#  5. a small C program compiled and linked against the installed libesim
-#     through `pkg-config --cflags --libs esim` runs and reports the
-#     library's version (it loads libesim.so.0 from the DESTDIR);
+#  5. every installed header compiles on its own with `pkg-config --cflags
+#     esim`; a small C program compiled and linked against the installed
+#     libesim through `pkg-config --cflags --libs esim` runs and reports
+#     the library's version (it loads libesim.so.0 from the DESTDIR);
 #  6. the demo's whole journey (scripts/demo.sh) with the installed programs.
 #
 # usage: install_test.sh BUILD_DIR SOURCE_DIR
@@ -220,6 +221,14 @@ int main(void)
 C
 export PKG_CONFIG_PATH=$libdir/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
 [ "$(pkg-config --modversion esim)" = "$version" ] || fail "pkg-config --modversion esim"
+# every installed header stands on its own with pkg-config's flags (none
+# reaches into src/)
+for h in "$root"/include/esim/*.h; do
+	printf '#include <esim/%s>\n' "$(basename "$h")" >"$work/h.c"
+	# shellcheck disable=SC2046
+	cc -std=c11 -Wall -Werror -fsyntax-only $(pkg-config --cflags esim) "$work/h.c" ||
+		fail "esim/$(basename "$h") does not compile on its own"
+done
 # shellcheck disable=SC2046
 cc -Wall -Werror -o "$work/hello" "$work/hello.c" $(pkg-config --cflags --libs esim) ||
 	fail "compiling against the installed libesim"
