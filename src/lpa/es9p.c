@@ -7,8 +7,7 @@
  *
  * Bodies are encoded and answers decoded by the rsp_es9 codec
  * (include/esim/rsp_es9.h), the one the SM-DP+, the SM-DS and the tests
- * use; lpa_es9_post_status is left for callers that build a document of
- * their own.
+ * use.
  *
  * Retries: only functions the caller marks safe to repeat are retried
  * (initiateAuthentication, handleNotification); authenticateClient,
@@ -264,22 +263,6 @@ static int post_body(struct lpa *L, const char *address, const char *function, c
 	return rc;
 }
 
-int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
-			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st)
-{
-	memset(st, 0, sizeof *st);
-	*resp = NULL;
-	int rc = lpa_http(L);
-	if (rc != CLI_OK)
-		return rc;
-	char *body = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (body == NULL)
-		return lpa_fail(L, CLI_EXIT_FAILURE, "out of memory");
-	rc = post_body(L, address, function, body, strlen(body), safe_to_repeat, resp, st);
-	free(body);
-	return rc;
-}
-
 int lpa_es9_decode(struct lpa *L, const json_t *doc, struct rsp_es9_response *resp)
 {
 	const char *field = NULL;
@@ -321,13 +304,6 @@ int lpa_es9_call(struct lpa *L, const char *address, const struct rsp_es9_reques
 		rc = lpa_es9_decode(L, doc, resp);
 	json_decref(doc);
 	return rc;
-}
-
-int lpa_es9_post(struct lpa *L, const char *address, const char *function, json_t *req,
-		 bool safe_to_repeat, json_t **resp)
-{
-	struct lpa_es9_status st;
-	return lpa_es9_post_status(L, address, function, req, safe_to_repeat, resp, &st);
 }
 
 int lpa_deliver_notification(struct lpa *L, const uint8_t *p, size_t len, const char *address,

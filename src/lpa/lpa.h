@@ -137,27 +137,13 @@ int lpa_list_notifications(struct lpa *L, uint32_t pmo, struct rsp_notif_list *o
 /* The HTTP client (CI trust from --ci / ESIM_CI), opened if needed. */
 int lpa_http(struct lpa *L);
 
-/*
- * POST an ES9+ function (function = "initiateAuthentication", ...) to
- * https://ADDRESS/gsma/rsp2/es9plus/FUNCTION with the JSON body req
- * (borrowed). With safe_to_repeat, transient failures are retried. On
- * success *resp is the parsed response (NULL for 204; caller decrefs).
- * A transport failure, an HTTP error or a "Failed" header is recorded (the
- * subject / reason code named and explained) and a non-zero exit code
- * returned. When quiet, the failure is recorded in the JSON error but
- * printed only as a warning (used for best-effort calls).
- */
-int lpa_es9_post(struct lpa *L, const char *address, const char *function, json_t *req,
-		 bool safe_to_repeat, json_t **resp);
-/* Result of the last lpa_es9_post that failed: was it the network? */
+/* Result of the last ES9+ / ES11 call that failed: was it the network? */
 struct lpa_es9_status {
 	esim_err err; /* ESIM_OK, or the transport error */
 	long http_status;
 	char subject[16], reason[16]; /* "" unless the server said Failed */
 	char message[256];
 };
-int lpa_es9_post_status(struct lpa *L, const char *address, const char *function, json_t *req,
-			bool safe_to_repeat, json_t **resp, struct lpa_es9_status *st);
 /* An ES9+ / ES11 answer body as JSON, bounded in size and depth, with the
  * long base64 members kept out of jansson's lexer (es9p.c explains how).
  * Must give exactly what net_json_parse(body, len, LPA_ES9_MAX_BODY,
@@ -169,14 +155,18 @@ esim_err lpa_es9_parse(const uint8_t *body, size_t len, json_t **doc, struct net
  * as JSON (depth and size bounded) and its header.functionExecutionStatus
  * read; *resp the document (caller decrefs) on Executed-Success or
  * -WithWarning, else NULL with the failure recorded (st filled on
- * "Failed") and a non-zero exit code returned. lpa_es9_post_status's
- * reading of what the server sent, and fuzz_lpa_es9's input. */
+ * "Failed") and a non-zero exit code returned. lpa_es9_call's reading of
+ * what the server sent, and fuzz_lpa_es9's input. */
 int lpa_es9_answer(struct lpa *L, const char *address, const char *function, const uint8_t *body,
 		   size_t len, json_t **resp, struct lpa_es9_status *st);
-/* One ES9+ / ES11 call through the rsp_es9 codec: rq encoded, posted as
- * lpa_es9_post_status does, and the answer decoded into *resp (always
+/* One ES9+ / ES11 call: rq encoded by the rsp_es9 codec and POSTed to
+ * https://ADDRESS/gsma/rsp2/es9plus/FUNCTION (with safe_to_repeat,
+ * transient failures are retried), the answer decoded into *resp (always
  * initialised; caller clears with rsp_es9_response_clear; no fields for
- * 204). A field the answer lacks or has malformed is recorded naming it. */
+ * 204). A transport failure, an HTTP error, a "Failed" header (the subject
+ * and reason named and explained) or a member the answer lacks or has
+ * malformed (named) is recorded and a non-zero exit code returned; *st
+ * says which. */
 int lpa_es9_call(struct lpa *L, const char *address, const struct rsp_es9_request *rq,
 		 bool safe_to_repeat, struct rsp_es9_response *resp, struct lpa_es9_status *st);
 /* Decode a checked answer document of resp->fn (set by the caller) with
