@@ -6,9 +6,10 @@
 #  2. every installed program answers --version ("PROGRAM VERSION", the
 #     project's version) and --help;
 #  3. esim-operator serve refuses to start without db / listen / TLS and
-#     names what is missing (no esim-operator.db appears), and serves the
+#     names what is missing (no esim-operator.db appears), serves the
 #     portal from the installed share/ (a marker added to the installed
-#     index.html is what a browser gets);
+#     index.html is what a browser gets), and on SIGTERM finishes an
+#     answer in flight (15 MiB read slowly) before it exits 0;
 #  4. the installed esim-smdp reloads its DPtls certificate on SIGHUP (a
 #     new certificate is served afterwards, the old one before), keeps the
 #     old one when the new files do not load, and exits 0 on SIGTERM;
@@ -127,14 +128,31 @@ popd >/dev/null
 marker="installed-copy-$$"
 printf '<!-- %s -->\n' "$marker" >>"$root/share/esim-operator/web/index.html"
 "$bin/esim-operator" init-demo --db "$work/op.db" >/dev/null
+head -c $((15 << 20)) /dev/urandom >"$root/share/esim-operator/web/big.js"
 "$bin/esim-operator" serve --db "$work/op.db" --listen 127.0.0.1:0 --insecure-http yes \
 	--port-file "$work/op.port" --maildir "$work/mail" >"$work/op.log" 2>&1 &
-pids+=($!)
+op_pid=$!
+pids+=($op_pid)
 for _ in $(seq 1 100); do [ -s "$work/op.port" ] && break; sleep 0.1; done
 [ -s "$work/op.port" ] || fail "esim-operator serve did not start: $(cat "$work/op.log")"
 curl -sS -f "http://127.0.0.1:$(cat "$work/op.port")/" | grep -q "$marker" ||
 	fail "the portal is not served from $root/share/esim-operator/web"
-echo "   refusals name db, tls-cert/tls-key, insecure-http; portal from share/ OK"
+# SIGTERM while a 15 MiB answer is on its way (read at 5 MiB/s: loopback's
+# socket buffers take about 9 MiB, so some 4 MiB are still unsent at the
+# signal; a SIGKILL there leaves the client short): the answer is finished
+# (well inside the 5 s grace), then the exit is 0
+curl -sS -f --limit-rate 5M -o "$work/big.out" "http://127.0.0.1:$(cat "$work/op.port")/static/big.js" &
+curl_pid=$!
+sleep 0.3
+kill -TERM "$op_pid"
+wait "$curl_pid" || fail "the answer in flight at SIGTERM was cut off"
+cmp -s "$work/big.out" "$root/share/esim-operator/web/big.js" ||
+	fail "the answer in flight at SIGTERM arrived incomplete ($(stat -c %s "$work/big.out") bytes)"
+rc=0
+wait "$op_pid" || rc=$?
+[ $rc -eq 0 ] || fail "esim-operator exited $rc on SIGTERM"
+rm -f "$root/share/esim-operator/web/big.js"
+echo "   refusals name db, tls-cert/tls-key, insecure-http; portal from share/; SIGTERM finished a 15 MiB answer in flight, exit 0 OK"
 
 echo "== 4. esim-smdp: SIGHUP reloads DPtls, SIGTERM exits 0"
 "$bin/esim-pki" init "$work/pki" --eid 89049032123451234512345678901235 >/dev/null
