@@ -21,8 +21,8 @@
  * ESIM_E_NOT_FOUND (a mandatory member missing), ESIM_E_RSP_BAD_STRUCTURE
  * (wrong type, wrong tag, not one element), ESIM_E_RSP_FIELD_SIZE,
  * ESIM_E_BASE64, ESIM_E_HEX / ESIM_E_RSP_BAD_TXID, ESIM_E_TOO_LARGE (the
- * body) or a DER error, and *field (static text) (when not NULL) names the
- * member that was wrong ("transactionId", "eventId").
+ * body) or a DER error, and *field (when not NULL; static text, NULL on
+ * success) names the member that was wrong ("transactionId", "eventId").
  * Unknown JSON members and ASN.1 elements after the mandatory ones are
  * ignored (both bindings are extensible).
  *
