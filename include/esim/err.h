@@ -219,7 +219,9 @@ const char *esim_errname(esim_err err);
  */
 #define ESIM_ERRCTX_MAX 512
 typedef struct esim_errctx {
-	char text[ESIM_ERRCTX_MAX];
+	/* the English detail (logs, --json), then from ESIM_ERRCTX_MAX on the
+	 * same in the user's language; one member, so that {{0}} clears it */
+	char text[2 * ESIM_ERRCTX_MAX];
 } esim_errctx;
 
 /* Replace the detail with the formatted text (truncated to fit). */
@@ -228,5 +230,13 @@ void esim_errctx_set(esim_errctx *ctx, const char *fmt, ...) __attribute__((form
 void esim_errctx_clear(esim_errctx *ctx);
 /* The detail, or "" when none was set (or ctx is NULL); never NULL. */
 const char *esim_errctx_text(const esim_errctx *ctx);
+/*
+ * The user's language (docs/i18n.md): the detail, and esim_strerror's text,
+ * from the "esim" message catalogue when the program bound one
+ * (esim_i18n_init), else the English; never NULL. For what a person reads
+ * on a terminal only: logs and machine-read output keep the English.
+ */
+const char *esim_errctx_local(const esim_errctx *ctx);
+const char *esim_strerror_local(esim_err err);
 
 #endif

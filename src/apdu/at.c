@@ -401,12 +401,19 @@ static esim_err at_open_why(const char *spec, void **out, esim_errctx *why)
 		c->fd = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC);
 		if (c->fd < 0) {
 			int e = errno;
-			esim_errctx_set(why, "cannot open the modem %s (%s)%s", path, strerror(e),
-					e == EACCES ? ": add this user to the dialout group"
-					: e == ENOENT
-					    ? ": is the modem plugged in? (see ls /dev/ttyUSB* "
-					      "/dev/ttyACM*)"
-					    : "");
+			if (e == EACCES)
+				esim_errctx_set(why,
+						"cannot open the modem %s (%s): add this user to "
+						"the dialout group",
+						path, strerror(e));
+			else if (e == ENOENT)
+				esim_errctx_set(why,
+						"cannot open the modem %s (%s): is the modem "
+						"plugged in? (see ls /dev/ttyUSB* /dev/ttyACM*)",
+						path, strerror(e));
+			else
+				esim_errctx_set(why, "cannot open the modem %s (%s)", path,
+						strerror(e));
 			err = ESIM_E_APDU_NO_READER;
 		}
 	}
@@ -426,10 +433,16 @@ static esim_err at_open_why(const char *spec, void **out, esim_errctx *why)
 	if (err == ESIM_OK)
 		err = at_command(c, "AT", NULL, NULL, 0);
 	if (err == ESIM_E_APDU_TIMEOUT || err == ESIM_E_APDU_SW) {
-		esim_errctx_set(why,
-				"the modem %s does not answer AT (%s): is it the AT port, and is "
-				"no other program (ModemManager) using it?",
-				path, err == ESIM_E_APDU_TIMEOUT ? "no answer" : "ERROR");
+		if (err == ESIM_E_APDU_TIMEOUT)
+			esim_errctx_set(why,
+					"the modem %s does not answer AT (no answer): is it the AT "
+					"port, and is no other program (ModemManager) using it?",
+					path);
+		else
+			esim_errctx_set(why,
+					"the modem %s does not answer AT (ERROR): is it the AT "
+					"port, and is no other program (ModemManager) using it?",
+					path);
 		err = ESIM_E_APDU_NO_READER;
 	}
 	if (err == ESIM_OK)

@@ -82,15 +82,27 @@ void apdu_sock_nodelay(int fd)
  * and, for the usual ones, what to do. */
 static void sock_why(esim_errctx *why, bool listening, const char *what, int e)
 {
-	const char *hint = "";
+	/* whole sentences, so that each is translated as one (the "esim"
+	 * catalogue, docs/i18n.md) */
+	const char *r = strerror(e);
+	bool denied = e == EACCES || e == EPERM;
 	if (!listening && (e == ENOENT || e == ECONNREFUSED))
-		hint = ": nothing listens there";
+		esim_errctx_set(why, "cannot connect to %s (%s): nothing listens there", what, r);
 	else if (listening && e == EADDRINUSE)
-		hint = ": another process listens there (stop it or pick another address)";
-	else if (e == EACCES || e == EPERM)
-		hint = ": permission denied for this user";
-	esim_errctx_set(why, "cannot %s %s (%s)%s", listening ? "listen on" : "connect to", what,
-			strerror(e), hint);
+		esim_errctx_set(why,
+				"cannot listen on %s (%s): another process listens there (stop "
+				"it or pick another address)",
+				what, r);
+	else if (denied && listening)
+		esim_errctx_set(why, "cannot listen on %s (%s): permission denied for this user",
+				what, r);
+	else if (denied)
+		esim_errctx_set(why, "cannot connect to %s (%s): permission denied for this user",
+				what, r);
+	else if (listening)
+		esim_errctx_set(why, "cannot listen on %s (%s)", what, r);
+	else
+		esim_errctx_set(why, "cannot connect to %s (%s)", what, r);
 }
 
 static esim_err tcp_open(const char *host, const char *port, bool listening, int *out,

@@ -101,7 +101,8 @@ static int dump(int argc, char **argv)
 	size_t len = 0;
 	esim_err err = esim_read_file(path, DER_INPUT_MAX, &data, &len);
 	if (err != ESIM_OK) {
-		fprintf(stderr, _("esim der dump: cannot read %s: %s\n"), path, esim_strerror(err));
+		fprintf(stderr, _("esim der dump: cannot read %s: %s\n"), path,
+			esim_strerror_local(err));
 		return err == ESIM_E_TOO_LARGE ? CLI_EXIT_DATA : CLI_EXIT_FAILURE;
 	}
 	if (hex) {
@@ -110,7 +111,7 @@ static int dump(int argc, char **argv)
 		err = unhex_text(data, len, &bin, &bin_len);
 		free(data);
 		if (err != ESIM_OK) {
-			fprintf(stderr, "esim der dump: %s: %s\n", path, esim_strerror(err));
+			fprintf(stderr, "esim der dump: %s: %s\n", path, esim_strerror_local(err));
 			return err == ESIM_E_NOMEM ? CLI_EXIT_FAILURE : CLI_EXIT_DATA;
 		}
 		data = bin;
@@ -127,7 +128,7 @@ static int dump(int argc, char **argv)
 	if (err != ESIM_OK) {
 		fprintf(stderr,
 			_("esim der dump: %s: malformed data: %s (%s) at byte offset %zu\n"), path,
-			esim_strerror(err), esim_errname(err), off);
+			esim_strerror_local(err), esim_errname(err), off);
 		return CLI_EXIT_DATA;
 	}
 	return CLI_OK;

@@ -299,14 +299,11 @@ static void warn_text(struct lpa *L, const char *msg, const char *shown)
 		json_array_append_new(warnings_of(L), json_string(msg));
 }
 
-static int fail_v(struct lpa *L, int exit_code, const char *fmt, va_list ap)
+/* A failure whose English (msg, for --json) and shown text (stderr) are
+ * already written: the detail of a lower layer (esim_strerror,
+ * esim_errctx) is an argument that differs between the two. */
+static int fail_texts(struct lpa *L, int exit_code, const char *msg, const char *shown)
 {
-	char msg[1024], shown[1024];
-	va_list ap2;
-	va_copy(ap2, ap);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	vsnprintf(shown, sizeof shown, _(fmt), ap2);
-	va_end(ap2);
 	if (L->soft > 0) {
 		warn_text(L, msg, shown);
 		return exit_code;
@@ -320,6 +317,17 @@ static int fail_v(struct lpa *L, int exit_code, const char *fmt, va_list ap)
 		json_object_set_new(L->error, "message", json_string(msg));
 	}
 	return exit_code;
+}
+
+static int fail_v(struct lpa *L, int exit_code, const char *fmt, va_list ap)
+{
+	char msg[1024], shown[1024];
+	va_list ap2;
+	va_copy(ap2, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	vsnprintf(shown, sizeof shown, _(fmt), ap2);
+	va_end(ap2);
+	return fail_texts(L, exit_code, msg, shown);
 }
 
 int lpa_fail(struct lpa *L, int exit_code, const char *fmt, ...)
@@ -392,17 +400,17 @@ static const char *net_hint(esim_err err)
 {
 	switch (err) {
 	case ESIM_E_NET_CONNECT:
-		return "; check the SM-DP+ address (host:port) and the network";
+		return N_("; check the SM-DP+ address (host:port) and the network");
 	case ESIM_E_NET_TLS:
-		return "; is that address the SM-DP+'s HTTPS (TLS) port?";
+		return N_("; is that address the SM-DP+'s HTTPS (TLS) port?");
 	case ESIM_E_NET_UNTRUSTED_SERVER:
-		return "; its certificate does not chain to the --ci given: pass the CI "
-		       "certificate that issued it";
+		return N_("; its certificate does not chain to the --ci given: pass the CI "
+			  "certificate that issued it");
 	case ESIM_E_NET_HOSTNAME:
-		return "; its certificate does not name that host: use the address the "
-		       "certificate names";
+		return N_("; its certificate does not name that host: use the address the "
+			  "certificate names");
 	case ESIM_E_NET_TIMEOUT:
-		return "; the server did not answer in time (--timeout SECONDS waits longer)";
+		return N_("; the server did not answer in time (--timeout SECONDS waits longer)");
 	default:
 		return "";
 	}
@@ -412,8 +420,13 @@ int lpa_fail_err(struct lpa *L, esim_err err, int exit_code, const char *context
 {
 	if (exit_code == 0)
 		exit_code = lpa_exit_for(err);
-	int rc = lpa_fail(L, exit_code, "%s: %s (%s)%s", context, esim_strerror(err),
-			  esim_errname(err), net_hint(err));
+	char msg[1024], shown[1024];
+	const char *hint = net_hint(err);
+	snprintf(msg, sizeof msg, "%s: %s (%s)%s", context, esim_strerror(err), esim_errname(err),
+		 hint);
+	snprintf(shown, sizeof shown, "%s: %s (%s)%s", context, esim_strerror_local(err),
+		 esim_errname(err), hint[0] ? _(hint) : "");
+	int rc = fail_texts(L, exit_code, msg, shown);
 	if (L->error != NULL && json_object_get(L->error, "esim_error") == NULL)
 		lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
 	return rc;
@@ -461,11 +474,13 @@ int lpa_card(struct lpa *L)
 		/* the driver's detail names the address, reader or device, the
 		 * reason and what to do; the transport hint says how to pick
 		 * another card */
-		const char *hint = strcmp(t, "socket") == 0
-				       ? ": is esim-euicc running? (start it with --listen "
-					 "SPEC, or give another --socket)"
-				   : strcmp(t, "pcsc") == 0 ? " (--reader NAME|INDEX picks another)"
-							    : " (--device PATH picks another)";
+		const char *hint =
+		    err == ESIM_E_ARG	       ? ""
+		    : strcmp(t, "socket") == 0 ? N_(": is esim-euicc running? (start it "
+						    "with --listen SPEC, or give "
+						    "another --socket)")
+		    : strcmp(t, "pcsc") == 0   ? N_(" (--reader NAME|INDEX picks another)")
+					       : N_(" (--device PATH picks another)");
 		int code = err == ESIM_E_ARG ? CLI_EXIT_USAGE : CLI_EXIT_CARD;
 		L->s = NULL;
 		if (esim_errctx_text(&why)[0] == '\0') {
@@ -474,9 +489,12 @@ int lpa_card(struct lpa *L)
 				 "cannot reach the eUICC (%s transport, device '%s')", t, dev);
 			return lpa_fail_err(L, err, code, ctx);
 		}
-		int rc = lpa_fail(L, code, "cannot reach the eUICC (%s transport): %s%s (%s)", t,
-				  esim_errctx_text(&why), err == ESIM_E_ARG ? "" : hint,
-				  esim_errname(err));
+		char msg[1024], shown[1024];
+		snprintf(msg, sizeof msg, "cannot reach the eUICC (%s transport): %s%s (%s)", t,
+			 esim_errctx_text(&why), hint, esim_errname(err));
+		snprintf(shown, sizeof shown, _("cannot reach the eUICC (%s transport): %s%s (%s)"),
+			 t, esim_errctx_local(&why), hint[0] ? _(hint) : "", esim_errname(err));
+		int rc = fail_texts(L, code, msg, shown);
 		lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
 		return rc;
 	}
@@ -730,9 +748,14 @@ int lpa_http(struct lpa *L)
 		esim_err err = append_ci(&pem, L->o.ci[i], &why);
 		if (err != ESIM_OK) {
 			if (esim_errctx_text(&why)[0] != '\0') {
-				rc = lpa_fail(L, CLI_EXIT_USAGE,
-					      "the CI certificate (--ci or $ESIM_CI): %s (%s)",
-					      esim_errctx_text(&why), esim_errname(err));
+				char msg[1024], shown[1024];
+				snprintf(msg, sizeof msg,
+					 "the CI certificate (--ci or $ESIM_CI): %s (%s)",
+					 esim_errctx_text(&why), esim_errname(err));
+				snprintf(shown, sizeof shown,
+					 _("the CI certificate (--ci or $ESIM_CI): %s (%s)"),
+					 esim_errctx_local(&why), esim_errname(err));
+				rc = fail_texts(L, CLI_EXIT_USAGE, msg, shown);
 				lpa_error_set(L, "esim_error", json_string(esim_errname(err)));
 			} else {
 				char ctx[600];

@@ -15,7 +15,8 @@ Fails, naming each problem, when
     missing, or its built-in English differs from en.json's;
   - a po file (po/{nl,fr,zh_CN}.po) does not pass `msgfmt --check`, has an
     untranslated or fuzzy message, or po/esim.pot is not what xgettext finds
-    in src/lpa (a _() string added without updating the catalogues).
+    in src/lpa, src/apdu and esim_strerror's texts (a _() string or an
+    esim_errctx_set format added without updating the catalogues).
 Adding a string: see docs/i18n.md.
 """
 import json
@@ -199,10 +200,15 @@ def check_po(src):
     # the template against the sources
     with tempfile.TemporaryDirectory() as tmp:
         fresh = os.path.join(tmp, 'esim.pot')
-        files = sorted(os.path.join('src', 'lpa', f) for f in os.listdir(os.path.join(src, 'src', 'lpa'))
-                       if f.endswith('.c'))
+        # esim's own texts, and the lower layers' ones it shows: the APDU
+        # drivers' details (esim_errctx_set) and esim_strerror's texts
+        files = []
+        for d in ('lpa', 'apdu'):
+            files += sorted(os.path.join('src', d, f) for f in os.listdir(os.path.join(src, 'src', d))
+                            if f.endswith('.c'))
+        files += [os.path.join('src', 'util', 'err.c'), os.path.join('include', 'esim', 'err.h')]
         r = subprocess.run(['xgettext', '--from-code=UTF-8', '-k_', '-kN_', '-kngettext:1,2', '-klpa_fail:3',
-                            '-klpa_warn:2', '--omit-header',
+                            '-klpa_warn:2', '-kesim_errctx_set:2', '-kX:3', '--omit-header',
                             '--no-location', '-o', fresh] + files, cwd=src, capture_output=True,
                            text=True)
         if r.returncode != 0:
@@ -213,7 +219,7 @@ def check_po(src):
         for m in sorted(now - have):
             bad('po/esim.pot lacks %r (run po/update.sh)' % m)
         for m in sorted(have - now):
-            bad('po/esim.pot has %r, no longer in src/lpa (run po/update.sh)' % m)
+            bad('po/esim.pot has %r, no longer in the sources (run po/update.sh)' % m)
 
 
 def msgids(path):

@@ -62,6 +62,34 @@ else
 	echo "i18n_esim: FAILED: --json message not English: $json" >&2
 	fail=1
 fi
+# the detail of a lower layer (the APDU driver's esim_errctx, esim_strerror)
+# is in the language too: no eUICC listens on the socket
+nosock="unix:/nonexistent/esim-i18n.sock"
+check "nl: the socket driver's detail" \
+	"kan geen verbinding maken met $nosock (" LANG=nl_BE.UTF-8 -- --socket "$nosock" chip info
+check "nl: the detail's hint" "): daar luistert niets: draait esim-euicc? (start het met --listen SPEC" \
+	LANG=nl_BE.UTF-8 -- --socket "$nosock" chip info
+check "fr: the socket driver's detail" "impossible de se connecter à $nosock (" \
+	LANG=fr_BE.UTF-8 -- --socket "$nosock" chip info
+check "fr: the detail's hint" ") : rien n'y écoute : esim-euicc tourne-t-il ?" \
+	LANG=fr_BE.UTF-8 -- --socket "$nosock" chip info
+check "zh_CN: the socket driver's detail" "无法连接到 $nosock（" LC_ALL=zh_CN.UTF-8 -- --socket "$nosock" chip info
+check "zh_CN: the detail's hint" "）：那里没有程序在监听：esim-euicc 在运行吗？" \
+	LC_ALL=zh_CN.UTF-8 -- --socket "$nosock" chip info
+check "fr: a bad socket option (esim_errctx, ESIM_E_ARG)" \
+	"la seule option après l'adresse est timeout=MS (1..3600000)" \
+	LANG=fr_BE.UTF-8 -- --socket "$nosock,timeout=x" chip info
+check "zh_CN: esim_strerror" "无法读取 /nonexistent/x.der：文件或套接字读写失败" \
+	LANG=zh_CN.UTF-8 -- der dump /nonexistent/x.der
+check "C: the driver's detail stays English" "nothing listens there: is esim-euicc running?" \
+	LANG=C -- --socket "$nosock" chip info
+json="$(env -u LC_ALL -u LC_MESSAGES -u LANGUAGE LANG=nl_BE.UTF-8 "$ESIM" --json --socket "$nosock" chip info 2>/dev/null)"
+if [[ "$json" == *"cannot reach the eUICC (socket transport): cannot connect to $nosock ("*"): nothing listens there: is esim-euicc running? (start it with"* ]]; then
+	echo "i18n_esim: ok: --json keeps the driver's detail in English"
+else
+	echo "i18n_esim: FAILED: --json detail not English: $json" >&2
+	fail=1
+fi
 check "German has no catalogue: English" "esim: unknown command 'bogus'" LANG=de_DE.UTF-8 -- bogus
 check "C: English" "usage: esim [global options] <command>" LANG=C -- --help
 check "nothing set: English" "esim: unknown command 'bogus'" -- bogus
