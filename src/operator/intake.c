@@ -7,7 +7,8 @@
  *  1. start: the system makes a one-time code and sends it to the contact
  *     details on file (the notice outbox: e-mail and SMS text, with its
  *     own verification reference), never to staff; only its SHA-256 is
- *     kept;
+ *     kept, and the stored notices lose it ("****-****") once the e-mail
+ *     is delivered (op_intake_scrub, from mail.c for the SMTP outbox);
  *  2. verify: staff type what the customer reads back; 3 wrong tries or
  *     10 minutes end the verification for good;
  *  3. the case (http.c, POST /api/staff/intake/case): only with a verified
@@ -70,6 +71,103 @@ static void code_hash(int64_t intake, const char *norm, char out[65])
 	sodium_memzero(m, sizeof m);
 }
 
+/* The call-back code's letters: no 0/O, 1/I to misread on the phone. */
+static const char code_alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+
+static bool code_char(char ch)
+{
+	return ch != '\0' && strchr(code_alpha, ch) != NULL;
+}
+
+/*
+ * body with the call-back code of intake (whose hash is hash) masked as
+ * "****-****": every "XXXX-XXXX" in it whose hash is the code's (so a
+ * verification reference, OP-XXXX-XXXX, stays). Whether one was found.
+ */
+static bool mask_code(char *body, int64_t intake, const char *hash)
+{
+	bool found = false;
+	size_t n = strlen(body);
+	for (size_t i = 0; i + 9 <= n; i++) {
+		bool shape = body[i + 4] == '-';
+		for (size_t k = 0; shape && k < 9; k++)
+			shape = k == 4 || code_char(body[i + k]);
+		if (!shape)
+			continue;
+		char norm[9], h[65];
+		memcpy(norm, body + i, 4);
+		memcpy(norm + 4, body + i + 5, 4);
+		norm[8] = '\0';
+		code_hash(intake, norm, h);
+		sodium_memzero(norm, sizeof norm);
+		if (sodium_memcmp(h, hash, 64) == 0) {
+			memcpy(body + i, "****-****", 9);
+			found = true;
+		}
+	}
+	return found;
+}
+
+esim_err op_intake_scrub(op *o, const char *reference)
+{
+	/* the intake whose notice this is, if any */
+	store_stmt *st;
+	esim_err err =
+	    store_prepare(o->s, "SELECT id, code_hash FROM op_intake WHERE notice_ref = ?1", &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, reference);
+	bool row = false;
+	int64_t intake = 0;
+	char hash[65] = "";
+	if ((err = store_step(st, &row)) == ESIM_OK && row) {
+		intake = store_col_int64(st, 0);
+		snprintf(hash, sizeof hash, "%s", store_col_text(st, 1));
+	}
+	store_finalize(st);
+	if (err != ESIM_OK || !row || strlen(hash) != 64)
+		return err;
+	/* the delivered e-mail, and the SMS copy at once: nothing in
+	 * esim-operator sends or shows an SMS row's body (it records the text
+	 * message); an e-mail waiting in the SMTP outbox keeps it until sent */
+	struct copy {
+		int64_t id;
+		char *body;
+	} c[4] = {{0}};
+	size_t nc = 0;
+	err = store_prepare(o->s,
+			    "SELECT id, body FROM op_notices WHERE reference = ?1 AND"
+			    " (sent = 1 OR channel = 'sms') ORDER BY id",
+			    &st);
+	if (err != ESIM_OK)
+		return err;
+	store_bind_text(st, 1, reference);
+	while (nc < 4 && (err = store_step(st, &row)) == ESIM_OK && row) {
+		c[nc].id = store_col_int64(st, 0);
+		c[nc].body = strdup(store_col_text(st, 1));
+		if (!c[nc++].body)
+			err = ESIM_E_NOMEM;
+	}
+	store_finalize(st);
+	for (size_t i = 0; err == ESIM_OK && i < nc; i++) {
+		if (!mask_code(c[i].body, intake, hash))
+			continue;
+		if ((err = store_prepare(o->s, "UPDATE op_notices SET body = ?1 WHERE id = ?2",
+					 &st)) != ESIM_OK)
+			break;
+		store_bind_text(st, 1, c[i].body);
+		store_bind_int64(st, 2, c[i].id);
+		err = store_run(st);
+		store_finalize(st);
+	}
+	for (size_t i = 0; i < nc; i++) {
+		if (c[i].body)
+			sodium_memzero(c[i].body, strlen(c[i].body));
+		free(c[i].body);
+	}
+	return err;
+}
+
 esim_err op_intake_start(op *o, const struct op_caller *c, const json_t *body, struct op_answer *a)
 {
 	json_t *cv = json_object_get(body, "customer_id");
@@ -97,10 +195,9 @@ esim_err op_intake_start(op *o, const struct op_caller *c, const json_t *body, s
 	store_finalize(st);
 	if (err != ESIM_OK)
 		return err;
-	static const char alpha[] = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 	char code[INTAKE_CODE_CHARS + 1], shown[INTAKE_CODE_CHARS + 2], h[65];
 	for (int i = 0; i < INTAKE_CODE_CHARS; i++)
-		code[i] = alpha[randombytes_uniform(sizeof alpha - 1)];
+		code[i] = code_alpha[randombytes_uniform(sizeof code_alpha - 1)];
 	code[INTAKE_CODE_CHARS] = '\0';
 	snprintf(shown, sizeof shown, "%.4s-%.4s", code, code + 4);
 	code_hash(id, code, h);
@@ -130,6 +227,10 @@ esim_err op_intake_start(op *o, const struct op_caller *c, const json_t *body, s
 		err = store_run(st);
 		store_finalize(st);
 	}
+	/* delivered already (the maildir): the stored copies lose the code
+	 * now; an e-mail in the SMTP outbox, once sent (mail.c) */
+	if (err == ESIM_OK)
+		err = op_intake_scrub(o, ref);
 	if (err == ESIM_OK)
 		err = audit_json(o, c->actor, "intake.start",
 				 json_pack("{s:I,s:I,s:s}", "intake", (json_int_t)id, "customer",

@@ -465,14 +465,18 @@ static esim_err smtp_send(op *o, int64_t id, const char *to, const char *subject
 
 struct outmail {
 	int64_t id, tries, at;
-	char *to, *subject, *body;
+	char *to, *subject, *body, *ref;
 };
 
 static void outmail_free(struct outmail *m)
 {
 	free(m->to);
 	free(m->subject);
+	/* a body may hold a one-time code (intake.c) */
+	if (m->body)
+		sodium_memzero(m->body, strlen(m->body));
 	free(m->body);
+	free(m->ref);
 }
 
 /* Claim the due e-mails: a short transaction under the lock. */
@@ -486,7 +490,7 @@ static esim_err claim_once(op *o, struct outmail *m, size_t *n)
 	if (err == ESIM_OK)
 		err = store_prepare(
 		    o->s,
-		    "SELECT id, recipient, subject, body, attempts, at FROM op_notices"
+		    "SELECT id, recipient, subject, body, attempts, at, reference FROM op_notices"
 		    " WHERE channel = 'email' AND sent = 0 AND attempts < ?2 AND"
 		    " next_at <= ?1 AND claimed_until <= ?1 ORDER BY id LIMIT 16"
 		    " {{SKIP_LOCKED}}",
@@ -503,8 +507,10 @@ static esim_err claim_once(op *o, struct outmail *m, size_t *n)
 			x->body = strdup(store_col_text(st, 3));
 			x->tries = store_col_int64(st, 4);
 			x->at = store_col_int64(st, 5);
+			const char *ref = store_col_text(st, 6); /* NULL: none */
+			x->ref = strdup(ref ? ref : "");
 			(*n)++;
-			if (!x->to || !x->subject || !x->body)
+			if (!x->to || !x->subject || !x->body || !x->ref)
 				err = ESIM_E_NOMEM;
 		}
 		store_finalize(st);
@@ -560,6 +566,9 @@ static esim_err settle_once(op *o, const struct outmail *m, bool ok, const char 
 		err = store_run(st);
 		store_finalize(st);
 	}
+	/* delivered: a call-back code leaves the stored copies (intake.c) */
+	if (err == ESIM_OK && ok)
+		err = op_intake_scrub(o, m->ref);
 	char d[400];
 	json_t *j = json_pack("{s:I,s:I,s:s?}", "notice", (json_int_t)m->id, "attempt",
 			      (json_int_t)(m->tries + 1), "error", ok ? NULL : why);

@@ -132,6 +132,10 @@ esim_err op_intake_verify(op *o, const struct op_caller *c, const json_t *body,
 esim_err op_intake_check(op *o, const struct op_caller *c, int64_t intake_id, int64_t line,
 			 int64_t *cust, struct op_answer *a);
 esim_err op_intake_used(op *o, const struct op_caller *c, int64_t intake_id, int64_t case_id);
+/* The call-back code masked ("****-****") in the stored copies of the notice
+ * with this reference once its e-mail is delivered (sent = 1), and in its SMS
+ * row; nothing for another notice. In the caller's transaction. */
+esim_err op_intake_scrub(op *o, const char *reference);
 /* Staff: a leased item received back (equipment_id, return_ref optional). */
 esim_err op_equipment_received(op *o, const struct op_caller *c, const json_t *body,
 			       struct op_answer *a);

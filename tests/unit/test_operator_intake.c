@@ -11,29 +11,65 @@
  * equipment not yet received back keeps a case from approval. On SQLite
  * and PostgreSQL.
  */
+#include <dirent.h>
+
 #include "op_portal_fixture.h"
 
-/* The customer's inbox: the call-back code in the newest e-mail to them. */
+/* The customer's inbox (the maildir the e-mail is delivered to): the
+ * call-back code in the newest e-mail to them. The store no longer has it
+ * (test_code_erased). */
 static void read_code(struct fx *f, int64_t cust, char code[16])
 {
 	store *s = NULL;
 	assert_esim(ESIM_OK, store_open(f->db, &s));
 	store_stmt *st;
-	assert_esim(ESIM_OK, store_prepare(s,
-					   "SELECT body FROM op_notices WHERE channel = 'email' AND"
-					   " customer_id = ?1 ORDER BY id DESC LIMIT 1",
-					   &st));
+	assert_esim(ESIM_OK, store_prepare(s, "SELECT login FROM op_customers WHERE id = ?1", &st));
 	store_bind_int64(st, 1, cust);
 	bool row = false;
 	assert_esim(ESIM_OK, store_step(st, &row));
 	assert_true(row);
-	const char *b = strstr(store_col_text(st, 0), "staff member: ");
-	assert_non_null(b);
-	snprintf(code, 16, "%.9s", b + strlen("staff member: "));
+	char to[200];
+	snprintf(to, sizeof to, "\nTo: %s\n", store_col_text(st, 0));
 	store_finalize(st);
 	store_close(s);
+	char dir[700];
+	snprintf(dir, sizeof dir, "%s/mail/new", f->dir);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	long long best = -1;
+	code[0] = '\0';
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		long long at, id;
+		if (sscanf(e->d_name, "%lld.%lld.", &at, &id) != 2 || id <= best)
+			continue;
+		char p[1000];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		size_t len = 0;
+		uint8_t *b = test_read(p, &len);
+		assert_non_null(b);
+		char *t = strndup((const char *)b, len);
+		free(b);
+		const char *c = strstr(t, "staff member: ");
+		if (strstr(t, to) && c) {
+			best = id;
+			snprintf(code, 16, "%.9s", c + strlen("staff member: "));
+		}
+		free(t);
+	}
+	closedir(d);
 	assert_int_equal(9, strlen(code));
 	assert_int_equal('-', code[4]);
+}
+
+/* The stored notices (e-mail and SMS rows) of customer that hold text. */
+static int64_t stored_with(struct fx *f, int64_t cust, const char *text)
+{
+	char q[300];
+	snprintf(q, sizeof q,
+		 "SELECT COUNT(*) FROM op_notices WHERE customer_id = %lld AND"
+		 " body LIKE '%%%s%%'",
+		 (long long)cust, text);
+	return qint(f, q);
 }
 
 static int64_t start(struct fx *f, int64_t cust)
@@ -208,6 +244,35 @@ static void test_callback_opens_case(void **state)
 	json_decref(j);
 }
 
+/* The call-back code is in the customer's mailbox, not in the store: once
+ * the e-mail is delivered, its stored copy and the SMS row say "****-****"
+ * (the rest of the text and the reference stay); the code still verifies. */
+static void test_code_erased(void **state)
+{
+	struct fx *f = *state;
+	SKIP_IF_NO_PG(f);
+	login_reviewer(f);
+	int64_t id = start(f, 1);
+	char code[16];
+	read_code(f, 1, code);
+	assert_int_equal(0, stored_with(f, 1, code));
+	char bare[16];
+	snprintf(bare, sizeof bare, "%.4s%s", code, code + 5);
+	assert_int_equal(0, stored_with(f, 1, bare));
+	assert_int_equal(2, stored_with(f, 1, "staff member: ****-**** (valid 10"));
+	assert_int_equal(2, stored_with(f, 1, "Verification reference: OP-"));
+	assert_int_equal(2, qint(f, "SELECT COUNT(*) FROM op_notices n JOIN op_intake i ON"
+				    " i.notice_ref = n.reference"));
+	/* nor in the audit log */
+	char q[200];
+	snprintf(q, sizeof q, "SELECT COUNT(*) FROM op_audit WHERE data LIKE '%%%s%%'", code);
+	assert_int_equal(0, qint(f, q));
+	json_t *j;
+	assert_int_equal(200, verify(f, id, code, &j));
+	assert_string_equal("verified", jstr(j, "state"));
+	json_decref(j);
+}
+
 /* Another customer's call-back opens nothing on this customer's line; one
  * customer's code does not verify another's call-back. */
 static void test_other_customers_callback(void **state)
@@ -339,11 +404,9 @@ static void test_contract_and_equipment(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    BOTH(test_no_callback),
-	    BOTH(test_callback_opens_case),
-	    BOTH(test_other_customers_callback),
-	    BOTH(test_limits),
-	    BOTH(test_contract_and_equipment),
+	    BOTH(test_no_callback), BOTH(test_callback_opens_case),
+	    BOTH(test_code_erased), BOTH(test_other_customers_callback),
+	    BOTH(test_limits),	    BOTH(test_contract_and_equipment),
 	};
 	return fixture_main(tests, sizeof tests / sizeof tests[0]);
 }
