@@ -2,7 +2,10 @@
  * and the staff review, in English, Dutch, French and Chinese, driven in
  * headless Debian Chromium by playwright-core against a live `esim-operator
  * serve` per language seeded with `init-demo`. Every page the test visits is
- * checked (checkPage): its lang, no sideways scrolling at desktop width and at
+ * checked (checkPage), including the charging work's states (a line's caps
+ * form and stop switch, the letters list, the staff's assisted request with
+ * its call-back code and the leased-equipment panel): its lang, no sideways
+ * scrolling at desktop width and at
  * 360 px, no text of the English catalogue left on a page in another language,
  * and axe-core with no serious or critical violation. Each step leaves a
  * screenshot in ARTIFACTS for docs/journey.md and for whoever reads a failed
@@ -371,6 +374,38 @@ async function journey(browser, lang, consoleErrors, pages) {
 		assert.ok(/2026/.test(period) && !/^2026-10$/.test(period), 'the period is a month name: ' + period);
 		await checkPage(jan, lang, 'account', true);
 		await shot(jan, lang + '-account-open-invoice', lang + '-account');
+		assert.ok((await jan.locator('#letters').textContent()).includes(T('letters.none')), 'no letters yet');
+
+		step(lang + ': spending caps and the stop switch on the line, said in ' + lang);
+		const spendRow = jan.locator('#spend tbody tr').first();
+		await spendRow.waitFor();
+		const lineId = (await spendRow.getAttribute('id')).replace(/^spend-/, '');
+		const saveCaps = () => jan.locator('#spend-' + lineId + ' button', { hasText: T('spend.save') }).click();
+		await jan.locator('#cap-' + lineId).fill('25 euro');
+		await saveCaps();
+		await jan.locator('#error', { hasText: T('spend.bad') }).waitFor();
+		await checkPage(jan, lang, 'caps-refused');
+		await jan.locator('#cap-' + lineId).fill('25');
+		await jan.locator('#rcap-' + lineId).fill('10,50');
+		await saveCaps();
+		await jan.locator('#flash', { hasText: lead(lang, 'spend.saved') }).waitFor();
+		assert.equal(await jan.locator('#error').isVisible(), false, 'the refusal is gone once saved');
+		assert.equal(await jan.locator('#cap-' + lineId).inputValue(), '25.00');
+		assert.equal(await jan.locator('#rcap-' + lineId).inputValue(), '10.50');
+		const acct = await (await janCtx.request.get(BASE + '/api/account')).json();
+		const l1 = acct.lines.find((l) => String(l.id) === lineId);
+		assert.equal(l1.cap_cents, 2500);
+		assert.equal(l1.roaming_cap_cents, 1050);
+		await jan.locator('#stop-' + lineId, { hasText: T('spend.stop') }).click();
+		await jan.locator('#flash', { hasText: lead(lang, 'spend.stopped') }).waitFor();
+		await jan.locator('#spend-' + lineId + ' .pill', { hasText: T('spend.off') }).waitFor();
+		await jan.locator('#stop-' + lineId, { hasText: T('spend.resume') }).waitFor();
+		await checkPage(jan, lang, 'caps-stopped');
+		await shot(jan, lang + '-account-caps-stopped');
+		await jan.locator('#stop-' + lineId).click();
+		await jan.locator('#flash', { hasText: lead(lang, 'spend.resumed') }).waitFor();
+		await jan.locator('#spend-' + lineId + ' .pill', { hasText: T('spend.on') }).waitFor();
+		await checkPage(jan, lang, 'caps-resumed');
 
 		step(lang + ': customer pays the invoice (simulated payment)');
 		await open.first().locator('button').click();
@@ -493,6 +528,18 @@ async function journey(browser, lang, consoleErrors, pages) {
 		}
 		await checkPage(jan, lang, 'case-approved');
 		await shot(jan, lang + '-customer-case-approved');
+		if (state === T('state.closed')) {
+			step(lang + ': the final invoice is a letter on the account page, with its reference and a print link');
+			await jan.goto(BASE + '/#account');
+			const letter = jan.locator('#letters li', { has: jan.locator('a', { hasText: T('letters.open') }) });
+			await letter.first().waitFor();
+			assert.match(await letter.first().locator('.ref').textContent(), /^OP-[A-Z0-9]{4}-[A-Z0-9]{4}$/);
+			assert.equal(await jan.locator('#letters li', { hasText: T('letters.none') }).count(), 0);
+			await checkPage(jan, lang, 'account-letters');
+			await shot(jan, lang + '-account-letters');
+			await jan.goBack();
+			await jan.locator('#view-case').waitFor({ state: 'visible' });
+		}
 
 		step(lang + ': "Was this really us?" with the reference of the last notice, in ' + lang);
 		const mail = lastMail();
@@ -564,6 +611,19 @@ async function journey(browser, lang, consoleErrors, pages) {
 		const case3 = await submitCase(anon, lang, 'passport', 'EP7654321', 'Switching to a family plan.');
 		await staff.goto(BASE + '/staff#case/' + case3);
 		await staff.locator('#rv-id', { hasText: '#' + case3 }).waitFor();
+
+		step(lang + ': her leased phone (run.sh) is not back: approval blocked until staff marks it received');
+		const due = staff.locator('#rv-checks li', { hasText: T('staff.equip.item', { item: 'Smartphone (leased)', ref: 'RET-2026-0042' }) });
+		await due.locator('button', { hasText: T('staff.equip.mark') }).waitFor();
+		await staff.locator('#rv-checks li', { hasText: T('staff.block.equipment_due') }).first().waitFor();
+		assert.equal(await staff.locator('#approve-btn').isDisabled(), true, 'no approval while equipment is due');
+		await checkPage(staff, lang, 'staff-equipment-due');
+		await shot(staff, lang + '-staff-equipment-due');
+		await due.locator('button').click();
+		await staff.locator('#flash', { hasText: T('staff.equip.done', { item: 'Smartphone (leased)' }) }).waitFor();
+		await due.locator('.muted', { hasText: T('staff.equip.received') }).waitFor();
+		await staff.locator('#approve-btn:enabled').waitFor();
+		await checkPage(staff, lang, 'staff-equipment-received');
 		await staff.locator('#approve-btn').click();
 		await staff.locator('#flash', { hasText: lead(lang, 'staff.done.approve') }).waitFor();
 		await anon.reload();
@@ -592,6 +652,31 @@ async function journey(browser, lang, consoleErrors, pages) {
 			await again.locator('#h-account', { hasText: T('account.title') }).waitFor();
 			assert.equal((await (await janCtx.request.get(BASE + '/api/me')).json()).lang, 'en');
 		}
+
+		step(lang + ': staff\'s assisted request: a call-back code to the customer, a wrong one, the right one');
+		await staff.locator('#nav-intake').click();
+		await staff.locator('#view-intake').waitFor({ state: 'visible' });
+		await checkPage(staff, lang, 'staff-intake');
+		await staff.locator('#intake-customer').fill('2'); /* Sofie */
+		await staff.locator('#intake-start-form button[type=submit]').click();
+		await staff.locator('#flash', { hasText: lead(lang, 'staff.intake.sent') }).waitFor();
+		await staff.locator('#intake-verify-form').waitFor({ state: 'visible' });
+		assert.equal(await staff.locator('#intake-case-form').isVisible(), false, 'no request form before the code');
+		await checkPage(staff, lang, 'staff-intake-sent');
+		const cb = lastMail().text;
+		assert.ok(cb.includes('Subject: ' + T('notice.callback.subject')), 'the call-back e-mail is in ' + lang);
+		const code = /(?<!OP-)\b([A-Z2-9]{4}-[A-Z2-9]{4})\b/.exec(cb.replace(/OP-[A-Z0-9]{4}-[A-Z0-9]{4}/g, ''));
+		assert.ok(code, 'the e-mail carries the call-back code');
+		await staff.locator('#intake-code').fill(code[1] === 'ZZZZ-ZZZZ' ? 'YYYY-YYYY' : 'ZZZZ-ZZZZ');
+		await staff.locator('#intake-verify-form button[type=submit]').click();
+		await staff.locator('#error', { hasText: T('staff.intake.wrong') }).waitFor();
+		await checkPage(staff, lang, 'staff-intake-wrong');
+		await staff.locator('#intake-code').fill(code[1].toLowerCase());
+		await staff.locator('#intake-verify-form button[type=submit]').click();
+		await staff.locator('#flash', { hasText: T('staff.intake.verified') }).waitFor();
+		await staff.locator('#intake-case-form').waitFor({ state: 'visible' });
+		await checkPage(staff, lang, 'staff-intake-verified');
+		await shot(staff, lang + '-staff-intake-verified');
 
 		step(lang + ': a state change without the CSRF token is refused');
 		const nocsrf = await anon.request.post(BASE + '/api/logout', { data: {} });

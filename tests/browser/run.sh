@@ -97,6 +97,14 @@ for lang in $LANGS; do
 		echo "browser_portal: FAILED: esim-operator init-demo" >&2
 		exit 1
 	}
+	# a leased phone on Sofie's line (2) not yet back: the staff review's
+	# equipment panel blocks her approval until it is marked received
+	"$OP" add-equipment --db "$TMP/op-$lang.db" 2 "Smartphone (leased)" 2027-01-31 RET-2026-0042 \
+		>>"$ART/init-demo-$lang.log" 2>&1 || {
+		cat "$ART/init-demo-$lang.log" >&2
+		echo "browser_portal: FAILED: esim-operator add-equipment" >&2
+		exit 1
+	}
 	"$OP" serve --db "$TMP/op-$lang.db" --listen 127.0.0.1:0 --insecure-http yes \
 		--port-file "$TMP/port-$lang" --web-dir "$SRC/src/operator/web" --maildir "$TMP/mail-$lang" \
 		--key "$TMP/operator.key" --cert "$TMP/operator.pem" >"$ART/esim-operator-$lang.log" 2>&1 &
