@@ -84,7 +84,7 @@ static const char *const migrations[] = {
     "CREATE INDEX IF NOT EXISTS op_es2_calls_at ON op_es2_calls (at);"
     "CREATE TABLE IF NOT EXISTS op_es2_notifications (eid TEXT NOT NULL, seq {{INT}} NOT NULL,"
     " point {{INT}} NOT NULL, iccid TEXT NOT NULL, at {{INT}} NOT NULL, PRIMARY KEY (eid, seq));",
-    /* the language the customer reads (en, nl, fr, zh; NULL: never chosen,
+    /* 4: the language the customer reads (en, nl, fr, zh; NULL: never chosen,
      * English), for the portal and that customer's notices */
     "ALTER TABLE op_customers ADD COLUMN lang TEXT;",
     /* 5: charging (charging.c): each plan's price per unit by kind, home
