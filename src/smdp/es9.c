@@ -57,21 +57,6 @@ const char *smdp_es9_opt_str(const json_t *o, const char *k)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* A base64 field of at most max bytes; false with st set when absent/bad. */
-bool smdp_es9_get_b64(struct es9 *x, const char *field, size_t max, uint8_t **out, size_t *len)
-{
-	json_t *v = json_object_get(x->req, field);
-	if (!json_is_string(v)) {
-		x->st = ES9_MISSING;
-		return false;
-	}
-	if (net_json_get_base64(x->req, field, max, out, len, NULL) != ESIM_OK) {
-		x->st = ES9_BADFIELD;
-		return false;
-	}
-	return true;
-}
-
 /* Lock only the order row (alias o) of a join: the profile's state is
  * locked where it changes, and locking the profile type's row would queue
  * every download of that type behind one another. SQLite's write lock

@@ -178,25 +178,27 @@ static esim_err session_insert_tx(store *s, void *arg)
 esim_err smdp_es9_initiate_authentication(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
-	const char *addr = smdp_es9_opt_str(x->req, "smdpAddress");
-	uint8_t *chal = NULL, *info = NULL;
-	size_t chal_len = 0, info_len = 0;
+	struct rsp_es9_request rq;
+	memset(&rq, 0, sizeof rq);
 	esim_err err = ESIM_OK;
-	if (!addr) {
-		x->st = ES9_MISSING;
-		return ESIM_OK;
-	}
-	if (!smdp_es9_get_b64(x, "euiccChallenge", 64, &chal, &chal_len) ||
-	    !smdp_es9_get_b64(x, "euiccInfo1", 4096, &info, &info_len))
+	/* the request as the codec reads it (euiccChallenge 16 bytes, one
+	 * BF20 euiccInfo1, smdpAddress text); an address that is present but
+	 * empty or too long can only be another server's: 8.8.1 / 3.8 below */
+	json_t *jaddr = json_object_get(x->req, "smdpAddress");
+	bool addr_bad = json_is_string(jaddr) && (json_string_length(jaddr) == 0 ||
+						  json_string_length(jaddr) > RSP_ES9_MAX_TEXT);
+	if (!addr_bad && !smdp_es9_decode(x, RSP_ES9_INITIATE_AUTHENTICATION, &rq))
 		goto out;
-	if (chal_len != 16) {
-		x->st = ES9_BADFIELD;
-		goto out;
-	}
-	if (strcasecmp(addr, d->fqdn) != 0) {
+	size_t fqdn_len = strlen(d->fqdn);
+	der_span a = rq.u.initiate.smdp_address;
+	if (addr_bad || a.len != fqdn_len ||
+	    strncasecmp((const char *)a.p, d->fqdn, fqdn_len) != 0) {
 		x->st = SMDP_FAIL("8.8.1", "3.8", "SM-DP+ address refused");
 		goto out;
 	}
+	const uint8_t *chal = rq.u.initiate.euicc_challenge.p;
+	const uint8_t *info = rq.u.initiate.euicc_info1.p;
+	size_t info_len = rq.u.initiate.euicc_info1.len;
 	struct info1 i1;
 	if (parse_info1(info, info_len, &i1) != ESIM_OK) {
 		x->st = ES9_BADFIELD;
@@ -274,8 +276,7 @@ esim_err smdp_es9_initiate_authentication(struct es9 *x, store *s)
 	}
 	free(signed1);
 out:
-	free(chal);
-	free(info);
+	rsp_es9_request_clear(&rq);
 	return err;
 }
 

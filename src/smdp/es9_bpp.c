@@ -335,8 +335,10 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = smdp_es9_opt_str(x->req, "transactionId");
-	uint8_t *pdr = NULL, *bpp = NULL;
-	size_t pdr_len = 0, bpp_len = 0;
+	uint8_t *bpp = NULL;
+	size_t bpp_len = 0;
+	struct rsp_es9_request rq;
+	memset(&rq, 0, sizeof rq);
 	if (!txhex) {
 		x->st = ES9_MISSING;
 		return ESIM_OK;
@@ -344,14 +346,17 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 	struct bpp_load l;
 	memset(&l, 0, sizeof l);
 	esim_err err = ESIM_OK;
-	if (!smdp_es9_get_b64(x, "prepareDownloadResponse", 16 * 1024, &pdr, &pdr_len))
+	/* the request as the codec reads it: prepareDownloadResponse one
+	 * complete BF21 TLV; a malformed one leaves the session as it is (only
+	 * the eUICC's signed answer, or its expiry, ends it) */
+	if (!smdp_es9_decode(x, RSP_ES9_GET_BOUND_PROFILE_PACKAGE, &rq))
 		goto out;
 	l.a.d = d;
 	l.a.request_id = x->request_id;
 	l.a.now = smdp_now(d);
 	l.txhex = txhex;
-	l.pdr = pdr;
-	l.pdr_len = pdr_len;
+	l.pdr = rq.u.get_bpp.prepare_download_response.p;
+	l.pdr_len = rq.u.get_bpp.prepare_download_response.len;
 	if ((err = store_transaction_opts(s, ES9_TX, bpp_load_tx, &l, 0)) != ESIM_OK)
 		goto out;
 	if (l.unknown) {
@@ -445,7 +450,7 @@ out:
 		esim_wipe(l.a.upp, l.a.upp_len); /* holds the profile's keys */
 	free(l.a.upp);
 	free(l.a.old_bpp);
-	free(pdr);
+	rsp_es9_request_clear(&rq);
 	free(bpp);
 	smdp_es9_session_clear(&l.ss);
 	return err;

@@ -83,9 +83,6 @@ esim_err smdp_es9_answer(struct es9 *x, const struct rsp_es9_response *r);
 bool smdp_es9_decode(struct es9 *x, enum rsp_es9_fn fn, struct rsp_es9_request *rq);
 /* A string member of o, NULL when absent or not a string (borrowed). */
 const char *smdp_es9_opt_str(const json_t *o, const char *k);
-/* A base64 field of at most max bytes; false with x->st set when absent
- * or bad. *out: caller frees. */
-bool smdp_es9_get_b64(struct es9 *x, const char *field, size_t max, uint8_t **out, size_t *len);
 /* The row lock clause for an order joined as alias o ("" on SQLite). */
 const char *smdp_es9_order_lock(store *s);
 /* The order failed for good: the profile to Error, the order closed, and
