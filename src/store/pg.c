@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libpq-fe.h>
 
@@ -51,7 +52,12 @@ struct pg_store {
 	/* a BEGIN not yet sent: it goes with the transaction's first statement
 	 * (pg_begin); NULL when none is pending */
 	const char *begin_sql;
-	bool begin_lazy;
+	bool begin_lazy; /* the BEGIN goes with `SET synchronous_commit TO off` */
+	/* The session's own synchronous_commit (see pg_begin): sc_off once a
+	 * transaction that set it off has committed; sc_set_in_tx while the
+	 * open transaction sets it (a rollback undoes that SET). */
+	bool sc_off;
+	bool sc_set_in_tx;
 	/* statements of store_run_at_commit not sent yet: they go in one
 	 * pipeline with the COMMIT (or with the next statement) */
 	struct pg_deferred *deferred;
@@ -194,6 +200,8 @@ static esim_err run_now(struct pg_store *ps, const char *sql)
 static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, bool upgrade,
 			 PGresult **out);
 
+#define SC_OFF "SET synchronous_commit TO off" /* session-wide: see pg_begin */
+
 /* Send a pending BEGIN on its own (before SQL text that is not a prepared
  * statement: store_exec, the schema version), with the deferred statements
  * of store_run_at_commit if there are any. */
@@ -207,13 +215,35 @@ static esim_err send_begin(struct pg_store *ps)
 	ps->begin_sql = NULL;
 	esim_err err = run_now(ps, b);
 	if (err == ESIM_OK && ps->begin_lazy)
-		err = run_now(ps, "SET LOCAL synchronous_commit TO off");
+		err = run_now(ps, SC_OFF);
+	return err;
+}
+
+/* Outside a transaction every statement that may write commits durably: a
+ * session whose synchronous_commit a lazy transaction turned off gets it
+ * back first (a statement that begins with SELECT is taken to write
+ * nothing; no statement of the store layer's users writes from a SELECT). */
+static esim_err autocommit_durable(struct pg_store *ps, const char *sql)
+{
+	if (ps->base.in_tx || !ps->sc_off)
+		return ESIM_OK;
+	if (sql != NULL) {
+		while (*sql == ' ' || *sql == '\t' || *sql == '\n')
+			sql++;
+		if (strncasecmp(sql, "SELECT", 6) == 0)
+			return ESIM_OK;
+	}
+	esim_err err = run_now(ps, "SET synchronous_commit TO on");
+	if (err == ESIM_OK)
+		ps->sc_off = false;
 	return err;
 }
 
 static esim_err run(struct pg_store *ps, const char *sql)
 {
 	esim_err err = send_begin(ps);
+	if (err == ESIM_OK)
+		err = autocommit_durable(ps, NULL);
 	if (err != ESIM_OK)
 		return err;
 	PGresult *res = PQexec(ps->conn, sql);
@@ -530,7 +560,7 @@ static esim_err retype_blobs(struct pg_stmt *st)
 	return err;
 }
 
-/* One pipeline, one round trip: the pending BEGIN (and the SET LOCAL of a
+/* One pipeline, one round trip: the pending BEGIN (and the SET of a
  * lazy transaction), the deferred statements of store_run_at_commit, then
  * either st (its result in *out, for the caller to check) or, with commit,
  * `SET LOCAL synchronous_commit TO on` when upgrade and the COMMIT. Every
@@ -556,8 +586,7 @@ static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, b
 		sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0);
 		nq++;
 		if (sent && ps->begin_lazy) {
-			sent = PQsendQueryParams(c, "SET LOCAL synchronous_commit TO off", 0, NULL,
-						 NULL, NULL, NULL, 0);
+			sent = PQsendQueryParams(c, SC_OFF, 0, NULL, NULL, NULL, NULL, 0);
 			nq++;
 		}
 	}
@@ -686,6 +715,8 @@ static esim_err execute(struct pg_stmt *st)
 		if ((err = pipeline(ps, st, false, false, &res)) != ESIM_OK)
 			return err;
 	} else {
+		if ((err = autocommit_durable(ps, st->sql)) != ESIM_OK)
+			return err;
 		res = PQexecPrepared(ps->conn, st->name, st->nparams, (const char *const *)st->vals,
 				     st->lens, st->fmts, st->result_format);
 	}
@@ -878,19 +909,26 @@ static bool pg_col_is_null(store_stmt *base, int col)
 	return !have(pst_of(base), col);
 }
 
-/* Lazy transactions (store.h, "Durability") turn synchronous_commit off for
- * themselves only (SET LOCAL); a lazy transaction made durable turns it
- * back on before its COMMIT. */
+/* Lazy transactions (store.h, "Durability") commit with synchronous_commit
+ * off, durable ones with it on. The session keeps it off once a lazy
+ * transaction has set it (SET, not SET LOCAL: one statement per connection
+ * rather than one per lazy transaction, which is most of the SM-DP+'s);
+ * every durable COMMIT on such a session is preceded by `SET LOCAL
+ * synchronous_commit TO on` in the same message (pg_commit), and an
+ * autocommit statement that may write by `SET synchronous_commit TO on`
+ * (autocommit_durable). So which commits wait for the flush is exactly
+ * what it was with SET LOCAL in every lazy transaction. */
 static esim_err pg_begin(store *s, bool lazy)
 {
 	struct pg_store *ps = ps_of(s);
 	ps->tx_err = ESIM_OK;
-	/* not sent yet: the BEGIN (and the SET LOCAL of a lazy one) goes in
-	 * one pipeline with the first statement, saving a round trip per
+	/* not sent yet: the BEGIN (and the SET of a lazy one) goes in one
+	 * pipeline with the first statement, saving a round trip per
 	 * transaction; a transaction that runs no statement sends nothing */
 	ps->begin_sql = s->read_committed ? "BEGIN ISOLATION LEVEL READ COMMITTED"
 					  : "BEGIN ISOLATION LEVEL SERIALIZABLE";
-	ps->begin_lazy = lazy;
+	ps->begin_lazy = lazy && !ps->sc_off;
+	ps->sc_set_in_tx = ps->begin_lazy;
 	return ESIM_OK;
 }
 
@@ -901,10 +939,11 @@ static esim_err pg_commit(store *s, bool durable)
 		drop_deferred(ps);			    /* the server would skip them anyway */
 	if (ps->begin_sql != NULL && ps->n_deferred == 0) { /* nothing ran */
 		ps->begin_sql = NULL;
+		ps->sc_set_in_tx = false;
 		return ESIM_OK;
 	}
 	/* (after a failed statement COMMIT alone reports the failure) */
-	bool upgrade = durable && s->lazy && ps->tx_err == ESIM_OK;
+	bool upgrade = durable && (ps->sc_set_in_tx || ps->sc_off) && ps->tx_err == ESIM_OK;
 	esim_err err;
 	if (ps->n_deferred > 0) {
 		/* the deferred statements and the COMMIT in one round trip; a
@@ -923,6 +962,9 @@ static esim_err pg_commit(store *s, bool durable)
 	}
 	if (PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
 		PQclear(PQexec(ps->conn, "ROLLBACK"));
+	if (err == ESIM_OK && ps->sc_set_in_tx)
+		ps->sc_off = true; /* the SET committed with the transaction */
+	ps->sc_set_in_tx = false;
 	ps->tx_err = ESIM_OK;
 	flush_stale(ps);
 	return err;
@@ -932,6 +974,7 @@ static esim_err pg_rollback(store *s)
 {
 	struct pg_store *ps = ps_of(s);
 	drop_deferred(ps);
+	ps->sc_set_in_tx = false;    /* a rollback undoes the SET */
 	if (ps->begin_sql != NULL) { /* nothing was sent */
 		ps->begin_sql = NULL;
 		ps->tx_err = ESIM_OK;
