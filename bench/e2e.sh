@@ -11,10 +11,14 @@
 #
 #   bench/e2e.sh [--build-dir DIR] [--downloads N] [--transports socket,pcsc]
 #                [--profile ts48|synthetic|FILE] [--startup-runs N] [--tmp DIR]
-#                [--keep] [--check]
+#                [--keep] [--check] [--alternate-esim PATH]
 #
 # It builds nothing: DIR (default build-bench, from `make bench`) must hold
-# esim, esim-euicc, esim-smdp, esim-pki and esim-operator. See
+# esim, esim-euicc, esim-smdp, esim-pki and esim-operator. With
+# --alternate-esim PATH every other download (the warm-up included) runs
+# that esim instead, against the same eUICC and SM-DP+, and the times of
+# the two are reported apart: an A/B comparison of two LPA builds under
+# the same load (the APDU, byte and CPU figures are of both together). See
 # bench/README.md ("End to end") for what is measured and how.
 #
 # Exit status: 0 all downloads of every requested transport succeeded;
@@ -32,6 +36,7 @@ startup_runs=200
 tmp_parent=${TMPDIR:-/tmp}
 keep=false
 check=false
+esim_b=
 
 usage() { sed -n '12,14p' "$0" | sed 's/^# \{0,1\}//'; }
 die() { echo "e2e: $*" >&2; exit 1; }
@@ -57,6 +62,7 @@ while [ $# -gt 0 ]; do
 	--tmp) tmp_parent=${2:?}; shift ;;
 	--keep) keep=true ;;
 	--check) check=true ;;
+	--alternate-esim) esim_b=${2:?}; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) bad "unknown option '$1'" ;;
 	esac
@@ -79,6 +85,7 @@ bin=$(cd "$build" && pwd)
 for p in esim esim-euicc esim-smdp esim-pki esim-operator; do
 	[ -x "$bin/$p" ] || missing "$p" "no $bin/$p (build it first: make bench)"
 done
+[ -z "$esim_b" ] || [ -x "$esim_b" ] || bad "--alternate-esim: '$esim_b' is not an executable"
 "$bin/esim-euicc" --help | grep -q -- '--stats' ||
 	die "$bin/esim-euicc has no --stats (an older build: rebuild it)"
 
@@ -248,7 +255,8 @@ run_phase() {
 	local -a targs=("$@")
 	local st=$work/$name.stats
 	local times_f=$work/$name.ms apdu_f=$work/$name.apdus cb_f=$work/$name.cbytes rb_f=$work/$name.rbytes
-	: >"$times_f"; : >"$apdu_f"; : >"$cb_f"; : >"$rb_f"
+	: >"$times_f"; : >"$apdu_f"; : >"$cb_f"; : >"$rb_f"; : >"$times_f.b"
+	local prog tf
 	local ok=0 fail=0 i k=$stats_base t0 t1 out rc lines prev_c=0 prev_cb=0 prev_rb=0
 	local e0 e1 s0 s1 l0 l1 p0=0 p1=0 deadline
 	read_stats() { # waits for line number $1 of the stats file
@@ -276,9 +284,11 @@ run_phase() {
 			[ -n "$pcscd_pid" ] && p0=$(cpu_ns "$pcscd_pid")
 			children_us l0
 		fi
+		prog=$bin/esim tf=$times_f
+		if [ -n "$esim_b" ] && [ $((i % 2)) = 0 ]; then prog=$esim_b tf=$times_f.b; fi
 		t0=${EPOCHREALTIME/./}
 		rc=0
-		"$bin/esim" profile download "$code" --yes --json "${targs[@]}" --ci "$pki/nist/ci.pem" \
+		"$prog" profile download "$code" --yes --json "${targs[@]}" --ci "$pki/nist/ci.pem" \
 			>"$work/out.json" 2>"$work/out.err" || rc=$?
 		t1=${EPOCHREALTIME/./}
 		out=
@@ -296,7 +306,7 @@ run_phase() {
 		k=$((k + 1))
 		read_stats $k
 		if [ $i -gt 0 ]; then
-			echo $((t1 - t0)) >>"$times_f"
+			echo $((t1 - t0)) >>"$tf"
 			echo $((sc - prev_c)) >>"$apdu_f"
 			echo $((scb - prev_cb)) >>"$cb_f"
 			echo $((srb - prev_rb)) >>"$rb_f"
@@ -330,6 +340,13 @@ run_phase() {
 	R[$name.cpu_sum]=$(awk -v a="${R[$name.cpu_esim]}" -v b="${R[$name.cpu_euicc]}" -v c="${R[$name.cpu_smdp]}" \
 		-v d="${R[$name.cpu_pcscd]}" 'BEGIN { printf "%.2f", a + b + c + d }')
 	echo "  CPU of all of them: ${R[$name.cpu_sum]} ms per download (the serial exchange's floor of the time)"
+	if [ -n "$esim_b" ] && [ -s "$times_f.b" ]; then
+		local ma pa na mb pb nb
+		read -r ma pa na mx < <(stats_of "$times_f")
+		read -r mb pb nb mx < <(stats_of "$times_f.b")
+		echo "  alternated:         $bin/esim median $(ms "$ma") ms, min $(ms "$na") ($(wc -l <"$times_f") downloads);" \
+			"$esim_b median $(ms "$mb") ms, min $(ms "$nb") ($(wc -l <"$times_f.b") downloads)"
+	fi
 	[ $fail = 0 ]
 }
 
