@@ -781,7 +781,7 @@ static void test_end_to_end_segments(void **state)
 	snprintf(csv, sizeof csv, "%s/icon.csv", e->dir);
 	f = fopen(csv, "w");
 	char body[32] = "8900012345678900099";
-	char iccid[32];
+	char iccid[48];
 	snprintf(iccid, sizeof iccid, "%s%d", body, rsp_iccid_luhn_digit(body, 19));
 	fprintf(f, "%s,001010123456799\n", iccid);
 	fclose(f);
