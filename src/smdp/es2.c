@@ -936,9 +936,18 @@ esim_err smdp_outbox_queue_pir_rid(smdp *d, store *s, const char *request_id, in
 				   const struct smdp_status *st, const uint8_t *pir, size_t pir_len,
 				   const uint8_t *euicc_cert, size_t euicc_cert_len)
 {
+	return smdp_outbox_queue_pir_known(d, s, request_id, order_id, st, pir, pir_len, euicc_cert,
+					   euicc_cert_len, true, true);
+}
+
+esim_err smdp_outbox_queue_pir_known(smdp *d, store *s, const char *request_id, int64_t order_id,
+				     const struct smdp_status *st, const uint8_t *pir,
+				     size_t pir_len, const uint8_t *euicc_cert,
+				     size_t euicc_cert_len, bool smds, bool callback)
+{
 	/* the download is over: its SM-DS event goes (es12.c) */
-	esim_err err = smdp_es12_queue_delete(d, s, order_id);
-	if (err != ESIM_OK)
+	esim_err err = smds ? smdp_es12_queue_delete(d, s, order_id) : ESIM_OK;
+	if (err != ESIM_OK || !callback)
 		return err;
 	return outbox_queue(d, s, request_id, order_id, 4, st, pir, pir_len, euicc_cert,
 			    euicc_cert_len);

@@ -41,7 +41,6 @@ struct bpp_tx {
 	size_t upp_len;
 	bool ppk;	     /* the type binds with profile protection keys */
 	enum smdp_state pst; /* the profile's state as phase 1 read it */
-	bool callback;	     /* the order's operator had a callback URL */
 	bool keep_session;   /* st refuses this try only: the LPA may try again */
 	uint8_t *old_bpp;    /* same otPK: the package bound before */
 	size_t old_bpp_len;
@@ -65,10 +64,9 @@ static esim_err bpp_tx1(store *s, void *arg)
 	snprintf(sql, sizeof sql,
 		 "SELECT o.open, o.expires, o.cc_hash, o.cc_left, o.bound_otpk, o.bpp, p.id,"
 		 " p.state, p.iccid, p.upp, t.spn, t.profile_name, t.profile_class, t.ppr, t.ppk,"
-		 " p.keys_sealed, p.kek_id, " SMDP_ES9_META_COLS ", (SELECT COUNT(*) FROM"
-		 " smdp_operators op WHERE op.id = o.operator_id AND op.callback_url IS NOT"
-		 " NULL) FROM smdp_orders o JOIN smdp_profiles p ON p.id = o.profile_id"
-		 " JOIN smdp_profile_types t ON t.id = p.type_id WHERE o.id = ?1 %s",
+		 " p.keys_sealed, p.kek_id, " SMDP_ES9_META_COLS " FROM smdp_orders o"
+		 " JOIN smdp_profiles p ON p.id = o.profile_id JOIN smdp_profile_types t"
+		 " ON t.id = p.type_id WHERE o.id = ?1 %s",
 		 smdp_es9_order_lock(s));
 	esim_err err = store_prepare(s, sql, &st);
 	if (err != ESIM_OK)
@@ -120,7 +118,6 @@ static esim_err bpp_tx1(store *s, void *arg)
 	a->ppr = (uint32_t)store_col_int64(st, 13);
 	a->ppk = store_col_int64(st, 14) != 0;
 	smdp_es9_meta_extra_read(st, 17, &a->mx);
-	a->callback = store_col_int64(st, 20) != 0;
 	/* the profile's Ki / OPc, sealed at rest (kek.c), into the package in
 	 * memory only; it is wiped when the request ends */
 	const uint8_t *sealed = store_col_blob(st, 15, &n);
@@ -208,11 +205,11 @@ static esim_err bpp_tx2(store *s, void *arg)
 	}
 	/* the operator's message first (it reads the order): the two UPDATEs
 	 * after it, whose results are not read, go with the COMMIT. None when
-	 * the operator had no callback URL as phase 1 read the order (a URL
+	 * the operator had no callback URL as phase 1 read the session (a URL
 	 * set since then is as if set after this download: that saves the
 	 * outbox's four-table read in every download of such an operator) */
 	struct smdp_status ok = SMDP_OK_STATUS;
-	if (err == ESIM_OK && a->callback)
+	if (err == ESIM_OK && a->ss->op_callback)
 		err =
 		    smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id, 3, &ok, NULL, 0);
 	store_stmt *st;

@@ -58,6 +58,10 @@ struct session {
 	size_t euicc_cert_len;
 	uint8_t sig1[64], sig2[64];
 	bool cc_required;
+	/* read with the order (false: no order yet): its operator has a
+	 * callback URL; it has an SM-DS event (smds_address, eid and
+	 * matching_id set) */
+	bool op_callback, smds_event;
 };
 
 /*

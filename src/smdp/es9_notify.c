@@ -96,9 +96,12 @@ static esim_err pir_tx(store *s, void *arg)
 		struct smdp_status ok = SMDP_OK_STATUS;
 		struct smdp_status bad =
 		    SMDP_FAIL("8.2", "4.2", "installation failed on the eUICC");
-		err = smdp_outbox_queue_pir_rid(a->d, s, a->request_id, a->ss->order_id,
-						a->pir_success ? &ok : &bad, a->data, a->len,
-						a->ss->euicc_cert, a->ss->euicc_cert_len);
+		/* what the order needs was read with the session, in this
+		 * transaction: the SM-DS event and the callback only if any */
+		err = smdp_outbox_queue_pir_known(a->d, s, a->request_id, a->ss->order_id,
+						  a->pir_success ? &ok : &bad, a->data, a->len,
+						  a->ss->euicc_cert, a->ss->euicc_cert_len,
+						  a->ss->smds_event, a->ss->op_callback);
 	}
 	if (err == ESIM_OK &&
 	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",

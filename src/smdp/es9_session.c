@@ -79,8 +79,10 @@ esim_err smdp_es9_load_session_in(smdp *d, store *s, const char *txid_hex, struc
 	    s,
 	    "SELECT s.state, s.ident, s.euicc_challenge, s.server_challenge, s.ci_pkid, s.eid,"
 	    " s.order_id, s.euicc_cert, s.euicc_sig1, s.smdp_sig2, s.cc_required, s.updated,"
-	    " o.profile_id FROM smdp_sessions s LEFT JOIN smdp_orders o ON o.id = s.order_id"
-	    " WHERE s.txid = ?1",
+	    " o.profile_id, (SELECT COUNT(*) FROM smdp_operators op WHERE op.id ="
+	    " o.operator_id AND op.callback_url IS NOT NULL), CASE WHEN o.smds_address IS NOT"
+	    " NULL AND o.eid IS NOT NULL AND o.matching_id IS NOT NULL THEN 1 ELSE 0 END"
+	    " FROM smdp_sessions s LEFT JOIN smdp_orders o ON o.id = s.order_id WHERE s.txid = ?1",
 	    &st);
 	if (err != ESIM_OK)
 		return err;
@@ -116,6 +118,8 @@ esim_err smdp_es9_load_session_in(smdp *d, store *s, const char *txid_hex, struc
 	copy_blob(st, 9, out->sig2, 64, NULL);
 	out->cc_required = store_col_int64(st, 10) != 0;
 	out->profile_id = store_col_int64(st, 12); /* an order's never changes */
+	out->op_callback = store_col_int64(st, 13) != 0;
+	out->smds_event = store_col_int64(st, 14) != 0;
 	store_finalize(st);
 	if (out->ident < 0 || (size_t)out->ident >= d->n_ids)
 		return ESIM_E_STORE_CORRUPT;

@@ -176,6 +176,14 @@ esim_err smdp_outbox_queue_rid(smdp *d, store *s, const char *request_id, int64_
 esim_err smdp_outbox_queue_pir_rid(smdp *d, store *s, const char *request_id, int64_t order_id,
 				   const struct smdp_status *st, const uint8_t *pir, size_t pir_len,
 				   const uint8_t *euicc_cert, size_t euicc_cert_len);
+/* smdp_outbox_queue_pir_rid for a caller that read the order earlier in
+ * the same transaction: smds false (the order has no SM-DS event) skips the
+ * DeleteEvent's read, callback false (its operator has no callback URL) the
+ * callback's; true reads and decides as smdp_outbox_queue_pir_rid does. */
+esim_err smdp_outbox_queue_pir_known(smdp *d, store *s, const char *request_id, int64_t order_id,
+				     const struct smdp_status *st, const uint8_t *pir,
+				     size_t pir_len, const uint8_t *euicc_cert,
+				     size_t euicc_cert_len, bool smds, bool callback);
 
 /* Load a KEK file (kek.c): a regular file of this user, mode 0600 or
  * stricter, with 32 bytes raw or in hex. ESIM_E_SMDP_KEK, with a line on
