@@ -1142,6 +1142,7 @@ static void test_slow_smds_blocks_nothing(void **state)
 	assert_int_equal(pthread_join(b.th, NULL), 0);
 	if (took > 1.5)
 		fail_msg("DownloadOrder took %.2f s while the SM-DS was slow", took);
+	print_message("DownloadOrder while ConfirmOrder waits 3 s on the SM-DS: %.3f s\n", took);
 	assert_string_equal(b.st, "");
 	assert_true(b.secs >= 2.5); /* it did wait for the SM-DS */
 	assert_string_equal(smdp_state(e, iccid, s2), "Released");
