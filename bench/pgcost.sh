@@ -9,17 +9,21 @@
 #
 #   transactions  xact_commit + xact_rollback of the database (pg_stat_database)
 #   statements    calls summed over pg_stat_statements (track = all, utility on);
-#                 "tx control" = BEGIN / SET LOCAL / COMMIT / ROLLBACK among them
-#   round trips   statements - SET LOCAL - BEGIN: the store sends a BEGIN and
-#                 its SET LOCAL in one pipeline with the transaction's first
-#                 statement, and `SET LOCAL ...; COMMIT` as one message
-#                 (src/store/pg.c). Builds before the pipelined BEGIN sent it
-#                 as a message of its own: add the BEGINs back for those.
-#                 Statements run with store_run_at_commit travel with the
-#                 COMMIT (or the next statement) and are not told apart here:
-#                 since store_run_at_commit (issue 18, 65393ef and fe9567c)
+#                 "tx control" = BEGIN / SET LOCAL / SET synchronous_commit /
+#                 COMMIT / ROLLBACK among them
+#   round trips   statements - SET LOCAL - SET synchronous_commit - BEGIN: the
+#                 store sends a BEGIN and its SET in one pipeline with the
+#                 transaction's first statement, and `SET LOCAL ...; COMMIT`
+#                 as one message (src/store/pg.c). Builds before the
+#                 pipelined BEGIN sent it as a message of its own: add the
+#                 BEGINs back for those. Statements run with
+#                 store_run_at_commit travel with the COMMIT (or the next
+#                 statement) and are not told apart here: since
+#                 store_run_at_commit (issue 18, 65393ef and fe9567c)
 #                 subtract 7 per download (the session INSERT, bpp_tx2's two
-#                 UPDATEs, the PIR's UPDATE and DELETE, two history INSERTs).
+#                 UPDATEs, the PIR's UPDATE and DELETE, two history INSERTs);
+#                 since the session INSERT goes alone as an implicit
+#                 transaction (no BEGIN / COMMIT, issue 18 pgcost4) 6.
 #   rows written  tup_inserted + tup_updated + tup_deleted (pg_stat_database)
 #   PG CPU        run time (schedstat, ns) of the postmaster and all its
 #                 children: backends, WAL writer, checkpointer, ...; "backends"
@@ -33,7 +37,9 @@
 #
 # usage: bench/pgcost.sh [--build DIR] [--downloads N] [--concurrency C]
 #                        [--instances K] [--runs R] [--out FILE]
-# PGCOST_VERBOSE=1 also prints each run's statements (calls, rows, text);
+# PGCOST_VERBOSE=1 also prints each run's statements (calls, rows, text) and
+# each table's inserts, updates (of them HOT: no index entry written) and
+# deletes;
 # PGCOST_PGOPTS adds server options (e.g. "-c log_statement=all").
 # Prints one line per run and the median of the runs; --out appends the lines
 # to FILE. Needs PostgreSQL's server programs (/usr/lib/postgresql/*/bin or
@@ -76,8 +82,8 @@ EOF
 $db
 EOF
 	st=$(psql_q "SELECT COALESCE(SUM(calls), 0),
-	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(BEGIN|START|COMMIT|ROLLBACK|SET LOCAL|END)'), 0),
-	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(SET LOCAL|BEGIN)'), 0),
+	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(BEGIN|START|COMMIT|ROLLBACK|SET LOCAL|SET synchronous_commit|END)'), 0),
+	    COALESCE(SUM(calls) FILTER (WHERE query ~* '^\s*(SET LOCAL|SET synchronous_commit|BEGIN)'), 0),
 	    COALESCE(ROUND(SUM(total_exec_time)::numeric, 1), 0)
 	    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 	    WHERE d.datname = current_database() AND query !~* 'pg_stat'")
@@ -85,6 +91,11 @@ EOF
 	    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 	    WHERE d.datname = current_database() AND query !~* 'pg_stat'
 	    ORDER BY calls DESC" >"$PGCOST_DIR/queries.txt"
+	# updates and how many of them were HOT (no index touched), per table,
+	# since the database was created (seeding updates nothing)
+	psql_q "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del
+	    FROM pg_stat_user_tables WHERE n_tup_upd + n_tup_ins + n_tup_del > 0
+	    ORDER BY relname" >"$PGCOST_DIR/tables.txt"
 	ser=$(tail -c +"$((log0 + 1))" "$PGCOST_DIR/postgres.log" |
 		grep -c -E 'could not serialize access|deadlock detected' || true)
 	echo "$((cpu - cpu0))|$((bcpu - bcpu0))|$((tx1 - tx0))|$((rows1 - rows0))|$((rb1 - rb0))|$st|$ser" >"$PGCOST_DIR/end"
@@ -161,7 +172,11 @@ print("%.2f %.2f %.2f %.2f %.2f %.3f %.3f %.3f %.3f %.4f %s %.2f%%" % (
 EOF
 )
 	echo "run $i: $line"
-	[ -z "${PGCOST_VERBOSE:-}" ] || cat "$dir/queries.txt"
+	[ -z "${PGCOST_VERBOSE:-}" ] || {
+		cat "$dir/queries.txt"
+		echo "# table|inserted|updated|of them HOT|deleted"
+		cat "$dir/tables.txt"
+	}
 	echo "$line" >>"$results"
 done
 python3 - "$results" <<'EOF'

@@ -58,6 +58,9 @@ struct pg_store {
 	 * open transaction sets it (a rollback undoes that SET). */
 	bool sc_off;
 	bool sc_set_in_tx;
+	/* the session's default isolation is READ COMMITTED; implicit: the
+	 * pipeline of pg_commit sends neither BEGIN nor COMMIT (see there) */
+	bool default_rc, implicit;
 	/* statements of store_run_at_commit not sent yet: they go in one
 	 * pipeline with the COMMIT (or with the next statement) */
 	struct pg_deferred *deferred;
@@ -329,6 +332,10 @@ static esim_err pg_open(const char *url, store **out)
 		pg_close(&ps->base);
 		return ESIM_E_STORE_OPEN;
 	}
+	PGresult *res = PQexec(ps->conn, "SHOW default_transaction_isolation");
+	ps->default_rc = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+			 strcmp(PQgetvalue(res, 0, 0), "read committed") == 0;
+	PQclear(res);
 	*out = &ps->base;
 	return ESIM_OK;
 }
@@ -582,9 +589,13 @@ static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, b
 	}
 	int nq = 0;
 	bool sent = true;
+	bool implicit = ps->implicit;
+	ps->implicit = false;
 	if (b != NULL) {
-		sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0);
-		nq++;
+		if (!implicit) {
+			sent = PQsendQueryParams(c, b, 0, NULL, NULL, NULL, NULL, 0);
+			nq++;
+		}
 		if (sent && ps->begin_lazy) {
 			sent = PQsendQueryParams(c, SC_OFF, 0, NULL, NULL, NULL, NULL, 0);
 			nq++;
@@ -606,7 +617,7 @@ static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, b
 					 NULL, NULL, 0);
 		nq++;
 	}
-	if (sent && commit) {
+	if (sent && commit && !implicit) {
 		sent = PQsendQueryParams(c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
 		nq++;
 	}
@@ -633,7 +644,7 @@ static esim_err pipeline(struct pg_store *ps, struct pg_stmt *st, bool commit, b
 			esim_err e =
 			    PQresultStatus(r) == PGRES_PIPELINE_ABORTED ? ESIM_OK : check(ps, r);
 			/* COMMIT of a failed transaction "succeeds" as a ROLLBACK */
-			if (e == ESIM_OK && commit && i == nq - 1 &&
+			if (e == ESIM_OK && commit && !implicit && i == nq - 1 &&
 			    strcmp(PQcmdStatus(r), "ROLLBACK") == 0) {
 				e = ps->tx_err != ESIM_OK ? ps->tx_err : ESIM_E_STORE_STATE;
 				set_msg(ps,
@@ -947,7 +958,15 @@ static esim_err pg_commit(store *s, bool durable)
 	esim_err err;
 	if (ps->n_deferred > 0) {
 		/* the deferred statements and the COMMIT in one round trip; a
-		 * failure of one of them skips the COMMIT (rolled back below) */
+		 * failure of one of them skips the COMMIT (rolled back below).
+		 * When they are all the transaction ran, at READ COMMITTED, the
+		 * session's default, and commit as the session's
+		 * synchronous_commit says (no SET LOCAL): without BEGIN and
+		 * COMMIT, as the implicit transaction that the protocol makes of
+		 * a pipeline's statements up to its Sync (all of them or none,
+		 * committed at the Sync, as durably as COMMIT would) */
+		ps->implicit =
+		    ps->begin_sql != NULL && s->read_committed && ps->default_rc && !upgrade;
 		err = pipeline(ps, NULL, true, upgrade, NULL);
 	} else {
 		const char *sql = upgrade ? "SET LOCAL synchronous_commit TO on; COMMIT" : "COMMIT";

@@ -8,8 +8,10 @@
  * check that every durable transaction, every lazy one made durable and
  * every autocommit write still commits with synchronous_commit on, and a
  * lazy one with it off; also after a lazy transaction that was rolled back
- * or failed at COMMIT (its SET undone with it). Skipped (77) when
- * PostgreSQL is not installed.
+ * or failed at COMMIT (its SET undone with it); and a READ COMMITTED
+ * transaction of statements run at COMMIT only, which goes without BEGIN
+ * and COMMIT, is as lazy or durable as asked and all or nothing.
+ * Skipped (77) when PostgreSQL is not installed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,6 +168,71 @@ static void test_after_rollback(void **state)
 	store_close(s);
 }
 
+struct rc_tx {
+	const char *tags[2];
+	int64_t ids[2];
+};
+
+static esim_err rc_body(store *s, void *arg)
+{
+	const struct rc_tx *a = arg;
+	for (int i = 0; i < 2 && a->tags[i]; i++) {
+		store_stmt *st;
+		esim_err err = store_prepare(s, "INSERT INTO t (id, tag) VALUES (?1, ?2)", &st);
+		if (err != ESIM_OK)
+			return err;
+		store_bind_int64(st, 1, a->ids[i] ? a->ids[i] : next_id++);
+		store_bind_text(st, 2, a->tags[i]);
+		err = store_run_at_commit(st);
+		store_finalize(st);
+		if (err != ESIM_OK)
+			return err;
+	}
+	return ESIM_OK;
+}
+
+/* READ COMMITTED transactions of statements run at COMMIT only (the
+ * SM-DP+'s session INSERT) go without BEGIN and COMMIT, as the pipeline's
+ * implicit transaction: still lazy or durable as asked, and all or
+ * nothing (the second statement failing undoes the first). */
+static void test_read_committed_at_commit_only(void **state)
+{
+	(void)state;
+	store *s = setup();
+	unsigned lazy_rc = STORE_TX_LAZY | STORE_TX_READ_COMMITTED;
+	struct rc_tx a = {{"durable-rc1", NULL}, {0, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, STORE_TX_READ_COMMITTED, rc_body, &a, 1));
+	a = (struct rc_tx){{"lazy-rc1", "lazy-rc2"}, {0, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, lazy_rc, rc_body, &a, 1));
+	a = (struct rc_tx){{"lazy-rc3", NULL}, {0, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, lazy_rc, rc_body, &a, 1));
+	a = (struct rc_tx){{"durable-rc2", NULL}, {0, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, STORE_TX_READ_COMMITTED, rc_body, &a, 1));
+	/* all or nothing: the duplicate key of the second undoes the first */
+	a = (struct rc_tx){{"kept", NULL}, {7000, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, lazy_rc, rc_body, &a, 1));
+	a = (struct rc_tx){{"undone", "dup"}, {7001, 7000}};
+	assert_true(store_transaction_opts(s, lazy_rc, rc_body, &a, 1) != ESIM_OK);
+	a = (struct rc_tx){{"after", NULL}, {0, 0}};
+	assert_esim(ESIM_OK, store_transaction_opts(s, lazy_rc, rc_body, &a, 1));
+	expect(s, "durable-rc1", "on");
+	expect(s, "lazy-rc1", "off");
+	expect(s, "lazy-rc2", "off");
+	expect(s, "lazy-rc3", "off");
+	expect(s, "durable-rc2", "on");
+	expect(s, "kept", "off");
+	expect(s, "undone", "");
+	expect(s, "dup", "");
+	expect(s, "after", "off");
+	store_stmt *st;
+	bool row = true;
+	assert_esim(ESIM_OK, store_prepare(s, "SELECT id FROM t WHERE id = 7001", &st));
+	assert_esim(ESIM_OK, store_step(st, &row));
+	assert_false(row);
+	store_finalize(st);
+	store_close(s);
+}
+
 int main(void)
 {
 	int rc = pg_start(&env);
@@ -178,6 +245,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_each_commit_as_asked),
 	    cmocka_unit_test(test_after_rollback),
+	    cmocka_unit_test(test_read_committed_at_commit_only),
 	};
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
 	pg_stop(&env);
