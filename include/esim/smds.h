@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "esim/err.h"
+#include "esim/log.h"
 #include "esim/net.h"
 
 #define SMDS_MAX_IDENTITIES 4
@@ -57,16 +58,22 @@ struct smds_config {
 	size_t n_ci;
 	struct smds_smdp_cfg smdps[SMDS_MAX_SMDP];
 	size_t n_smdps;
-	unsigned session_ttl_s;	    /* ES11 session lifetime; 0: 300 */
-	bool no_cert_time_check;    /* skip validity periods of EUM / eUICC */
-	bool log;		    /* structured log lines on stderr */
-	time_t (*clock)(void *arg); /* for tests; NULL: time() */
+	unsigned session_ttl_s;		 /* ES11 session lifetime; 0: 300 */
+	bool no_cert_time_check;	 /* skip validity periods of EUM / eUICC */
+	bool log;			 /* structured log lines on stderr */
+	enum esim_log_format log_format; /* ESIM_LOG_JSON (0, the default) or text */
+	time_t (*clock)(void *arg);	 /* for tests; NULL: time() */
 	void *clock_arg;
 };
 
 typedef struct smds smds;
 
 esim_err smds_open(const struct smds_config *cfg, smds **out);
+/* One operational line (listening, ready, reload, shutdown, trouble) in the
+ * configured log format, whatever `log` says: JSON on stderr, or
+ * "esim-smds: MESSAGE" with log-format = text. */
+void smds_log(const smds *d, enum esim_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 void smds_close(smds *d);
 
 /* One ES11 function ("initiateAuthentication" or "authenticateClient"),

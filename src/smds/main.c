@@ -55,7 +55,8 @@ static void usage(void)
 		"  on ES12, its address and its TLS client certificate, pinned),\n"
 		"  admin-listen (ADDR:PORT for /healthz; default 127.0.0.1:0; off: none),\n"
 		"  session-ttl (seconds an ES11 session lives; default 300), threads,\n"
-		"  no-cert-time-check (0/1), log (0/1)\n");
+		"  no-cert-time-check (0/1), log (0/1), log-format (json: one JSON object\n"
+		"  per line, the default; text)\n");
 }
 
 static int kv_set(struct kv *kv, const char *k, const char *v)
@@ -231,6 +232,11 @@ static int make_config(const struct kv *kv, struct smds_config *c, struct cfg_bu
 	c->session_ttl_s = kv_uint(kv, "session-ttl");
 	c->no_cert_time_check = kv_uint(kv, "no-cert-time-check") != 0;
 	c->log = kv_uint(kv, "log") != 0;
+	const char *lf = kv_get(kv, "log-format");
+	if (lf && esim_log_format_parse(lf, &c->log_format) != ESIM_OK) {
+		fprintf(stderr, "esim-smds: log-format: expected json or text, not '%s'\n", lf);
+		return -1;
+	}
 	if (!c->db_url || !c->fqdn || c->n_ids == 0) {
 		fprintf(stderr,
 			"esim-smds: db, fqdn and at least one dsauth-cert/-key are required\n");
@@ -254,8 +260,9 @@ static int parse_hostport(const char *s, char *host, size_t n, uint16_t *port)
 	return 0;
 }
 
-static int add_listener(net_server *srv, const char *what, const char *listen, const char *cert,
-			const char *key, const uint8_t (*pins)[32], size_t n_pins, int *id)
+static int add_listener(smds *d, net_server *srv, const char *what, const char *listen,
+			const char *cert, const char *key, const uint8_t (*pins)[32], size_t n_pins,
+			int *id)
 {
 	char host[256];
 	uint16_t port;
@@ -278,8 +285,8 @@ static int add_listener(net_server *srv, const char *what, const char *listen, c
 		fprintf(stderr, "esim-smds: listener %s: %s\n", listen, esim_strerror(err));
 		return -1;
 	}
-	fprintf(stderr, "esim-smds: listening on %s:%u (%s)\n", host, net_server_port(srv, *id),
-		what);
+	smds_log(d, ESIM_LOG_INFO, "listening on %s:%u (%s)", host, net_server_port(srv, *id),
+		 what);
 	return 0;
 }
 
@@ -298,7 +305,7 @@ static void *purge_thread(void *arg)
 		pthread_mutex_unlock(&p->lock);
 		esim_err err = smds_purge_sessions(p->d, NULL);
 		if (err != ESIM_OK)
-			fprintf(stderr, "esim-smds: session purge: %s\n", esim_strerror(err));
+			smds_log(p->d, ESIM_LOG_ERROR, "session purge: %s", esim_strerror(err));
 		pthread_mutex_lock(&p->lock);
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
@@ -327,8 +334,8 @@ static int cmd_serve(const struct kv *kv, smds *d)
 		snprintf(k[2], 32, "tls-key-%s", curves[i]);
 		if (!kv_get(kv, k[0]))
 			continue;
-		if (add_listener(srv, "ES11", kv_get(kv, k[0]), kv_get(kv, k[1]), kv_get(kv, k[2]),
-				 NULL, 0, &es11[n11]) != 0)
+		if (add_listener(d, srv, "ES11", kv_get(kv, k[0]), kv_get(kv, k[1]),
+				 kv_get(kv, k[2]), NULL, 0, &es11[n11]) != 0)
 			goto out;
 		n11++;
 	}
@@ -346,7 +353,7 @@ static int cmd_serve(const struct kv *kv, smds *d)
 			fprintf(stderr, "esim-smds: listen-es12 needs es12-cert / es12-key\n");
 			goto out;
 		}
-		if (add_listener(srv, "ES12, mutual TLS", kv_get(kv, "listen-es12"), cert, key,
+		if (add_listener(d, srv, "ES12, mutual TLS", kv_get(kv, "listen-es12"), cert, key,
 				 (const uint8_t(*)[32])pins, n_pins, &es12) != 0)
 			goto out;
 	}
@@ -362,8 +369,8 @@ static int cmd_serve(const struct kv *kv, smds *d)
 		goto out;
 	const char *admin = kv_get(kv, "admin-listen") ? kv_get(kv, "admin-listen") : "127.0.0.1:0";
 	if (strcmp(admin, "off") != 0) {
-		if (add_listener(srv, "admin: /healthz", admin, NULL, NULL, NULL, 0, &admin_id) !=
-			0 ||
+		if (add_listener(d, srv, "admin: /healthz", admin, NULL, NULL, NULL, 0,
+				 &admin_id) != 0 ||
 		    smds_add_admin_routes(d, srv, admin_id) != ESIM_OK)
 			goto out;
 	}
@@ -378,10 +385,10 @@ static int cmd_serve(const struct kv *kv, smds *d)
 	pthread_cond_init(&p.cond, NULL);
 	pthread_t pt;
 	if (net_server_start(srv) != ESIM_OK || pthread_create(&pt, NULL, purge_thread, &p) != 0) {
-		fprintf(stderr, "esim-smds: cannot start\n");
+		smds_log(d, ESIM_LOG_ERROR, "cannot start");
 		goto out;
 	}
-	fprintf(stderr, "esim-smds: ready\n");
+	smds_log(d, ESIM_LOG_INFO, "ready");
 	sd_notify(0, "READY=1");
 	int sig = 0;
 	/* SIGHUP: the listeners' TLS certificates and keys read again (a
@@ -392,15 +399,15 @@ static int cmd_serve(const struct kv *kv, smds *d)
 		int bad = -1;
 		esim_err rerr = net_server_reload_tls(srv, &bad);
 		if (rerr == ESIM_OK)
-			fprintf(stderr, "esim-smds: SIGHUP: TLS certificates reloaded\n");
+			smds_log(d, ESIM_LOG_INFO, "SIGHUP: TLS certificates reloaded");
 		else
-			fprintf(stderr,
-				"esim-smds: SIGHUP: TLS reload refused, listener %d: %s; the "
-				"certificates in use are kept\n",
-				bad, esim_strerror(rerr));
+			smds_log(d, ESIM_LOG_ERROR,
+				 "SIGHUP: TLS reload refused, listener %d: %s; the certificates in "
+				 "use are kept",
+				 bad, esim_strerror(rerr));
 		sd_notify(0, "READY=1");
 	}
-	fprintf(stderr, "esim-smds: signal %d, shutting down\n", sig);
+	smds_log(d, ESIM_LOG_INFO, "signal %d, shutting down", sig);
 	sd_notify(0, "STOPPING=1");
 	net_server_stop(srv);
 	pthread_mutex_lock(&p.lock);

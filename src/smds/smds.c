@@ -29,7 +29,21 @@ void smds_logf(const smds *d, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "smds event=%s %s\n", event, line);
+	const struct esim_log_kv kv[] = {ESIM_LOG_S("detail", line)};
+	esim_log_emit(&d->logger, ESIM_LOG_INFO, NULL, event, kv, 1);
+}
+
+void smds_log(const smds *d, enum esim_log_level level, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (d->logger.format == ESIM_LOG_TEXT)
+		fprintf(stderr, "esim-smds: %s\n", msg);
+	else
+		esim_log_emit(&d->logger, level, NULL, msg, NULL, 0);
 }
 
 const char *smds_opt_str(const json_t *o, const char *k)
@@ -107,6 +121,7 @@ esim_err smds_open(const struct smds_config *cfg, smds **out)
 	d->session_ttl_s = cfg->session_ttl_s ? cfg->session_ttl_s : 300;
 	d->check_time = !cfg->no_cert_time_check;
 	d->log = cfg->log;
+	esim_log_init(&d->logger, "esim-smds", cfg->log_format);
 	d->clock = cfg->clock;
 	d->clock_arg = cfg->clock_arg;
 	esim_err err = d->fqdn ? crypto_trust_new(&d->trust) : ESIM_E_NOMEM;

@@ -38,6 +38,7 @@ struct smds {
 	size_t n_smdps;
 	unsigned session_ttl_s;
 	bool check_time, log;
+	esim_log logger; /* one JSON object per line (include/esim/log.h) */
 	time_t (*clock)(void *arg);
 	void *clock_arg;
 	pthread_mutex_t lock; /* guards db: one statement sequence at a time */

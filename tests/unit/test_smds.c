@@ -448,6 +448,33 @@ static esim_err register_event(struct senv *e, const char *cert, const char *eid
 
 /* ---- the journey ------------------------------------------------------------ */
 
+/* esim-smds's log (issue 17.5): every line one JSON object of esim-smds,
+ * and the registration and the ES11 session of this test among them. */
+static void assert_smds_log_json(struct senv *e)
+{
+	char path[700], line[4096];
+	snprintf(path, sizeof path, "%s/smds.log", e->l.dir);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	int lines = 0, registered = 0, sessions = 0;
+	while (fgets(line, sizeof line, f)) {
+		json_error_t je;
+		json_t *o = json_loads(line, 0, &je);
+		if (!json_is_object(o))
+			fail_msg("esim-smds log line is not a JSON object: %s", line);
+		assert_string_equal(json_string_value(json_object_get(o, "prog")), "esim-smds");
+		const char *msg = json_string_value(json_object_get(o, "msg"));
+		registered += msg && strcmp(msg, "event_registered") == 0;
+		sessions += msg && strcmp(msg, "session_start") == 0;
+		json_decref(o);
+		lines++;
+	}
+	fclose(f);
+	assert_true(lines > 0);
+	assert_true(registered > 0);
+	assert_true(sessions > 0);
+}
+
 static void test_register_discover_download(void **state)
 {
 	struct senv *e = *state;
@@ -482,6 +509,7 @@ static void test_register_discover_download(void **state)
 	snprintf(args, sizeof args, "profile download --discover --smds %s", e->es11_addr);
 	assert_int_equal(l_esim(&e->l, args), CLI_EXIT_FAILURE);
 	assert_non_null(strstr(e->l.err, "no event for this eUICC"));
+	assert_smds_log_json(e);
 }
 
 /* An SM-DS the SM-DP+ is not configured with: 8.9 / 5.1 at once. One that
