@@ -494,13 +494,14 @@ static int serve(op *o, const struct kv *kv)
 		err = net_server_start(srv);
 	if (err != ESIM_OK) {
 		/* net names the address or TLS file that failed, and why */
-		const char *why = net_server_errmsg(srv);
-		if (why[0])
+		const char *why = net_server_errmsg(srv); /* owned by srv */
+		bool named = why[0] != '\0';
+		if (named)
 			fprintf(stderr, "esim-operator: serve: %s (%s)\n", why, esim_errname(err));
 		net_server_free(srv);
 		op_callback_free(cb);
 		op_charging_free(chg);
-		return why[0] ? 1 : fail("serve", err);
+		return named ? 1 : fail("serve", err);
 	}
 	uint16_t port = net_server_port(srv, id);
 	printf("esim-operator listening on %s://%s:%u\n", lc.tls ? "https" : "http", addr, port);

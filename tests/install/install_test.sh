@@ -247,8 +247,14 @@ for h in "$root"/include/esim/*.h; do
 	cc -std=c11 -Wall -Werror -fsyntax-only $(pkg-config --cflags esim) "$work/h.c" ||
 		fail "esim/$(basename "$h") does not compile on its own"
 done
-# shellcheck disable=SC2046
-cc -Wall -Werror -o "$work/hello" "$work/hello.c" $(pkg-config --cflags --libs esim) ||
+# a sanitizer build's libesim needs its runtime first in the program (make
+# asan): the program is then built with the same sanitizers
+san=""
+if readelf -d "$libdir"/libesim.so.* 2>/dev/null | grep -q 'NEEDED.*libasan'; then
+	san="-fsanitize=address,undefined"
+fi
+# shellcheck disable=SC2046,SC2086
+cc -Wall -Werror $san -o "$work/hello" "$work/hello.c" $(pkg-config --cflags --libs esim) ||
 	fail "compiling against the installed libesim"
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
 readelf -d "$work/hello" | grep -q "NEEDED.*\[libesim.so.${version%%.*}\]" ||
