@@ -56,6 +56,10 @@ typedef struct op op;
 
 esim_err op_open(const struct op_config *cfg, op **out);
 void op_close(op *o);
+/* Where op's own runtime lines go (a notice that could not be sent, ...):
+ * log (borrowed; it must outlive o) or, NULL as after op_open, plain lines
+ * on stderr. Set it before serving starts. */
+void op_set_log(op *o, const struct esim_log *log);
 
 /* The portal's HTTP surface (API, static files) in one handler, so
  * tests can drive it without sockets. */

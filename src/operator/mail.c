@@ -620,9 +620,15 @@ esim_err op_mail_deliver(op *o, size_t *sent, size_t *failed)
 		char why[400] = "";
 		esim_err e = smtp_send(o, m[i].id, m[i].to, m[i].subject, m[i].body,
 				       (time_t)m[i].at, why, sizeof why);
-		if (e != ESIM_OK)
+		if (e != ESIM_OK && o->log) {
+			const struct esim_log_kv kv[] = {ESIM_LOG_I("notice", m[i].id),
+							 ESIM_LOG_I("try", m[i].tries + 1),
+							 ESIM_LOG_S("why", why)};
+			esim_log_emit(o->log, ESIM_LOG_WARN, NULL, "notice not sent", kv, 3);
+		} else if (e != ESIM_OK) {
 			fprintf(stderr, "esim-operator: notice %lld not sent (try %lld): %s\n",
 				(long long)m[i].id, (long long)m[i].tries + 1, why);
+		}
 		err = settle(o, &m[i], e == ESIM_OK, why);
 		if (e == ESIM_OK && sent)
 			(*sent)++;

@@ -397,7 +397,7 @@ static bool mail_due(const struct kv *kv, time_t *last)
 	return true;
 }
 
-static int serve(op *o, const struct kv *kv)
+static int serve_run(op *o, const struct kv *kv)
 {
 	const char *listen = kv_get(kv, "listen"); /* serve_settings_ok: set */
 	char addr[128];
@@ -410,6 +410,7 @@ static int serve(op *o, const struct kv *kv)
 	/* the ES2+ callbacks' log lines (with their X-Request-Id) */
 	esim_log log;
 	esim_log_init(&log, "esim-operator", ESIM_LOG_JSON);
+	op_set_log(o, &log);
 	const char *lf = kv_get(kv, "log-format");
 	if (lf && esim_log_format_parse(lf, &log.format) != ESIM_OK) {
 		fprintf(stderr, "esim-operator: log-format: expected json or text, not '%s'\n", lf);
@@ -592,6 +593,15 @@ static int serve(op *o, const struct kv *kv)
 	op_callback_free(cb);
 	op_charging_free(chg);
 	return 0;
+}
+
+/* serve_run's log is its own (on its stack): op's runtime lines go there
+ * while it runs, and back to stderr when it returns. */
+static int serve(op *o, const struct kv *kv)
+{
+	int rc = serve_run(o, kv);
+	op_set_log(o, NULL);
+	return rc;
 }
 
 int main(int argc, char **argv)

@@ -472,6 +472,11 @@ esim_err op_open(const struct op_config *cfg, op **out)
 	return ESIM_OK;
 }
 
+void op_set_log(op *o, const esim_log *log)
+{
+	o->log = log;
+}
+
 void op_close(op *o)
 {
 	if (!o)

@@ -24,7 +24,8 @@ struct op {
 	crypto_cert *cert;   /* may be NULL */
 	crypto_trust *trust; /* may be NULL */
 	unsigned char data_key[32];
-	bool erase_pending; /* a copy was erased: checkpoint the WAL after commit */
+	bool erase_pending;  /* a copy was erased: checkpoint the WAL after commit */
+	const esim_log *log; /* runtime lines (op_set_log); NULL: plain stderr */
 	bool fast_hash;
 	/* SMTP (mail.c); smtp_pass is secret: wiped and freed by op_close */
 	char *smtp_host, *smtp_user, *smtp_from, *smtp_ca;

@@ -288,7 +288,30 @@ static void test_server_down_then_up(void **state)
 	/* the seeded notices and the new one: all wait */
 	int64_t n = outbox(f) + 1;
 	one_notice(f, true);
+	/* what serve logs of a failed try: one JSON line per notice */
+	FILE *logf = tmpfile();
+	assert_non_null(logf);
+	esim_log lg;
+	esim_log_init(&lg, "esim-operator", ESIM_LOG_JSON);
+	lg.out = logf;
+	op_set_log(f->o, &lg);
 	deliver(f, 0, (size_t)n);
+	op_set_log(f->o, NULL);
+	rewind(logf);
+	char line[2048];
+	int lines = 0;
+	while (fgets(line, sizeof line, logf)) {
+		json_t *o = json_loads(line, 0, NULL);
+		if (!json_is_object(o))
+			fail_msg("not a JSON line: %s", line);
+		assert_string_equal(json_string_value(json_object_get(o, "msg")),
+				    "notice not sent");
+		assert_non_null(strstr(json_string_value(json_object_get(o, "why")), "connect"));
+		json_decref(o);
+		lines++;
+	}
+	fclose(logf);
+	assert_int_equal(lines, n);
 	assert_int_equal(n, outbox(f));
 	assert_int_equal(n, qint(f, "SELECT COUNT(*) FROM op_notices WHERE attempts = 1 AND"
 				    " last_error LIKE '%cannot connect%'"));
