@@ -228,7 +228,9 @@ static esim_err send_begin(struct pg_store *ps)
  * nothing; no statement of the store layer's users writes from a SELECT). */
 static esim_err autocommit_durable(struct pg_store *ps, const char *sql)
 {
-	if (ps->base.in_tx || !ps->sc_off)
+	/* (not while a transaction is open on the server: the ROLLBACK that
+	 * ends one runs after store.c has cleared in_tx) */
+	if (ps->base.in_tx || !ps->sc_off || PQtransactionStatus(ps->conn) != PQTRANS_IDLE)
 		return ESIM_OK;
 	if (sql != NULL) {
 		while (*sql == ' ' || *sql == '\t' || *sql == '\n')

@@ -143,6 +143,20 @@ static void test_after_rollback(void **state)
 	durable(s, "durable3", false);
 	assert_esim(ESIM_OK, insert(s, "autocommit2", false));
 	lazy(s, "lazy7", false, false);
+	/* a statement failing in a transaction on a session with it off: the
+	 * rollback ends the transaction, and the connection works on */
+	assert_esim(ESIM_OK, store_begin(s));
+	assert_esim(ESIM_OK, store_exec(s, "SELECT 1"));
+	store_stmt *bad;
+	assert_esim(ESIM_OK,
+		    store_prepare(s, "INSERT INTO t (id, tag) VALUES (999999, NULL)", &bad));
+	assert_true(store_run(bad) != ESIM_OK);
+	store_finalize(bad);
+	assert_esim(ESIM_OK, store_rollback(s));
+	durable(s, "durable5", false);
+	assert_esim(ESIM_OK, insert(s, "autocommit4", false));
+	expect(s, "durable5", "on");
+	expect(s, "autocommit4", "on");
 	expect(s, "rolled-back", "");
 	expect(s, "durable3", "on");
 	expect(s, "autocommit2", "on");
