@@ -86,7 +86,7 @@ for p in esim esim-euicc esim-smdp esim-pki esim-operator; do
 	[ -x "$bin/$p" ] || missing "$p" "no $bin/$p (build it first: make bench)"
 done
 [ -z "$esim_b" ] || [ -x "$esim_b" ] || bad "--alternate-esim: '$esim_b' is not an executable"
-"$bin/esim-euicc" --help | grep -q -- '--stats' ||
+"$bin/esim-euicc" --help | grep -- '--stats' >/dev/null ||
 	die "$bin/esim-euicc has no --stats (an older build: rebuild it)"
 
 work=$(mktemp -d "$tmp_parent/esim-e2e-XXXXXX")
@@ -383,7 +383,7 @@ pcsc_setup() { # 0, or 1 with pcsc_missing set
 	flock -w 300 "$lock_fd" || die "another PC/SC test holds /tmp/esimkit-pcscd.lock for too long"
 	local old
 	for old in $(pgrep -x pcscd || true); do
-		if tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -q '/tmp/esimkit-pcscd\.'; then
+		if tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep '/tmp/esimkit-pcscd\.' >/dev/null; then
 			echo "e2e: stopping pcscd $old left by an earlier run" >&2
 			kill "$old" 2>/dev/null || true
 			sleep 1

@@ -106,7 +106,7 @@ in_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-re
 }
 rm -rf "$root/tmp/debs"
 for p in "${pkgs[@]}"; do
-	in_root dpkg-query -W -f='${Status}\n' "$p" | grep -q "install ok installed" || fail "$p not installed"
+	in_root dpkg-query -W -f='${Status}\n' "$p" | grep "install ok installed" >/dev/null || fail "$p not installed"
 done
 for u in esim-smdp esim-smds esim-operator esim-euicc; do
 	in_root getent passwd "$u" >/dev/null || fail "the postinst made no user $u"
@@ -268,7 +268,7 @@ in_root dpkg --purge "${pkgs[@]}" >"$out/purge.log" 2>&1 || {
 	fail "dpkg --purge"
 }
 for p in "${pkgs[@]}"; do
-	if in_root dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "ok installed\|config-files"; then
+	if in_root dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep "ok installed\|config-files" >/dev/null; then
 		fail "$p is still known to dpkg after --purge"
 	fi
 done
@@ -280,6 +280,6 @@ rm -f "$root/run/"esim-*.notify.sock
 left=$(cd "$root" && find . -xdev \( -path ./proc -o -path ./sys -o -path ./dev \) -prune -o \
 	\( -iname '*esim*' -print \) | grep -v '^./var/lib/dpkg/\|^./var/cache/apt/\|^./var/lib/apt/' || true)
 [ -z "$left" ] || fail "left after purge: $left"
-if in_root dpkg -S esim 2>/dev/null | grep -q .; then fail "dpkg -S still finds files of ours"; fi
+if in_root dpkg -S esim 2>/dev/null | grep . >/dev/null; then fail "dpkg -S still finds files of ours"; fi
 echo "   nothing of ours left ($((SECONDS - t0)) s in all)"
 echo "deb_test: PASSED"

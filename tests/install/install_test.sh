@@ -135,7 +135,7 @@ op_pid=$!
 pids+=($op_pid)
 for _ in $(seq 1 100); do [ -s "$work/op.port" ] && break; sleep 0.1; done
 [ -s "$work/op.port" ] || fail "esim-operator serve did not start: $(cat "$work/op.log")"
-curl -sS -f "http://127.0.0.1:$(cat "$work/op.port")/" | grep -q "$marker" ||
+curl -sS -f "http://127.0.0.1:$(cat "$work/op.port")/" | grep "$marker" >/dev/null ||
 	fail "the portal is not served from $root/share/esim-operator/web"
 # SIGTERM while a 15 MiB answer is on its way (read at 5 MiB/s: loopback's
 # socket buffers take about 9 MiB, so some 4 MiB are still unsent at the
@@ -250,18 +250,18 @@ done
 # a sanitizer build's libesim needs its runtime first in the program (make
 # asan): the program is then built with the same sanitizers
 san=""
-if readelf -d "$libdir"/libesim.so.* 2>/dev/null | grep -q 'NEEDED.*libasan'; then
+if readelf -d "$libdir"/libesim.so.* 2>/dev/null | grep 'NEEDED.*libasan' >/dev/null; then
 	san="-fsanitize=address,undefined"
 fi
 # shellcheck disable=SC2046,SC2086
 cc -Wall -Werror $san -o "$work/hello" "$work/hello.c" $(pkg-config --cflags --libs esim) ||
 	fail "compiling against the installed libesim"
 unset PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR
-readelf -d "$work/hello" | grep -q "NEEDED.*\[libesim.so.${version%%.*}\]" ||
+readelf -d "$work/hello" | grep "NEEDED.*\[libesim.so.${version%%.*}\]" >/dev/null ||
 	fail "hello does not need libesim.so.${version%%.*}"
 out=$(LD_LIBRARY_PATH=$libdir "$work/hello") || fail "hello did not run"
 [ "$out" = "libesim $version" ] || fail "hello printed '$out'"
-LD_LIBRARY_PATH=$libdir ldd "$work/hello" | grep -q "$libdir/libesim.so" ||
+LD_LIBRARY_PATH=$libdir ldd "$work/hello" | grep "$libdir/libesim.so" >/dev/null ||
 	fail "hello did not load the installed libesim"
 echo "   $out, linked and loaded from $libdir OK"
 
