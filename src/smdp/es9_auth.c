@@ -346,9 +346,10 @@ static const crypto_cert *eum_keep(smdp *d, crypto_cert **cert, bool *record)
 struct eum_row {
 	uint8_t ski[CRYPTO_KEY_ID_MAX];
 	size_t ski_len;
-	const uint8_t *der;
+	uint8_t *der; /* owned */
 	size_t der_len;
 	int64_t now;
+	bool cache_full; /* the cache could not keep it: read before writing */
 };
 
 static esim_err eum_insert_tx(store *s, void *arg)
@@ -369,21 +370,22 @@ static esim_err eum_insert_tx(store *s, void *arg)
 	return err;
 }
 
-static void eum_record(smdp *d, store *s, const crypto_cert *eum, bool cache_full)
+/* Write a kept EUM (eum_ctx.pending) to smdp_eum_certs, after the
+ * transaction that verified it: in a transaction of its own, durable, so
+ * that a rolled-back authentication does not lose it. Frees r->der. */
+static void eum_record(smdp *d, store *s, struct eum_row *r)
 {
-	struct eum_row r = {.now = (int64_t)smdp_now(d)};
-	r.der = crypto_cert_der(eum, &r.der_len);
-	esim_err err = crypto_cert_ski(eum, r.ski, &r.ski_len);
-	if (err == ESIM_OK && cache_full) {
+	esim_err err = ESIM_OK;
+	if (r->cache_full) {
 		store_stmt *st;
 		if ((err = store_prepare(s, "SELECT 1 FROM smdp_eum_certs WHERE ski = ?1", &st)) ==
 		    ESIM_OK) {
 			bool row = false;
-			store_bind_blob(st, 1, r.ski, r.ski_len);
+			store_bind_blob(st, 1, r->ski, r->ski_len);
 			err = store_step(st, &row);
 			store_finalize(st);
 			if (err == ESIM_OK && row)
-				return;
+				goto out;
 		}
 	}
 	/* one INSERT ... ON CONFLICT DO NOTHING: at READ COMMITTED, instances
@@ -391,16 +393,21 @@ static void eum_record(smdp *d, store *s, const crypto_cert *eum, bool cache_ful
 	 * SERIALIZABLE they did: the serialization failures at three instances,
 	 * docs/PERFORMANCE.md); still durable */
 	if (err == ESIM_OK)
-		err = store_transaction_opts(s, STORE_TX_READ_COMMITTED, eum_insert_tx, &r, 0);
+		err = store_transaction_opts(s, STORE_TX_READ_COMMITTED, eum_insert_tx, r, 0);
 	if (err != ESIM_OK) /* the download goes on; only a later PIR misses it */
 		smdp_logf(d, "eum_record_failed", "error=%s", esim_strerror(err));
+out:
+	free(r->der);
+	r->der = NULL;
 }
 
 /* The cache of verified EUMs as the library's chain check sees it (its
- * ctx: struct eum_ctx); keep also records a new EUM in smdp_eum_certs. */
+ * ctx: struct eum_ctx). A new EUM that this caller must record is copied
+ * to pending: the check runs inside authenticateClient's transaction, and
+ * the record is written after it (eum_record). */
 struct eum_ctx {
 	smdp *d;
-	store *s;
+	struct eum_row pending; /* der != NULL: to record */
 };
 
 static const crypto_cert *eum_find_cb(void *ctx, const uint8_t *der, size_t len)
@@ -412,22 +419,30 @@ static const crypto_cert *eum_find_cb(void *ctx, const uint8_t *der, size_t len)
 
 static const crypto_cert *eum_keep_cb(void *ctx, crypto_cert **cert)
 {
-	const struct eum_ctx *c = ctx;
+	struct eum_ctx *c = ctx;
 	bool record;
 	const crypto_cert *use = eum_keep(c->d, cert, &record);
-	if (record)
-		eum_record(c->d, c->s, use, *cert != NULL);
+	if (!record || c->pending.der) /* a retried transaction keeps the first */
+		return use;
+	struct eum_row *r = &c->pending;
+	size_t len;
+	const uint8_t *der = crypto_cert_der(use, &len);
+	r->now = (int64_t)smdp_now(c->d);
+	r->cache_full = *cert != NULL;
+	if (crypto_cert_ski(use, r->ski, &r->ski_len) == ESIM_OK && (r->der = malloc(len))) {
+		memcpy(r->der, der, len);
+		r->der_len = len;
+	}
 	return use;
 }
 
 /* The eUICC chain (rsp_server_check_chain, shared with the SM-DS), each
  * failure with its code, with this SM-DP+'s EUM cache. */
-static bool check_chain(smdp *d, store *s, const struct session *ss,
+static bool check_chain(smdp *d, struct eum_ctx *ec, const struct session *ss,
 			const struct rsp_auth_server_resp *r, struct smdp_status *st,
 			crypto_cert **euicc_out, char eid[RSP_EID_DIGITS + 1])
 {
-	struct eum_ctx ec = {.d = d, .s = s};
-	struct rsp_eum_cache cache = {.find = eum_find_cb, .keep = eum_keep_cb, .ctx = &ec};
+	struct rsp_eum_cache cache = {.find = eum_find_cb, .keep = eum_keep_cb, .ctx = ec};
 	struct rsp_chain_check cc = {.trust = d->trust,
 				     .ci_pkid = ss->ci_pkid,
 				     .ci_pkid_len = ss->ci_pkid_len,
@@ -790,124 +805,175 @@ esim_err smdp_es9_build_metadata(smdp *d, const char *iccid, const char *spn, co
 	return smdp_metadata_build(d, &src, out, out_len);
 }
 
+/*
+ * authenticateClient's transaction: the session read, the eUICC's chain and
+ * signature checked against it (no row is locked yet under READ COMMITTED),
+ * then auth_tx_fn's order resolution and writes. One transaction instead of
+ * an autocommit read of the session plus one, as getBoundProfilePackage's
+ * first. A refusal that ends the session deletes it in the same
+ * transaction. Re-run from the start after a conflict.
+ */
+struct auth_load {
+	struct auth_tx a;
+	const char *txhex;
+	bool decoded; /* the codec read the request (else x->st says why) */
+	struct smdp_status dec_st;
+	esim_err pe; /* rsp_auth_server_resp_parse of it */
+	struct rsp_auth_server_resp r;
+	struct session ss;
+	char eid[RSP_EID_DIGITS + 1];
+	struct eum_ctx ec;
+	struct smdp_status st; /* a refusal before the order */
+};
+
+static esim_err auth_refuse(store *s, struct auth_load *l, struct smdp_status st)
+{
+	l->st = st;
+	return smdp_es9_delete_session(s, l->ss.txid_hex);
+}
+
+static esim_err auth_load_tx(store *s, void *arg)
+{
+	struct auth_load *l = arg;
+	smdp *d = l->a.d;
+	smdp_es9_session_clear(&l->ss);
+	l->st = SMDP_OK_STATUS;
+	bool found = false;
+	esim_err err = smdp_es9_load_session_in(d, s, l->txhex, &l->ss, &found, true);
+	if (err != ESIM_OK)
+		return err;
+	if (!found || strcmp(l->ss.state, ST_STARTED) != 0) {
+		l->st = ES9_UNKNOWN_TX;
+		return ESIM_OK;
+	}
+	if (!l->decoded) {
+		l->st = l->dec_st;
+		return ESIM_OK;
+	}
+	/* digest 6.3 step 2 (impl): the eUICC refused; end the session */
+	if (l->pe == ESIM_E_RSP_EUICC_ERROR)
+		return auth_refuse(s, l,
+				   SMDP_FAIL("8.1", "3.8", "eUICC refused the authentication"));
+	if (l->pe != ESIM_OK) {
+		l->st = ES9_BADFIELD;
+		return ESIM_OK;
+	}
+	const struct rsp_auth_server_resp *r = &l->r;
+	crypto_cert *euicc = NULL;
+	struct smdp_status st;
+	if (!check_chain(d, &l->ec, &l->ss, r, &st, &euicc, l->eid))
+		return auth_refuse(s, l, st);
+	/* digest 6.3 steps 7 and 8: the signature first; then an euiccSigned1
+	 * made for another session is an unknown transaction (SGP.23's
+	 * authenticateClient test of a mismatched transactionId, digest 5.4),
+	 * and a wrong serverChallenge a failed verification */
+	bool sig_ok =
+	    crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r->euicc_signed1.p, r->euicc_signed1.len,
+				r->euicc_signature1, RSP_SIG_LEN) == ESIM_OK;
+	if (!sig_ok || !rsp_txid_equal(&r->txid, &l->ss.txid) ||
+	    memcmp(r->server_challenge, l->ss.server_challenge, 16) != 0) {
+		crypto_cert_free(euicc);
+		return auth_refuse(s, l,
+				   sig_ok && !rsp_txid_equal(&r->txid, &l->ss.txid)
+				       ? ES9_UNKNOWN_TX
+				       : ES9_EUICC_SIG);
+	}
+	der_span spki;
+	if (spki_of(r->euicc_cert.p, r->euicc_cert.len, &spki) == ESIM_OK)
+		key_keep(d, &spki, crypto_cert_pubkey(euicc));
+	crypto_cert_free(euicc);
+	struct auth_tx *a = &l->a;
+	a->ss = &l->ss;
+	a->eid = l->eid;
+	a->r = r;
+	a->dppb_key = d->ids[l->ss.ident].dppb_key;
+	a->has_mid = false;
+	if (r->has_matching_id && r->matching_id.len > 0) {
+		if (r->matching_id.len >= sizeof a->mid)
+			return auth_refuse(s, l, SMDP_FAIL("8.2.6", "3.8", "matchingId refused"));
+		a->has_mid = true;
+		memcpy(a->mid, r->matching_id.p, r->matching_id.len);
+		a->mid[r->matching_id.len] = '\0';
+	}
+	return auth_tx_fn(s, a);
+}
+
 esim_err smdp_es9_authenticate_client(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = smdp_es9_opt_str(x->req, "transactionId");
 	struct rsp_es9_request rq;
 	memset(&rq, 0, sizeof rq);
-	struct auth_tx a;
-	memset(&a, 0, sizeof a);
+	struct auth_load l;
+	memset(&l, 0, sizeof l);
+	struct auth_tx *a = &l.a;
+	const struct session *ss = &l.ss;
+	esim_err err;
 	if (!txhex) {
 		x->st = ES9_MISSING;
 		return ESIM_OK;
 	}
-	struct session ss;
-	bool found;
-	esim_err err = smdp_es9_load_session(d, s, txhex, &ss, &found);
-	if (err != ESIM_OK)
-		return err;
-	if (!found || strcmp(ss.state, ST_STARTED) != 0) {
-		x->st = ES9_UNKNOWN_TX;
-		goto out;
-	}
 	/* the request as the codec reads it: authenticateServerResponse one
-	 * complete BF38 TLV of at most 64 KiB */
-	if (!smdp_es9_decode(x, RSP_ES9_AUTHENTICATE_CLIENT, &rq))
-		goto out;
-	const uint8_t *asr = rq.u.authenticate.authenticate_server_response.p;
-	size_t asr_len = rq.u.authenticate.authenticate_server_response.len;
-	struct rsp_auth_server_resp r;
-	esim_err pe = rsp_auth_server_resp_parse(asr, asr_len, &r);
-	if (pe == ESIM_E_RSP_EUICC_ERROR) {
-		/* digest 6.3 step 2 (impl): the eUICC refused; end the session */
-		x->st = SMDP_FAIL("8.1", "3.8", "eUICC refused the authentication");
-		err = smdp_es9_end_session(s, ss.txid_hex);
-		goto out;
+	 * complete BF38 TLV of at most 64 KiB; an unknown session still
+	 * answers first (auth_load_tx) */
+	l.decoded = smdp_es9_decode(x, RSP_ES9_AUTHENTICATE_CLIENT, &rq);
+	l.dec_st = x->st;
+	if (l.decoded)
+		l.pe = rsp_auth_server_resp_parse(
+		    rq.u.authenticate.authenticate_server_response.p,
+		    rq.u.authenticate.authenticate_server_response.len, &l.r);
+	l.txhex = txhex;
+	l.ec.d = d;
+	a->d = d;
+	a->request_id = x->request_id;
+	a->now = smdp_now(d);
+	if (l.decoded && l.pe == ESIM_OK) {
+		a->forbidden = forbidden_ppr(l.r.euicc_info2);
+		parse_info2_caps(l.r.euicc_info2, &a->caps);
 	}
-	if (pe != ESIM_OK) {
-		x->st = ES9_BADFIELD;
-		goto out;
-	}
-	crypto_cert *euicc = NULL;
-	char eid[RSP_EID_DIGITS + 1];
-	if (!check_chain(d, s, &ss, &r, &x->st, &euicc, eid)) {
-		err = smdp_es9_end_session(s, ss.txid_hex);
-		goto out;
-	}
-	/* digest 6.3 steps 7 and 8: the signature first; then an euiccSigned1
-	 * made for another session is an unknown transaction (SGP.23's
-	 * authenticateClient test of a mismatched transactionId, digest 5.4),
-	 * and a wrong serverChallenge a failed verification */
-	bool sig_ok =
-	    crypto_ecdsa_verify(crypto_cert_pubkey(euicc), r.euicc_signed1.p, r.euicc_signed1.len,
-				r.euicc_signature1, RSP_SIG_LEN) == ESIM_OK;
-	if (!sig_ok || !rsp_txid_equal(&r.txid, &ss.txid) ||
-	    memcmp(r.server_challenge, ss.server_challenge, 16) != 0) {
-		crypto_cert_free(euicc);
-		x->st =
-		    sig_ok && !rsp_txid_equal(&r.txid, &ss.txid) ? ES9_UNKNOWN_TX : ES9_EUICC_SIG;
-		err = smdp_es9_end_session(s, ss.txid_hex);
-		goto out;
-	}
-	der_span spki;
-	if (spki_of(r.euicc_cert.p, r.euicc_cert.len, &spki) == ESIM_OK)
-		key_keep(d, &spki, crypto_cert_pubkey(euicc));
-	crypto_cert_free(euicc);
-	a.d = d;
-	a.request_id = x->request_id;
-	a.ss = &ss;
-	a.eid = eid;
-	a.now = smdp_now(d);
-	a.r = &r;
-	a.dppb_key = d->ids[ss.ident].dppb_key;
-	a.forbidden = forbidden_ppr(r.euicc_info2);
-	parse_info2_caps(r.euicc_info2, &a.caps);
-	if (r.has_matching_id && r.matching_id.len > 0) {
-		if (r.matching_id.len >= sizeof a.mid) {
-			x->st = SMDP_FAIL("8.2.6", "3.8", "matchingId refused");
-			err = smdp_es9_end_session(s, ss.txid_hex);
-			goto out;
-		}
-		a.has_mid = true;
-		memcpy(a.mid, r.matching_id.p, r.matching_id.len);
-	}
-	err = store_transaction_opts(s, ES9_TX, auth_tx_fn, &a, 0);
-	if (err == ESIM_E_NOT_FOUND && a.lost) { /* rolled back: nothing written */
-		a.st = ES9_UNKNOWN_TX;
+	err = store_transaction_opts(s, ES9_TX, auth_load_tx, &l, 0);
+	if (l.ec.pending.der) /* a new EUM, verified in it */
+		eum_record(d, s, &l.ec.pending);
+	if (err == ESIM_E_NOT_FOUND && a->lost) { /* rolled back: nothing written */
+		a->st = ES9_UNKNOWN_TX;
 		err = ESIM_OK;
 	}
 	if (err != ESIM_OK)
 		goto out;
-	if (a.st.subject) {
-		x->st = a.st;
-		err = smdp_es9_end_session(s, ss.txid_hex);
+	if (l.st.subject) {
+		x->st = l.st;
+		goto out;
+	}
+	if (a->st.subject) {
+		x->st = a->st;
+		err = smdp_es9_end_session(s, ss->txid_hex);
 		goto out;
 	}
 	/* profileMetadata (step 11); smdpSigned2 came out of the transaction */
-	struct smdp_identity *id = &d->ids[ss.ident];
+	struct smdp_identity *id = &d->ids[ss->ident];
 	uint8_t *meta = NULL, sig_tlv[RSP_SIG_TLV_LEN];
 	size_t meta_len = 0;
-	err = smdp_es9_build_metadata(d, a.iccid, a.spn, a.name, a.pclass, a.ppr, &a.mx, &meta,
-				      &meta_len);
+	err = smdp_es9_build_metadata(d, a->iccid, a->spn, a->name, a->pclass, a->ppr, &a->mx,
+				      &meta, &meta_len);
 	if (err == ESIM_OK) {
 		size_t cert_len;
 		const uint8_t *cert = crypto_cert_der(id->dppb, &cert_len);
-		rsp_sig_tlv(a.sig2, sig_tlv);
+		rsp_sig_tlv(a->sig2, sig_tlv);
 		struct rsp_es9_response ans = {.fn = RSP_ES9_AUTHENTICATE_CLIENT};
-		ans.u.authenticate.txid = ss.txid;
+		ans.u.authenticate.txid = ss->txid;
 		ans.u.authenticate.profile_metadata = (der_span){meta, meta_len};
-		ans.u.authenticate.smdp_signed2 = (der_span){a.signed2, a.signed2_len};
+		ans.u.authenticate.smdp_signed2 = (der_span){a->signed2, a->signed2_len};
 		ans.u.authenticate.smdp_signature2 = (der_span){sig_tlv, sizeof sig_tlv};
 		ans.u.authenticate.smdp_certificate = (der_span){cert, cert_len};
 		err = smdp_es9_answer(x, &ans);
-		smdp_logf(d, "authenticated", "txid=%s eid=%s iccid=%s cc=%d", ss.txid_hex, eid,
-			  a.iccid, a.cc_required);
+		smdp_logf(d, "authenticated", "txid=%s eid=%s iccid=%s cc=%d", ss->txid_hex, l.eid,
+			  a->iccid, a->cc_required);
 	}
 	free(meta);
 out:
-	free(a.signed2);
+	free(a->signed2);
+	free(l.ec.pending.der);
 	rsp_es9_request_clear(&rq);
-	smdp_es9_session_clear(&ss);
+	smdp_es9_session_clear(&l.ss);
 	return err;
 }
