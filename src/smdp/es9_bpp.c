@@ -212,21 +212,31 @@ static esim_err bpp_tx2(store *s, void *arg)
 	if (err == ESIM_OK && a->ss->op_callback)
 		err =
 		    smdp_outbox_queue_rid(a->d, s, a->request_id, a->ss->order_id, 3, &ok, NULL, 0);
-	store_stmt *st;
-	if (err == ESIM_OK)
-		err = store_prepare(s,
-				    "UPDATE smdp_orders SET bound_otpk = ?1, bpp = ?2, updated = ?3"
-				    " WHERE id = ?4",
-				    &st);
 	if (err != ESIM_OK)
+		return err;
+	/* the order keeps the package and the key it is bound to, the session
+	 * moves on: one statement on PostgreSQL (a data-modifying WITH), two
+	 * on SQLite */
+	bool pg = store_sql_dialect(s) == STORE_DIALECT_POSTGRES;
+	store_stmt *st;
+	if ((err = store_prepare(
+		 s,
+		 pg ? "WITH o AS (UPDATE smdp_orders SET bound_otpk = ?1, bpp = ?2, updated = ?3"
+		      " WHERE id = ?4) UPDATE smdp_sessions SET state = 'downloaded', updated = ?3"
+		      " WHERE txid = ?5"
+		    : "UPDATE smdp_orders SET bound_otpk = ?1, bpp = ?2, updated = ?3 WHERE id = "
+		      "?4",
+		 &st)) != ESIM_OK)
 		return err;
 	store_bind_blob(st, 1, a->pd->otpk, RSP_OTPK_LEN);
 	store_bind_blob(st, 2, a->bpp, a->bpp_len);
 	store_bind_int64(st, 3, (int64_t)a->now);
 	store_bind_int64(st, 4, a->ss->order_id);
+	if (pg)
+		store_bind_text(st, 5, a->ss->txid_hex);
 	err = store_run_at_commit(st);
 	store_finalize(st);
-	if (err != ESIM_OK)
+	if (err != ESIM_OK || pg)
 		return err;
 	if ((err = store_prepare(s,
 				 "UPDATE smdp_sessions SET state = 'downloaded', updated = ?1"

@@ -103,15 +103,23 @@ static esim_err pir_tx(store *s, void *arg)
 						  a->ss->euicc_cert, a->ss->euicc_cert_len,
 						  a->ss->smds_event, a->ss->op_callback);
 	}
+	/* the order closed and the session ended: one statement on
+	 * PostgreSQL (a data-modifying WITH), two on SQLite */
+	bool pg = store_sql_dialect(s) == STORE_DIALECT_POSTGRES;
 	if (err == ESIM_OK &&
-	    (err = store_prepare(s, "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
+	    (err = store_prepare(s,
+				 pg ? "WITH o AS (UPDATE smdp_orders SET open = 0, updated = ?1"
+				      " WHERE id = ?2) DELETE FROM smdp_sessions WHERE txid = ?3"
+				    : "UPDATE smdp_orders SET open = 0, updated = ?1 WHERE id = ?2",
 				 &st)) == ESIM_OK) {
 		store_bind_int64(st, 1, (int64_t)a->now);
 		store_bind_int64(st, 2, a->ss->order_id);
+		if (pg)
+			store_bind_text(st, 3, a->ss->txid_hex);
 		err = store_run_at_commit(st);
 		store_finalize(st);
 	}
-	if (err == ESIM_OK)
+	if (err == ESIM_OK && !pg)
 		err = smdp_es9_delete_session(s, a->ss->txid_hex);
 	return err;
 }
