@@ -55,6 +55,12 @@
 
 struct opts {
 	size_t downloads;
+	/* downloads before the measured window, on the same client threads
+	 * and server connections: the SM-DP+'s pooled database connections
+	 * open and prepare their statements there, so the window shows a
+	 * running server's cost per download */
+	size_t warmup;
+	size_t total; /* warmup + downloads */
 	size_t concurrency;
 	const char *curve; /* "nist" or "brp" */
 	const char *profile;
@@ -82,6 +88,11 @@ struct run {
 	unsigned n_urls;
 	char **mids;
 	atomic_size_t next;
+	size_t limit; /* the phase's end (warm-up, then window) */
+	/* under lock: threads done warming up (or gone); window opened by main */
+	size_t warm_done;
+	bool window_open;
+	pthread_cond_t cv;
 	atomic_size_t failures;
 	double *latency; /* seconds, one per download (NAN-free: failures are -1) */
 	esim_err thread_err;
@@ -116,6 +127,7 @@ static void usage(void)
 		"                      [--profile UPP.der] [--server-threads T] [--bin-dir DIR]\n"
 		"                      [--tmp DIR] [--tls run|download] [--json] [--keep]\n"
 		"                      [--db URL] [--instances K] [--hook CMD] [--callbacks]\n"
+		"                      [--warmup W]\n"
 		"  Runs N complete ES9+ downloads against a real esim-smdp (child process)\n"
 		"  from C threads and reports throughput, latency, the server's CPU seconds\n"
 		"  per download and that CPU as a multiple of the mandatory crypto.\n"
@@ -129,7 +141,9 @@ static void usage(void)
 		"  --callbacks: the operator has a callback URL (a counting receiver in the\n"
 		"  bench), and the outbox's backlog is printed every second until it drains.\n"
 		"  --hook CMD runs `CMD start` just before the first download and `CMD end`\n"
-		"  just after the last (bench/pgcost.sh snapshots PostgreSQL's counters).\n",
+		"  just after the last (bench/pgcost.sh snapshots PostgreSQL's counters).\n"
+		"  --warmup W: W downloads first, on the same threads and connections, outside\n"
+		"  the measured window and the hook's (connections opened, statements prepared).\n",
 		BENCH_BIN_DIR);
 }
 
@@ -187,14 +201,17 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			o->instances = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--hook") == 0)
 			o->hook = v;
+		else if (strcmp(a, "--warmup") == 0)
+			o->warmup = strtoul(v, NULL, 10);
 		else {
 			usage();
 			return -1;
 		}
 	}
+	o->total = o->downloads + o->warmup;
 	if (o->downloads == 0 || o->concurrency == 0 || o->concurrency > 1024 ||
-	    o->instances == 0 || o->instances > BENCH_MAX_INSTANCES ||
-	    (o->instances > 1 && o->db == NULL) ||
+	    o->warmup > 1000000 || o->downloads > 1000000 || o->instances == 0 ||
+	    o->instances > BENCH_MAX_INSTANCES || (o->instances > 1 && o->db == NULL) ||
 	    (strcmp(o->curve, "nist") != 0 && strcmp(o->curve, "brp") != 0)) {
 		usage();
 		return -1;
@@ -380,7 +397,7 @@ static esim_err seed(const struct opts *o, const char *dir, const char *pki, con
 	FILE *f = fopen(csv_path, "w");
 	if (!f)
 		return ESIM_E_IO;
-	for (size_t i = 1; i <= o->downloads; i++)
+	for (size_t i = 1; i <= o->total; i++)
 		fprintf(f, "%s,001010%09zu\n", bench_iccid(i), i);
 	if (fclose(f) != 0)
 		return ESIM_E_IO;
@@ -388,7 +405,7 @@ static esim_err seed(const struct opts *o, const char *dir, const char *pki, con
 		 csv_path);
 	err = run_quiet(cmd);
 	snprintf(cmd, sizeof cmd, "'%s/esim-smdp' order --config '%s' BENCH BENCH", smdp, conf);
-	for (size_t i = 0; err == ESIM_OK && i < o->downloads; i++) {
+	for (size_t i = 0; err == ESIM_OK && i < o->total; i++) {
 		char *out = NULL;
 		err = run_capture(cmd, &out);
 		const char *m = err == ESIM_OK ? strstr(out, "matchingId ") : NULL;
@@ -482,16 +499,29 @@ static void *worker_main(void *arg)
 	if (err != ESIM_OK) {
 		pthread_mutex_lock(&r->lock);
 		r->thread_err = err;
+		r->warm_done++; /* never in the window */
+		pthread_cond_broadcast(&r->cv);
 		pthread_mutex_unlock(&r->lock);
 		euicc_close(e);
 		return NULL;
 	}
 	struct lpa_http h = {cli, r->base_url[w->idx % r->n_urls]};
 	struct lpa_driver drv = {es10_cb, e, lpa_es9_http, &h, BENCH_FQDN};
-	for (;;) {
+	for (bool window = false;;) {
 		size_t i = atomic_fetch_add(&r->next, 1);
-		if (i >= r->o->downloads)
-			break;
+		if (i >= r->limit) {
+			if (window)
+				break;
+			/* the warm-up is over: main opens the window */
+			window = true;
+			pthread_mutex_lock(&r->lock);
+			r->warm_done++;
+			pthread_cond_broadcast(&r->cv);
+			while (!r->window_open)
+				pthread_cond_wait(&r->cv, &r->lock);
+			pthread_mutex_unlock(&r->lock);
+			continue;
+		}
 		double t0 = now_s();
 		if (r->o->tls_per_download) {
 			/* a new client has no TLS session to resume */
@@ -757,6 +787,7 @@ static void *sampler_main(void *arg)
 		}
 		double t = now_s() - sm->t0;
 		size_t done = atomic_load(&sm->r->next);
+		done = done > sm->r->o->warmup ? done - sm->r->o->warmup : 0;
 		if (done > sm->r->o->downloads)
 			done = sm->r->o->downloads;
 		if (pending > (int64_t)sm->peak)
@@ -795,8 +826,10 @@ int main(int argc, char **argv)
 	snprintf(log, sizeof log, "%s/smdp.log", dir);
 	struct run r = {.o = &o, .pki = pki};
 	pthread_mutex_init(&r.lock, NULL);
-	r.mids = calloc(o.downloads, sizeof *r.mids);
-	r.latency = calloc(o.downloads, sizeof *r.latency);
+	r.mids = calloc(o.total, sizeof *r.mids);
+	r.latency = calloc(o.total, sizeof *r.latency);
+	r.limit = o.warmup;
+	pthread_cond_init(&r.cv, NULL);
 	pid_t srv[BENCH_MAX_INSTANCES] = {0};
 	int rc = 1;
 	size_t upp_len = 0;
@@ -834,19 +867,38 @@ int main(int argc, char **argv)
 		fprintf(stderr, "bench: setup failed: %s (dir %s)\n", esim_strerror(err), dir);
 		goto out;
 	}
-	fprintf(stderr, "bench: %zu downloads start\n", o.downloads);
-	if (o.hook) {
-		snprintf(cmd, sizeof cmd, "%s start", o.hook);
-		if (system(cmd) != 0)
-			fprintf(stderr, "bench: hook failed: %s\n", cmd);
-	}
-
 	pthread_t *th = calloc(o.concurrency, sizeof *th);
 	struct worker *ws = calloc(o.concurrency, sizeof *ws);
 	double cpu0 = 0, cpu1 = 0;
 	struct rusage ru0, ru1;
-	getrusage(RUSAGE_SELF, &ru0);
 	err = th && ws ? ESIM_OK : ESIM_E_NOMEM;
+	if (err == ESIM_OK && o.warmup)
+		fprintf(stderr, "bench: %zu warm-up downloads\n", o.warmup);
+	size_t started = 0;
+	for (size_t i = 0; err == ESIM_OK && i < o.concurrency; i++) {
+		ws[i] = (struct worker){&r, (unsigned)i};
+		if (pthread_create(&th[i], NULL, worker_main, &ws[i]) != 0)
+			err = ESIM_E_NOMEM;
+		else
+			started++;
+	}
+	/* the window: from here, with every thread done warming up, to the
+	 * last download */
+	pthread_mutex_lock(&r.lock);
+	while (r.warm_done < started)
+		pthread_cond_wait(&r.cv, &r.lock);
+	pthread_mutex_unlock(&r.lock);
+	if (err == ESIM_OK && atomic_load(&r.failures) > 0) {
+		fprintf(stderr, "bench: %zu warm-up downloads failed\n", atomic_load(&r.failures));
+		err = ESIM_E_IO;
+	}
+	fprintf(stderr, "bench: %zu downloads start\n", o.downloads);
+	if (err == ESIM_OK && o.hook) {
+		snprintf(cmd, sizeof cmd, "%s start", o.hook);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench: hook failed: %s\n", cmd);
+	}
+	getrusage(RUSAGE_SELF, &ru0);
 	for (unsigned k = 0; err == ESIM_OK && k < o.instances; k++) {
 		double c = 0;
 		err = proc_cpu(srv[k], &c);
@@ -860,15 +912,15 @@ int main(int argc, char **argv)
 		snprintf(dburl, sizeof dburl, "sqlite:%s/smdp.db", dir);
 	struct sampler sm = {.db = dburl, .r = &r, .t0 = t0};
 	pthread_t smt;
-	bool sampling = o.callbacks && pthread_create(&smt, NULL, sampler_main, &sm) == 0;
-	size_t started = 0;
-	for (size_t i = 0; err == ESIM_OK && i < o.concurrency; i++) {
-		ws[i] = (struct worker){&r, (unsigned)i};
-		if (pthread_create(&th[i], NULL, worker_main, &ws[i]) != 0)
-			err = ESIM_E_NOMEM;
-		else
-			started++;
-	}
+	bool sampling =
+	    err == ESIM_OK && o.callbacks && pthread_create(&smt, NULL, sampler_main, &sm) == 0;
+	pthread_mutex_lock(&r.lock);
+	/* after a failure the threads find the window empty and leave */
+	atomic_store(&r.next, o.warmup);
+	r.limit = err == ESIM_OK ? o.total : o.warmup;
+	r.window_open = true;
+	pthread_cond_broadcast(&r.cv);
+	pthread_mutex_unlock(&r.lock);
 	for (size_t i = 0; i < started; i++)
 		pthread_join(th[i], NULL);
 	double wall = now_s() - t0;
@@ -941,7 +993,7 @@ int main(int argc, char **argv)
 	size_t fails = atomic_load(&r.failures), ok = o.downloads - fails;
 	double *lat = malloc(o.downloads * sizeof *lat);
 	size_t nl = 0;
-	for (size_t i = 0; lat && i < o.downloads; i++)
+	for (size_t i = o.warmup; lat && i < o.total; i++)
 		if (r.latency[i] >= 0)
 			lat[nl++] = r.latency[i];
 	if (lat)
@@ -959,7 +1011,8 @@ int main(int argc, char **argv)
 	       pmax = nl ? lat[nl - 1] : 0;
 	if (o.json) {
 		json_t *j = json_pack(
-		    "{s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:f,s:{s:f,s:f,s:f,s:f},"
+		    "{s:s,s:I,s:s,s:s,s:I,s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:f,s:I,s:f,s:{s:f,s:f,s:f,s:"
+		    "f},"
 		    "s:f,"
 		    "s:f,s:f,s:f,s:{s:f,s:f},s:{s:f,s:f,s:f,s:f,s:f,s:f,s:f,s:f},s:f,s:f,s:f}",
 		    "cpu_model", model, "nproc", (json_int_t)nproc, "curve", o.curve, "tls",
@@ -968,16 +1021,16 @@ int main(int argc, char **argv)
 		    o.profile ? o.profile : "synthetic", "profile_bytes", (json_int_t)upp_len,
 		    "server_threads", (json_int_t)o.server_threads, "instances",
 		    (json_int_t)o.instances, "ok", (json_int_t)ok, "failures", (json_int_t)fails,
-		    "wall_s", wall, "downloads_per_s", (double)ok / wall, "latency_s", "p50", p50,
-		    "p90", p90, "p99", p99, "max", pmax, "server_cpu_s_total", cpu1 - cpu0,
-		    "server_cpu_s_per_download", srv_cpu, "client_cpu_s_per_download",
-		    client_cpu / (double)(ok ? ok : 1), "seed_s", t_seed, "p256", "sign_per_s",
-		    p256.sign, "verify_per_s", p256.verify, "curve_rates", "sign_per_s", cur.sign,
-		    "verify_per_s", cur.verify, "keygen_per_s", cur.keygen, "ecdh_per_s", cur.ecdh,
-		    "scp03t_pkg_per_s", cur.scp03t_pkg, "cert_parse_per_s", cur.cert_parse,
-		    "point_import_per_s", cur.point_import, "x25519_kex_per_s", cur.x25519_kex,
-		    "floor_s_per_download", fl, "floor_multiple", srv_cpu / fl, "target_multiple",
-		    1.5);
+		    "wall_s", wall, "warmup", (json_int_t)o.warmup, "downloads_per_s",
+		    (double)ok / wall, "latency_s", "p50", p50, "p90", p90, "p99", p99, "max", pmax,
+		    "server_cpu_s_total", cpu1 - cpu0, "server_cpu_s_per_download", srv_cpu,
+		    "client_cpu_s_per_download", client_cpu / (double)(ok ? ok : 1), "seed_s",
+		    t_seed, "p256", "sign_per_s", p256.sign, "verify_per_s", p256.verify,
+		    "curve_rates", "sign_per_s", cur.sign, "verify_per_s", cur.verify,
+		    "keygen_per_s", cur.keygen, "ecdh_per_s", cur.ecdh, "scp03t_pkg_per_s",
+		    cur.scp03t_pkg, "cert_parse_per_s", cur.cert_parse, "point_import_per_s",
+		    cur.point_import, "x25519_kex_per_s", cur.x25519_kex, "floor_s_per_download",
+		    fl, "floor_multiple", srv_cpu / fl, "target_multiple", 1.5);
 		char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_REAL_PRECISION(6)) : NULL;
 		if (text)
 			printf("%s\n", text);
@@ -992,8 +1045,8 @@ int main(int argc, char **argv)
 		printf("instances          %u esim-smdp on %s\n", o.instances,
 		       o.db ? "the --db database" : "SQLite");
 		printf("result             %zu ok, %zu failed, %.2f s wall (seeding %.1f s "
-		       "before, not counted)\n",
-		       ok, fails, wall, t_seed);
+		       "and %zu warm-up downloads before, not counted)\n",
+		       ok, fails, wall, t_seed, o.warmup);
 		printf("throughput         %.1f downloads/s\n", (double)ok / wall);
 		printf("latency (ms)       p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n", p50 * 1e3,
 		       p90 * 1e3, p99 * 1e3, pmax * 1e3);
@@ -1026,12 +1079,13 @@ out:
 			waitpid(srv[k], NULL, 0);
 		}
 	}
-	for (size_t i = 0; r.mids && i < o.downloads; i++)
+	for (size_t i = 0; r.mids && i < o.total; i++)
 		free(r.mids[i]);
 	free(r.mids);
 	free(r.latency);
 	net_server_free(receiver);
 	pthread_mutex_destroy(&r.lock);
+	pthread_cond_destroy(&r.cv);
 	if (!o.keep) {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 		if (system(cmd) != 0)

@@ -32,15 +32,24 @@
 #                 the server log (each one a transaction that the SM-DP+
 #                 rolled back and ran again)
 #
+# The window follows a warm-up (--warmup W, default twice the concurrency:
+# W downloads on the same client threads, whose first ones open the SM-DP+'s
+# pooled connections, fork their PostgreSQL backends and prepare each
+# statement once per connection), so that it shows what a running SM-DP+
+# costs per download; --warmup 0 measures from a cold start, as the figures
+# in docs/PERFORMANCE.md before "after (6)" were.
+#
 # Counters are per successful download. pg_stat_database is flushed by idle
 # backends at most every 10 s (PostgreSQL 15), so each snapshot waits 11 s.
 #
 # usage: bench/pgcost.sh [--build DIR] [--downloads N] [--concurrency C]
-#                        [--instances K] [--runs R] [--out FILE]
+#                        [--instances K] [--runs R] [--warmup W] [--out FILE]
 # PGCOST_VERBOSE=1 also prints each run's statements (calls, rows, text) and
 # each table's inserts, updates (of them HOT: no index entry written) and
 # deletes;
-# PGCOST_PGOPTS adds server options (e.g. "-c log_statement=all").
+# PGCOST_PGOPTS adds server options (e.g. "-c log_statement=all");
+# PGCOST_BIN_DIR takes esim-smdp and esim-pki from another build (an older
+# commit's, for a before/after with the same bench_download).
 # Prints one line per run and the median of the runs; --out appends the lines
 # to FILE. Needs PostgreSQL's server programs (/usr/lib/postgresql/*/bin or
 # ESIM_PG_BINDIR) and a build with -DESIM_BENCH=ON.
@@ -108,6 +117,7 @@ downloads=300
 concurrency=32
 instances=1
 runs=3
+warmup=""
 out=""
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -116,12 +126,14 @@ while [ $# -gt 0 ]; do
 	--concurrency) concurrency=$2 ;;
 	--instances) instances=$2 ;;
 	--runs) runs=$2 ;;
+	--warmup) warmup=$2 ;;
 	--out) out=$2 ;;
 	*) echo "pgcost: unknown option $1" >&2; exit 2 ;;
 	esac
 	shift 2
 done
 build=$(cd "$build" && pwd)
+[ -n "$warmup" ] || warmup=$((2 * concurrency))
 [ -x "$build/bench_download" ] || { echo "pgcost: no $build/bench_download (-DESIM_BENCH=ON)" >&2; exit 2; }
 bindir=${ESIM_PG_BINDIR:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
 [ -x "$bindir/postgres" ] || { echo "pgcost: no PostgreSQL server programs" >&2; exit 77; }
@@ -142,7 +154,7 @@ as_pg "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -o "-p $port \
 trap 'as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1; [ -n "${PGCOST_KEEP:-}" ] || rm -rf "$dir"' EXIT INT TERM
 
 commit=$(git -C "$here/.." rev-parse --short HEAD 2>/dev/null || echo unknown)
-echo "# commit $commit, $downloads downloads, concurrency $concurrency, $instances instance(s), PostgreSQL $("$bindir/postgres" --version | awk '{print $3}')"
+echo "# commit $commit, $downloads downloads after $warmup warm-up ones, concurrency $concurrency, $instances instance(s), PostgreSQL $("$bindir/postgres" --version | awk '{print $3}')"
 echo "# per download: tx stmts txctl roundtrips rows pg_cpu_ms backend_cpu_ms pg_exec_ms smdp_cpu_ms ser_fail (total ser_fail, rate/downloads)"
 results="$dir/results"
 : >"$results"
@@ -154,8 +166,8 @@ while [ "$i" -lt "$runs" ]; do
 	psql -X -q -h 127.0.0.1 -p "$port" -U esim -d "$db" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 	rm -f "$dir/end"
 	json=$(PGCOST_DIR=$dir PGCOST_DB=$db PGCOST_PORT=$port \
-		"$build/bench_download" --bin-dir "$build" --db "postgresql://esim@127.0.0.1:$port/$db" \
-		--downloads "$downloads" --concurrency "$concurrency" --instances "$instances" \
+		"$build/bench_download" --bin-dir "${PGCOST_BIN_DIR:-$build}" --db "postgresql://esim@127.0.0.1:$port/$db" \
+		--downloads "$downloads" --warmup "$warmup" --concurrency "$concurrency" --instances "$instances" \
 		--hook "$here/pgcost.sh --hook" --json 2>"$dir/bench$i.err") || {
 		echo "pgcost: run $i failed:" >&2; tail -20 "$dir/bench$i.err" >&2; exit 1; }
 	ok=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ok"])')
