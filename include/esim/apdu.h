@@ -15,7 +15,8 @@
  * Block size (fewest APDUs the card and transport allow): a whole ES10
  * command in one extended-length STORE DATA (Le 0000, so the response comes
  * back whole too) when the card's ATR declares extended Lc/Le (ISO 7816-4
- * card capabilities) and the driver carries extended APDUs (socket); else
+ * card capabilities) and the driver carries extended APDUs (socket; pcsc
+ * when connected with T=1); else
  * short blocks of the driver's default (255 for socket and pcsc, 120 for
  * at) or of opts.mss. A card that answers 6700 (wrong length) to a block
  * gets the ES10 command again in smaller blocks (extended -> the short
@@ -79,6 +80,10 @@ typedef struct apdu_driver {
 	 * APDU_SHORT_MAX_LEN (0 included): short APDUs only, even when the
 	 * card declares extended length. */
 	size_t max_apdu;
+	/* Optional: the same for the open connection, when it depends on
+	 * it (pcsc: extended APDUs with T=1 only); used instead of max_apdu
+	 * when set. */
+	size_t (*max_apdu_of)(void *ctx);
 	/* STORE DATA block when neither opts.mss nor extended length applies;
 	 * 0 = APDU_DEFAULT_MSS. */
 	size_t default_mss;

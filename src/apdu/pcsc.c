@@ -2,11 +2,21 @@
  * The "pcsc" APDU driver: any reader pcsc-lite knows (USB readers with a
  * removable eUICC, or vsmartcard's vpcd carrying esim-euicc). The reader
  * is picked by index or by a substring of its name; the card is opened
- * shared, T=0 or T=1 as its ATR offers, and left as it is on close so that
- * other programs (a modem's NAA on the basic channel) are not disturbed.
- * Short APDUs only (whether a reader carries extended ones varies, and a
- * T=0 reader cannot), in 255-byte STORE DATA blocks by default; responses
- * over 256 bytes come through 61xx / GET RESPONSE (session.c).
+ * shared, T=0 or T=1 as its ATR offers (pcsc-lite takes T=1 when the card
+ * offers both), and left as it is on close so that other programs (a
+ * modem's NAA on the basic channel) are not disturbed.
+ *
+ * Extended-length APDUs (ISO 7816-4 5.1) only with T=1: a T=0 TPDU carries
+ * at most 255 bytes, so a T=0 card gets short APDUs (255-byte STORE DATA
+ * blocks, GET RESPONSE for long answers, session.c). With T=1 the driver
+ * says it carries extended APDUs (pcsc_max_apdu), and session.c uses them
+ * when the card's ATR also declares extended Lc/Le. Readers differ: one
+ * whose driver refuses an extended APDU (SCardTransmit fails with
+ * SCARD_E_INSUFFICIENT_BUFFER, SCARD_E_NOT_TRANSACTED or
+ * SCARD_E_INVALID_PARAMETER) gets the answer 6700 from this driver, as a
+ * card refusing the length would give, so that session.c's one fallback
+ * path resends the ES10 command in short blocks and keeps them for the
+ * rest of the session.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +30,7 @@ struct pcsc_ctx {
 	SCARDCONTEXT ctx;
 	SCARDHANDLE card;
 	DWORD proto;
+	bool ext_refused; /* the reader refused an extended APDU */
 };
 
 static esim_err map_pcsc(LONG rv)
@@ -148,6 +159,20 @@ static esim_err pcsc_open(const char *spec, void **out)
 	return pcsc_open_why(spec, out, NULL);
 }
 
+/* An extended APDU: Lc or Le in the 3-byte form (ISO 7816-4 5.1; a
+ * short case 3 or 4 never has Lc 00). */
+static bool is_extended(const uint8_t *capdu, size_t len)
+{
+	return len >= 7 && capdu[4] == 0x00;
+}
+
+/* SCardTransmit's ways of saying a reader cannot carry an APDU this long. */
+static bool length_refused(LONG rv)
+{
+	return rv == SCARD_E_INSUFFICIENT_BUFFER || rv == SCARD_E_NOT_TRANSACTED ||
+	       rv == SCARD_E_INVALID_PARAMETER;
+}
+
 static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_buf *rapdu)
 {
 	struct pcsc_ctx *c = ctx;
@@ -162,12 +187,25 @@ static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_
 	LONG rv = SCardTransmit(c->card, pci, capdu, (DWORD)len, NULL, rapdu->data, &rlen);
 	if (rv == SCARD_W_REMOVED_CARD || rv == SCARD_W_RESET_CARD)
 		return ESIM_E_APDU_CLOSED;
+	if (length_refused(rv) && is_extended(capdu, len)) {
+		/* wrong length: the caller retries in short APDUs */
+		c->ext_refused = true;
+		static const uint8_t wrong_length[2] = {0x67, 0x00};
+		return esim_buf_append(rapdu, wrong_length, sizeof wrong_length);
+	}
 	if (rv != SCARD_S_SUCCESS)
 		return map_pcsc(rv);
 	if (rlen < 2)
 		return ESIM_E_APDU_MALFORMED;
 	rapdu->len = rlen;
 	return ESIM_OK;
+}
+
+/* Extended APDUs with T=1, until the reader refuses one. */
+static size_t pcsc_max_apdu(void *ctx)
+{
+	const struct pcsc_ctx *c = ctx;
+	return c->proto == SCARD_PROTOCOL_T1 && !c->ext_refused ? APDU_MAX_LEN : 0;
 }
 
 static esim_err pcsc_atr(void *ctx, esim_buf *atr)
@@ -203,6 +241,7 @@ const apdu_driver apdu_driver_pcsc = {
     .transmit = pcsc_transmit,
     .close = pcsc_close,
     .atr = pcsc_atr,
-    .max_apdu = 0, /* short APDUs */
+    .max_apdu = 0,		  /* without max_apdu_of: short APDUs */
+    .max_apdu_of = pcsc_max_apdu, /* extended with T=1 */
     .default_mss = APDU_MAX_MSS,
 };

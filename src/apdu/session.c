@@ -207,7 +207,7 @@ static bool shrink_blocks(apdu_session *s, size_t refused)
 	}
 	if (s->trace != NULL)
 		fprintf(s->trace,
-			"apdu -- the card refused a %zu-byte block (6700): blocks of %zu bytes "
+			"apdu -- a %zu-byte block was refused (6700): blocks of %zu bytes "
 			"from now on, was %zu\n",
 			refused, s->mss, old);
 	return true;
@@ -284,7 +284,8 @@ static void close_channel(apdu_session *s)
  * means short APDUs. */
 static void choose_extended(apdu_session *s)
 {
-	if (s->drv->atr == NULL || s->drv->max_apdu <= APDU_SHORT_MAX_LEN)
+	size_t drv_max = s->drv->max_apdu_of ? s->drv->max_apdu_of(s->ctx) : s->drv->max_apdu;
+	if (s->drv->atr == NULL || drv_max <= APDU_SHORT_MAX_LEN)
 		return;
 	esim_buf atr = ESIM_BUF_INIT;
 	struct apdu_card_caps caps;
@@ -294,7 +295,7 @@ static void choose_extended(apdu_session *s)
 	if (s->trace != NULL && err == ESIM_OK)
 		trace_hex(s->trace, "apdu ATR ", atr.data, atr.len);
 	if (err == ESIM_OK && caps.present && caps.extended_length) {
-		size_t max = s->drv->max_apdu > APDU_MAX_LEN ? APDU_MAX_LEN : s->drv->max_apdu;
+		size_t max = drv_max > APDU_MAX_LEN ? APDU_MAX_LEN : drv_max;
 		s->ext_block = max - 9 > 65535 ? 65535 : max - 9;
 	}
 	if (s->trace != NULL)

@@ -20,12 +20,15 @@
 #include "euicc/transport.h"
 
 /*
- * 3B 9F 96 80 1F C7: direct convention, TA1 = 96, T=0 then T=15 with
- * TA3 = C7 (class A/B/C, clock stop); 15 historical bytes as many eUICCs
- * send, except the card capabilities (compact-TLV 73, ISO 7816-4), whose
- * third software function byte says what this card does:
- *   b7 (40)    extended Lc and Le fields: on the socket only (the vpcd
- *              reader is T=0, which carries short APDUs);
+ * The socket server's ATR, 3B 9F 96 80 1F C7 ...: direct convention,
+ * T0 = 9F (TA1 and TD1 follow, 15 historical bytes), TA1 = 96, TD1 = 80
+ * (T=0, TD2 follows), TD2 = 1F (T=15, TA3 follows), TA3 = C7 (class
+ * A/B/C, clock stop); 15 historical bytes as many eUICCs send, except the
+ * card capabilities (compact-TLV 73, ISO 7816-4), whose third software
+ * function byte says what this card does:
+ *   b7 (40)    extended Lc and Le fields: in euicc_atr and euicc_atr_vpcd
+ *              (the transport carries them), not in the _short variants
+ *              (a card made with --max-block under 256);
  *   b5 b4 (18) logical channel numbers assigned by the card and by the
  *              interface device (MANAGE CHANNEL with P2 = 0 or n);
  *   b3-b1 (7)  at most 8 logical channels: 0-7 are served
@@ -39,6 +42,24 @@ const uint8_t euicc_atr[EUICC_ATR_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x1F, 0xC7, 0x
 const uint8_t euicc_atr_short[EUICC_ATR_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x1F, 0xC7, 0x80, 0x31,
 						0xE0, 0x73, 0xFE, 0x21, 0x1F, 0x63, 0x3A, 0x20,
 						0x4E, 0x83, 0x00, 0x90, 0x00, 0x97};
+/*
+ * The vpcd reader's ATR offers T=1 as well, so that a PC/SC program may
+ * send extended APDUs (ISO 7816-3 T=0 TPDUs cannot carry them; vpcd passes
+ * whole APDUs whatever the protocol): T0 = 9F, TA1 = 96, TD1 = 80 (T=0,
+ * TD2 follows), TD2 = 81 (T=1, only TD3 follows: IFSC, BWI and CWI keep
+ * their defaults), TD3 = 1F (T=15, TA4 follows), TA4 = C7 (the same
+ * global class and clock stop byte), the same historical bytes, TCK.
+ * T=0 stays offered, first as ISO 7816-3 orders the protocols: tools that
+ * ask for T=0 only (SIM tools do) still connect; pcsc-lite gives T=1 to a
+ * program that accepts both (pcscd 1.9.9, checked), and the LPA uses
+ * extended APDUs only when connected with T=1 (src/apdu/pcsc.c).
+ */
+const uint8_t euicc_atr_vpcd[EUICC_ATR_VPCD_LEN] = {0x3B, 0x9F, 0x96, 0x80, 0x81, 0x1F, 0xC7, 0x80,
+						    0x31, 0xE0, 0x73, 0xFE, 0x21, 0x5F, 0x63, 0x3A,
+						    0x20, 0x4E, 0x83, 0x00, 0x90, 0x00, 0x56};
+const uint8_t euicc_atr_vpcd_short[EUICC_ATR_VPCD_LEN] = {
+    0x3B, 0x9F, 0x96, 0x80, 0x81, 0x1F, 0xC7, 0x80, 0x31, 0xE0, 0x73, 0xFE,
+    0x21, 0x1F, 0x63, 0x3A, 0x20, 0x4E, 0x83, 0x00, 0x90, 0x00, 0x16};
 
 #define DEFAULT_FRAME_TIMEOUT_MS 10000
 #define DEFAULT_RETRY_MS	 1000
@@ -48,12 +69,17 @@ struct serve_cfg {
 	FILE *log;
 	int frame_timeout_ms;
 	int retry_ms;
-	const uint8_t *atr; /* EUICC_ATR_LEN bytes */
+	const uint8_t *atr;
+	size_t atr_len;
 };
 
 static struct serve_cfg serve_cfg_of(const struct euicc_serve_opts *o)
 {
-	struct serve_cfg c = {-1, NULL, DEFAULT_FRAME_TIMEOUT_MS, DEFAULT_RETRY_MS, euicc_atr};
+	struct serve_cfg c = {.stop_fd = -1,
+			      .frame_timeout_ms = DEFAULT_FRAME_TIMEOUT_MS,
+			      .retry_ms = DEFAULT_RETRY_MS,
+			      .atr = euicc_atr,
+			      .atr_len = EUICC_ATR_LEN};
 	if (o != NULL) {
 		c.stop_fd = o->stop_fd;
 		c.log = o->log;
@@ -126,7 +152,7 @@ static bool serve_connection(int fd, euicc_apdu_front *front, const struct serve
 				continue;
 			}
 			if (ctl == EUICC_CTRL_ATR) {
-				err = apdu_frame_write(fd, c->atr, EUICC_ATR_LEN);
+				err = apdu_frame_write(fd, c->atr, c->atr_len);
 			} else {
 				logf_(c, "closing the connection: unknown control byte %02X", ctl);
 				break;
@@ -216,7 +242,9 @@ esim_err euicc_serve_vpcd(const char *host, uint16_t port, euicc_apdu_front *fro
 	if (host == NULL || front == NULL || port == 0)
 		return ESIM_E_ARG;
 	struct serve_cfg c = serve_cfg_of(opts);
-	c.atr = euicc_atr_short; /* the reader is T=0: short APDUs */
+	/* T=0 and T=1 offered; extended length unless the card is small */
+	c.atr = opts != NULL && opts->short_apdus ? euicc_atr_vpcd_short : euicc_atr_vpcd;
+	c.atr_len = EUICC_ATR_VPCD_LEN;
 	bool logged_wait = false;
 	for (;;) {
 		if (stop_requested(&c, 0))

@@ -16,15 +16,19 @@
 #include "esim/err.h"
 #include "euicc/apdu_front.h"
 
-/* The ATRs the card presents (transport.c explains each byte): the same
- * but for the card capabilities' third software function byte, which says
- * "extended Lc and Le fields" in euicc_atr (the socket server's default)
- * and not in euicc_atr_short (the vpcd reader, which is T=0, and a socket
- * server with short_apdus). Both: up to 8 logical channels, which is what
- * the APDU front serves (EUICC_APDU_CHANNELS). TCK checked. */
+/* The ATRs the card presents (transport.c explains each byte). The
+ * socket server's offer T=0 (the transport passes whole APDUs, so the
+ * protocol is moot there); the vpcd reader's offer T=0 and T=1, so that
+ * PC/SC programs may send extended APDUs. In each pair the _short one
+ * lacks "extended Lc and Le fields" in the card capabilities (a front
+ * with max_block < 256: short_apdus). All: up to 8 logical channels,
+ * which is what the APDU front serves (EUICC_APDU_CHANNELS). TCK checked. */
 #define EUICC_ATR_LEN 22
 extern const uint8_t euicc_atr[EUICC_ATR_LEN];
 extern const uint8_t euicc_atr_short[EUICC_ATR_LEN];
+#define EUICC_ATR_VPCD_LEN 23
+extern const uint8_t euicc_atr_vpcd[EUICC_ATR_VPCD_LEN];
+extern const uint8_t euicc_atr_vpcd_short[EUICC_ATR_VPCD_LEN];
 
 /* vpcd's default port (0x8C7B, /etc/reader.conf.d/vpcd). */
 #define EUICC_VPCD_DEFAULT_PORT 35963
@@ -41,8 +45,9 @@ struct euicc_serve_opts {
 	int frame_timeout_ms; /* a started frame must complete in this time;
 				 0 = 10000 */
 	int retry_ms;	      /* vpcd: wait between reconnects; 0 = 1000 */
-	bool short_apdus;     /* socket: present euicc_atr_short (for a front
-				 with max_block < 256); vpcd always does */
+	bool short_apdus;     /* present euicc_atr_short (socket) or
+				 euicc_atr_vpcd_short (vpcd): for a front
+				 with max_block < 256 */
 };
 
 /* Listen on "unix:/path", "tcp:HOST:PORT" or "HOST:PORT"; *fd owned by the
@@ -68,8 +73,9 @@ esim_err euicc_serve_socket(const char *spec, euicc_apdu_front *front,
 /*
  * Be the card behind pcscd's vpcd reader: connect to host:port (vpcd
  * listens there), answer power on/off/reset (card reset, no reply), ATR
- * requests (euicc_atr_short) and APDUs; when the connection drops, reset the card
- * and reconnect every retry_ms until stopped. Returns ESIM_OK when stopped.
+ * requests (euicc_atr_vpcd, or euicc_atr_vpcd_short with short_apdus) and
+ * APDUs; when the connection drops, reset the card and reconnect every
+ * retry_ms until stopped. Returns ESIM_OK when stopped.
  */
 esim_err euicc_serve_vpcd(const char *host, uint16_t port, euicc_apdu_front *front,
 			  const struct euicc_serve_opts *opts);

@@ -10,11 +10,13 @@
  * cross-checked with its trace hook: what the card received, not what the
  * LPA says about itself.
  *
- * Bounds (issue 15): at most 40 command APDUs over the socket (extended
- * length: one STORE DATA per ES10 command) and 80 over PC/SC (255-byte
- * short blocks, GET RESPONSE for responses over 256 bytes, T=0), where
- * 139 were sent before. Also: a card that refuses blocks longer than it
- * accepts (6700) still gets the profile installed.
+ * Bounds (issue 15): at most 40 command APDUs over the socket and over
+ * PC/SC (extended length: one STORE DATA per ES10 command; through pcscd
+ * the vpcd reader's ATR offers T=1, so the LPA's pcsc driver carries
+ * them), where 139 were sent before, and 72 over PC/SC with T=0 and
+ * 255-byte short blocks. Also: a card that refuses blocks longer than it
+ * accepts (6700) still gets the profile installed, over PC/SC too, where
+ * the LPA falls back from extended to short blocks.
  *
  * Our own test profile (rsp_saip_make_test_upp) always runs; the TS.48
  * profile TS48V2-SAIP2-1-BERTLV-UNIQUE needs ../shared (skipped, exit 77,
@@ -29,7 +31,7 @@
 enum mode { M_SOCKET, M_PCSC };
 
 struct tally {
-	unsigned long cmds, store_data, get_response, bytes_in, bytes_out;
+	unsigned long cmds, store_data, ext_store_data, get_response, bytes_in, bytes_out;
 };
 
 struct tcard {
@@ -56,6 +58,9 @@ static void trace_count(void *ctx, bool command, const uint8_t *apdu, size_t len
 	t->bytes_in += len;
 	if (len >= 2 && apdu[1] == 0xE2)
 		t->store_data++;
+	/* extended Lc (00 xx xx, ISO 7816-4 5.1) */
+	if (len >= 7 && apdu[1] == 0xE2 && apdu[4] == 0x00)
+		t->ext_store_data++;
 	if (len >= 2 && apdu[1] == 0xC0)
 		t->get_response++;
 }
@@ -200,8 +205,9 @@ static int run_esim(struct setup *S, const char *args, char **out)
 	return l_sh(cmd, out);
 }
 
-/* One download, checked to be installed: what the card counted. */
-static struct euicc_apdu_counters download(struct setup *S, const char *label)
+/* One download, checked to be installed: what the card counted; the
+ * extended STORE DATA commands it received in *ext. */
+static struct euicc_apdu_counters download(struct setup *S, const char *label, unsigned long *ext)
 {
 	char iccid[32], ac[256], args[400], *out = NULL;
 	l_order(&S->e, NULL, iccid, ac);
@@ -215,9 +221,10 @@ static struct euicc_apdu_counters download(struct setup *S, const char *label)
 	euicc_apdu_front_counters(S->card.front, &after);
 	struct tally t1 = S->card.t;
 	unsigned long n = t1.cmds - t0.cmds;
-	printf("# %s: %lu command APDUs (%lu STORE DATA, %lu GET RESPONSE), %lu bytes sent, "
-	       "%lu bytes received, %lld ms\n",
-	       label, n, t1.store_data - t0.store_data, t1.get_response - t0.get_response,
+	*ext = t1.ext_store_data - t0.ext_store_data;
+	printf("# %s: %lu command APDUs (%lu STORE DATA, %lu of them extended, %lu GET "
+	       "RESPONSE), %lu bytes sent, %lu bytes received, %lld ms\n",
+	       label, n, t1.store_data - t0.store_data, *ext, t1.get_response - t0.get_response,
 	       t1.bytes_in - t0.bytes_in, t1.bytes_out - t0.bytes_out, took / 1000);
 	if (rc != 0) {
 		char errf[700];
@@ -279,10 +286,17 @@ static void count_case(enum mode m, bool ts48, size_t max_block, bool short_atr,
 		skip();
 	}
 	free(upp);
-	struct euicc_apdu_counters n = download(S, label);
+	unsigned long ext = 0;
+	struct euicc_apdu_counters n = download(S, label, &ext);
 	stop(S);
 	free(S);
 	assert_true(n.commands > 0);
+	/* a card declaring extended length gets extended STORE DATA (at
+	 * least the first, refused by a small card), one without none */
+	if (short_atr)
+		assert_int_equal(ext, 0);
+	else
+		assert_true(ext > 0);
 	if (n.commands > bound)
 		fail_msg("%s: %lu command APDUs, more than %lu", label, (unsigned long)n.commands,
 			 bound);
@@ -311,7 +325,7 @@ static void test_own_socket_small_card(void **state)
 static void test_own_pcsc(void **state)
 {
 	(void)state;
-	count_case(M_PCSC, false, 0, false, 80, "own profile, PC/SC");
+	count_case(M_PCSC, false, 0, false, 40, "own profile, PC/SC");
 }
 
 static void test_ts48_socket(void **state)
@@ -330,7 +344,26 @@ static void test_ts48_socket_small_card(void **state)
 static void test_ts48_pcsc(void **state)
 {
 	(void)state;
-	count_case(M_PCSC, true, 0, false, 80, "TS.48, PC/SC");
+	count_case(M_PCSC, true, 0, false, 40, "TS.48, PC/SC");
+}
+
+/* Through pcscd, a card that declares extended length but refuses STORE
+ * DATA blocks over 200 bytes with 6700 (esim-euicc --max-block 200 with
+ * the extended ATR): the LPA's first extended block is refused, it goes
+ * on in 255-byte then 120-byte blocks and the profile installs. */
+static void test_ts48_pcsc_small_card(void **state)
+{
+	(void)state;
+	count_case(M_PCSC, true, 200, false, 160, "TS.48, PC/SC, card takes <= 200 bytes");
+}
+
+/* The same card with the short vpcd ATR (what esim-euicc --vpcd
+ * --max-block 200 presents): short blocks from the start. */
+static void test_ts48_pcsc_small_card_short_atr(void **state)
+{
+	(void)state;
+	count_case(M_PCSC, true, 200, true, 160,
+		   "TS.48, PC/SC, short ATR, card takes <= 200 bytes");
 }
 
 int main(void)
@@ -344,6 +377,8 @@ int main(void)
 	    cmocka_unit_test(test_ts48_socket),
 	    cmocka_unit_test(test_ts48_socket_small_card),
 	    cmocka_unit_test(test_ts48_pcsc),
+	    cmocka_unit_test(test_ts48_pcsc_small_card),
+	    cmocka_unit_test(test_ts48_pcsc_small_card_short_atr),
 	};
 	int rc = cmocka_run_group_tests_name("own test profile", own, NULL, NULL);
 	if (rc != 0)

@@ -272,7 +272,8 @@ static void test_fallback_on_wrong_length(void **state)
 	round_trip_5000(s, &o, &trace, &block, &ext);
 	assert_false(ext);
 	assert_int_equal(block, 120);
-	assert_int_equal(count_lines(trace, "apdu -- the card refused"), 2);
+	assert_int_equal(count_lines(trace, "apdu -- a 5000-byte block was refused"), 1);
+	assert_int_equal(count_lines(trace, "apdu -- a 255-byte block was refused"), 1);
 	assert_int_equal(count_lines(trace, "apdu << 6700"), 2);
 	/* the EE.. command: 300 = 2 x 120 + 60, no refusal */
 	assert_int_equal(count_lines(trace, "apdu >> 81E29102"), 1);
@@ -410,6 +411,54 @@ static void test_atr_card_caps(void **state)
 	assert_esim(ESIM_OK, apdu_atr_card_caps(euicc_atr_short, EUICC_ATR_LEN, &c));
 	assert_true(c.present && !c.extended_length);
 	assert_int_equal(c.max_channels, EUICC_APDU_CHANNELS);
+	/* the vpcd reader's: extended length, or not in the short one */
+	assert_esim(ESIM_OK, apdu_atr_card_caps(euicc_atr_vpcd, EUICC_ATR_VPCD_LEN, &c));
+	assert_true(c.present && c.extended_length);
+	assert_int_equal(c.max_channels, EUICC_APDU_CHANNELS);
+	assert_esim(ESIM_OK, apdu_atr_card_caps(euicc_atr_vpcd_short, EUICC_ATR_VPCD_LEN, &c));
+	assert_true(c.present && !c.extended_length);
+	assert_int_equal(c.max_channels, EUICC_APDU_CHANNELS);
+}
+
+/* The protocols an ATR offers (ISO 7816-3 8.2.3: each TDi names one), as
+ * a bit mask 1 << T, and whether its TCK is right (XOR of T0..TCK = 0). */
+static unsigned atr_protocols(const uint8_t *atr, size_t len, bool *tck_ok)
+{
+	unsigned mask = 0;
+	size_t i = 1;
+	uint8_t y = atr[1] >> 4;
+	while (y & 8) {
+		i += (size_t)__builtin_popcount(y & 7);
+		i++;
+		assert_true(i < len);
+		y = atr[i] >> 4;
+		mask |= 1u << (atr[i] & 0x0F);
+	}
+	i += (size_t)__builtin_popcount(y & 7);
+	assert_int_equal(i + 1 + (atr[1] & 0x0F) + 1, len); /* historical bytes, TCK */
+	uint8_t x = 0;
+	for (size_t j = 1; j < len; j++)
+		x ^= atr[j];
+	*tck_ok = x == 0;
+	return mask;
+}
+
+/* The vpcd reader's ATRs offer T=0 and T=1 (and T=15's global bytes),
+ * the socket server's T=0 only; every TCK is right. */
+static void test_atr_protocols(void **state)
+{
+	(void)state;
+	bool ok = false;
+	unsigned t0 = 1u << 0, t1 = 1u << 1, t15 = 1u << 15;
+	assert_int_equal(atr_protocols(euicc_atr, EUICC_ATR_LEN, &ok), t0 | t15);
+	assert_true(ok);
+	assert_int_equal(atr_protocols(euicc_atr_short, EUICC_ATR_LEN, &ok), t0 | t15);
+	assert_true(ok);
+	assert_int_equal(atr_protocols(euicc_atr_vpcd, EUICC_ATR_VPCD_LEN, &ok), t0 | t1 | t15);
+	assert_true(ok);
+	assert_int_equal(atr_protocols(euicc_atr_vpcd_short, EUICC_ATR_VPCD_LEN, &ok),
+			 t0 | t1 | t15);
+	assert_true(ok);
 }
 
 static void test_big_response_mss255(void **state)
@@ -671,7 +720,9 @@ static void test_vpcd_loop(void **state)
 		assert_esim(ESIM_OK, apdu_frame_write(fd, &on, 1));
 		assert_esim(ESIM_OK, apdu_frame_write(fd, &atr, 1));
 		assert_esim(ESIM_OK, apdu_frame_read(fd, &in, 2000, 2000, -1, NULL));
-		assert_int_equal(in.len, EUICC_ATR_LEN);
+		/* the vpcd reader's ATR: T=0 and T=1, extended length */
+		assert_int_equal(in.len, EUICC_ATR_VPCD_LEN);
+		assert_memory_equal(in.data, euicc_atr_vpcd, EUICC_ATR_VPCD_LEN);
 		const uint8_t sel[] = {0x00, 0xA4, 0x04, 0x00, 0x10, 0xA0, 0x00,
 				       0x00, 0x05, 0x59, 0x10, 0x10, 0xFF, 0xFF,
 				       0xFF, 0xFF, 0x89, 0x00, 0x00, 0x01, 0x00};
@@ -707,6 +758,7 @@ int main(void)
 	    cmocka_unit_test(test_fallback_on_wrong_length),
 	    cmocka_unit_test(test_atr_channels_served),
 	    cmocka_unit_test(test_atr_card_caps),
+	    cmocka_unit_test(test_atr_protocols),
 	    cmocka_unit_test_setup_teardown(test_sw_error_kept, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sessions_in_turn, setup, teardown),
 	    cmocka_unit_test(test_t0_style_card),

@@ -7,13 +7,18 @@
  * pcscd cannot be run.
  *
  * Issue 15: the ATR pcscd reports advertises exactly the logical channels
- * the card serves (open them all: each succeeds, the next is refused), and
+ * the card serves (open them all: each succeeds, the next is refused),
+ * offers T=0 and T=1 with extended Lc/Le, and pcscd connects a program
+ * that accepts either with T=1 (so the LPA's driver carries extended
+ * APDUs) and one that asks for T=0 only with T=0; and
  * every APDU through pcscd + Debian's vpcd is fast: `esim chip info` (a
  * dozen APDUs) took ~400 ms when each waited for the card's delayed ACK;
  * the bound here, 150 ms for the whole program run (best of three), is
  * generous for a loaded CI machine and still fails the old behaviour.
  */
 #include <sys/time.h>
+
+#include <PCSC/winscard.h>
 
 #include "euicc_harness.h"
 #include "pcscd_helper.h"
@@ -28,12 +33,16 @@ static unsigned channels_over_pcsc(const char *reader, unsigned *advertised)
 	esim_buf atr = ESIM_BUF_INIT, r = ESIM_BUF_INIT;
 	assert_non_null(apdu_driver_pcsc.atr);
 	assert_esim(ESIM_OK, apdu_driver_pcsc.atr(ctx, &atr));
-	assert_int_equal(atr.len, EUICC_ATR_LEN);
-	assert_memory_equal(atr.data, euicc_atr_short, EUICC_ATR_LEN);
+	assert_int_equal(atr.len, EUICC_ATR_VPCD_LEN);
+	assert_memory_equal(atr.data, euicc_atr_vpcd, EUICC_ATR_VPCD_LEN);
 	struct apdu_card_caps caps;
 	assert_esim(ESIM_OK, apdu_atr_card_caps(atr.data, atr.len, &caps));
 	assert_true(caps.present);
-	assert_false(caps.extended_length); /* a T=0 reader: short APDUs */
+	assert_true(caps.extended_length);
+	/* connected with T=1 (pcscd's choice among T=0 and T=1): the driver
+	 * carries extended APDUs */
+	assert_non_null(apdu_driver_pcsc.max_apdu_of);
+	assert_true(apdu_driver_pcsc.max_apdu_of(ctx) > APDU_SHORT_MAX_LEN);
 	*advertised = caps.max_channels;
 	const uint8_t open[] = {0x00, 0x70, 0x00, 0x00, 0x01};
 	unsigned n = 1;
@@ -59,6 +68,30 @@ static unsigned channels_over_pcsc(const char *reader, unsigned *advertised)
 	esim_buf_free(&atr);
 	esim_buf_free(&r);
 	return n;
+}
+
+/* What pcscd makes of the ATR: a program asking for T=1 only gets it, one
+ * asking for T=0 only too (after a reset: a shared card keeps the
+ * protocol of its first user), and one that takes either gets T=1. */
+static void protocols_over_pcsc(const char *reader)
+{
+	SCARDCONTEXT pc;
+	assert_int_equal(SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &pc),
+			 SCARD_S_SUCCESS);
+	const DWORD asks[] = {SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T0,
+			      SCARD_PROTOCOL_T1};
+	const DWORD gets[] = {SCARD_PROTOCOL_T1, SCARD_PROTOCOL_T0, SCARD_PROTOCOL_T1};
+	for (size_t i = 0; i < 3; i++) {
+		SCARDHANDLE h;
+		DWORD proto = 0;
+		LONG rv = SCardConnect(pc, reader, SCARD_SHARE_SHARED, asks[i], &h, &proto);
+		if (rv != SCARD_S_SUCCESS)
+			fail_msg("SCardConnect asking for protocols %lu: %s",
+				 (unsigned long)asks[i], pcsc_stringify_error(rv));
+		assert_int_equal(proto, gets[i]);
+		SCardDisconnect(h, SCARD_RESET_CARD);
+	}
+	SCardReleaseContext(pc);
 }
 
 /* Wall time of `esim chip info` through the reader, in ms; -1 when it
@@ -114,6 +147,7 @@ static void test_eid_over_pcsc(void **state)
 	unsigned advertised = 0, served = 0;
 	long best = -1;
 	if (err == ESIM_OK) {
+		protocols_over_pcsc(env.reader);
 		served = channels_over_pcsc(env.reader, &advertised);
 		for (int i = 0; i < 3; i++) {
 			long ms = chip_info_ms(env.reader);
