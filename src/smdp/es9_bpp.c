@@ -4,7 +4,8 @@
  * and its confirmation code checked, the profile package bound to the
  * eUICC's one-time key (or the package bound before to the same key, its
  * BF23 signed again for this transactionId), and the order moved to
- * Downloaded. Two transactions with the crypto between them.
+ * Downloaded. One transaction on PostgreSQL, two with the crypto between
+ * them on SQLite (bpp_all_tx).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,9 @@ struct bpp_load {
 	EVP_PKEY *euicc;
 	bool unknown; /* no such session, or not authenticated */
 	esim_err ve;  /* the check of the PrepareDownloadResponse */
+	uint8_t *bpp; /* the bound package (bpp_make), malloc'd */
+	size_t bpp_len;
+	bool bad_point; /* the eUICC's otPK is no point of the curve */
 };
 
 static esim_err bpp_load_tx(store *s, void *arg)
@@ -344,12 +348,84 @@ static esim_err bpp_load_tx(store *s, void *arg)
 	return bpp_tx1(s, &l->a);
 }
 
+/* The package for this session: the one bound before to the same otPK
+ * with its BF23 signed again, or a new binding of the profile (fresh
+ * profile protection keys when its type has them). Into l->bpp. */
+static esim_err bpp_make(smdp *d, struct bpp_load *l)
+{
+	struct bpp_tx *a = &l->a;
+	const struct session *ss = &l->ss;
+	const struct rsp_prepare_download_resp *pd = &l->pd;
+	struct smdp_identity *id = &d->ids[ss->ident];
+	free(l->bpp);
+	l->bpp = NULL;
+	l->bad_point = false;
+	if (a->old_bpp)
+		return rebind_txid(id->dppb_key, a->old_bpp, a->old_bpp_len, &ss->txid, pd->otpk,
+				   &l->bpp, &l->bpp_len);
+	uint8_t *meta = NULL, eid_bcd[RSP_EID_LEN];
+	size_t meta_len = 0;
+	esim_err err = smdp_es9_build_metadata(d, a->iccid, a->spn, a->name, a->pclass, a->ppr,
+					       &a->mx, &meta, &meta_len);
+	if (err == ESIM_OK)
+		err = rsp_eid_to_bcd(ss->eid, eid_bcd);
+	/* fresh profile protection keys for this binding (digest 7.8) */
+	struct rsp_bpp_ppk ppk;
+	if (err == ESIM_OK && a->ppk && RAND_bytes((uint8_t *)&ppk, sizeof ppk) != 1)
+		err = ESIM_E_CRYPTO_RANDOM;
+	if (err == ESIM_OK) {
+		struct rsp_bpp_params bp = {
+		    .dp_pb_key = id->dppb_key,
+		    .txid = &ss->txid,
+		    .euicc_otpk = pd->otpk,
+		    .euicc_otpk_len = RSP_OTPK_LEN,
+		    .eid = eid_bcd,
+		    .host_id = (const uint8_t *)ES9_HOST_ID,
+		    .host_id_len = strlen(ES9_HOST_ID),
+		    .metadata = meta,
+		    .metadata_len = meta_len,
+		    .upp = a->upp,
+		    .upp_len = a->upp_len,
+		    .ppk = a->ppk ? &ppk : NULL,
+		};
+		err = rsp_bpp_build(&bp, &l->bpp, &l->bpp_len);
+		esim_wipe(&ppk, sizeof ppk);
+		if (err == ESIM_E_CRYPTO_BAD_POINT) {
+			l->bad_point = true;
+			err = ESIM_OK;
+		}
+	}
+	free(meta);
+	return err;
+}
+
+/*
+ * PostgreSQL: the load, the binding and the writes in one transaction. The
+ * order row stays locked (FOR UPDATE) while the package is bound, which
+ * only a second request for the same order waits for; it saves a COMMIT, a
+ * BEGIN and a transaction per download (docs/PERFORMANCE.md). SQLite takes
+ * its write lock at BEGIN, so there the binding stays between two
+ * transactions, lest every download wait for another's crypto.
+ */
+static esim_err bpp_all_tx(store *s, void *arg)
+{
+	struct bpp_load *l = arg;
+	esim_err err = bpp_load_tx(s, l);
+	if (err != ESIM_OK || l->unknown || l->ve != ESIM_OK || l->a.st.subject)
+		return err;
+	if ((err = bpp_make(l->a.d, l)) != ESIM_OK)
+		return err;
+	if (l->bad_point)
+		return smdp_es9_delete_session(s, l->ss.txid_hex);
+	l->a.bpp = l->bpp;
+	l->a.bpp_len = l->bpp_len;
+	return bpp_tx2(s, &l->a);
+}
+
 esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 {
 	smdp *d = x->d;
 	const char *txhex = smdp_es9_opt_str(x->req, "transactionId");
-	uint8_t *bpp = NULL;
-	size_t bpp_len = 0;
 	struct rsp_es9_request rq;
 	memset(&rq, 0, sizeof rq);
 	if (!txhex) {
@@ -370,7 +446,9 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 	l.txhex = txhex;
 	l.pdr = rq.u.get_bpp.prepare_download_response.p;
 	l.pdr_len = rq.u.get_bpp.prepare_download_response.len;
-	if ((err = store_transaction_opts(s, ES9_TX, bpp_load_tx, &l, 0)) != ESIM_OK)
+	bool one_tx = store_sql_dialect(s) == STORE_DIALECT_POSTGRES;
+	if ((err = store_transaction_opts(s, ES9_TX, one_tx ? bpp_all_tx : bpp_load_tx, &l, 0)) !=
+	    ESIM_OK)
 		goto out;
 	if (l.unknown) {
 		x->st = ES9_UNKNOWN_TX;
@@ -390,73 +468,38 @@ esim_err smdp_es9_get_bound_profile_package(struct es9 *x, store *s)
 	}
 	struct bpp_tx *a = &l.a;
 	struct session *ss = &l.ss;
-	const struct rsp_prepare_download_resp *pd = &l.pd;
+	if (!one_tx && !a->st.subject) {
+		if ((err = bpp_make(d, &l)) != ESIM_OK)
+			goto out;
+		if (l.bad_point) {
+			x->st = ES9_BADFIELD;
+			err = smdp_es9_end_session(s, ss->txid_hex);
+			goto out;
+		}
+		a->bpp = l.bpp;
+		a->bpp_len = l.bpp_len;
+		if ((err = store_transaction_opts(s, ES9_TX, bpp_tx2, a, 0)) != ESIM_OK)
+			goto out;
+	}
+	if (l.bad_point) { /* one_tx: the session is already ended */
+		x->st = ES9_BADFIELD;
+		goto out;
+	}
+	/* a refusal of the load (bpp_tx1) or of the writes (bpp_tx2) */
 	if (a->st.subject) {
 		x->st = a->st;
 		if (!a->keep_session)
 			err = smdp_es9_end_session(s, ss->txid_hex);
 		goto out;
 	}
-	struct smdp_identity *id = &d->ids[ss->ident];
-	if (a->old_bpp) {
-		err = rebind_txid(id->dppb_key, a->old_bpp, a->old_bpp_len, &ss->txid, pd->otpk,
-				  &bpp, &bpp_len);
-	} else {
-		uint8_t *meta = NULL, eid_bcd[RSP_EID_LEN];
-		size_t meta_len = 0;
-		err = smdp_es9_build_metadata(d, a->iccid, a->spn, a->name, a->pclass, a->ppr,
-					      &a->mx, &meta, &meta_len);
-		if (err == ESIM_OK)
-			err = rsp_eid_to_bcd(ss->eid, eid_bcd);
-		/* fresh profile protection keys for this binding (digest 7.8) */
-		struct rsp_bpp_ppk ppk;
-		if (err == ESIM_OK && a->ppk && RAND_bytes((uint8_t *)&ppk, sizeof ppk) != 1)
-			err = ESIM_E_CRYPTO_RANDOM;
-		if (err == ESIM_OK) {
-			struct rsp_bpp_params bp = {
-			    .dp_pb_key = id->dppb_key,
-			    .txid = &ss->txid,
-			    .euicc_otpk = pd->otpk,
-			    .euicc_otpk_len = RSP_OTPK_LEN,
-			    .eid = eid_bcd,
-			    .host_id = (const uint8_t *)ES9_HOST_ID,
-			    .host_id_len = strlen(ES9_HOST_ID),
-			    .metadata = meta,
-			    .metadata_len = meta_len,
-			    .upp = a->upp,
-			    .upp_len = a->upp_len,
-			    .ppk = a->ppk ? &ppk : NULL,
-			};
-			err = rsp_bpp_build(&bp, &bpp, &bpp_len);
-			esim_wipe(&ppk, sizeof ppk);
-			if (err == ESIM_E_CRYPTO_BAD_POINT) {
-				x->st = ES9_BADFIELD;
-				err = smdp_es9_end_session(s, ss->txid_hex);
-				free(meta);
-				goto out;
-			}
-		}
-		free(meta);
-	}
-	if (err != ESIM_OK)
-		goto out;
-	a->bpp = bpp;
-	a->bpp_len = bpp_len;
-	if ((err = store_transaction_opts(s, ES9_TX, bpp_tx2, a, 0)) != ESIM_OK)
-		goto out;
-	if (a->st.subject) {
-		x->st = a->st;
-		err = smdp_es9_end_session(s, ss->txid_hex);
-		goto out;
-	}
 	atomic_fetch_add(&d->downloads, 1);
 	struct rsp_es9_response r = {.fn = RSP_ES9_GET_BOUND_PROFILE_PACKAGE};
 	r.u.get_bpp.txid = ss->txid;
-	r.u.get_bpp.bound_profile_package = (der_span){bpp, bpp_len};
+	r.u.get_bpp.bound_profile_package = (der_span){l.bpp, l.bpp_len};
 	if ((err = smdp_es9_answer(x, &r)) != ESIM_OK)
 		goto out;
 	smdp_logf(d, "bpp", "txid=%s iccid=%s reused=%d bytes=%zu", ss->txid_hex, a->iccid,
-		  a->old_bpp != NULL, bpp_len);
+		  a->old_bpp != NULL, l.bpp_len);
 out:
 	EVP_PKEY_free(l.euicc);
 	if (l.a.upp)
@@ -464,7 +507,7 @@ out:
 	free(l.a.upp);
 	free(l.a.old_bpp);
 	rsp_es9_request_clear(&rq);
-	free(bpp);
+	free(l.bpp);
 	smdp_es9_session_clear(&l.ss);
 	return err;
 }

@@ -18,6 +18,11 @@
  *   turns the '' of older databases into NULL. On SQLite, and on a real
  *   PostgreSQL (pg_helper) for the default orders and the migration:
  *   skipped (77) without PostgreSQL, a failure under CI=true.
+ *
+ * The session, confirmation-code and limit cases run again on PostgreSQL
+ * (the "_pg" entries): there authenticateClient checks the eUICC inside its
+ * transaction and getBoundProfilePackage loads, binds and writes in one,
+ * so every refusal must leave the same state as on SQLite.
  */
 #include "test_smdp_fixture.h"
 
@@ -59,6 +64,52 @@ static int teardown(void **state)
 	sfx_close(&F);
 	return 0;
 }
+
+/* One PostgreSQL for the group's "_pg" cases (a fresh database each),
+ * started by the first of them; pg_missing says why there is none. */
+static struct pg_env PG;
+static bool pg_started;
+static char pg_missing[300];
+
+static int setup_pg(void **state)
+{
+	(void)state;
+	if (!pg_started && pg_missing[0] == '\0') {
+		memset(&PG, 0, sizeof PG);
+		int rc = pg_start(&PG);
+		if (rc == TEST_SKIP_CODE) {
+			snprintf(pg_missing, sizeof pg_missing, "%s", PG.why);
+			pg_stop(&PG);
+		} else {
+			assert_int_equal(rc, 0);
+			pg_started = true;
+		}
+	}
+	if (!pg_started)
+		return 0; /* the case skips itself */
+	char url[512];
+	assert_int_equal(pg_create_db(&PG, url, sizeof url), 0);
+	sfx_open_smdp(&F, url, 8);
+	sfx_open_euiccs(&F);
+	return 0;
+}
+
+static int teardown_pg(void **state)
+{
+	(void)state;
+	if (pg_started)
+		sfx_close(&F);
+	return 0;
+}
+
+/* A "_pg" case runs its SQLite twin on the PostgreSQL of setup_pg. */
+#define PG_TWIN(name)                                                                              \
+	static void name##_pg(void **state)                                                        \
+	{                                                                                          \
+		if (!pg_started)                                                                   \
+			skip();                                                                    \
+		name(state);                                                                       \
+	}
 
 /* The LPA's last ES9+ answer was a refusal with these codes, over HTTP 200. */
 #define assert_refused(s, subj, rsn)                                                               \
@@ -429,8 +480,9 @@ static void test_migration_empty_mid(void **state)
 	migration_empty_mid(url);
 }
 
-/* set when PostgreSQL is not installed: the run ends with a skip (77) */
-static char pg_missing[300];
+PG_TWIN(test_auth_other_session_txid)
+PG_TWIN(test_cc_retry_same_session)
+PG_TWIN(test_cc_limit_same_session)
 
 /* The default orders and the migration on a real PostgreSQL, whose unique
  * index gave the HTTP 500 as SQLite's did. */
@@ -441,7 +493,8 @@ static void test_default_orders_postgres(void **state)
 	memset(&pg, 0, sizeof pg);
 	int rc = pg_start(&pg);
 	if (rc == TEST_SKIP_CODE) {
-		snprintf(pg_missing, sizeof pg_missing, "%s", pg.why);
+		if (pg_missing[0] == '\0')
+			snprintf(pg_missing, sizeof pg_missing, "%s", pg.why);
 		pg_stop(&pg);
 		skip();
 	}
@@ -472,8 +525,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_default_orders_several_eids, setup, teardown),
 	    cmocka_unit_test(test_migration_empty_mid),
 	    cmocka_unit_test(test_default_orders_postgres),
+	    cmocka_unit_test_setup_teardown(test_auth_other_session_txid_pg, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_cc_retry_same_session_pg, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_cc_limit_same_session_pg, setup_pg, teardown_pg),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
+	if (pg_started)
+		pg_stop(&PG);
 	/* a pass without the PostgreSQL half is not a pass */
 	if (rc == 0 && pg_missing[0] != '\0')
 		return test_component_missing_status("PostgreSQL", pg_missing);
