@@ -201,11 +201,17 @@ static esim_err pcsc_transmit(void *ctx, const uint8_t *capdu, size_t len, esim_
 	return ESIM_OK;
 }
 
+/* The longest extended APDU sent: 65535 bytes, not APDU_MAX_LEN. vpcd
+ * frames an APDU with a 2-byte length and, asked for a longer one, drops
+ * its connection to the card (pcscd then reports the card gone, nothing
+ * to fall back on); pcsc-lite itself would take 65548. */
+#define PCSC_MAX_EXTENDED 65535
+
 /* Extended APDUs with T=1, until the reader refuses one. */
 static size_t pcsc_max_apdu(void *ctx)
 {
 	const struct pcsc_ctx *c = ctx;
-	return c->proto == SCARD_PROTOCOL_T1 && !c->ext_refused ? APDU_MAX_LEN : 0;
+	return c->proto == SCARD_PROTOCOL_T1 && !c->ext_refused ? PCSC_MAX_EXTENDED : 0;
 }
 
 static esim_err pcsc_atr(void *ctx, esim_buf *atr)

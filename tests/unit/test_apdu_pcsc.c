@@ -155,6 +155,42 @@ static void test_segmented_both_ways(void **state)
 	esim_buf_free(&resp);
 }
 
+/* The longest ES10 command the session sends in extended blocks, and its
+ * echo back: through vpcd (2-byte frame lengths) no APDU may pass 65535
+ * bytes, or vpcd ejects the card mid-session. 66000 bytes go in extended
+ * blocks of at most 65535 bytes each; the card gets the command whole and
+ * once, and the answer comes back whole through GET RESPONSE. */
+static void test_longest_extended_command(void **state)
+{
+	struct world *w = *state;
+	apdu_session *s = NULL;
+	struct apdu_session_opts o = {.trace = getenv("ESIM_APDU_TRACE") ? stderr : NULL};
+	assert_esim(ESIM_OK, apdu_session_open("pcsc", w->env.reader, &o, &s));
+	bool ext = false;
+	size_t block = apdu_session_block(s, &ext);
+	assert_true(ext); /* T=1, extended length in the ATR */
+	assert_true(block + 9 <= 65535);
+	size_t len = 66000;
+	uint8_t *cmd = malloc(len);
+	assert_non_null(cmd);
+	for (size_t i = 0; i < len; i++)
+		cmd[i] = (uint8_t)(i * 7 + 1);
+	cmd[0] = 0x30;
+	esim_buf resp = ESIM_BUF_INIT;
+	int before = w->h.calls;
+	assert_esim(ESIM_OK, apdu_es10_transmit(s, cmd, len, &resp));
+	assert_int_equal(w->h.calls, before + 1);
+	assert_int_equal(w->h.last_len, len);
+	assert_int_equal(resp.len, len);
+	assert_memory_equal(resp.data, cmd, len);
+	/* still extended: nothing was refused */
+	apdu_session_block(s, &ext);
+	assert_true(ext);
+	apdu_session_close(s);
+	esim_buf_free(&resp);
+	free(cmd);
+}
+
 static void test_no_such_reader(void **state)
 {
 	(void)state;
@@ -169,6 +205,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_select_and_es10),
 	    cmocka_unit_test(test_segmented_both_ways),
+	    cmocka_unit_test(test_longest_extended_command),
 	    cmocka_unit_test(test_no_such_reader),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
