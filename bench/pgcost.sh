@@ -96,7 +96,7 @@ EOF
 	    COALESCE(ROUND(SUM(total_exec_time)::numeric, 1), 0)
 	    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 	    WHERE d.datname = current_database() AND query !~* 'pg_stat'")
-	psql_q "SELECT calls, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 150)
+	psql_q "SELECT calls, plans, rows, round((mean_exec_time * 1000)::numeric) AS us, left(regexp_replace(query, '\s+', ' ', 'g'), 150)
 	    FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 	    WHERE d.datname = current_database() AND query !~* 'pg_stat'
 	    ORDER BY calls DESC" >"$PGCOST_DIR/queries.txt"
