@@ -193,8 +193,8 @@ static void test_default_smdp_no_order(void **state)
  * PrepareDownload per session, so the wrong tries are made here and the
  * right one by the eUICC itself, whose session is then still untouched.
  */
-static void prepare_response(const struct lpa_session *s, const char *code, uint8_t **out,
-			     size_t *out_len)
+static void prepare_response_otpk(const struct lpa_session *s, const char *code, bool off_curve,
+				  uint8_t **out, size_t *out_len)
 {
 	char path[700];
 	snprintf(path, sizeof path, "%s/nist/euicc.key.pem", F.pki);
@@ -203,6 +203,8 @@ static void prepare_response(const struct lpa_session *s, const char *code, uint
 	assert_esim(ESIM_OK, crypto_key_generate(CRYPTO_CURVE_P256, &ot));
 	uint8_t otpk[CRYPTO_EC_POINT_LEN], hash[32];
 	assert_esim(ESIM_OK, crypto_key_public_point(ot, otpk));
+	if (off_curve) /* the last byte of y changed: no point of P-256 */
+		otpk[CRYPTO_EC_POINT_LEN - 1] ^= 0x01;
 	assert_esim(ESIM_OK, rsp_hash_cc(code, strlen(code), &s->txid, hash));
 	der_builder sb;
 	der_builder_init(&sb);
@@ -232,12 +234,13 @@ static void prepare_response(const struct lpa_session *s, const char *code, uint
 	EVP_PKEY_free(sk);
 }
 
-/* getBoundProfilePackage on s's session with a response for code. */
-static json_t *bpp_with_code(const struct lpa_session *s, const char *code)
+/* getBoundProfilePackage on s's session with a response for code (its
+ * otPK off the curve when asked). */
+static json_t *bpp_with(const struct lpa_session *s, const char *code, bool off_curve)
 {
 	uint8_t *pdr = NULL;
 	size_t pdr_len = 0;
-	prepare_response(s, code, &pdr, &pdr_len);
+	prepare_response_otpk(s, code, off_curve, &pdr, &pdr_len);
 	json_t *o = json_object();
 	json_object_set_new(o, "transactionId", json_string(s->txid_hex));
 	net_json_set_base64(o, "prepareDownloadResponse", pdr, pdr_len);
@@ -247,6 +250,11 @@ static json_t *bpp_with_code(const struct lpa_session *s, const char *code)
 	json_t *j = es9_call("getBoundProfilePackage", body);
 	free(body);
 	return j;
+}
+
+static json_t *bpp_with_code(const struct lpa_session *s, const char *code)
+{
+	return bpp_with(s, code, false);
 }
 
 static void test_cc_retry_same_session(void **state)
@@ -300,6 +308,35 @@ static void test_cc_limit_same_session(void **state)
 	sfx_assert_fail(j, "8.10.1", "3.9");
 	json_decref(j);
 	lpa_session_clear(&s);
+}
+
+/* A PrepareDownloadResponse validly signed by the eUICC whose one-time key
+ * is no point of the curve: "element invalid", the session ended (on
+ * PostgreSQL in the transaction that bound nothing), the order untouched
+ * and downloadable by a new session. */
+static void test_bpp_otpk_off_curve(void **state)
+{
+	(void)state;
+	char mid[64];
+	sfx_order(&F, 3, NULL, "PT-3", NULL, true, mid);
+	struct lpa_session s;
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_dl_initiate(&s));
+	assert_esim(ESIM_OK, lpa_dl_authenticate(&s, mid));
+	assert_false(s.failed);
+	json_t *j = bpp_with(&s, "", true);
+	sfx_assert_fail(j, "1.3.1", "2.1");
+	json_decref(j);
+	/* the session is gone: a good response on it is an unknown one */
+	j = bpp_with(&s, "", false);
+	sfx_assert_fail(j, "8.10.1", "3.9");
+	json_decref(j);
+	lpa_session_clear(&s);
+	assert_int_equal(sfx_state(&F, 3), SMDP_RELEASED);
+	lpa_session_init(&s, &F.drv[0]);
+	assert_esim(ESIM_OK, lpa_download(&s, mid, NULL));
+	lpa_session_clear(&s);
+	assert_int_equal(sfx_state(&F, 3), SMDP_INSTALLED);
 }
 
 /* ---- 5: CancelOrder of an order linked to an EID --------------------------- */
@@ -483,6 +520,7 @@ static void test_migration_empty_mid(void **state)
 PG_TWIN(test_auth_other_session_txid)
 PG_TWIN(test_cc_retry_same_session)
 PG_TWIN(test_cc_limit_same_session)
+PG_TWIN(test_bpp_otpk_off_curve)
 
 /* The default orders and the migration on a real PostgreSQL, whose unique
  * index gave the HTTP 500 as SQLite's did. */
@@ -520,6 +558,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_default_smdp_no_order, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cc_retry_same_session, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cc_limit_same_session, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bpp_otpk_off_curve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_order_needs_eid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_orders_one_eid, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_default_orders_several_eids, setup, teardown),
@@ -528,6 +567,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_auth_other_session_txid_pg, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_cc_retry_same_session_pg, setup_pg, teardown_pg),
 	    cmocka_unit_test_setup_teardown(test_cc_limit_same_session_pg, setup_pg, teardown_pg),
+	    cmocka_unit_test_setup_teardown(test_bpp_otpk_off_curve_pg, setup_pg, teardown_pg),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	if (pg_started)
