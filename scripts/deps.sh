@@ -12,7 +12,7 @@ PKGS=(
   libpcsclite-dev pcscd pcsc-tools vsmartcard-vpcd
   libsodium-dev libqrencode-dev
   chromium curl jq python3 haproxy
-  gettext fonts-wqy-zenhei
+  gettext libc-l10n fonts-wqy-zenhei
   python3-aiosmtpd
   libsystemd-dev systemd man-db
   debhelper dpkg-dev fakeroot lintian debootstrap

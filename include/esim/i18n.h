@@ -26,4 +26,9 @@
  */
 void esim_i18n_init(const char *domain);
 
+/* English from here on, the program's catalogue and the C library's own
+ * texts alike (strerror's reason inside an error's detail): for output that
+ * programs read, such as `esim --json`. Same thread rule as above. */
+void esim_i18n_english(void);
+
 #endif

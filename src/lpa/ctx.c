@@ -229,6 +229,9 @@ int lpa_init(struct lpa *L, const char *command, int argc, char **argv, int firs
 	}
 	if (L->o.request_id[0] == '\0' && esim_request_id_new(L->o.request_id) != ESIM_OK)
 		L->o.request_id[0] = '\0'; /* no randomness: no id, the servers make one */
+	/* --json: one English document, the system's reasons in it too */
+	if (L->o.json)
+		esim_i18n_english();
 	L->tty = !L->o.json && isatty(STDOUT_FILENO);
 	L->stdin_tty = isatty(STDIN_FILENO);
 	if (L->o.transport != NULL && apdu_driver_find(L->o.transport) == NULL)

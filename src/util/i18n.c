@@ -87,3 +87,9 @@ void esim_i18n_init(const char *domain)
 	bind_textdomain_codeset(domain, "UTF-8");
 	textdomain(domain);
 }
+
+void esim_i18n_english(void)
+{
+	/* gettext answers the msgid, and ignores LANGUAGE, in the "C" locale */
+	setlocale(LC_MESSAGES, "C");
+}

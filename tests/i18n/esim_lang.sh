@@ -90,6 +90,26 @@ else
 	echo "i18n_esim: FAILED: --json detail not English: $json" >&2
 	fail=1
 fi
+# --json is English through and through: the C library's own text for the
+# system's reason (strerror) inside a detail too, where glibc has it in the
+# user's language (libc-l10n; scripts/deps.sh installs it)
+libc_nl=/usr/share/locale/nl/LC_MESSAGES/libc.mo
+if [ -f "$libc_nl" ]; then
+	check "nl: the system's reason in Dutch on the terminal" "Bestand of map bestaat niet" \
+		LANG=nl_BE.UTF-8 -- --socket "$nosock" chip info
+	json="$(env -u LC_ALL -u LC_MESSAGES -u LANGUAGE LANG=nl_BE.UTF-8 "$ESIM" --json --socket "$nosock" chip info 2>/dev/null)"
+	if [[ "$json" == *"(No such file or directory)"* && "$json" != *"Bestand"* ]]; then
+		echo "i18n_esim: ok: --json keeps the system's reason in English"
+	else
+		echo "i18n_esim: FAILED: --json carries a translated system reason: $json" >&2
+		fail=1
+	fi
+elif [ "${CI:-}" = true ]; then
+	echo "i18n_esim: FAILED: no $libc_nl (libc-l10n, scripts/deps.sh)" >&2
+	fail=1
+else
+	echo "i18n_esim: not checked: --json and the C library's texts (no $libc_nl)"
+fi
 check "German has no catalogue: English" "esim: unknown command 'bogus'" LANG=de_DE.UTF-8 -- bogus
 check "C: English" "usage: esim [global options] <command>" LANG=C -- --help
 check "nothing set: English" "esim: unknown command 'bogus'" -- bogus
