@@ -1239,14 +1239,22 @@ static void *outbox_post_thread(void *arg)
 static esim_err outbox_claim(store *s, struct outbox_batch *b, unsigned lease_s)
 {
 	store_stmt *st;
-	esim_err err = store_prepare(s,
-				     "UPDATE smdp_outbox SET lease_owner = ?1, lease_until = ?2"
-				     " WHERE done = 0 AND id IN (SELECT id FROM smdp_outbox"
-				     " WHERE done = 0 AND failed = 0 AND next_try <= ?3"
-				     " AND (lease_until IS NULL OR lease_until < ?3) AND kind = ?5"
-				     " ORDER BY id LIMIT ?4 {{SKIP_LOCKED}})"
-				     " RETURNING id, attempts, url, body, request_id, order_id",
-				     &st);
+	/* An SM-DS row (kind 1) waits while an earlier one of its order is
+	 * neither done nor failed: a DeleteEvent never overtakes the
+	 * RegisterEvent that another instance (or a lease that ran out) is
+	 * still sending, which would leave the event registered for good. */
+	esim_err err = store_prepare(
+	    s,
+	    "UPDATE smdp_outbox SET lease_owner = ?1, lease_until = ?2"
+	    " WHERE done = 0 AND id IN (SELECT o.id FROM smdp_outbox o"
+	    " WHERE o.done = 0 AND o.failed = 0 AND o.next_try <= ?3"
+	    " AND (o.lease_until IS NULL OR o.lease_until < ?3) AND o.kind = ?5"
+	    " AND (o.kind = 0 OR o.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM smdp_outbox p"
+	    " WHERE p.kind = 1 AND p.order_id = o.order_id AND p.id < o.id AND p.done = 0"
+	    " AND p.failed = 0))"
+	    " ORDER BY o.id LIMIT ?4 {{SKIP_LOCKED}})"
+	    " RETURNING id, attempts, url, body, request_id, order_id",
+	    &st);
 	if (err != ESIM_OK)
 		return err;
 	store_bind_text(st, 1, b->owner);

@@ -151,6 +151,11 @@ static const char *const migrations[] = {
      * yet sent, and a refused RegisterEvent is told in the order's
      * profile's history; NULL for rows queued before. */
     "ALTER TABLE smdp_outbox ADD COLUMN order_id {{INT}};",
+    /* 13: the outbox's claim looks for an earlier SM-DS row of the same
+     * order still to send (es2.c outbox_claim: a DeleteEvent waits for
+     * its RegisterEvent) */
+    "CREATE INDEX smdp_outbox_order ON smdp_outbox(order_id)"
+    " WHERE done = 0 AND failed = 0;",
 };
 
 esim_err smdp_schema_migrate_upto(store *s, size_t n)

@@ -1303,6 +1303,83 @@ static void test_failed_order_deletes_event(void **state)
 	assert_true(wait_events(e, H_EID, before));
 }
 
+/* SM-DS rows of the outbox not yet done nor failed. */
+static int smds_pending(struct senv *e)
+{
+	store *s = NULL;
+	assert_esim(ESIM_OK, store_open(e->smdp_db, &s));
+	store_stmt *st;
+	assert_esim(ESIM_OK, store_prepare(s,
+					   "SELECT COUNT(*) FROM smdp_outbox WHERE kind = 1 AND"
+					   " done = 0 AND failed = 0",
+					   &st));
+	bool row = false;
+	assert_esim(ESIM_OK, store_step(st, &row));
+	int n = row ? (int)store_col_int64(st, 0) : -1;
+	store_finalize(st);
+	store_close(s);
+	return n;
+}
+
+/* The newest RegisterEvent row as another instance holds it while sending
+ * it: leased to someone else for secs more, due once the lease runs out. */
+static void lease_register_elsewhere(struct senv *e, int secs)
+{
+	store *s = NULL;
+	assert_esim(ESIM_OK, store_open(e->smdp_db, &s));
+	store_stmt *st;
+	assert_esim(ESIM_OK,
+		    store_prepare(s,
+				  "UPDATE smdp_outbox SET lease_owner = 'another-instance',"
+				  " lease_until = ?1, next_try = ?2 WHERE id = (SELECT MAX(id) FROM"
+				  " smdp_outbox WHERE kind = 1 AND url LIKE '%/registerEvent')",
+				  &st));
+	int64_t now = (int64_t)time(NULL);
+	store_bind_int64(st, 1, now + secs);
+	store_bind_int64(st, 2, now);
+	assert_esim(ESIM_OK, store_run(st));
+	assert_int_equal(store_changes(s), 1);
+	store_finalize(st);
+	store_close(s);
+}
+
+/* An order ends while another instance is still sending its RegisterEvent
+ * (the row leased elsewhere): the DeleteEvent queued then waits for it, so
+ * the SM-DS ends with no event. Before, the DeleteEvent went first (nothing
+ * to delete yet: done) and the RegisterEvent after it left the event at the
+ * SM-DS for good, announcing an order that no longer exists. */
+static void test_delete_waits_for_register(void **state)
+{
+	struct senv *e = *state;
+	char iccid[32], st[32], mid[80];
+	int n0, d0, f0, n, dn, fl;
+	kill(e->smds, SIGTERM);
+	waitpid(e->smds, NULL, 0);
+	e->smds = 0;
+	smds_rows(e, &n0, &d0, &f0);
+	size_t before = smds_events(e, NULL);
+	download_order(e, iccid);
+	confirm(e, iccid, e->es12_addr, NULL, st, mid);
+	assert_string_equal(st, "");
+	lease_register_elsewhere(e, 3);
+	json_t *r = es2(e, "cancelOrder",
+			json_pack("{s:s,s:s,s:s}", "iccid", iccid, "eid", H_EID,
+				  "finalProfileStatusIndicator", "Available"));
+	assert_string_equal(status_of(r, st), "");
+	json_decref(r);
+	assert_int_equal(smds_pending(e), 2); /* the RegisterEvent kept, the DeleteEvent */
+	start_smds(e);
+	/* the lease runs out, this instance sends both, in their order */
+	int pending = -1;
+	for (int i = 0; i < 300 && (pending = smds_pending(e)) != 0; i++)
+		usleep(50000);
+	assert_int_equal(pending, 0);
+	smds_rows(e, &n, &dn, &fl);
+	assert_int_equal(dn - d0, 1); /* the RegisterEvent was sent */
+	assert_int_equal(fl - f0, 0);
+	assert_int_equal(smds_events(e, NULL), before);
+}
+
 int main(void)
 {
 	const struct CMUnitTest nist[] = {
@@ -1317,6 +1394,7 @@ int main(void)
 	    cmocka_unit_test(test_crash_between_steps),
 	    cmocka_unit_test(test_outbox_register_refused),
 	    cmocka_unit_test(test_failed_order_deletes_event),
+	    cmocka_unit_test(test_delete_waits_for_register),
 	    cmocka_unit_test(test_es11_asn1),
 	    cmocka_unit_test(test_es11_chain_same_codes),
 	};
